@@ -1,0 +1,1 @@
+//! ftpdlib: an FTP server library built as a single-threaded mio reactor.
