@@ -1,0 +1,560 @@
+//! Who may log in and what they may do: the [`Authorizer`] trait, [`Perms`] and
+//! [`DummyAuthorizer`], the table of virtual users (pyftpdlib's `authorizers.py`).
+//!
+//! Permission letters, as in pyftpdlib:
+//!
+//! | letter | allows | commands |
+//! |---|---|---|
+//! | `e` | change directory | CWD, CDUP |
+//! | `l` | list files | LIST, NLST, STAT, MLSD, MLST, SIZE, MDTM |
+//! | `r` | retrieve files | RETR |
+//! | `a` | append to files | APPE |
+//! | `d` | delete files and directories | DELE, RMD |
+//! | `f` | rename | RNFR, RNTO |
+//! | `m` | make directories | MKD |
+//! | `w` | store files | STOR, STOU |
+//! | `M` | change file mode | SITE CHMOD |
+//! | `T` | change file modification time | MFMT |
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::BitOr;
+use std::path::{Path, PathBuf};
+
+/// A set of permission letters (`"elradfmwMT"`), built like mio's `Interest`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Perms(u16);
+
+impl Perms {
+    /// `e`: change directory.
+    pub const CWD: Perms = Perms(1 << 0);
+    /// `l`: list files.
+    pub const LIST: Perms = Perms(1 << 1);
+    /// `r`: retrieve files.
+    pub const RETR: Perms = Perms(1 << 2);
+    /// `a`: append to files.
+    pub const APPEND: Perms = Perms(1 << 3);
+    /// `d`: delete files and directories.
+    pub const DELETE: Perms = Perms(1 << 4);
+    /// `f`: rename files and directories.
+    pub const RENAME: Perms = Perms(1 << 5);
+    /// `m`: make directories.
+    pub const MKDIR: Perms = Perms(1 << 6);
+    /// `w`: store files.
+    pub const STORE: Perms = Perms(1 << 7);
+    /// `M`: change file mode (SITE CHMOD).
+    pub const CHMOD: Perms = Perms(1 << 8);
+    /// `T`: change modification time (MFMT).
+    pub const MFMT: Perms = Perms(1 << 9);
+    /// No permission at all.
+    pub const NONE: Perms = Perms(0);
+
+    /// Letters in canonical order, each with its flag.
+    pub const LETTERS: [(char, Perms); 10] = [
+        ('e', Perms::CWD),
+        ('l', Perms::LIST),
+        ('r', Perms::RETR),
+        ('a', Perms::APPEND),
+        ('d', Perms::DELETE),
+        ('f', Perms::RENAME),
+        ('m', Perms::MKDIR),
+        ('w', Perms::STORE),
+        ('M', Perms::CHMOD),
+        ('T', Perms::MFMT),
+    ];
+
+    /// The read-only set `"elr"`, the default for new users.
+    pub const READ_ONLY: Perms = Perms(Perms::CWD.0 | Perms::LIST.0 | Perms::RETR.0);
+
+    /// Every write permission: `"adfmwMT"`.
+    pub const WRITE: Perms = Perms(
+        Perms::APPEND.0
+            | Perms::DELETE.0
+            | Perms::RENAME.0
+            | Perms::MKDIR.0
+            | Perms::STORE.0
+            | Perms::CHMOD.0
+            | Perms::MFMT.0,
+    );
+
+    /// Every permission: `"elradfmwMT"`.
+    pub const ALL: Perms = Perms(Perms::READ_ONLY.0 | Perms::WRITE.0);
+
+    /// Parses a string of permission letters.
+    ///
+    /// # Errors
+    /// [`AuthorizerError::UnknownPerm`] for a letter outside `"elradfmwMT"`.
+    pub fn parse(letters: &str) -> Result<Perms, AuthorizerError> {
+        let mut perms = Perms::NONE;
+        for c in letters.chars() {
+            match Perms::LETTERS.iter().find(|(l, _)| *l == c) {
+                Some((_, p)) => perms = perms | *p,
+                None => return Err(AuthorizerError::UnknownPerm(c)),
+            }
+        }
+        Ok(perms)
+    }
+
+    /// Whether every flag of `other` is in `self`.
+    pub fn contains(self, other: Perms) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether any write permission is present.
+    pub fn has_write(self) -> bool {
+        self.0 & Perms::WRITE.0 != 0
+    }
+}
+
+impl BitOr for Perms {
+    type Output = Perms;
+    fn bitor(self, rhs: Perms) -> Perms {
+        Perms(self.0 | rhs.0)
+    }
+}
+
+impl fmt::Display for Perms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (c, p) in Perms::LETTERS {
+            if self.contains(p) {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Perms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Perms(\"{self}\")")
+    }
+}
+
+/// Errors from setting up an authorizer (pyftpdlib's `AuthorizerError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizerError {
+    /// A permission letter outside `"elradfmwMT"`.
+    UnknownPerm(char),
+    /// The user is already in the table.
+    DuplicateUser(String),
+    /// The user is not in the table.
+    NoSuchUser(String),
+    /// The home directory does not exist or is not a directory.
+    NoHomeDir(PathBuf),
+    /// An overridden directory lies outside the user's home.
+    OutsideHome(PathBuf),
+    /// Anything an authorizer implementation wants to report.
+    Other(String),
+}
+
+impl fmt::Display for AuthorizerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthorizerError::UnknownPerm(c) => write!(f, "no such permission {c:?}"),
+            AuthorizerError::DuplicateUser(u) => write!(f, "user {u:?} already exists"),
+            AuthorizerError::NoSuchUser(u) => write!(f, "no such user {u:?}"),
+            AuthorizerError::NoHomeDir(p) => write!(f, "no such directory: {}", p.display()),
+            AuthorizerError::OutsideHome(p) => {
+                write!(f, "{} is not inside the user's home directory", p.display())
+            }
+            AuthorizerError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for AuthorizerError {}
+
+/// Why a login was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// Unknown user or wrong password; the client sees only "530 Authentication failed."
+    BadCredentials,
+    /// The account exists but may not log in; the text goes to the client with a 530.
+    Refused(String),
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthError::BadCredentials => f.write_str("Authentication failed."),
+            AuthError::Refused(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// Authentication and authorisation, consulted by every session.
+///
+/// Implement it to plug in your own user database; [`DummyAuthorizer`] is the in-memory
+/// table. Paths given to [`has_perm`](Authorizer::has_perm) are real filesystem paths that
+/// have already been checked to lie inside the user's home.
+pub trait Authorizer: Send + Sync {
+    /// Checks a user name and password. The anonymous user accepts any password.
+    fn validate_authentication(&self, username: &str, password: &str) -> Result<(), AuthError>;
+
+    /// Whether the user exists.
+    fn has_user(&self, username: &str) -> bool;
+
+    /// The user's home directory, the root of their filesystem view.
+    #[doc(alias = "get_home_dir")]
+    fn home_dir(&self, username: &str) -> Option<PathBuf>;
+
+    /// Whether `username` holds `perm` on the real path `path`, taking
+    /// [`DummyAuthorizer::override_perm`]-style overrides into account.
+    fn has_perm(&self, username: &str, perm: Perms, path: &Path) -> bool;
+
+    /// The user's base permissions.
+    #[doc(alias = "get_perms")]
+    fn perms(&self, username: &str) -> Perms;
+
+    /// Text of the 230 reply after a successful login; may hold several lines.
+    #[doc(alias = "get_msg_login")]
+    fn msg_login(&self, _username: &str) -> String {
+        "Login successful.".to_string()
+    }
+
+    /// Text of the 221 reply to QUIT; may hold several lines.
+    #[doc(alias = "get_msg_quit")]
+    fn msg_quit(&self, _username: &str) -> String {
+        "Goodbye.".to_string()
+    }
+
+    /// Called before every filesystem access of the user's session. Does nothing by
+    /// default; an authorizer for system users switches effective ids here.
+    ///
+    /// Unlike pyftpdlib it is not handed the password: sessions do not keep it.
+    fn impersonate_user(&self, _username: &str) -> Result<(), AuthError> {
+        Ok(())
+    }
+
+    /// Called after every filesystem access; undoes [`impersonate_user`](Self::impersonate_user).
+    fn terminate_impersonation(&self, _username: &str) -> Result<(), AuthError> {
+        Ok(())
+    }
+}
+
+/// One account of a [`DummyAuthorizer`].
+#[derive(Debug, Clone)]
+struct User {
+    password: String,
+    home: PathBuf,
+    perms: Perms,
+    /// `(directory, perms, recursive)`, directories canonical.
+    overrides: Vec<(PathBuf, Perms, bool)>,
+    msg_login: String,
+    msg_quit: String,
+}
+
+/// The in-memory table of virtual users (pyftpdlib's `DummyAuthorizer`).
+///
+/// # Examples
+/// ```
+/// use ftpdlib::{DummyAuthorizer, Perms};
+/// let dir = std::env::temp_dir();
+/// let mut auth = DummyAuthorizer::new();
+/// auth.add_user("user", "12345", &dir, "elradfmw").unwrap();
+/// auth.add_anonymous(&dir, "elr").unwrap();
+/// assert!(auth.has_user("anonymous"));
+/// assert!(auth.perms("user").contains(Perms::STORE));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct DummyAuthorizer {
+    users: HashMap<String, User>,
+}
+
+impl DummyAuthorizer {
+    /// The name the anonymous account is stored under.
+    pub const ANONYMOUS: &'static str = "anonymous";
+
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a user with the default login and quit messages.
+    ///
+    /// # Errors
+    /// An unknown permission letter, a duplicate user or a home that is not a directory.
+    pub fn add_user(
+        &mut self,
+        username: &str,
+        password: &str,
+        homedir: impl AsRef<Path>,
+        perm: &str,
+    ) -> Result<(), AuthorizerError> {
+        self.add_user_with_messages(
+            username,
+            password,
+            homedir,
+            perm,
+            "Login successful.",
+            "Goodbye.",
+        )
+    }
+
+    /// Adds a user with custom 230 and 221 texts (`msg_login`, `msg_quit`).
+    ///
+    /// # Errors
+    /// As [`add_user`](Self::add_user).
+    pub fn add_user_with_messages(
+        &mut self,
+        username: &str,
+        password: &str,
+        homedir: impl AsRef<Path>,
+        perm: &str,
+        msg_login: &str,
+        msg_quit: &str,
+    ) -> Result<(), AuthorizerError> {
+        let perms = Perms::parse(perm)?;
+        if self.users.contains_key(username) {
+            return Err(AuthorizerError::DuplicateUser(username.to_string()));
+        }
+        let home = homedir.as_ref();
+        if !home.is_dir() {
+            return Err(AuthorizerError::NoHomeDir(home.to_path_buf()));
+        }
+        let home = home
+            .canonicalize()
+            .map_err(|_| AuthorizerError::NoHomeDir(home.to_path_buf()))?;
+        if username == Self::ANONYMOUS && perms.has_write() {
+            log::warn!(target: crate::logger::LOG, "write permissions assigned to anonymous user");
+        }
+        self.users.insert(
+            username.to_string(),
+            User {
+                password: password.to_string(),
+                home,
+                perms,
+                overrides: Vec::new(),
+                msg_login: msg_login.to_string(),
+                msg_quit: msg_quit.to_string(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Adds the anonymous user (`perm` usually `"elr"`); any password is accepted for it.
+    /// Write permissions are allowed but logged as a warning.
+    ///
+    /// # Errors
+    /// As [`add_user`](Self::add_user).
+    pub fn add_anonymous(
+        &mut self,
+        homedir: impl AsRef<Path>,
+        perm: &str,
+    ) -> Result<(), AuthorizerError> {
+        self.add_user(Self::ANONYMOUS, "", homedir, perm)
+    }
+
+    /// Removes a user; returns whether it existed.
+    pub fn remove_user(&mut self, username: &str) -> bool {
+        self.users.remove(username).is_some()
+    }
+
+    /// Gives `username` other permissions in `directory` (and, with `recursive`, below it).
+    /// Without `recursive` the override covers the directory and the files directly in it.
+    ///
+    /// # Errors
+    /// An unknown user or letter, or a directory outside the user's home.
+    pub fn override_perm(
+        &mut self,
+        username: &str,
+        directory: impl AsRef<Path>,
+        perm: &str,
+        recursive: bool,
+    ) -> Result<(), AuthorizerError> {
+        let perms = Perms::parse(perm)?;
+        let user = self
+            .users
+            .get_mut(username)
+            .ok_or_else(|| AuthorizerError::NoSuchUser(username.to_string()))?;
+        let dir = directory.as_ref();
+        let dir = dir
+            .canonicalize()
+            .map_err(|_| AuthorizerError::NoHomeDir(dir.to_path_buf()))?;
+        if !dir.starts_with(&user.home) {
+            return Err(AuthorizerError::OutsideHome(dir));
+        }
+        if username == Self::ANONYMOUS && perms.has_write() {
+            log::warn!(target: crate::logger::LOG, "write permissions assigned to anonymous user");
+        }
+        user.overrides.retain(|(d, _, _)| *d != dir);
+        user.overrides.push((dir, perms, recursive));
+        Ok(())
+    }
+
+    /// Sets the 230 text for a user.
+    pub fn set_msg_login(&mut self, username: &str, msg: &str) {
+        if let Some(u) = self.users.get_mut(username) {
+            u.msg_login = msg.to_string();
+        }
+    }
+
+    /// Sets the 221 text for a user.
+    pub fn set_msg_quit(&mut self, username: &str, msg: &str) {
+        if let Some(u) = self.users.get_mut(username) {
+            u.msg_quit = msg.to_string();
+        }
+    }
+
+    /// The stored password (or hash) of a user, for authorizers that wrap this one.
+    pub fn password(&self, username: &str) -> Option<&str> {
+        self.users.get(username).map(|u| u.password.as_str())
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        // Compare against the other string cyclically so the loop length depends only on `a`.
+        let y = if b.is_empty() { 0 } else { b[i % b.len()] };
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
+impl Authorizer for DummyAuthorizer {
+    fn validate_authentication(&self, username: &str, password: &str) -> Result<(), AuthError> {
+        match self.users.get(username) {
+            Some(_) if username == Self::ANONYMOUS => Ok(()),
+            Some(u) if constant_time_eq(u.password.as_bytes(), password.as_bytes()) => Ok(()),
+            _ => Err(AuthError::BadCredentials),
+        }
+    }
+
+    fn has_user(&self, username: &str) -> bool {
+        self.users.contains_key(username)
+    }
+
+    fn home_dir(&self, username: &str) -> Option<PathBuf> {
+        self.users.get(username).map(|u| u.home.clone())
+    }
+
+    fn has_perm(&self, username: &str, perm: Perms, path: &Path) -> bool {
+        let Some(user) = self.users.get(username) else {
+            return false;
+        };
+        // The most specific override that covers the path wins.
+        let mut best: Option<(&PathBuf, Perms)> = None;
+        for (dir, perms, recursive) in &user.overrides {
+            let covers = path == dir
+                || (*recursive && path.starts_with(dir))
+                || (path.parent() == Some(dir.as_path()) && !path.is_dir());
+            if covers && best.is_none_or(|(b, _)| dir.as_os_str().len() > b.as_os_str().len()) {
+                best = Some((dir, *perms));
+            }
+        }
+        best.map_or(user.perms, |(_, p)| p).contains(perm)
+    }
+
+    fn perms(&self, username: &str) -> Perms {
+        self.users.get(username).map_or(Perms::NONE, |u| u.perms)
+    }
+
+    fn msg_login(&self, username: &str) -> String {
+        self.users
+            .get(username)
+            .map_or_else(|| "Login successful.".to_string(), |u| u.msg_login.clone())
+    }
+
+    fn msg_quit(&self, username: &str) -> String {
+        self.users
+            .get(username)
+            .map_or_else(|| "Goodbye.".to_string(), |u| u.msg_quit.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ftpdlib-auth-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("sub/deeper")).unwrap();
+        std::fs::write(d.join("sub/file"), b"x").unwrap();
+        d.canonicalize().unwrap()
+    }
+
+    #[test]
+    fn perms_parse_and_display() {
+        let p = Perms::parse("elradfmwMT").unwrap();
+        assert_eq!(p, Perms::ALL);
+        assert_eq!(p.to_string(), "elradfmwMT");
+        assert_eq!(Perms::parse("elr").unwrap(), Perms::READ_ONLY);
+        assert_eq!(Perms::parse("elrx"), Err(AuthorizerError::UnknownPerm('x')));
+        assert!(!Perms::READ_ONLY.has_write());
+    }
+
+    #[test]
+    fn users_and_errors() {
+        let d = tmpdir("users");
+        let mut a = DummyAuthorizer::new();
+        a.add_user("u", "pw", &d, "elr").unwrap();
+        assert_eq!(
+            a.add_user("u", "pw", &d, "elr"),
+            Err(AuthorizerError::DuplicateUser("u".into()))
+        );
+        assert!(matches!(
+            a.add_user("v", "pw", d.join("nope"), "elr"),
+            Err(AuthorizerError::NoHomeDir(_))
+        ));
+        assert!(matches!(
+            a.add_user("v", "pw", &d, "elrZ"),
+            Err(AuthorizerError::UnknownPerm('Z'))
+        ));
+        assert!(a.validate_authentication("u", "pw").is_ok());
+        assert_eq!(
+            a.validate_authentication("u", "pW"),
+            Err(AuthError::BadCredentials)
+        );
+        assert_eq!(
+            a.validate_authentication("nobody", ""),
+            Err(AuthError::BadCredentials)
+        );
+        a.add_anonymous(&d, "elr").unwrap();
+        assert!(a.validate_authentication("anonymous", "whatever@").is_ok());
+        assert_eq!(a.home_dir("u"), Some(d.clone()));
+        assert!(a.remove_user("u"));
+        assert!(!a.has_user("u"));
+        assert!(!a.remove_user("u"));
+    }
+
+    #[test]
+    fn override_perm_scopes() {
+        let d = tmpdir("override");
+        let mut a = DummyAuthorizer::new();
+        a.add_user("u", "pw", &d, "elr").unwrap();
+        a.override_perm("u", d.join("sub"), "elrw", false).unwrap();
+        assert!(!a.has_perm("u", Perms::STORE, &d.join("x")));
+        assert!(a.has_perm("u", Perms::STORE, &d.join("sub")));
+        assert!(a.has_perm("u", Perms::STORE, &d.join("sub/file")));
+        assert!(!a.has_perm("u", Perms::STORE, &d.join("sub/deeper")));
+        assert!(!a.has_perm("u", Perms::STORE, &d.join("sub/deeper/f")));
+        a.override_perm("u", d.join("sub"), "elrw", true).unwrap();
+        assert!(a.has_perm("u", Perms::STORE, &d.join("sub/deeper/f")));
+        a.override_perm("u", d.join("sub/deeper"), "el", true)
+            .unwrap();
+        assert!(!a.has_perm("u", Perms::STORE, &d.join("sub/deeper/f")));
+        assert!(matches!(
+            a.override_perm("u", "/", "elr", false),
+            Err(AuthorizerError::OutsideHome(_))
+        ));
+        assert!(matches!(
+            a.override_perm("zz", &d, "elr", false),
+            Err(AuthorizerError::NoSuchUser(_))
+        ));
+    }
+
+    #[test]
+    fn constant_time_eq_is_eq() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"a", b""));
+    }
+}

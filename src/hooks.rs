@@ -1,0 +1,53 @@
+//! Callbacks a program can hang on session events (pyftpdlib's `FTPHandler.on_*` methods).
+//!
+//! Every method has an empty default, so an implementation overrides only what it needs.
+//! Hooks run on the reactor thread between two events: keep them short, or hand the work to
+//! another thread, as pyftpdlib's FAQ advises for its callbacks.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Who a hook is being called for.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionInfo<'a> {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The logged-in user, or the name given to USER, or `""`.
+    pub username: &'a str,
+}
+
+/// Session callbacks. Paths are real filesystem paths.
+pub trait Hooks: Send + Sync {
+    /// A client connected (after the connection limits let it in).
+    fn on_connect(&self, _s: SessionInfo<'_>) {}
+    /// The control connection closed, for whatever reason.
+    fn on_disconnect(&self, _s: SessionInfo<'_>) {}
+    /// A user logged in.
+    fn on_login(&self, _s: SessionInfo<'_>) {}
+    /// A login failed (the password is never passed on).
+    fn on_login_failed(&self, _s: SessionInfo<'_>, _username: &str) {}
+    /// A user logged out (QUIT, a new USER, or a disconnect after login).
+    fn on_logout(&self, _s: SessionInfo<'_>) {}
+    /// A RETR finished and every byte was sent.
+    fn on_file_sent(&self, _s: SessionInfo<'_>, _path: &Path) {}
+    /// A STOR, APPE or STOU finished and every byte was written.
+    fn on_file_received(&self, _s: SessionInfo<'_>, _path: &Path) {}
+    /// A RETR ended early (error, ABOR or disconnect).
+    fn on_incomplete_file_sent(&self, _s: SessionInfo<'_>, _path: &Path) {}
+    /// An upload ended early (error, ABOR or disconnect); the partial file is left in place.
+    fn on_incomplete_file_received(&self, _s: SessionInfo<'_>, _path: &Path) {}
+    /// DELE removed a file.
+    fn on_file_deleted(&self, _s: SessionInfo<'_>, _path: &Path) {}
+    /// RNFR/RNTO renamed a file or directory.
+    fn on_file_renamed(&self, _s: SessionInfo<'_>, _from: &Path, _to: &Path) {}
+    /// MKD created a directory.
+    fn on_dir_created(&self, _s: SessionInfo<'_>, _path: &Path) {}
+    /// RMD removed a directory.
+    fn on_dir_removed(&self, _s: SessionInfo<'_>, _path: &Path) {}
+}
+
+/// Hooks that do nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}
