@@ -1,0 +1,559 @@
+//! The command table and the line parser (pyftpdlib's `proto_cmds`).
+//!
+//! Before working on this file read RFC 959 (FTP), RFC 2428 (EPRT, EPSV), RFC 2389 (FEAT,
+//! OPTS), RFC 3659 (SIZE, MDTM, REST, MLSx) and RFC 2640 (UTF-8).
+//!
+//! Each command is described by a [`CommandSpec`]: its name, the permission it needs, whether
+//! it needs a login, whether it takes an argument, whether that argument is a path, and its
+//! help text. The session checks these in order before running the command: argument (501),
+//! login (530), path inside the root (550), permission (550).
+
+use crate::authorizer::Perms;
+
+/// The longest command line accepted, CRLF included; longer lines get "500 Command too long."
+pub const MAX_LINE: usize = 2048;
+
+/// Every verb the server knows, plus `Unknown` for the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Verb {
+    Abor,
+    Allo,
+    Appe,
+    Cdup,
+    Cwd,
+    Dele,
+    Eprt,
+    Epsv,
+    Feat,
+    Help,
+    List,
+    Mdtm,
+    Mkd,
+    Mode,
+    Nlst,
+    Noop,
+    Opts,
+    Pass,
+    Pasv,
+    Port,
+    Pwd,
+    Quit,
+    Rest,
+    Retr,
+    Rmd,
+    Rnfr,
+    Rnto,
+    Size,
+    Stat,
+    Stor,
+    Stou,
+    Stru,
+    Syst,
+    Type,
+    User,
+    /// A verb not in the table.
+    Unknown,
+}
+
+/// Whether a command takes an argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    /// Must have one ("501 Syntax error: command needs an argument.").
+    Required,
+    /// Must not have one ("501 Syntax error: command does not accept arguments.").
+    None,
+    /// May have one.
+    Optional,
+}
+
+/// One row of the command table.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandSpec {
+    /// The verb as sent on the wire.
+    pub name: &'static str,
+    /// The verb as an enum.
+    pub verb: Verb,
+    /// Permission needed on the path the command acts on, if any.
+    pub perm: Option<Perms>,
+    /// Whether the client must be logged in.
+    pub auth: bool,
+    /// The argument rule.
+    pub arg: Arg,
+    /// Whether the argument (or the current directory, when absent) is a path to be checked
+    /// against the root and the permission.
+    pub path: bool,
+    /// HELP text.
+    pub help: &'static str,
+}
+
+const fn spec(
+    name: &'static str,
+    verb: Verb,
+    perm: Option<Perms>,
+    auth: bool,
+    arg: Arg,
+    path: bool,
+    help: &'static str,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        verb,
+        perm,
+        auth,
+        arg,
+        path,
+        help,
+    }
+}
+
+use Arg::{None as NoArg, Optional as OptArg, Required as ReqArg};
+
+/// The command table, sorted by name.
+pub const COMMANDS: &[CommandSpec] = &[
+    spec(
+        "ABOR",
+        Verb::Abor,
+        None,
+        true,
+        NoArg,
+        false,
+        "Syntax: ABOR (abort transfer).",
+    ),
+    spec(
+        "ALLO",
+        Verb::Allo,
+        None,
+        true,
+        ReqArg,
+        false,
+        "Syntax: ALLO <SP> bytes (noop; allocate storage).",
+    ),
+    spec(
+        "APPE",
+        Verb::Appe,
+        Some(Perms::APPEND),
+        true,
+        ReqArg,
+        true,
+        "Syntax: APPE <SP> file-name (append data to file).",
+    ),
+    spec(
+        "CDUP",
+        Verb::Cdup,
+        Some(Perms::CWD),
+        true,
+        NoArg,
+        false,
+        "Syntax: CDUP (go to parent directory).",
+    ),
+    spec(
+        "CWD",
+        Verb::Cwd,
+        Some(Perms::CWD),
+        true,
+        OptArg,
+        true,
+        "Syntax: CWD [<SP> dir-name] (change working directory).",
+    ),
+    spec(
+        "DELE",
+        Verb::Dele,
+        Some(Perms::DELETE),
+        true,
+        ReqArg,
+        true,
+        "Syntax: DELE <SP> file-name (delete file).",
+    ),
+    spec(
+        "EPRT",
+        Verb::Eprt,
+        None,
+        true,
+        ReqArg,
+        false,
+        "Syntax: EPRT <SP> |proto|ip|port| (extended active mode).",
+    ),
+    spec(
+        "EPSV",
+        Verb::Epsv,
+        None,
+        true,
+        OptArg,
+        false,
+        "Syntax: EPSV [<SP> proto/\"ALL\"] (extended passive mode).",
+    ),
+    spec(
+        "FEAT",
+        Verb::Feat,
+        None,
+        false,
+        NoArg,
+        false,
+        "Syntax: FEAT (list all new features supported).",
+    ),
+    spec(
+        "HELP",
+        Verb::Help,
+        None,
+        false,
+        OptArg,
+        false,
+        "Syntax: HELP [<SP> cmd] (show help).",
+    ),
+    spec(
+        "LIST",
+        Verb::List,
+        Some(Perms::LIST),
+        true,
+        OptArg,
+        true,
+        "Syntax: LIST [<SP> path] (list files).",
+    ),
+    spec(
+        "MDTM",
+        Verb::Mdtm,
+        Some(Perms::LIST),
+        true,
+        ReqArg,
+        true,
+        "Syntax: MDTM [<SP> path] (file last modification time).",
+    ),
+    spec(
+        "MKD",
+        Verb::Mkd,
+        Some(Perms::MKDIR),
+        true,
+        ReqArg,
+        true,
+        "Syntax: MKD <SP> path (create directory).",
+    ),
+    spec(
+        "MODE",
+        Verb::Mode,
+        None,
+        true,
+        ReqArg,
+        false,
+        "Syntax: MODE <SP> mode (noop; set data transfer mode).",
+    ),
+    spec(
+        "NLST",
+        Verb::Nlst,
+        Some(Perms::LIST),
+        true,
+        OptArg,
+        true,
+        "Syntax: NLST [<SP> path] (list path in a compact form).",
+    ),
+    spec(
+        "NOOP",
+        Verb::Noop,
+        None,
+        false,
+        NoArg,
+        false,
+        "Syntax: NOOP (just do nothing).",
+    ),
+    spec(
+        "OPTS",
+        Verb::Opts,
+        None,
+        true,
+        ReqArg,
+        false,
+        "Syntax: OPTS <SP> cmd [<SP> option] (set option for command).",
+    ),
+    spec(
+        "PASS",
+        Verb::Pass,
+        None,
+        false,
+        OptArg,
+        false,
+        "Syntax: PASS [<SP> password] (set user password).",
+    ),
+    spec(
+        "PASV",
+        Verb::Pasv,
+        None,
+        true,
+        NoArg,
+        false,
+        "Syntax: PASV (open passive data connection).",
+    ),
+    spec(
+        "PORT",
+        Verb::Port,
+        None,
+        true,
+        ReqArg,
+        false,
+        "Syntax: PORT <sp> h,h,h,h,p,p (open active data connection).",
+    ),
+    spec(
+        "PWD",
+        Verb::Pwd,
+        None,
+        true,
+        NoArg,
+        false,
+        "Syntax: PWD (get current working directory).",
+    ),
+    spec(
+        "QUIT",
+        Verb::Quit,
+        None,
+        false,
+        NoArg,
+        false,
+        "Syntax: QUIT (quit current session).",
+    ),
+    spec(
+        "REST",
+        Verb::Rest,
+        None,
+        true,
+        ReqArg,
+        false,
+        "Syntax: REST <SP> offset (set file offset).",
+    ),
+    spec(
+        "RETR",
+        Verb::Retr,
+        Some(Perms::RETR),
+        true,
+        ReqArg,
+        true,
+        "Syntax: RETR <SP> file-name (retrieve a file).",
+    ),
+    spec(
+        "RMD",
+        Verb::Rmd,
+        Some(Perms::DELETE),
+        true,
+        ReqArg,
+        true,
+        "Syntax: RMD <SP> dir-name (remove directory).",
+    ),
+    spec(
+        "RNFR",
+        Verb::Rnfr,
+        Some(Perms::RENAME),
+        true,
+        ReqArg,
+        true,
+        "Syntax: RNFR <SP> file-name (rename (source name)).",
+    ),
+    spec(
+        "RNTO",
+        Verb::Rnto,
+        Some(Perms::RENAME),
+        true,
+        ReqArg,
+        true,
+        "Syntax: RNTO <SP> file-name (rename (destination name)).",
+    ),
+    spec(
+        "SIZE",
+        Verb::Size,
+        Some(Perms::LIST),
+        true,
+        ReqArg,
+        true,
+        "Syntax: SIZE <SP> file-name (get file size).",
+    ),
+    spec(
+        "STAT",
+        Verb::Stat,
+        Some(Perms::LIST),
+        false,
+        OptArg,
+        true,
+        "Syntax: STAT [<SP> path name] (server stats [list files]).",
+    ),
+    spec(
+        "STOR",
+        Verb::Stor,
+        Some(Perms::STORE),
+        true,
+        ReqArg,
+        true,
+        "Syntax: STOR <SP> file-name (store a file).",
+    ),
+    spec(
+        "STOU",
+        Verb::Stou,
+        Some(Perms::STORE),
+        true,
+        OptArg,
+        false,
+        "Syntax: STOU [<SP> name] (store a file with a unique name).",
+    ),
+    spec(
+        "STRU",
+        Verb::Stru,
+        None,
+        true,
+        ReqArg,
+        false,
+        "Syntax: STRU <SP> type (noop; set file structure).",
+    ),
+    spec(
+        "SYST",
+        Verb::Syst,
+        None,
+        false,
+        NoArg,
+        false,
+        "Syntax: SYST (get operating system type).",
+    ),
+    spec(
+        "TYPE",
+        Verb::Type,
+        None,
+        true,
+        ReqArg,
+        false,
+        "Syntax: TYPE <SP> [A | I] (set transfer type).",
+    ),
+    spec(
+        "USER",
+        Verb::User,
+        None,
+        false,
+        ReqArg,
+        false,
+        "Syntax: USER <SP> user-name (set username).",
+    ),
+    spec(
+        "XCUP",
+        Verb::Cdup,
+        Some(Perms::CWD),
+        true,
+        NoArg,
+        false,
+        "Syntax: XCUP (obsolete; go to parent directory).",
+    ),
+    spec(
+        "XCWD",
+        Verb::Cwd,
+        Some(Perms::CWD),
+        true,
+        OptArg,
+        true,
+        "Syntax: XCWD [<SP> dir-name] (obsolete; change directory).",
+    ),
+    spec(
+        "XMKD",
+        Verb::Mkd,
+        Some(Perms::MKDIR),
+        true,
+        ReqArg,
+        true,
+        "Syntax: XMKD <SP> dir-name (obsolete; create directory).",
+    ),
+    spec(
+        "XPWD",
+        Verb::Pwd,
+        None,
+        true,
+        NoArg,
+        false,
+        "Syntax: XPWD (obsolete; get current dir).",
+    ),
+    spec(
+        "XRMD",
+        Verb::Rmd,
+        Some(Perms::DELETE),
+        true,
+        ReqArg,
+        true,
+        "Syntax: XRMD <SP> dir-name (obsolete; remove directory).",
+    ),
+];
+
+/// Looks a verb up in the table (case-insensitive).
+pub fn lookup(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The verb, upper-cased.
+    pub name: String,
+    /// Everything after the first space, with the line ending removed; empty when absent.
+    pub arg: String,
+}
+
+/// Splits one line (without its line ending) into verb and argument.
+///
+/// The verb is upper-cased; the argument keeps its case and inner spaces but loses the one
+/// separating space. Bytes that are not UTF-8 are replaced, so a path with such bytes will
+/// not be found rather than misread.
+pub fn parse_line(line: &[u8]) -> Request {
+    let text = String::from_utf8_lossy(line);
+    // Telnet IP and Synch (IAC IP IAC DM) may precede ABOR; drop control and IAC bytes
+    // in front of the verb.
+    let text = text.trim_start_matches(|c: char| c.is_control() || c == '\u{fffd}' || c == ' ');
+    let (name, arg) = match text.find(' ') {
+        Some(i) => (&text[..i], &text[i + 1..]),
+        None => (text, ""),
+    };
+    Request {
+        name: name.to_ascii_uppercase(),
+        arg: arg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_unique() {
+        for pair in COMMANDS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} before {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+    }
+
+    #[test]
+    fn parses_verbs_and_args() {
+        assert_eq!(
+            parse_line(b"user bob"),
+            Request {
+                name: "USER".into(),
+                arg: "bob".into()
+            }
+        );
+        assert_eq!(
+            parse_line(b"STOR my file.txt"),
+            Request {
+                name: "STOR".into(),
+                arg: "my file.txt".into()
+            }
+        );
+        assert_eq!(
+            parse_line(b"NOOP"),
+            Request {
+                name: "NOOP".into(),
+                arg: String::new()
+            }
+        );
+        assert_eq!(
+            parse_line(b"\xff\xf4\xff\xf2ABOR"),
+            Request {
+                name: "ABOR".into(),
+                arg: String::new()
+            }
+        );
+        assert_eq!(lookup("xpwd").map(|c| c.verb), Some(Verb::Pwd));
+        assert!(lookup("FOO").is_none());
+    }
+}

@@ -1,0 +1,316 @@
+//! Data channels (pyftpdlib's `DTPHandler`, `PassiveDTP` and `ActiveDTP`): one slab entry
+//! per data connection, from listener or pending connect to the socket that carries a
+//! transfer.
+//!
+//! A [`DataChannel`] keeps one token for its whole life. It starts [`listening`](DataChannel::listen)
+//! (PASV/EPSV) or [`connecting`](DataChannel::connect) (PORT/EPRT), becomes connected, runs at
+//! most one [`Transfer`] and is then dropped, as stream mode wants (RFC 959 section 3.4.1: the
+//! end of the file is the close of the connection).
+//!
+//! The channel reports what happened as [`DataEvent`]s; the server hands them to the owning
+//! session. It does not read the clock: `now` comes in with every call.
+
+mod transfer;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+
+use crate::config::DtpConfig;
+use crate::control::session::{DataFailure, Transfer, TransferError};
+
+pub(crate) use transfer::Running;
+
+/// What a data channel tells its session.
+#[derive(Debug)]
+pub(crate) enum DataEvent {
+    /// The connection is up.
+    Connected,
+    /// It could not be made.
+    Failed(DataFailure),
+    /// The transfer ended; the channel is finished.
+    Done(u64, Result<(), TransferError>),
+}
+
+#[derive(Debug)]
+enum Sock {
+    Listening(TcpListener),
+    Connecting(TcpStream),
+    Connected(TcpStream),
+    /// After the transfer ended or the channel failed; waiting to be removed.
+    Finished,
+}
+
+/// One data connection.
+#[doc(alias = "DTPHandler")]
+#[derive(Debug)]
+pub(crate) struct DataChannel {
+    /// Slab key of the control channel that owns this one.
+    pub owner: usize,
+    sock: Sock,
+    /// Only this address may connect to a passive listener.
+    client_ip: IpAddr,
+    transfer: Option<Running>,
+    /// Accept/connect deadline, or the stall deadline while a transfer runs.
+    deadline: Option<Instant>,
+    stall: Option<Duration>,
+}
+
+/// Sequence that spreads passive port choices over the range.
+fn next_port_offset(len: u32) -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (NEXT.fetch_add(1, Ordering::Relaxed).wrapping_add(seed)) % len.max(1)
+}
+
+impl DataChannel {
+    /// Binds a passive listener on `ip`, on a port from `ports` if given (busy ones skipped).
+    pub fn listen(
+        owner: usize,
+        ip: IpAddr,
+        client_ip: IpAddr,
+        ports: Option<&RangeInclusive<u16>>,
+        config: &DtpConfig,
+        now: Instant,
+    ) -> io::Result<(DataChannel, SocketAddr)> {
+        let listener = match ports {
+            None => TcpListener::bind(SocketAddr::new(ip, 0))?,
+            Some(range) => {
+                let (lo, hi) = (u32::from(*range.start()), u32::from(*range.end()));
+                if hi < lo {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "empty passive port range",
+                    ));
+                }
+                let len = hi - lo + 1;
+                let start = next_port_offset(len);
+                let mut found = None;
+                for i in 0..len {
+                    let port = (lo + (start + i) % len) as u16;
+                    match TcpListener::bind(SocketAddr::new(ip, port)) {
+                        Ok(l) => {
+                            found = Some(l);
+                            break;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                found.ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::AddrInUse, "every passive port is in use")
+                })?
+            }
+        };
+        let addr = listener.local_addr()?;
+        Ok((
+            DataChannel {
+                owner,
+                sock: Sock::Listening(listener),
+                client_ip,
+                transfer: None,
+                deadline: Some(now + config.accept_timeout),
+                stall: config.timeout,
+            },
+            addr,
+        ))
+    }
+
+    /// Starts a non-blocking connection to the client.
+    pub fn connect(
+        owner: usize,
+        addr: SocketAddr,
+        config: &DtpConfig,
+        now: Instant,
+    ) -> io::Result<DataChannel> {
+        let stream = TcpStream::connect(addr)?;
+        Ok(DataChannel {
+            owner,
+            sock: Sock::Connecting(stream),
+            client_ip: addr.ip(),
+            transfer: None,
+            deadline: Some(now + config.connect_timeout),
+            stall: config.timeout,
+        })
+    }
+
+    /// Registers the current socket under `token`.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        match &mut self.sock {
+            Sock::Listening(l) => registry.register(l, token, Interest::READABLE),
+            Sock::Connecting(s) => registry.register(s, token, Interest::WRITABLE),
+            Sock::Connected(s) => {
+                registry.register(s, token, Interest::READABLE | Interest::WRITABLE)
+            }
+            Sock::Finished => Ok(()),
+        }
+    }
+
+    /// Deregisters and drops the socket.
+    pub fn deregister(&mut self, registry: &Registry) {
+        // Errors here mean the socket was never registered; dropping it closes it anyway.
+        let _ = match &mut self.sock {
+            Sock::Listening(l) => registry.deregister(l),
+            Sock::Connecting(s) | Sock::Connected(s) => registry.deregister(s),
+            Sock::Finished => Ok(()),
+        };
+        self.sock = Sock::Finished;
+    }
+
+    /// Whether the channel is done and should be removed.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.sock, Sock::Finished)
+    }
+
+    /// Hands the channel the transfer to run.
+    pub fn attach(&mut self, transfer: Transfer, in_buf: usize, out_buf: usize, now: Instant) {
+        self.transfer = Some(Running::new(transfer, in_buf, out_buf));
+        if matches!(self.sock, Sock::Connected(_)) {
+            self.deadline = self.stall.map(|d| now + d);
+        }
+    }
+
+    /// The next deadline of this channel.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.sock {
+            Sock::Connected(_) if self.transfer.is_none() => None,
+            Sock::Finished => None,
+            _ => self.deadline,
+        }
+    }
+
+    /// Deadline passed: the channel fails with the matching reason.
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        registry: &Registry,
+        events: &mut Vec<DataEvent>,
+    ) {
+        if self.deadline.is_none_or(|d| d > now) {
+            return;
+        }
+        let event = match (&self.sock, &self.transfer) {
+            (Sock::Listening(_), _) => DataEvent::Failed(DataFailure::AcceptTimeout),
+            (Sock::Connecting(_), _) => DataEvent::Failed(DataFailure::ConnectTimeout),
+            (Sock::Connected(_), Some(t)) => {
+                DataEvent::Done(t.bytes(), Err(TransferError::Stalled))
+            }
+            _ => return,
+        };
+        self.deregister(registry);
+        self.transfer = None;
+        events.push(event);
+    }
+
+    /// Does whatever the socket allows: accept, finish connecting, move bytes. Stops at
+    /// `WouldBlock` or after `budget` bytes; returns `true` when it stopped on the budget
+    /// and should be driven again soon without waiting for an event.
+    pub fn drive(
+        &mut self,
+        now: Instant,
+        registry: &Registry,
+        token: Token,
+        budget: usize,
+        events: &mut Vec<DataEvent>,
+    ) -> bool {
+        if let Sock::Listening(l) = &self.sock {
+            let accepted;
+            loop {
+                match l.accept() {
+                    Ok((stream, peer)) if peer.ip().to_canonical() != self.client_ip => {
+                        // Someone else raced the client to the port: refuse them and keep
+                        // listening for the real client.
+                        drop(stream);
+                        events.push(DataEvent::Failed(DataFailure::ForeignPeer(peer)));
+                    }
+                    Ok((stream, _)) => {
+                        accepted = Some(stream);
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                    Err(e)
+                        if e.kind() == io::ErrorKind::Interrupted
+                            || e.kind() == io::ErrorKind::ConnectionAborted => {}
+                    Err(e) => {
+                        crate::logger::logerror(&format!("passive accept failed: {e}"));
+                        return false;
+                    }
+                }
+            }
+            let Some(stream) = accepted else { return false };
+            // One connection per PASV: the listener closes once the client is in.
+            self.deregister(registry);
+            self.sock = Sock::Connected(stream);
+            if let Err(e) = self.register(registry, token) {
+                self.sock = Sock::Finished;
+                events.push(DataEvent::Failed(DataFailure::ConnectFailed(e)));
+                return false;
+            }
+            self.deadline = self.transfer.as_ref().and(self.stall.map(|d| now + d));
+            events.push(DataEvent::Connected);
+        }
+        if let Sock::Connecting(s) = &self.sock {
+            match s.take_error() {
+                Ok(Some(e)) | Err(e) => {
+                    self.deregister(registry);
+                    events.push(DataEvent::Failed(DataFailure::ConnectFailed(e)));
+                    return false;
+                }
+                Ok(None) => {}
+            }
+            match s.peer_addr() {
+                Ok(_) => {
+                    let Sock::Connecting(mut s) = std::mem::replace(&mut self.sock, Sock::Finished)
+                    else {
+                        unreachable!("matched Connecting above")
+                    };
+                    if let Err(e) =
+                        registry.reregister(&mut s, token, Interest::READABLE | Interest::WRITABLE)
+                    {
+                        events.push(DataEvent::Failed(DataFailure::ConnectFailed(e)));
+                        return false;
+                    }
+                    self.sock = Sock::Connected(s);
+                    self.deadline = self.transfer.as_ref().and(self.stall.map(|d| now + d));
+                    events.push(DataEvent::Connected);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return false,
+                Err(e) => {
+                    self.deregister(registry);
+                    events.push(DataEvent::Failed(DataFailure::ConnectFailed(e)));
+                    return false;
+                }
+            }
+        }
+        let Sock::Connected(stream) = &mut self.sock else {
+            return false;
+        };
+        let Some(running) = self.transfer.as_mut() else {
+            return false;
+        };
+        let before = running.bytes();
+        let step = running.step(stream, budget);
+        if running.bytes() != before {
+            self.deadline = self.stall.map(|d| now + d);
+        }
+        match step {
+            transfer::Step::Blocked => false,
+            transfer::Step::Budget => true,
+            transfer::Step::Done(result) => {
+                let bytes = running.bytes();
+                self.transfer = None;
+                self.deregister(registry);
+                events.push(DataEvent::Done(bytes, result));
+                false
+            }
+        }
+    }
+}

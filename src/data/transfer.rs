@@ -1,0 +1,317 @@
+//! Moving the bytes of one transfer between a data socket and a file or buffer
+//! (pyftpdlib's producers and `DTPHandler.handle_read`).
+//!
+//! Binary downloads of files use sendfile(2), so the bytes never enter user space. ASCII
+//! transfers, listings and systems without sendfile use a buffer, converting line endings on
+//! the way: bare LF to CRLF when sending, CRLF to LF when receiving (RFC 959 section 3.1.1.1).
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+
+use mio::net::TcpStream;
+
+use crate::control::session::{Direction, Source, Transfer, TransferError};
+
+/// What one [`Running::step`] achieved.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// The socket would block; wait for readiness.
+    Blocked,
+    /// The byte budget is spent; more can be done right away.
+    Budget,
+    /// The transfer ended.
+    Done(Result<(), TransferError>),
+}
+
+/// A transfer in progress.
+#[derive(Debug)]
+pub(crate) struct Running {
+    transfer: Transfer,
+    bytes: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    /// Bytes ready to send in `buf[pos..len]`.
+    len: usize,
+    /// File offset for sendfile.
+    offset: i64,
+    in_buf: usize,
+    /// Last byte seen, for line-ending conversion across buffer boundaries.
+    last_cr: bool,
+    source_done: bool,
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+fn interrupted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}
+
+/// LF to CRLF for bare LFs; `last_cr` carries whether the previous chunk ended in CR.
+fn to_crlf(input: &[u8], last_cr: &mut bool, out: &mut Vec<u8>) {
+    for &b in input {
+        if b == b'\n' && !*last_cr {
+            out.push(b'\r');
+        }
+        out.push(b);
+        *last_cr = b == b'\r';
+    }
+}
+
+/// CRLF to LF; a CR at the end of a chunk is held back until the next byte is known.
+fn from_crlf(input: &[u8], pending_cr: &mut bool, out: &mut Vec<u8>) {
+    for &b in input {
+        if *pending_cr {
+            *pending_cr = false;
+            if b != b'\n' {
+                out.push(b'\r');
+            }
+        }
+        if b == b'\r' {
+            *pending_cr = true;
+        } else {
+            out.push(b);
+        }
+    }
+}
+
+impl Running {
+    pub fn new(transfer: Transfer, in_buf: usize, out_buf: usize) -> Running {
+        let (buf, len, offset, source_done) = match &transfer.direction {
+            Direction::Send(Source::Bytes(_)) => (Vec::new(), 0, 0, false),
+            Direction::Send(Source::File { offset, .. }) => (
+                Vec::with_capacity(out_buf.max(512)),
+                0,
+                *offset as i64,
+                false,
+            ),
+            Direction::Receive(_) => (Vec::with_capacity(in_buf.max(512)), 0, 0, false),
+        };
+        let mut r = Running {
+            transfer,
+            bytes: 0,
+            buf,
+            pos: 0,
+            len,
+            offset,
+            in_buf: in_buf.max(512),
+            last_cr: false,
+            source_done,
+        };
+        r.buf.reserve(out_buf.max(512));
+        // A listing is sent from its own buffer.
+        if let Direction::Send(Source::Bytes(b)) = &mut r.transfer.direction {
+            let bytes = std::mem::take(b);
+            r.len = bytes.len();
+            r.buf = bytes;
+            r.source_done = true;
+        }
+        r
+    }
+
+    /// Bytes moved over the data connection so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Moves bytes until the socket blocks, the budget is spent or the transfer ends.
+    pub fn step(&mut self, stream: &mut TcpStream, budget: usize) -> Step {
+        match &self.transfer.direction {
+            Direction::Receive(_) => self.receive(stream, budget),
+            Direction::Send(Source::File { .. }) if self.transfer.use_sendfile => {
+                self.sendfile(stream, budget)
+            }
+            Direction::Send(_) => self.send_buffered(stream, budget),
+        }
+    }
+
+    fn sendfile(&mut self, stream: &mut TcpStream, budget: usize) -> Step {
+        let Direction::Send(Source::File { file, .. }) = &self.transfer.direction else {
+            return Step::Done(Ok(()));
+        };
+        let in_fd = file.as_raw_fd();
+        let out_fd = stream.as_raw_fd();
+        let mut spent = 0usize;
+        loop {
+            if spent >= budget {
+                return Step::Budget;
+            }
+            let chunk = (budget - spent).min(1 << 20);
+            let mut off: libc::off_t = self.offset;
+            // SAFETY: both descriptors are open for the duration of the call (owned by
+            // `file` and `stream`), and `off` is a valid pointer to a local.
+            let n = unsafe { libc::sendfile(out_fd, in_fd, &mut off, chunk) };
+            if n > 0 {
+                self.offset = off;
+                self.bytes += n as u64;
+                spent += n as usize;
+                continue;
+            }
+            if n == 0 {
+                return Step::Done(Ok(()));
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) => return Step::Blocked,
+                Some(libc::EINTR) => continue,
+                // Files that cannot be mapped (some special or network filesystems): fall
+                // back to the buffered path from where we are.
+                Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
+                    if self.bytes == 0 =>
+                {
+                    self.transfer.use_sendfile = false;
+                    if let Direction::Send(Source::File { offset, .. }) =
+                        &mut self.transfer.direction
+                    {
+                        *offset = self.offset as u64;
+                    }
+                    return self.send_buffered(stream, budget);
+                }
+                Some(libc::EIO) => return Step::Done(Err(TransferError::File(e))),
+                _ => return Step::Done(Err(TransferError::Connection(e))),
+            }
+        }
+    }
+
+    /// Refills `buf` from the file (with conversion); false at end of file.
+    fn refill(&mut self) -> Result<bool, TransferError> {
+        let Direction::Send(Source::File { file, offset }) = &mut self.transfer.direction else {
+            return Ok(false);
+        };
+        if *offset > 0 {
+            use std::io::Seek;
+            file.seek(io::SeekFrom::Start(*offset))
+                .map_err(TransferError::File)?;
+            *offset = 0;
+        }
+        let cap = self.buf.capacity().max(512);
+        let mut raw = vec![0u8; if self.transfer.ascii { cap / 2 } else { cap }];
+        let n = loop {
+            match file.read(&mut raw) {
+                Ok(n) => break n,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => return Err(TransferError::File(e)),
+            }
+        };
+        if n == 0 {
+            return Ok(false);
+        }
+        self.buf.clear();
+        if self.transfer.ascii {
+            to_crlf(&raw[..n], &mut self.last_cr, &mut self.buf);
+        } else {
+            self.buf.extend_from_slice(&raw[..n]);
+        }
+        self.pos = 0;
+        self.len = self.buf.len();
+        Ok(true)
+    }
+
+    fn send_buffered(&mut self, stream: &mut TcpStream, budget: usize) -> Step {
+        let mut spent = 0usize;
+        loop {
+            if self.pos == self.len {
+                if self.source_done {
+                    return Step::Done(Ok(()));
+                }
+                match self.refill() {
+                    Ok(true) => {}
+                    Ok(false) => return Step::Done(Ok(())),
+                    Err(e) => return Step::Done(Err(e)),
+                }
+            }
+            if spent >= budget {
+                return Step::Budget;
+            }
+            let end = self.len.min(self.pos + (budget - spent));
+            match stream.write(&self.buf[self.pos..end]) {
+                Ok(0) => {
+                    return Step::Done(Err(TransferError::Connection(
+                        io::ErrorKind::WriteZero.into(),
+                    )))
+                }
+                Ok(n) => {
+                    self.pos += n;
+                    self.bytes += n as u64;
+                    spent += n;
+                }
+                Err(e) if would_block(&e) => return Step::Blocked,
+                Err(e) if interrupted(&e) => {}
+                Err(e) => return Step::Done(Err(TransferError::Connection(e))),
+            }
+        }
+    }
+
+    fn receive(&mut self, stream: &mut TcpStream, budget: usize) -> Step {
+        let ascii = self.transfer.ascii;
+        let Direction::Receive(file) = &mut self.transfer.direction else {
+            return Step::Done(Ok(()));
+        };
+        if self.buf.len() < self.in_buf {
+            self.buf.resize(self.in_buf, 0);
+        }
+        let mut converted = Vec::new();
+        let mut spent = 0usize;
+        loop {
+            if spent >= budget {
+                return Step::Budget;
+            }
+            let n = match stream.read(&mut self.buf) {
+                Ok(0) => {
+                    if ascii && self.last_cr {
+                        if let Err(e) = write_all(file, b"\r") {
+                            return Step::Done(Err(e));
+                        }
+                    }
+                    return match file.flush() {
+                        Ok(()) => Step::Done(Ok(())),
+                        Err(e) => Step::Done(Err(TransferError::File(e))),
+                    };
+                }
+                Ok(n) => n,
+                Err(e) if would_block(&e) => return Step::Blocked,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => return Step::Done(Err(TransferError::Connection(e))),
+            };
+            self.bytes += n as u64;
+            spent += n;
+            let result = if ascii {
+                converted.clear();
+                from_crlf(&self.buf[..n], &mut self.last_cr, &mut converted);
+                write_all(file, &converted)
+            } else {
+                write_all(file, &self.buf[..n])
+            };
+            if let Err(e) = result {
+                return Step::Done(Err(e));
+            }
+        }
+    }
+}
+
+fn write_all(file: &mut File, data: &[u8]) -> Result<(), TransferError> {
+    file.write_all(data).map_err(TransferError::File)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_conversion_across_chunks() {
+        let mut out = Vec::new();
+        let mut last = false;
+        to_crlf(b"a\nb\r", &mut last, &mut out);
+        to_crlf(b"\nc\n", &mut last, &mut out);
+        assert_eq!(out, b"a\r\nb\r\nc\r\n");
+
+        let mut out = Vec::new();
+        let mut cr = false;
+        from_crlf(b"a\r\nb\r", &mut cr, &mut out);
+        from_crlf(b"\nc\rd", &mut cr, &mut out);
+        assert_eq!(out, b"a\nb\nc\rd");
+        assert!(!cr);
+    }
+}
