@@ -1,1 +1,90 @@
-//! ftpdlib: an FTP server library built as a single-threaded mio reactor.
+//! ftpdlib: an FTP server library built as a single-threaded mio reactor, after pyftpdlib.
+//!
+//! # Layers
+//!
+//! From the wire inwards:
+//!
+//! - [`FtpServer`] (pyftpdlib's `FTPServer` and IOLoop) owns the listeners, a slab of channels
+//!   keyed by mio token, and a timer heap ([`ioloop::timer`]). It runs alone
+//!   ([`FtpServer::serve_forever`]) or inside your own `mio::Poll`.
+//! - Control channels read command lines and write replies; data channels
+//!   (pyftpdlib's `DTPHandler`) accept or connect, then move bytes with sendfile(2).
+//! - [`Session`] (the `FTPHandler` logic) is the protocol without sockets: lines, data events
+//!   and the time go in; replies, [`Action`](control::session::Action)s and deadlines come
+//!   out. It is tested without a network on a made-up clock.
+//! - [`Authorizer`] ([`DummyAuthorizer`]) decides who logs in with which [`Perms`];
+//!   [`Filesystem`] ([`OsFilesystem`], pyftpdlib's `AbstractedFS`) jails each session in its
+//!   home directory.
+//!
+//! # Serving a directory
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ftpdlib::{Config, DummyAuthorizer, FtpServer};
+//!
+//! let mut auth = DummyAuthorizer::new();
+//! auth.add_user("user", "12345", ".", "elradfmw").unwrap();
+//! auth.add_anonymous(".", "elr").unwrap();
+//! let mut server = FtpServer::bind("127.0.0.1:2121", Config::new(Arc::new(auth))).unwrap();
+//! server.serve_forever(None, None).unwrap();
+//! ```
+//!
+//! # Embedding in your mio loop
+//!
+//! The server takes a range of tokens from the one you give it and shares your poll and
+//! thread with your own sources:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use mio::{Events, Poll, Token};
+//! use ftpdlib::{Config, DummyAuthorizer, FtpServer};
+//!
+//! let mut auth = DummyAuthorizer::new();
+//! auth.add_anonymous(".", "elr").unwrap();
+//! let mut ftp = FtpServer::bind("127.0.0.1:2121", Config::new(Arc::new(auth))).unwrap();
+//! let mut poll = Poll::new().unwrap();
+//! ftp.register(poll.registry(), Token(1 << 20)).unwrap(); // tokens below are yours
+//! let mut events = Events::with_capacity(256);
+//! loop {
+//!     let timeout = ftp.next_timeout().map(|d| d.saturating_duration_since(Instant::now()));
+//!     poll.poll(&mut events, timeout).unwrap();
+//!     for event in events.iter() {
+//!         if ftp.owns(event.token()) {
+//!             ftp.handle_event(event);
+//!         } // else: your own sources
+//!     }
+//!     ftp.handle_timeouts(Instant::now());
+//! }
+//! ```
+//!
+//! # Logging
+//!
+//! Through the `log` crate on three targets, the seed's `log`, `logline` and `logerror`; see
+//! [`logger`]. The library installs no logger.
+
+#![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![cfg_attr(test, deny(warnings))]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod authorizer;
+pub mod config;
+pub mod control;
+mod data;
+pub mod filesystem;
+pub mod hooks;
+pub mod ioloop;
+pub mod listing;
+pub mod logger;
+pub mod server;
+
+pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Perms};
+pub use config::{Config, DtpConfig};
+pub use control::session::Session;
+pub use filesystem::{Filesystem, OsFilesystem};
+pub use hooks::{Hooks, NoHooks, SessionInfo};
+pub use ioloop::token::TOKEN_SPAN;
+pub use server::{CallLater, FtpServer, StopHandle};
+
+/// The crate version, as shown in the default banner.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,1 +1,311 @@
-fn main() {}
+//! The `ftpdlib` command: serve a directory over FTP, like `python -m pyftpdlib`.
+//!
+//! ```text
+//! ftpdlib                      # anonymous, read-only, current directory, port 2121
+//! ftpdlib -w -d /srv/ftp -u user -P secret
+//! ftpdlib --users users.txt --anonymous
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ftpdlib::{Config, DummyAuthorizer, FtpServer};
+
+const USAGE: &str = "\
+Usage: ftpdlib [OPTIONS]
+
+Serve a directory over FTP.
+
+Options:
+  -i, --interface ADDR       address to listen on (default: all interfaces)
+  -p, --port PORT            port to listen on (default 2121)
+  -w, --write                give write permissions (default read-only)
+  -d, --directory DIR        directory to serve (default: the current one)
+  -n, --nat-address ADDR     public address to announce in PASV replies (behind NAT)
+  -r, --range FROM-TO        passive ports to use, e.g. 60000-65535
+  -u, --username NAME        log in with this name instead of anonymously (needs -P)
+  -P, --password PASS        password for --username
+      --users FILE           accounts, one a line: name:password:perms[:home]
+      --anonymous            also serve anonymous read-only when users are given
+      --max-cons N           most sessions at once, 0 for no limit (default 512)
+      --max-cons-per-ip N    most sessions per client address, 0 for no limit (default 0)
+      --banner TEXT          greeting sent to clients
+      --timeout SECS         idle time allowed between commands (default 300, 0 for none)
+      --auth-failed-delay SECS  pause before answering a failed login (default 3)
+  -D, --debug                log every command and reply
+  -V, --verbose              same as --debug
+  -v, --version              print the version and exit
+  -h, --help                 print this help and exit
+
+Permissions for -w and --users: e=CWD l=LIST r=RETR a=APPE d=DELE/RMD f=RNFR/RNTO
+m=MKD w=STOR M=SITE CHMOD T=MFMT (read-only is \"elr\", everything \"elradfmwMT\").";
+
+#[derive(Debug, Default)]
+struct Options {
+    interface: Option<String>,
+    port: u16,
+    write: bool,
+    directory: Option<PathBuf>,
+    nat_address: Option<IpAddr>,
+    range: Option<(u16, u16)>,
+    username: Option<String>,
+    password: Option<String>,
+    users: Option<PathBuf>,
+    anonymous: bool,
+    max_cons: Option<usize>,
+    max_cons_per_ip: Option<usize>,
+    banner: Option<String>,
+    timeout: Option<u64>,
+    auth_failed_delay: Option<f64>,
+    debug: bool,
+}
+
+enum Parsed {
+    Run(Box<Options>),
+    Exit(String),
+}
+
+fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
+    let mut o = Options {
+        port: 2121,
+        ..Options::default()
+    };
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        // Accept --flag=value as well as --flag value.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Exit(USAGE.to_string())),
+            "-v" | "--version" => return Ok(Parsed::Exit(format!("ftpdlib {}", ftpdlib::VERSION))),
+            "-i" | "--interface" => o.interface = Some(value(&flag)?),
+            "-p" | "--port" => {
+                let v = value(&flag)?;
+                o.port = v.parse().map_err(|_| format!("invalid port {v:?}"))?;
+            }
+            "-w" | "--write" => o.write = true,
+            "-d" | "--directory" => o.directory = Some(PathBuf::from(value(&flag)?)),
+            "-n" | "--nat-address" => {
+                let v = value(&flag)?;
+                o.nat_address = Some(
+                    v.parse()
+                        .map_err(|_| format!("invalid NAT address {v:?}"))?,
+                );
+            }
+            "-r" | "--range" => {
+                let v = value(&flag)?;
+                let (a, b) = v
+                    .split_once('-')
+                    .ok_or_else(|| format!("invalid port range {v:?} (want FROM-TO)"))?;
+                let (a, b): (u16, u16) = match (a.trim().parse(), b.trim().parse()) {
+                    (Ok(a), Ok(b)) if a <= b && a > 0 => (a, b),
+                    _ => {
+                        return Err(format!(
+                            "invalid port range {v:?} (want FROM-TO, FROM <= TO)"
+                        ))
+                    }
+                };
+                o.range = Some((a, b));
+            }
+            "-u" | "--username" => o.username = Some(value(&flag)?),
+            "-P" | "--password" => o.password = Some(value(&flag)?),
+            "--users" => o.users = Some(PathBuf::from(value(&flag)?)),
+            "--anonymous" => o.anonymous = true,
+            "--max-cons" => {
+                let v = value(&flag)?;
+                o.max_cons = Some(v.parse().map_err(|_| format!("invalid --max-cons {v:?}"))?);
+            }
+            "--max-cons-per-ip" => {
+                let v = value(&flag)?;
+                o.max_cons_per_ip = Some(
+                    v.parse()
+                        .map_err(|_| format!("invalid --max-cons-per-ip {v:?}"))?,
+                );
+            }
+            "--banner" => o.banner = Some(value(&flag)?),
+            "--timeout" => {
+                let v = value(&flag)?;
+                o.timeout = Some(v.parse().map_err(|_| format!("invalid --timeout {v:?}"))?);
+            }
+            "--auth-failed-delay" => {
+                let v = value(&flag)?;
+                match v.parse::<f64>() {
+                    Ok(s) if s >= 0.0 && s.is_finite() => o.auth_failed_delay = Some(s),
+                    _ => return Err(format!("invalid --auth-failed-delay {v:?}")),
+                }
+            }
+            "-D" | "--debug" | "-V" | "--verbose" => o.debug = true,
+            other => return Err(format!("unknown option {other:?} (see --help)")),
+        }
+    }
+    if o.username.is_some() != o.password.is_some() {
+        return Err("--username and --password go together".to_string());
+    }
+    Ok(Parsed::Run(Box::new(o)))
+}
+
+/// Reads a `--users` file: `name:password:perms[:home]` a line, `#` comments and blank lines
+/// allowed.
+fn load_users(
+    auth: &mut DummyAuthorizer,
+    file: &Path,
+    default_home: &Path,
+) -> Result<usize, String> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("can't read {}: {e}", file.display()))?;
+    let mut count = 0;
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parts: Vec<&str> = line.splitn(4, ':').collect();
+        if parts.len() < 3 || parts[0].is_empty() {
+            return Err(format!(
+                "{}:{n}: expected name:password:perms[:home]",
+                file.display()
+            ));
+        }
+        let home = parts
+            .get(3)
+            .filter(|h| !h.is_empty())
+            .map_or_else(|| default_home.to_path_buf(), PathBuf::from);
+        auth.add_user(parts[0], parts[1], &home, parts[2])
+            .map_err(|e| format!("{}:{n}: {e}", file.display()))?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(format!("{}: no accounts in the file", file.display()));
+    }
+    Ok(count)
+}
+
+fn run(o: Options) -> Result<(), String> {
+    let dir = match &o.directory {
+        Some(d) => d.clone(),
+        None => {
+            std::env::current_dir().map_err(|e| format!("can't read the current directory: {e}"))?
+        }
+    };
+    if !dir.is_dir() {
+        return Err(format!("{}: no such directory", dir.display()));
+    }
+    let perm = if o.write { "elradfmwMT" } else { "elr" };
+    let mut auth = DummyAuthorizer::new();
+    let mut who = Vec::new();
+    if let (Some(u), Some(p)) = (&o.username, &o.password) {
+        auth.add_user(u, p, &dir, perm).map_err(|e| e.to_string())?;
+        who.push(format!("user {u:?} ({perm})"));
+    }
+    if let Some(file) = &o.users {
+        let n = load_users(&mut auth, file, &dir)?;
+        who.push(format!("{n} accounts from {}", file.display()));
+    }
+    if who.is_empty() {
+        auth.add_anonymous(&dir, perm).map_err(|e| e.to_string())?;
+        who.push(format!("anonymous ({perm})"));
+    } else if o.anonymous {
+        auth.add_anonymous(&dir, "elr").map_err(|e| e.to_string())?;
+        who.push("anonymous (elr)".to_string());
+    }
+
+    let mut config = Config::new(Arc::new(auth));
+    if let Some(b) = o.banner {
+        config.banner = b;
+    }
+    if let Some(t) = o.timeout {
+        config.timeout = (t > 0).then(|| Duration::from_secs(t));
+    }
+    if let Some(d) = o.auth_failed_delay {
+        config.auth_failed_timeout = Duration::from_secs_f64(d);
+    }
+    config.masquerade_address = o.nat_address;
+    config.passive_ports = o.range.map(|(a, b)| a..=b);
+
+    let addrs: Vec<SocketAddr> = match &o.interface {
+        Some(i) if !i.is_empty() => {
+            let ip: IpAddr = i
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse()
+                .map_err(|_| format!("invalid interface address {i:?}"))?;
+            vec![SocketAddr::new(ip, o.port)]
+        }
+        // All interfaces: one dual-stack IPv6 socket, or IPv4 alone where IPv6 is off.
+        _ => vec![
+            SocketAddr::new(IpAddr::from([0u16; 8]), o.port),
+            SocketAddr::new(IpAddr::from([0u8; 4]), o.port),
+        ],
+    };
+    let mut server = None;
+    let mut last_err = None;
+    for a in &addrs {
+        match FtpServer::bind(a, config.clone()) {
+            Ok(s) => {
+                server = Some(s);
+                break;
+            }
+            Err(e) => last_err = Some(format!("can't listen on {a}: {e}")),
+        }
+    }
+    let Some(mut server) = server else {
+        return Err(last_err.unwrap_or_else(|| "no address to listen on".to_string()));
+    };
+    if let Some(n) = o.max_cons {
+        server.max_cons = n;
+    }
+    if let Some(n) = o.max_cons_per_ip {
+        server.max_cons_per_ip = n;
+    }
+    let listen = server
+        .local_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    log::info!(
+        target: ftpdlib::logger::LOG,
+        ">>> starting FTP server on {listen}, pid={}, serving {} to {}",
+        std::process::id(),
+        dir.display(),
+        who.join(", ")
+    );
+    server
+        .serve_forever(None, None)
+        .map_err(|e| format!("server stopped: {e}"))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_args(args) {
+        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Exit(text)) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("ftpdlib: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let level = if opts.debug { "debug" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    match run(*opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ftpdlib: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,991 @@
+//! The server (pyftpdlib's `FTPServer` with its IOLoop): listeners, the slab of channels,
+//! the timer heap, connection limits, and the API to run it alone or inside another mio loop.
+//!
+//! # Shape
+//!
+//! Every socket the server owns is an entry in one [`Slab`]: listeners, control channels and
+//! data channels. An entry's key, offset into the token range the host chose, is its mio
+//! token. Each entry has at most one timer on the heap, set to the earliest deadline the
+//! entry reports (idle timeout, failed-login delay, accept, connect or stall timeout).
+//! Channels that stopped on a byte budget rather than on `WouldBlock` wait in a ready queue
+//! and are driven again on the next iteration, so one fast transfer cannot starve the rest.
+//!
+//! # Stopping
+//!
+//! [`StopHandle`] stops the server from any thread through a socket pair registered in the
+//! same poll. A socket pair rather than `mio::Waker`, because mio allows one waker per
+//! `Poll` and an embedding program may already own that one.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream, UnixStream};
+use mio::{Interest, Registry, Token};
+use slab::Slab;
+
+use crate::config::Config;
+use crate::control::session::{Action, Session, TransferError};
+use crate::control::{ControlChannel, Line};
+use crate::data::{DataChannel, DataEvent};
+use crate::ioloop::timer::{Due, TimerHeap, TimerId};
+use crate::ioloop::token::TokenRange;
+use crate::ioloop::IoLoop;
+use crate::logger;
+
+/// Bytes a data channel may move per turn before others get theirs.
+const TURN_BUDGET: usize = 4 << 20;
+/// How long a closed session may take to flush its last replies.
+const LINGER: Duration = Duration::from_secs(5);
+/// Pause before accepting again after running out of file descriptors.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+const RUNNING: u8 = 0;
+const CLOSE: u8 = 1;
+const CLOSE_ALL: u8 = 2;
+
+/// A callback on the timer heap.
+type Callback = Box<dyn FnMut(&mut FtpServer) + Send>;
+
+enum TimerTarget {
+    Channel(usize),
+    Call(Option<Callback>),
+}
+
+#[derive(Debug)]
+struct ListenerEntry {
+    sock: TcpListener,
+    /// Set after EMFILE and friends: accept again at this time.
+    retry_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+enum Channel {
+    Listener(ListenerEntry),
+    Control(Box<ControlChannel>),
+    Data(DataChannel),
+}
+
+#[derive(Debug)]
+struct Entry {
+    chan: Channel,
+    timer: Option<TimerId>,
+}
+
+#[derive(Debug)]
+struct StopShared {
+    state: AtomicU8,
+    tx: Mutex<StdUnixStream>,
+}
+
+/// Stops a server from another thread (or from inside a callback).
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    shared: Arc<StopShared>,
+}
+
+impl StopHandle {
+    fn signal(&self, state: u8) {
+        self.shared.state.fetch_max(state, Ordering::SeqCst);
+        if let Ok(mut tx) = self.shared.tx.lock() {
+            // A full pipe already holds a wake-up; nothing more to do.
+            let _ = tx.write(&[1]);
+        }
+    }
+
+    /// Stops listening; sessions already connected carry on (pyftpdlib's `close()`).
+    pub fn close(&self) {
+        self.signal(CLOSE);
+    }
+
+    /// Stops listening and drops every session (pyftpdlib's `close_all()`).
+    pub fn close_all(&self) {
+        self.signal(CLOSE_ALL);
+    }
+}
+
+/// A handle to a [`FtpServer::call_later`] or [`FtpServer::call_every`] callback
+/// (the seed's `CallLater`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLater {
+    id: TimerId,
+}
+
+impl CallLater {
+    /// Whether the call was cancelled or has already run (one-shot).
+    pub fn cancelled(&self, server: &FtpServer) -> bool {
+        !server.timers.is_pending(self.id)
+    }
+
+    /// Unschedules the call.
+    pub fn cancel(&self, server: &mut FtpServer) {
+        server.timers.cancel(self.id);
+    }
+
+    /// Restarts the countdown from now with the original delay.
+    pub fn reset(&self, server: &mut FtpServer) {
+        server.timers.reset(self.id, Instant::now());
+    }
+
+    /// Reschedules the call `delay` from now.
+    pub fn delay(&self, server: &mut FtpServer, delay: Duration) {
+        server.timers.delay(self.id, Instant::now(), delay);
+    }
+}
+
+/// An FTP server: listeners and sessions on one reactor thread.
+///
+/// # Examples
+/// Serve a directory read-only to anonymous users until stopped:
+/// ```no_run
+/// use std::sync::Arc;
+/// use ftpdlib::{Config, DummyAuthorizer, FtpServer};
+/// let mut auth = DummyAuthorizer::new();
+/// auth.add_anonymous("/srv/ftp", "elr").unwrap();
+/// let mut server = FtpServer::bind("127.0.0.1:2121", Config::new(Arc::new(auth))).unwrap();
+/// server.max_cons = 256;
+/// server.max_cons_per_ip = 5;
+/// server.serve_forever(None, None).unwrap();
+/// ```
+#[doc(alias = "FTPServer")]
+pub struct FtpServer {
+    config: Arc<Config>,
+    /// Most sessions at once, 0 for no limit (default 512). Counts control connections only:
+    /// a session's data connection does not take a slot.
+    pub max_cons: usize,
+    /// Most sessions from one IP address, 0 for no limit (default 0).
+    pub max_cons_per_ip: usize,
+    local_addrs: Vec<SocketAddr>,
+    unregistered: Vec<TcpListener>,
+    channels: Slab<Entry>,
+    timers: TimerHeap<TimerTarget>,
+    tokens: TokenRange,
+    registry: Option<Registry>,
+    per_ip: HashMap<IpAddr, usize>,
+    sessions: usize,
+    ready: VecDeque<usize>,
+    queued: HashSet<usize>,
+    wake_rx: UnixStream,
+    stop: Arc<StopShared>,
+    ioloop: Option<IoLoop>,
+}
+
+impl std::fmt::Debug for FtpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FtpServer")
+            .field("local_addrs", &self.local_addrs)
+            .field("max_cons", &self.max_cons)
+            .field("max_cons_per_ip", &self.max_cons_per_ip)
+            .field("sessions", &self.sessions)
+            .field("channels", &self.channels.len())
+            .field("timers", &self.timers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// Errors after which accepting again at once would fail the same way.
+fn resource_exhausted(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+impl FtpServer {
+    /// Binds a listener on every address `addr` resolves to.
+    ///
+    /// # Errors
+    /// Resolution or binding errors, e.g. `AddrInUse`.
+    pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<FtpServer> {
+        let mut listeners = Vec::new();
+        for a in addr.to_socket_addrs()? {
+            listeners.push(TcpListener::bind(a)?);
+        }
+        if listeners.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no address to listen on",
+            ));
+        }
+        FtpServer::from_listeners(listeners, config)
+    }
+
+    /// Serves on listeners the caller bound (say with socket options of its own).
+    ///
+    /// # Errors
+    /// When the wake-up socket pair cannot be made.
+    pub fn from_listeners(listeners: Vec<TcpListener>, config: Config) -> io::Result<FtpServer> {
+        let local_addrs = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<io::Result<Vec<_>>>()?;
+        let (tx, rx) = StdUnixStream::pair()?;
+        tx.set_nonblocking(true)?;
+        rx.set_nonblocking(true)?;
+        Ok(FtpServer {
+            config: Arc::new(config),
+            max_cons: 512,
+            max_cons_per_ip: 0,
+            local_addrs,
+            unregistered: listeners,
+            channels: Slab::new(),
+            timers: TimerHeap::new(),
+            tokens: TokenRange::new(Token(0)),
+            registry: None,
+            per_ip: HashMap::new(),
+            sessions: 0,
+            ready: VecDeque::new(),
+            queued: HashSet::new(),
+            wake_rx: UnixStream::from_std(rx),
+            stop: Arc::new(StopShared {
+                state: AtomicU8::new(RUNNING),
+                tx: Mutex::new(tx),
+            }),
+            ioloop: None,
+        })
+    }
+
+    /// The addresses the server listens on (with the ports the kernel chose for port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The session settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Changes the session settings; sessions started after the call see the new ones.
+    pub fn set_config(&mut self, config: Config) {
+        self.config = Arc::new(config);
+    }
+
+    /// A handle that stops the server from any thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            shared: Arc::clone(&self.stop),
+        }
+    }
+
+    /// Sessions connected now.
+    pub fn session_count(&self) -> usize {
+        self.sessions
+    }
+
+    /// Slab entries in use: listeners, control and data channels.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Timers on the heap, callbacks included.
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+
+    // ---- embedding -----------------------------------------------------------------
+
+    /// Registers the server with a host's poll. The server takes the tokens from `first` to
+    /// `first + TOKEN_SPAN - 1` ([`TOKEN_SPAN`](crate::TOKEN_SPAN)); the host keeps the rest.
+    ///
+    /// # Errors
+    /// Registration errors from mio.
+    pub fn register(&mut self, registry: &Registry, first: Token) -> io::Result<()> {
+        self.tokens = TokenRange::new(first);
+        self.registry = Some(registry.try_clone()?);
+        registry.register(&mut self.wake_rx, self.tokens.waker(), Interest::READABLE)?;
+        for sock in std::mem::take(&mut self.unregistered) {
+            self.insert_listener(sock)?;
+        }
+        Ok(())
+    }
+
+    /// Closes everything and deregisters from the host's poll; the server can be dropped
+    /// afterwards with nothing left registered.
+    pub fn deregister(&mut self, registry: &Registry) {
+        self.close_all();
+        let _ = registry.deregister(&mut self.wake_rx);
+        self.registry = None;
+    }
+
+    /// Whether `token` belongs to this server.
+    pub fn owns(&self, token: Token) -> bool {
+        self.tokens.contains(token)
+    }
+
+    /// Handles one event for a token the server owns.
+    pub fn handle_event(&mut self, event: &Event) {
+        let now = Instant::now();
+        let token = event.token();
+        if token == self.tokens.waker() {
+            self.drain_wake();
+            return;
+        }
+        if let Some(key) = self.tokens.key(token) {
+            self.drive(key, now);
+        }
+    }
+
+    /// The next instant at which [`handle_timeouts`](Self::handle_timeouts) has work: a timer
+    /// deadline, or now when channels wait in the ready queue.
+    pub fn next_timeout(&mut self) -> Option<Instant> {
+        if !self.ready.is_empty() {
+            return Some(Instant::now());
+        }
+        self.timers.next_deadline()
+    }
+
+    /// Fires due timers and gives queued channels their turn. Call once per loop iteration,
+    /// after the events.
+    pub fn handle_timeouts(&mut self, now: Instant) {
+        while let Some(due) = self.timers.pop_due(now) {
+            match due {
+                Due::Once(_, TimerTarget::Channel(key)) => {
+                    if let Some(e) = self.channels.get_mut(key) {
+                        e.timer = None;
+                    }
+                    self.fire_channel(key, now);
+                }
+                Due::Once(_, TimerTarget::Call(Some(mut f))) => f(self),
+                Due::Once(_, TimerTarget::Call(None)) => {}
+                Due::Every(id) => {
+                    let f = match self.timers.get_mut(id) {
+                        Some(TimerTarget::Call(f)) => f.take(),
+                        _ => None,
+                    };
+                    if let Some(mut f) = f {
+                        f(self);
+                        if let Some(TimerTarget::Call(slot)) = self.timers.get_mut(id) {
+                            *slot = Some(f);
+                        }
+                    }
+                }
+            }
+        }
+        for _ in 0..self.ready.len() {
+            let Some(key) = self.ready.pop_front() else {
+                break;
+            };
+            self.queued.remove(&key);
+            self.drive(key, now);
+        }
+    }
+
+    // ---- running alone ---------------------------------------------------------------
+
+    /// Runs the server on its own poll until stopped (pyftpdlib's `serve_forever`):
+    /// `timeout` caps each wait, `count` the number of loop iterations. Returns when
+    /// [`close_all`](Self::close_all) was requested, when `count` iterations ran, or when
+    /// [`close`](Self::close) was requested and the last session ended.
+    ///
+    /// # Errors
+    /// Errors of the poll itself.
+    pub fn serve_forever(
+        &mut self,
+        timeout: Option<Duration>,
+        count: Option<usize>,
+    ) -> io::Result<()> {
+        let mut n = 0usize;
+        loop {
+            if count.is_some_and(|c| n >= c) {
+                return Ok(());
+            }
+            self.poll_once(timeout)?;
+            n += 1;
+            let state = self.stop.state.load(Ordering::SeqCst);
+            if state == CLOSE_ALL || (state == CLOSE && self.channels.is_empty()) {
+                self.close_all();
+                return Ok(());
+            }
+        }
+    }
+
+    /// One iteration on the server's own poll: wait for events (at most `timeout`, less when a
+    /// timer is due sooner), handle them, fire timers. Returns the next deadline.
+    ///
+    /// # Errors
+    /// Errors of the poll itself.
+    pub fn poll_once(&mut self, timeout: Option<Duration>) -> io::Result<Option<Instant>> {
+        if self.ioloop.is_none() {
+            let l = IoLoop::new()?;
+            self.register(l.poll.registry(), Token(0))?;
+            self.ioloop = Some(l);
+        }
+        self.apply_stop();
+        let now = Instant::now();
+        let wait = match self.next_timeout() {
+            Some(d) => {
+                let until = d.saturating_duration_since(now);
+                Some(timeout.map_or(until, |t| t.min(until)))
+            }
+            None => timeout,
+        };
+        let Some(mut l) = self.ioloop.take() else {
+            return Ok(None);
+        };
+        let result = l.wait(wait);
+        for event in l.events.iter() {
+            self.handle_event(event);
+        }
+        self.ioloop = Some(l);
+        result?;
+        self.handle_timeouts(Instant::now());
+        self.apply_stop();
+        Ok(self.next_timeout())
+    }
+
+    // ---- stopping ---------------------------------------------------------------------
+
+    /// Stops listening; connected sessions carry on (pyftpdlib's `close()`).
+    pub fn close(&mut self) {
+        self.stop.state.fetch_max(CLOSE, Ordering::SeqCst);
+        self.unregistered.clear();
+        let keys: Vec<usize> = self
+            .channels
+            .iter()
+            .filter(|(_, e)| matches!(e.chan, Channel::Listener(_)))
+            .map(|(k, _)| k)
+            .collect();
+        for key in keys {
+            self.remove(key);
+        }
+    }
+
+    /// Stops listening and drops every session, leaving no socket or timer behind
+    /// (pyftpdlib's `close_all()`).
+    pub fn close_all(&mut self) {
+        self.stop.state.fetch_max(CLOSE_ALL, Ordering::SeqCst);
+        self.close();
+        let now = Instant::now();
+        let keys: Vec<usize> = self.channels.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if matches!(
+                self.channels.get(key).map(|e| &e.chan),
+                Some(Channel::Control(_))
+            ) {
+                self.remove_control(key, now);
+            }
+        }
+        let keys: Vec<usize> = self.channels.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.remove(key);
+        }
+        self.ready.clear();
+        self.queued.clear();
+        self.timers.clear();
+    }
+
+    fn drain_wake(&mut self) {
+        let mut buf = [0u8; 64];
+        loop {
+            match io::Read::read(&mut self.wake_rx, &mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        self.apply_stop();
+    }
+
+    fn apply_stop(&mut self) {
+        match self.stop.state.load(Ordering::SeqCst) {
+            CLOSE_ALL if !self.channels.is_empty() || !self.timers.is_empty() => self.close_all(),
+            CLOSE
+                if self
+                    .channels
+                    .iter()
+                    .any(|(_, e)| matches!(e.chan, Channel::Listener(_))) =>
+            {
+                self.close()
+            }
+            _ => {}
+        }
+    }
+
+    // ---- timers -----------------------------------------------------------------------
+
+    /// Runs `f` once after `delay` on the reactor thread (the seed's `CallLater`).
+    pub fn call_later(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut FtpServer) + Send + 'static,
+    ) -> CallLater {
+        let mut f = Some(f);
+        let cb: Callback = Box::new(move |s| {
+            if let Some(f) = f.take() {
+                f(s);
+            }
+        });
+        CallLater {
+            id: self
+                .timers
+                .call_later(Instant::now(), delay, TimerTarget::Call(Some(cb))),
+        }
+    }
+
+    /// Runs `f` every `period` until cancelled (pyftpdlib's `CallEvery`).
+    pub fn call_every(
+        &mut self,
+        period: Duration,
+        f: impl FnMut(&mut FtpServer) + Send + 'static,
+    ) -> CallLater {
+        CallLater {
+            id: self.timers.call_every(
+                Instant::now(),
+                period,
+                TimerTarget::Call(Some(Box::new(f))),
+            ),
+        }
+    }
+
+    fn sync_timer(&mut self, key: usize, now: Instant) {
+        let Some(entry) = self.channels.get(key) else {
+            return;
+        };
+        let want = match &entry.chan {
+            Channel::Listener(l) => l.retry_at,
+            Channel::Control(c) => match c.closed_at {
+                Some(t) => Some(t + LINGER),
+                None => c.session.poll_timeout(),
+            },
+            Channel::Data(d) => d.poll_timeout(),
+        };
+        let current = entry.timer;
+        let timer = match (current, want) {
+            (Some(id), Some(at)) => {
+                if self.timers.deadline(id) != Some(at) && !self.timers.reschedule(id, at) {
+                    Some(self.timers.call_at(at.max(now), TimerTarget::Channel(key)))
+                } else {
+                    Some(id)
+                }
+            }
+            (None, Some(at)) => Some(self.timers.call_at(at, TimerTarget::Channel(key))),
+            (Some(id), None) => {
+                self.timers.cancel(id);
+                None
+            }
+            (None, None) => None,
+        };
+        if let Some(e) = self.channels.get_mut(key) {
+            e.timer = timer;
+        }
+    }
+
+    fn fire_channel(&mut self, key: usize, now: Instant) {
+        let Some(entry) = self.channels.get_mut(key) else {
+            return;
+        };
+        match &mut entry.chan {
+            Channel::Listener(l) => {
+                l.retry_at = None;
+                self.drive(key, now);
+            }
+            Channel::Control(c) => {
+                if c.closed_at.is_some_and(|t| t + LINGER <= now) {
+                    self.remove_control(key, now);
+                    return;
+                }
+                c.session.handle_timeout(now);
+                self.drive_control(key, now);
+            }
+            Channel::Data(d) => {
+                let mut events = Vec::new();
+                if let Some(reg) = &self.registry {
+                    d.handle_timeout(now, reg, &mut events);
+                }
+                let owner = d.owner;
+                self.deliver(key, owner, events, now);
+            }
+        }
+    }
+
+    // ---- driving channels ------------------------------------------------------------
+
+    fn enqueue(&mut self, key: usize) {
+        if self.queued.insert(key) {
+            self.ready.push_back(key);
+        }
+    }
+
+    fn drive(&mut self, key: usize, now: Instant) {
+        match self.channels.get(key).map(|e| &e.chan) {
+            Some(Channel::Listener(_)) => self.accept(key, now),
+            Some(Channel::Control(_)) => self.drive_control(key, now),
+            Some(Channel::Data(_)) => self.drive_data(key, now),
+            None => {}
+        }
+    }
+
+    fn insert_listener(&mut self, mut sock: TcpListener) -> io::Result<()> {
+        let entry = self.channels.vacant_entry();
+        let key = entry.key();
+        let token = self
+            .tokens
+            .token(key)
+            .ok_or_else(|| io::Error::other("token range exhausted"))?;
+        if let Some(reg) = &self.registry {
+            reg.register(&mut sock, token, Interest::READABLE)?;
+        }
+        entry.insert(Entry {
+            chan: Channel::Listener(ListenerEntry {
+                sock,
+                retry_at: None,
+            }),
+            timer: None,
+        });
+        // Connections may already be waiting in the backlog.
+        self.enqueue(key);
+        Ok(())
+    }
+
+    fn accept(&mut self, key: usize, now: Instant) {
+        let mut failures = 0;
+        loop {
+            let Some(Entry {
+                chan: Channel::Listener(l),
+                ..
+            }) = self.channels.get_mut(key)
+            else {
+                return;
+            };
+            if l.retry_at.is_some() {
+                return;
+            }
+            match l.sock.accept() {
+                Ok((stream, peer)) => self.new_session(stream, peer, now),
+                Err(e) if would_block(&e) => break,
+                Err(e) if resource_exhausted(&e) => {
+                    logger::logerror(&format!("accept failed: {e}; retrying in {ACCEPT_RETRY:?}"));
+                    l.retry_at = Some(now + ACCEPT_RETRY);
+                    break;
+                }
+                Err(e) => {
+                    // ECONNABORTED, EINTR, EPROTO: that connection is gone, the next may not be.
+                    failures += 1;
+                    if failures > 64 {
+                        logger::logerror(&format!("accept keeps failing: {e}"));
+                        l.retry_at = Some(now + ACCEPT_RETRY);
+                        break;
+                    }
+                }
+            }
+        }
+        self.sync_timer(key, now);
+    }
+
+    fn new_session(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
+        let ip = peer.ip().to_canonical();
+        let refuse = if self.max_cons > 0 && self.sessions >= self.max_cons {
+            Some("421 Too many connections. Service temporarily unavailable.\r\n")
+        } else if self.max_cons_per_ip > 0
+            && self.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_cons_per_ip
+        {
+            Some("421 Too many connections from the same IP address.\r\n")
+        } else if self.tokens.token(self.channels.vacant_key() + 1).is_none() {
+            Some("421 Server busy.\r\n")
+        } else {
+            None
+        };
+        if let Some(msg) = refuse {
+            log::warn!(target: logger::LOG, "{peer} refused: {}", msg.trim_end());
+            // Best effort: the socket is fresh, so a short reply fits its buffer.
+            let _ = stream.write(msg.as_bytes());
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let local = match stream.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                logger::logerror(&format!("{peer} local_addr failed: {e}"));
+                return;
+            }
+        };
+        let session = Session::new(Arc::clone(&self.config), peer, local, now);
+        let entry = self.channels.vacant_entry();
+        let key = entry.key();
+        let Some(token) = self.tokens.token(key) else {
+            return;
+        };
+        let mut chan = Box::new(ControlChannel::new(stream, session, peer));
+        if let Some(reg) = &self.registry {
+            if let Err(e) = reg.register(
+                &mut chan.stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                logger::logerror(&format!("{peer} register failed: {e}"));
+                chan.session.handle_closed(now);
+                return;
+            }
+        }
+        entry.insert(Entry {
+            chan: Channel::Control(chan),
+            timer: None,
+        });
+        self.sessions += 1;
+        *self.per_ip.entry(ip).or_insert(0) += 1;
+        self.drive_control(key, now);
+    }
+
+    fn control_mut(&mut self, key: usize) -> Option<&mut ControlChannel> {
+        match self.channels.get_mut(key) {
+            Some(Entry {
+                chan: Channel::Control(c),
+                ..
+            }) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn drive_control(&mut self, key: usize, now: Instant) {
+        loop {
+            let Some(c) = self.control_mut(key) else {
+                return;
+            };
+            c.fill();
+            while let Some(line) = c.next_line(now) {
+                match line {
+                    Line::Complete(l) => c.session.handle_line(now, &l),
+                    Line::TooLong => c.session.handle_line_too_long(now),
+                }
+                if !c.wants_line() {
+                    break;
+                }
+            }
+            let actions: Vec<Action> = std::iter::from_fn(|| c.session.poll_action()).collect();
+            if !actions.is_empty() {
+                for a in actions {
+                    self.apply(key, a, now);
+                }
+                continue;
+            }
+            c.flush();
+            if c.session.is_closed() && c.closed_at.is_none() {
+                c.closed_at = Some(now);
+            }
+            let done = c.eof || (c.session.is_closed() && c.session.output().is_empty());
+            if done {
+                self.remove_control(key, now);
+                return;
+            }
+            // Output drained below the limit may let a waiting line through.
+            if c.wants_line() && c.input.has_line() {
+                continue;
+            }
+            break;
+        }
+        self.sync_timer(key, now);
+    }
+
+    fn apply(&mut self, key: usize, action: Action, now: Instant) {
+        let config = Arc::clone(&self.config);
+        match action {
+            Action::CloseData => {
+                if let Some(d) = self.control_mut(key).and_then(|c| c.data.take()) {
+                    self.remove(d);
+                }
+            }
+            Action::Close => {}
+            Action::Listen { extended } => {
+                let Some(c) = self.control_mut(key) else {
+                    return;
+                };
+                let local = c.stream.local_addr().map(|a| a.ip());
+                let client = c.session.peer().ip();
+                let result = local.and_then(|ip| {
+                    DataChannel::listen(
+                        key,
+                        ip,
+                        client,
+                        config.passive_ports.as_ref(),
+                        &config.dtp,
+                        now,
+                    )
+                });
+                let result = result.and_then(|(dc, addr)| self.insert_data(key, dc).map(|_| addr));
+                if let Some(c) = self.control_mut(key) {
+                    c.session.handle_passive_ready(now, result, extended);
+                }
+            }
+            Action::Connect(addr) => {
+                let result = DataChannel::connect(key, addr, &config.dtp, now)
+                    .and_then(|dc| self.insert_data(key, dc));
+                match result {
+                    Ok(dkey) => self.enqueue(dkey),
+                    Err(e) => {
+                        if let Some(c) = self.control_mut(key) {
+                            c.session.handle_data_failed(
+                                now,
+                                crate::control::session::DataFailure::ConnectFailed(e),
+                            );
+                        }
+                    }
+                }
+            }
+            Action::Transfer(t) => {
+                let dkey = self.control_mut(key).and_then(|c| c.data);
+                match dkey.and_then(|d| match self.channels.get_mut(d) {
+                    Some(Entry {
+                        chan: Channel::Data(dc),
+                        ..
+                    }) => Some((d, dc)),
+                    _ => None,
+                }) {
+                    Some((d, dc)) => {
+                        dc.attach(
+                            t,
+                            config.dtp.ac_in_buffer_size,
+                            config.dtp.ac_out_buffer_size,
+                            now,
+                        );
+                        self.enqueue(d);
+                    }
+                    None => {
+                        if let Some(c) = self.control_mut(key) {
+                            let e =
+                                io::Error::new(io::ErrorKind::NotConnected, "no data connection");
+                            c.session.handle_transfer_done(
+                                now,
+                                0,
+                                Err(TransferError::Connection(e)),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert_data(&mut self, owner: usize, mut dc: DataChannel) -> io::Result<usize> {
+        let entry = self.channels.vacant_entry();
+        let key = entry.key();
+        let token = self
+            .tokens
+            .token(key)
+            .ok_or_else(|| io::Error::other("token range exhausted"))?;
+        if let Some(reg) = &self.registry {
+            dc.register(reg, token)?;
+        }
+        entry.insert(Entry {
+            chan: Channel::Data(dc),
+            timer: None,
+        });
+        if let Some(c) = self.control_mut(owner) {
+            c.data = Some(key);
+        }
+        self.sync_timer(key, Instant::now());
+        Ok(key)
+    }
+
+    fn drive_data(&mut self, key: usize, now: Instant) {
+        let Some(token) = self.tokens.token(key) else {
+            return;
+        };
+        let Some(Entry {
+            chan: Channel::Data(dc),
+            ..
+        }) = self.channels.get_mut(key)
+        else {
+            return;
+        };
+        let Some(reg) = &self.registry else { return };
+        let mut events = Vec::new();
+        let again = dc.drive(now, reg, token, TURN_BUDGET, &mut events);
+        let owner = dc.owner;
+        if again {
+            self.enqueue(key);
+        }
+        self.deliver(key, owner, events, now);
+    }
+
+    /// Hands data events to the owning session, removes a finished data channel and lets
+    /// the control channel answer.
+    fn deliver(&mut self, key: usize, owner: usize, events: Vec<DataEvent>, now: Instant) {
+        let finished = matches!(self.channels.get(key), Some(Entry { chan: Channel::Data(dc), .. }) if dc.is_finished());
+        if finished {
+            self.remove(key);
+            if let Some(c) = self.control_mut(owner) {
+                if c.data == Some(key) {
+                    c.data = None;
+                }
+            }
+        } else {
+            self.sync_timer(key, now);
+        }
+        if events.is_empty() {
+            return;
+        }
+        if let Some(c) = self.control_mut(owner) {
+            for ev in events {
+                match ev {
+                    DataEvent::Connected => c.session.handle_data_connected(now),
+                    DataEvent::Failed(f) => c.session.handle_data_failed(now, f),
+                    DataEvent::Done(bytes, result) => {
+                        c.session.handle_transfer_done(now, bytes, result)
+                    }
+                }
+            }
+            self.drive_control(owner, now);
+        }
+    }
+
+    /// Removes any entry, deregistering its socket and cancelling its timer.
+    fn remove(&mut self, key: usize) {
+        if !self.channels.contains(key) {
+            return;
+        }
+        let mut entry = self.channels.remove(key);
+        if let Some(id) = entry.timer {
+            self.timers.cancel(id);
+        }
+        if self.queued.remove(&key) {
+            self.ready.retain(|k| *k != key);
+        }
+        let Some(reg) = &self.registry else { return };
+        // A failed deregister means the socket was never registered; dropping closes it.
+        match &mut entry.chan {
+            Channel::Listener(l) => {
+                let _ = reg.deregister(&mut l.sock);
+            }
+            Channel::Control(c) => {
+                let _ = reg.deregister(&mut c.stream);
+            }
+            Channel::Data(d) => d.deregister(reg),
+        }
+    }
+
+    fn remove_control(&mut self, key: usize, now: Instant) {
+        let Some(c) = self.control_mut(key) else {
+            return;
+        };
+        let data = c.data.take();
+        let ip = c.peer.ip().to_canonical();
+        c.session.handle_closed(now);
+        if let Some(d) = data {
+            self.remove(d);
+        }
+        self.remove(key);
+        self.sessions -= 1;
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+impl Drop for FtpServer {
+    fn drop(&mut self) {
+        self.close_all();
+    }
+}
