@@ -737,10 +737,11 @@ impl Session {
         arg: &str,
         path: Option<(String, PathBuf)>,
     ) {
-        // REST applies only to the command right after it.
+        // REST is consumed by the next transfer command; clients send PASV or TYPE between
+        // the two (ftplib sends REST after opening the data connection).
         let rest = match spec.verb {
-            Verb::Rest => None,
-            _ => self.rest.take(),
+            Verb::Retr | Verb::Stor | Verb::Appe | Verb::Stou => self.rest.take(),
+            _ => None,
         };
         if spec.verb != Verb::Rnto && spec.verb != Verb::Rnfr {
             self.rnfr = None;
@@ -1380,9 +1381,6 @@ impl Session {
     }
 
     fn cmd_retr(&mut self, now: Instant, ftp: String, real: PathBuf, rest: Option<u64>) {
-        if !self.need_data() {
-            return;
-        }
         let Some(fs) = self.fs() else { return };
         let file = match fs.stat(&real) {
             Ok(m) if m.is_dir() => return self.reply(550, "Is a directory."),
@@ -1393,6 +1391,9 @@ impl Session {
             Ok(f) => f,
             Err(e) => return self.reply(550, format!("{}.", strerror(&e))),
         };
+        if !self.need_data() {
+            return;
+        }
         let offset = rest.unwrap_or(0);
         if offset > 0 {
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -1424,9 +1425,6 @@ impl Session {
         rest: Option<u64>,
         append: bool,
     ) {
-        if !self.need_data() {
-            return;
-        }
         let Some(fs) = self.fs() else { return };
         if let Some(off) = rest {
             let size = fs.stat(&real).map(|m| m.len()).unwrap_or(0);
@@ -1437,6 +1435,11 @@ impl Session {
         if fs.isdir(&real) {
             return self.reply(550, "Is a directory.");
         }
+        // Before the file is opened: a STOR without a data connection must not truncate it.
+        if !self.need_data() {
+            return;
+        }
+        let Some(fs) = self.fs() else { return };
         let file = match fs.open_write(&real, append, rest) {
             Ok(f) => f,
             Err(e) => return self.reply(550, format!("{}.", strerror(&e))),
@@ -1458,9 +1461,6 @@ impl Session {
     fn cmd_stou(&mut self, now: Instant, arg: &str, rest: Option<u64>) {
         if rest.is_some() {
             return self.reply(450, "Can't STOU while REST request is pending.");
-        }
-        if !self.need_data() {
-            return;
         }
         let Some(fs) = self.fs() else { return };
         // The name is made here from the last part of the argument, in the current
@@ -1485,6 +1485,10 @@ impl Session {
         if !self.config.authorizer.has_perm(&user, Perms::STORE, &dir) {
             return self.reply(550, "Not enough privileges.");
         }
+        if !self.need_data() {
+            return;
+        }
+        let Some(fs) = self.fs() else { return };
         let mut made = None;
         for n in 0..100u32 {
             let name = if n == 0 {
@@ -1580,10 +1584,8 @@ impl Session {
         let Some((ftp, real)) = path else {
             return self.reply(550, "No such file or directory.");
         };
-        if !self.need_data() {
-            return;
-        }
         match self.make_listing(&real, verb == Verb::Nlst) {
+            Ok(_) if !self.need_data() => {}
             Ok(bytes) => {
                 let name = if verb == Verb::Nlst { "NLST" } else { "LIST" };
                 self.log_cmd(name, &ftp, 125);
