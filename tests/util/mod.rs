@@ -1,0 +1,369 @@
+//! Shared pieces of the integration tests: a temporary directory, a server on a thread,
+//! and a raw-line FTP client that checks exact reply codes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ftpdlib::{Config, DummyAuthorizer, FtpServer, StopHandle};
+
+/// Installs a logger once per test binary (`RUST_LOG=ftpdlib=debug` to see the wire).
+pub fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = env_logger::builder().is_test(true).try_init();
+    });
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("ftpdlib-it-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p.canonicalize().expect("canonical temp dir"))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Asserts two byte strings are equal without printing megabytes when they are not.
+#[track_caller]
+pub fn assert_same(got: &[u8], want: &[u8]) {
+    if got != want {
+        let first = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "bytes differ: got {} bytes, want {}, first difference at {first}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
+/// A server running on its own thread; stopped and joined when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub root: TempDir,
+    stop: StopHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// The standard setup: "user"/"pass" with every permission, "ro"/"pass" read-only, and
+    /// anonymous read-only, all rooted in a fresh directory; no failed-login delay.
+    pub fn start() -> TestServer {
+        Self::start_with(|_, _| {})
+    }
+
+    /// Like [`start`], letting the test adjust the settings and the server.
+    pub fn start_with(
+        tweak: impl FnOnce(&mut Config, &mut FtpServer) + Send + 'static,
+    ) -> TestServer {
+        Self::start_at("127.0.0.1:0", tweak)
+    }
+
+    pub fn start_at(
+        addr: &str,
+        tweak: impl FnOnce(&mut Config, &mut FtpServer) + Send + 'static,
+    ) -> TestServer {
+        init();
+        let root = TempDir::new("root");
+        let mut auth = DummyAuthorizer::new();
+        auth.add_user("user", "pass", root.path(), "elradfmwMT")
+            .unwrap();
+        auth.add_user("ro", "pass", root.path(), "elr").unwrap();
+        auth.add_anonymous(root.path(), "elr").unwrap();
+        let mut config = Config::new(Arc::new(auth));
+        config.auth_failed_timeout = Duration::ZERO;
+        let mut server = FtpServer::bind(addr, Config::default()).expect("bind");
+        tweak(&mut config, &mut server);
+        server.set_config(config);
+        let addr = server.local_addrs()[0];
+        let stop = server.stop_handle();
+        let thread = std::thread::spawn(move || {
+            server.serve_forever(None, None).expect("serve_forever");
+        });
+        TestServer {
+            addr,
+            root,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, user: &str, path: &str) -> String {
+        format!(
+            "ftp://{user}:pass@{}:{}/{path}",
+            self.addr.ip(),
+            self.addr.port()
+        )
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    pub fn login(&self, user: &str) -> Client {
+        let mut c = self.client();
+        c.login(user, "pass");
+        c
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.close_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A reply read from the control connection.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub code: u16,
+    /// Every line, CRLF removed.
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+}
+
+/// A raw FTP client: write exact bytes, read whole replies.
+pub struct Client {
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        let mut c = Client { stream, reader };
+        c.expect(220);
+        c
+    }
+
+    /// A client that reads nothing on connect (for refused connections).
+    pub fn connect_raw(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Client { stream, reader }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+    }
+
+    /// Reads one whole reply (multi-line ones included).
+    pub fn read_reply(&mut self) -> Reply {
+        let mut lines = Vec::new();
+        let mut first = String::new();
+        self.reader.read_line(&mut first).expect("read reply");
+        assert!(
+            first.ends_with("\r\n"),
+            "reply line without CRLF: {first:?}"
+        );
+        let first = first.trim_end_matches("\r\n").to_string();
+        assert!(first.len() >= 4, "short reply line {first:?}");
+        let code: u16 = first[..3]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad reply {first:?}"));
+        let multi = first.as_bytes()[3] == b'-';
+        lines.push(first);
+        if multi {
+            loop {
+                let mut l = String::new();
+                let n = self.reader.read_line(&mut l).expect("read reply line");
+                assert!(n > 0, "connection closed inside a multi-line reply");
+                let l = l.trim_end_matches("\r\n").to_string();
+                let done = l.starts_with(&format!("{code} "));
+                lines.push(l);
+                if done {
+                    break;
+                }
+            }
+        }
+        Reply { code, lines }
+    }
+
+    /// Reads a reply and checks its code.
+    pub fn expect(&mut self, code: u16) -> Reply {
+        let r = self.read_reply();
+        assert_eq!(r.code, code, "expected {code}, got {:?}", r.lines);
+        r
+    }
+
+    /// Sends a command and checks the reply code.
+    pub fn cmd(&mut self, line: &str, code: u16) -> Reply {
+        self.send(line);
+        let r = self.read_reply();
+        assert_eq!(r.code, code, "{line:?}: expected {code}, got {:?}", r.lines);
+        r
+    }
+
+    pub fn login(&mut self, user: &str, pass: &str) {
+        self.cmd(&format!("USER {user}"), 331);
+        self.cmd(&format!("PASS {pass}"), 230);
+    }
+
+    /// PASV: returns the address to connect to.
+    pub fn pasv(&mut self) -> SocketAddr {
+        let r = self.cmd("PASV", 227);
+        let text = &r.lines[0];
+        let inner = &text[text.find('(').unwrap() + 1..text.find(')').unwrap()];
+        let n: Vec<u16> = inner.split(',').map(|x| x.parse().unwrap()).collect();
+        let ip = Ipv4Addr::new(n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8);
+        SocketAddr::new(IpAddr::V4(ip), n[4] * 256 + n[5])
+    }
+
+    /// EPSV: returns the address to connect to (the control peer with the given port).
+    pub fn epsv(&mut self) -> SocketAddr {
+        let r = self.cmd("EPSV", 229);
+        let text = &r.lines[0];
+        let inner = &text[text.find("(|||").unwrap() + 4..text.rfind("|)").unwrap()];
+        SocketAddr::new(
+            self.stream.peer_addr().unwrap().ip(),
+            inner.parse().unwrap(),
+        )
+    }
+
+    /// Runs a download-type command over PASV and returns the bytes.
+    pub fn retr(&mut self, line: &str) -> Vec<u8> {
+        let addr = self.pasv();
+        let mut data = TcpStream::connect(addr).expect("data connect");
+        self.send(line);
+        let r = self.read_reply();
+        assert!(r.code == 150 || r.code == 125, "{line}: {:?}", r.lines);
+        let mut out = Vec::new();
+        data.read_to_end(&mut out).expect("read data");
+        self.expect(226);
+        out
+    }
+
+    /// Runs an upload-type command over PASV.
+    pub fn stor(&mut self, line: &str, bytes: &[u8]) -> Reply {
+        let addr = self.pasv();
+        let mut data = TcpStream::connect(addr).expect("data connect");
+        self.send(line);
+        let r = self.read_reply();
+        assert!(r.code == 150 || r.code == 125, "{line}: {:?}", r.lines);
+        data.write_all(bytes).expect("write data");
+        data.shutdown(Shutdown::Write).unwrap();
+        drop(data);
+        let done = self.expect(226);
+        let _ = r;
+        done
+    }
+
+    /// Whether the server closed the control connection (EOF within the timeout).
+    pub fn closed_by_server(&mut self) -> bool {
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        loop {
+            match self.reader.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Listens on a loopback port for an active (PORT) connection.
+pub fn active_listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, format!("127,0,0,1,{},{}", port >> 8, port & 0xff))
+}
+
+/// Whether a command-line tool is on the PATH.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Fails under CI (env CI set) when a tool is missing; elsewhere says so and returns false.
+pub fn require(tool: &str) -> bool {
+    if have(tool) {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{tool} is required under CI; .ci/run installs it");
+    }
+    eprintln!("skipping: {tool} is not installed (.ci/run installs it)");
+    false
+}
+
+/// Waits until `f` holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
