@@ -200,6 +200,27 @@ fn resource_exhausted(e: &io::Error) -> bool {
     )
 }
 
+/// Keeps TCP urgent data in the normal stream. Clients such as ftplib send ABOR with
+/// MSG_OOB (RFC 959's Synch), which makes its last byte urgent; without this option the
+/// kernel takes that byte out of the stream and the line never ends.
+fn set_oob_inline(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads `on` (a live local of the stated size) on an open socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_OOBINLINE,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        logger::logerror(&format!("SO_OOBINLINE: {}", io::Error::last_os_error()));
+    }
+}
+
 impl FtpServer {
     /// Binds a listener on every address `addr` resolves to.
     ///
@@ -701,7 +722,9 @@ impl FtpServer {
             let _ = stream.write(msg.as_bytes());
             return;
         }
+        // Replies are small and often followed by nothing: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
+        set_oob_inline(&stream);
         let local = match stream.local_addr() {
             Ok(a) => a,
             Err(e) => {
