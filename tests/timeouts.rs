@@ -1,0 +1,80 @@
+//! Timeouts on the timer heap, at small values: idle control connection, passive accept,
+//! stalled transfer, and the failed-login delay.
+
+mod util;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use util::{random_bytes, TestServer};
+
+#[test]
+fn idle_control_connection_is_closed() {
+    let s = TestServer::start_with(|c, _| c.timeout = Some(Duration::from_millis(500)));
+    let mut c = s.client();
+    c.cmd("NOOP", 200);
+    let start = Instant::now();
+    let r = c.read_reply();
+    assert_eq!(r.lines, ["421 Control connection timed out."]);
+    assert!(start.elapsed() >= Duration::from_millis(400));
+    assert!(c.closed_by_server());
+}
+
+#[test]
+fn commands_reset_the_idle_timer() {
+    let s = TestServer::start_with(|c, _| c.timeout = Some(Duration::from_millis(600)));
+    let mut c = s.client();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(300));
+        c.cmd("NOOP", 200);
+    }
+}
+
+#[test]
+fn passive_listener_times_out() {
+    let s = TestServer::start_with(|c, _| c.dtp.accept_timeout = Duration::from_millis(300));
+    let mut c = s.login("user");
+    let addr = c.pasv();
+    let r = c.read_reply();
+    assert_eq!(r.lines, ["421 Passive data channel timed out."]);
+    assert!(util::wait_until(Duration::from_secs(2), || {
+        TcpStream::connect(addr).is_err()
+    }));
+    c.cmd("NOOP", 200);
+}
+
+#[test]
+fn stalled_transfer_is_aborted() {
+    let s = TestServer::start_with(|c, _| {
+        c.dtp.timeout = Some(Duration::from_millis(500));
+        c.timeout = Some(Duration::from_millis(200));
+    });
+    std::fs::write(s.root.join("big"), random_bytes(64 << 20, 8)).unwrap();
+    let mut c = s.login("user");
+    let addr = c.pasv();
+    // Connect and never read: the socket buffers fill and the transfer stalls. The control
+    // idle timeout (shorter) must not fire while the transfer is pending.
+    let _data = TcpStream::connect(addr).unwrap();
+    c.cmd("RETR big", 125);
+    let r = c.read_reply();
+    assert_eq!(r.lines, ["421 Data connection timed out."]);
+    assert!(c.closed_by_server());
+}
+
+#[test]
+fn failed_login_reply_is_delayed_and_commands_wait() {
+    let s = TestServer::start_with(|c, _| c.auth_failed_timeout = Duration::from_millis(400));
+    let mut c = s.client();
+    c.cmd("USER user", 331);
+    let start = Instant::now();
+    // The NOOP sent during the delay is answered after the 530, in order.
+    c.send_raw(b"PASS wrong\r\nNOOP\r\n");
+    c.expect(530);
+    assert!(
+        start.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        start.elapsed()
+    );
+    c.expect(200);
+    c.login("user", "pass");
+}
