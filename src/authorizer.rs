@@ -250,7 +250,7 @@ struct User {
 ///
 /// # Examples
 /// ```
-/// use ftpdlib::{DummyAuthorizer, Perms};
+/// use ftpdlib::{Authorizer, DummyAuthorizer, Perms};
 /// let dir = std::env::temp_dir();
 /// let mut auth = DummyAuthorizer::new();
 /// auth.add_user("user", "12345", &dir, "elradfmw").unwrap();
