@@ -1,0 +1,229 @@
+//! The `ftpdlib` command: flags, error messages, and serving a directory to curl.
+
+mod util;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{assert_same, random_bytes, require, TempDir};
+
+fn ftpdlib() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ftpdlib"))
+}
+
+fn fails(args: &[&str]) -> String {
+    let out: Output = ftpdlib().args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A running `ftpdlib` process, killed when dropped.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the daemon and waits until it logs that it is listening.
+fn serve(args: &[&str]) -> (Daemon, u16) {
+    let port = free_port();
+    let mut child = ftpdlib()
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut line = String::new();
+    while Instant::now() < end {
+        line.clear();
+        if err.read_line(&mut line).unwrap() == 0 {
+            panic!("ftpdlib exited before listening");
+        }
+        if line.contains("starting FTP server") {
+            // Keep draining stderr so the daemon never blocks on a full pipe.
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while err.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                    sink.clear();
+                }
+            });
+            return (Daemon(child), port);
+        }
+    }
+    panic!("ftpdlib did not start");
+}
+
+#[test]
+fn help_and_version() {
+    let out = ftpdlib().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--interface",
+        "--port",
+        "--write",
+        "--directory",
+        "--users",
+        "--max-cons-per-ip",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    let out = ftpdlib().arg("-v").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("ftpdlib {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn clear_errors() {
+    assert!(fails(&["--bogus"]).contains("unknown option \"--bogus\""));
+    assert!(fails(&["-p"]).contains("-p needs a value"));
+    assert!(fails(&["-p", "http"]).contains("invalid port"));
+    assert!(fails(&["-r", "9-1"]).contains("invalid port range"));
+    assert!(fails(&["-u", "bob"]).contains("go together"));
+    assert!(fails(&["-d", "/nonexistent/dir"]).contains("no such directory"));
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let msg = fails(&["-i", "127.0.0.1", "-p", &port]);
+    assert!(
+        msg.contains("can't listen on 127.0.0.1:") && msg.to_lowercase().contains("in use"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn users_file_errors_name_the_line() {
+    let dir = TempDir::new("cli-users");
+    let file = dir.join("users");
+    std::fs::write(&file, "# accounts\n\nalice:pw:elr\nbroken-line\n").unwrap();
+    let msg = fails(&[
+        "-d",
+        dir.path().to_str().unwrap(),
+        "--users",
+        file.to_str().unwrap(),
+    ]);
+    assert!(msg.contains(":4:"), "{msg}");
+    std::fs::write(&file, "alice:pw:elrZ\n").unwrap();
+    let msg = fails(&[
+        "-d",
+        dir.path().to_str().unwrap(),
+        "--users",
+        file.to_str().unwrap(),
+    ]);
+    assert!(msg.contains(":1:") && msg.contains('Z'), "{msg}");
+}
+
+#[test]
+fn serves_a_directory_to_curl_with_write_access() {
+    if !require("curl") {
+        return;
+    }
+    let dir = TempDir::new("cli-serve");
+    let body = random_bytes(50 << 20, 50);
+    let local = TempDir::new("cli-local");
+    std::fs::write(local.join("up.bin"), &body).unwrap();
+    let (_d, port) = serve(&[
+        "-w",
+        "-d",
+        dir.path().to_str().unwrap(),
+        "-u",
+        "user",
+        "-P",
+        "secret",
+    ]);
+    let url = format!("ftp://user:secret@127.0.0.1:{port}/up.bin");
+    let st = Command::new("curl")
+        .args(["-sS", "--max-time", "120", "-T"])
+        .arg(local.join("up.bin"))
+        .arg(&url)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_same(&std::fs::read(dir.join("up.bin")).unwrap(), &body);
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "120"])
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_same(&out.stdout, &body);
+}
+
+#[test]
+fn anonymous_read_only_by_default_and_users_file() {
+    if !require("curl") {
+        return;
+    }
+    let dir = TempDir::new("cli-anon");
+    std::fs::write(dir.join("pub.txt"), b"public").unwrap();
+    let local = TempDir::new("cli-anon-local");
+    std::fs::write(local.join("x"), b"x").unwrap();
+    let (d, port) = serve(&["-d", dir.path().to_str().unwrap()]);
+    let out = Command::new("curl")
+        .args(["-sS", &format!("ftp://127.0.0.1:{port}/pub.txt")])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"public");
+    let st = Command::new("curl")
+        .stderr(Stdio::null())
+        .args(["-sS", "-T"])
+        .arg(local.join("x"))
+        .arg(format!("ftp://127.0.0.1:{port}/x"))
+        .status()
+        .unwrap();
+    assert!(!st.success(), "anonymous upload must be refused");
+    drop(d);
+
+    let users = local.join("users");
+    std::fs::write(
+        &users,
+        "# name:password:perms\nwriter:pw:elrw\nreader:pw:elr\n",
+    )
+    .unwrap();
+    let (_d, port) = serve(&[
+        "-d",
+        dir.path().to_str().unwrap(),
+        "--users",
+        users.to_str().unwrap(),
+        "--anonymous",
+    ]);
+    let st = Command::new("curl")
+        .stderr(Stdio::null())
+        .args(["-sS", "-T"])
+        .arg(local.join("x"))
+        .arg(format!("ftp://writer:pw@127.0.0.1:{port}/w"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(std::fs::read(dir.join("w")).unwrap(), b"x");
+    let st = Command::new("curl")
+        .stderr(Stdio::null())
+        .args(["-sS", "-T"])
+        .arg(local.join("x"))
+        .arg(format!("ftp://reader:pw@127.0.0.1:{port}/r"))
+        .status()
+        .unwrap();
+    assert!(!st.success());
+    let out = Command::new("curl")
+        .args(["-sS", &format!("ftp://127.0.0.1:{port}/pub.txt")])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"public", "--anonymous serves anonymous too");
+}
