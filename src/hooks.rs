@@ -16,6 +16,25 @@ pub struct SessionInfo<'a> {
     pub username: &'a str,
 }
 
+/// One finished file transfer, for [`Hooks::on_transfer_end`].
+#[derive(Debug, Clone, Copy)]
+pub struct TransferRecord<'a> {
+    /// `RETR`, `STOR`, `APPE` or `STOU`.
+    pub verb: &'static str,
+    /// The path as the client saw it.
+    pub ftp_path: &'a str,
+    /// The real path.
+    pub path: &'a Path,
+    /// Bytes moved over the data connection (for an ASCII transfer, the converted bytes).
+    pub bytes: u64,
+    /// From the command to the end of the transfer.
+    pub seconds: f64,
+    /// TYPE A rather than TYPE I.
+    pub ascii: bool,
+    /// Every byte moved; false after an error, ABOR or disconnect.
+    pub completed: bool,
+}
+
 /// Session callbacks. Paths are real filesystem paths.
 pub trait Hooks: Send + Sync {
     /// A client connected (after the connection limits let it in).
@@ -36,6 +55,9 @@ pub trait Hooks: Send + Sync {
     fn on_incomplete_file_sent(&self, _s: SessionInfo<'_>, _path: &Path) {}
     /// An upload ended early (error, ABOR or disconnect); the partial file is left in place.
     fn on_incomplete_file_received(&self, _s: SessionInfo<'_>, _path: &Path) {}
+    /// A file transfer (RETR, STOR, APPE, STOU) ended, completed or not; called after the
+    /// matching `on_file_*` hook. This is what transfer logs such as xferlog are made from.
+    fn on_transfer_end(&self, _s: SessionInfo<'_>, _t: &TransferRecord<'_>) {}
     /// DELE removed a file.
     fn on_file_deleted(&self, _s: SessionInfo<'_>, _path: &Path) {}
     /// RNFR/RNTO renamed a file or directory.

@@ -82,7 +82,7 @@ pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Pe
 pub use config::{Config, DtpConfig};
 pub use control::session::Session;
 pub use filesystem::{Filesystem, OsFilesystem};
-pub use hooks::{Hooks, NoHooks, SessionInfo};
+pub use hooks::{Hooks, NoHooks, SessionInfo, TransferRecord};
 pub use ioloop::token::TOKEN_SPAN;
 pub use server::{CallLater, FtpServer, StopHandle};
 

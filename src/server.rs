@@ -746,7 +746,7 @@ impl FtpServer {
                 Interest::READABLE | Interest::WRITABLE,
             ) {
                 logger::logerror(&format!("{peer} register failed: {e}"));
-                chan.session.handle_closed(now);
+                chan.session.handle_closed(now, None);
                 return;
             }
         }
@@ -813,8 +813,13 @@ impl FtpServer {
         let config = Arc::clone(&self.config);
         match action {
             Action::CloseData => {
-                if let Some(d) = self.control_mut(key).and_then(|c| c.data.take()) {
+                let dkey = self.control_mut(key).and_then(|c| c.data.take());
+                let bytes = dkey.and_then(|d| self.data_bytes(d));
+                if let Some(d) = dkey {
                     self.remove(d);
+                }
+                if let Some(c) = self.control_mut(key) {
+                    c.session.handle_data_closed(now, bytes);
                 }
             }
             Action::Close => {}
@@ -961,6 +966,16 @@ impl FtpServer {
         }
     }
 
+    fn data_bytes(&self, key: usize) -> Option<u64> {
+        match self.channels.get(key) {
+            Some(Entry {
+                chan: Channel::Data(d),
+                ..
+            }) => d.bytes(),
+            _ => None,
+        }
+    }
+
     /// Removes any entry, deregistering its socket and cancelling its timer.
     fn remove(&mut self, key: usize) {
         if !self.channels.contains(key) {
@@ -992,7 +1007,10 @@ impl FtpServer {
         };
         let data = c.data.take();
         let ip = c.peer.ip().to_canonical();
-        c.session.handle_closed(now);
+        let bytes = data.and_then(|d| self.data_bytes(d));
+        if let Some(c) = self.control_mut(key) {
+            c.session.handle_closed(now, bytes);
+        }
         if let Some(d) = data {
             self.remove(d);
         }

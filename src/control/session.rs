@@ -33,7 +33,7 @@ use crate::config::Config;
 use crate::control::command::{self, Arg, CommandSpec, Verb, COMMANDS};
 use crate::control::reply::{quote_path, Reply};
 use crate::filesystem::Filesystem;
-use crate::hooks::SessionInfo;
+use crate::hooks::{SessionInfo, TransferRecord};
 use crate::listing::{self, NameCache};
 use crate::logger;
 
@@ -141,6 +141,7 @@ struct Pending {
     ftp_path: String,
     real: PathBuf,
     started: Instant,
+    ascii: bool,
 }
 
 /// A reply held back until a deadline (the failed-login delay).
@@ -186,6 +187,8 @@ pub struct Session {
     transfer_running: bool,
     epsv_all: bool,
     quit_pending: bool,
+    /// ABOR of a pending transfer sent; waiting for the data channel's report.
+    aborting: bool,
     closed: bool,
     /// The end-of-session hooks have run.
     finished: bool,
@@ -290,6 +293,7 @@ impl Session {
             transfer_running: false,
             epsv_all: false,
             quit_pending: false,
+            aborting: false,
             closed: false,
             finished: false,
         };
@@ -336,7 +340,11 @@ impl Session {
     /// Whether the owner should hand over the next command line now. False while a reply
     /// is held back, while an active connection is pending, and after QUIT.
     pub fn accepts_commands(&self) -> bool {
-        !self.closed && self.delayed.is_none() && !self.awaiting_connect && !self.quit_pending
+        !self.closed
+            && self.delayed.is_none()
+            && !self.awaiting_connect
+            && !self.quit_pending
+            && !self.aborting
     }
 
     /// Whether the session has ended; the owner closes the connection once output is written.
@@ -463,10 +471,12 @@ impl Session {
         }
     }
 
-    /// The peer closed the control connection (or it failed). Ends the session.
-    pub fn handle_disconnect(&mut self, _now: Instant) {
+    /// The control connection is gone (the peer closed it, it failed, or the server closed
+    /// it). `bytes` is what the data channel had moved of a transfer still running. Ends the
+    /// session.
+    pub fn handle_closed(&mut self, now: Instant, bytes: Option<u64>) {
         if let Some(p) = self.pending.take() {
-            self.transfer_ended_early(&p);
+            self.end_transfer(now, &p, bytes.unwrap_or(0), false);
         }
         self.finish();
     }
@@ -485,11 +495,6 @@ impl Session {
         hooks.on_disconnect(self.info());
         self.log("FTP session closed (disconnect).");
         self.auth = Auth::Anonymous;
-    }
-
-    /// The end of a session the server closed itself (QUIT, timeout, max logins, shutdown).
-    pub fn handle_closed(&mut self, now: Instant) {
-        self.handle_disconnect(now);
     }
 
     /// The passive listener is bound (or failed to be).
@@ -575,7 +580,7 @@ impl Session {
         self.awaiting_connect = false;
         self.data = DataState::None;
         if let Some(p) = self.pending.take() {
-            self.transfer_ended_early(&p);
+            self.end_transfer(now, &p, 0, false);
         }
         if let Some(t) = self.config.timeout {
             self.idle_deadline = Some(now + t);
@@ -598,7 +603,6 @@ impl Session {
         let Some(p) = self.pending.take() else {
             return;
         };
-        let secs = now.saturating_duration_since(p.started).as_secs_f64();
         let ok = result.is_ok();
         let stalled = matches!(result, Err(TransferError::Stalled));
         match result {
@@ -618,23 +622,7 @@ impl Session {
                 self.log("Data connection timed out.");
             }
         }
-        if p.kind != XferKind::Listing {
-            self.log(&format!(
-                "{} {} completed={} bytes={} seconds={:.3}",
-                p.verb,
-                p.ftp_path,
-                u8::from(ok),
-                bytes,
-                secs
-            ));
-        }
-        let hooks = Arc::clone(&self.config.hooks);
-        match (p.kind, ok) {
-            (XferKind::Retr, true) => hooks.on_file_sent(self.info(), &p.real),
-            (XferKind::Store, true) => hooks.on_file_received(self.info(), &p.real),
-            (_, false) => self.transfer_ended_early(&p),
-            (XferKind::Listing, true) => {}
-        }
+        self.end_transfer(now, &p, bytes, ok);
         if stalled {
             // As pyftpdlib does: a stalled transfer ends the session.
             self.close();
@@ -643,13 +631,57 @@ impl Session {
         self.after_transfer();
     }
 
-    fn transfer_ended_early(&self, p: &Pending) {
-        let hooks = Arc::clone(&self.config.hooks);
-        match p.kind {
-            XferKind::Retr => hooks.on_incomplete_file_sent(self.info(), &p.real),
-            XferKind::Store => hooks.on_incomplete_file_received(self.info(), &p.real),
-            XferKind::Listing => {}
+    /// The one place a file transfer ends, whichever way: the log line and the hooks.
+    fn end_transfer(&self, now: Instant, p: &Pending, bytes: u64, completed: bool) {
+        if p.kind == XferKind::Listing {
+            return;
         }
+        let seconds = now.saturating_duration_since(p.started).as_secs_f64();
+        self.log(&format!(
+            "{} {} completed={} bytes={bytes} seconds={seconds:.3}",
+            p.verb,
+            p.ftp_path,
+            u8::from(completed)
+        ));
+        let hooks = Arc::clone(&self.config.hooks);
+        match (p.kind, completed) {
+            (XferKind::Retr, true) => hooks.on_file_sent(self.info(), &p.real),
+            (XferKind::Retr, false) => hooks.on_incomplete_file_sent(self.info(), &p.real),
+            (_, true) => hooks.on_file_received(self.info(), &p.real),
+            (_, false) => hooks.on_incomplete_file_received(self.info(), &p.real),
+        }
+        let record = TransferRecord {
+            verb: p.verb,
+            ftp_path: &p.ftp_path,
+            path: &p.real,
+            bytes,
+            seconds,
+            ascii: p.ascii,
+            completed,
+        };
+        hooks.on_transfer_end(self.info(), &record);
+    }
+
+    /// The data channel was closed at the session's request ([`Action::CloseData`]);
+    /// `bytes` is what it had moved of a running transfer. Completes an ABOR.
+    pub fn handle_data_closed(&mut self, now: Instant, bytes: Option<u64>) {
+        if !std::mem::take(&mut self.aborting) {
+            return;
+        }
+        let running = std::mem::take(&mut self.transfer_running);
+        if let Some(p) = self.pending.take() {
+            self.end_transfer(now, &p, bytes.unwrap_or(0), false);
+        }
+        if running {
+            self.reply(426, "Transfer aborted via ABOR.");
+            self.reply(226, "ABOR command successful.");
+        } else {
+            self.reply(225, "ABOR command successful; data channel closed.");
+        }
+        if let Some(t) = self.config.timeout {
+            self.idle_deadline = Some(now + t);
+        }
+        self.after_transfer();
     }
 
     fn after_transfer(&mut self) {
@@ -1318,22 +1350,12 @@ impl Session {
         if self.data == DataState::None && self.pending.is_none() {
             return self.reply(225, "No transfer to abort.");
         }
-        if let Some(p) = self.pending.take() {
+        if self.pending.is_some() {
+            // The replies wait for the data channel to report what it moved, in
+            // handle_data_closed.
+            self.aborting = true;
             self.actions.push_back(Action::CloseData);
             self.data = DataState::None;
-            let running = self.transfer_running;
-            self.transfer_running = false;
-            self.log(&format!("{} {} completed=0 aborted", p.verb, p.ftp_path));
-            self.transfer_ended_early(&p);
-            if running {
-                self.reply(426, "Transfer aborted via ABOR.");
-                self.reply(226, "ABOR command successful.");
-            } else {
-                self.reply(225, "ABOR command successful; data channel closed.");
-            }
-            if self.quit_pending {
-                self.after_transfer();
-            }
             return;
         }
         self.drop_data();
@@ -1360,6 +1382,8 @@ impl Session {
         self.reply(code, text);
         self.transfer_running = self.data == DataState::Connected;
         let kind = pending.kind;
+        let mut pending = pending;
+        pending.ascii = self.ascii && kind != XferKind::Listing;
         self.pending = Some(pending);
         let ascii = self.ascii && kind != XferKind::Listing;
         self.actions.push_back(Action::Transfer(Transfer {
@@ -1411,6 +1435,7 @@ impl Session {
                 ftp_path: ftp,
                 real,
                 started: now,
+                ascii: false,
             },
             Direction::Send(Source::File { file, offset }),
             None,
@@ -1452,6 +1477,7 @@ impl Session {
                 ftp_path: ftp,
                 real,
                 started: now,
+                ascii: false,
             },
             Direction::Receive(file),
             None,
@@ -1520,6 +1546,7 @@ impl Session {
                 ftp_path: ftp,
                 real,
                 started: now,
+                ascii: false,
             },
             Direction::Receive(file),
             Some(format!("FILE: {name}")),
@@ -1596,6 +1623,7 @@ impl Session {
                         ftp_path: ftp,
                         real,
                         started: now,
+                        ascii: false,
                     },
                     Direction::Send(Source::Bytes(bytes)),
                     None,
@@ -1896,10 +1924,16 @@ mod tests {
         h.s.handle_data_connected(h.now);
         h.take();
         expect!(h, "RETR file.txt", "125");
+        h.actions();
+        assert_eq!(h.send("ABOR"), "");
+        assert!(matches!(h.actions()[..], [Action::CloseData]));
+        assert!(!h.s.accepts_commands());
+        h.s.handle_data_closed(h.now, Some(65536));
         assert_eq!(
-            h.send("ABOR"),
+            h.take(),
             "426 Transfer aborted via ABOR.\r\n226 ABOR command successful.\r\n"
         );
+        assert!(h.s.accepts_commands());
     }
 
     #[test]

@@ -165,6 +165,11 @@ impl DataChannel {
         self.sock = Sock::Finished;
     }
 
+    /// Bytes moved by the running transfer, if one is attached.
+    pub fn bytes(&self) -> Option<u64> {
+        self.transfer.as_ref().map(|t| t.bytes())
+    }
+
     /// Whether the channel is done and should be removed.
     pub fn is_finished(&self) -> bool {
         matches!(self.sock, Sock::Finished)
