@@ -40,14 +40,17 @@ fn free_port() -> u16 {
 /// Starts the daemon and waits until it logs that it is listening.
 fn serve(args: &[&str]) -> (Daemon, u16) {
     let port = free_port();
-    let mut child = ftpdlib()
-        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
+    // Wrapped at once, so every path out of here kills and reaps it.
+    let mut daemon = Daemon(
+        ftpdlib()
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = BufReader::new(daemon.0.stderr.take().unwrap());
     let end = Instant::now() + Duration::from_secs(20);
     let mut line = String::new();
     while Instant::now() < end {
@@ -63,7 +66,7 @@ fn serve(args: &[&str]) -> (Daemon, u16) {
                     sink.clear();
                 }
             });
-            return (Daemon(child), port);
+            return (daemon, port);
         }
     }
     panic!("ftpdlib did not start");
