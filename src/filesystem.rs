@@ -147,6 +147,31 @@ pub trait Filesystem: Send {
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
     }
 
+    /// Sets a file's modification time (seconds since the epoch), leaving its access time.
+    fn set_mtime(&self, path: &Path, secs: i64) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+        let times = [
+            libc::timespec {
+                tv_sec: 0,
+                tv_nsec: libc::UTIME_OMIT,
+            },
+            libc::timespec {
+                tv_sec: secs as libc::time_t,
+                tv_nsec: 0,
+            },
+        ];
+        // SAFETY: `c` is a valid NUL-terminated path and `times` two valid timespecs, both
+        // alive for the call.
+        let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     /// Metadata, following symbolic links.
     fn stat(&self, path: &Path) -> io::Result<Metadata> {
         fs::metadata(path)

@@ -304,6 +304,30 @@ mod tests {
     }
 
     #[test]
+    fn mlsx_lines() {
+        let dir = std::env::temp_dir().join(format!("ftpdlib-mlsx-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("f");
+        std::fs::write(&f, b"12345").unwrap();
+        let meta = std::fs::metadata(&f).unwrap();
+        let mut out = Vec::new();
+        push_mlsx_line(&mut out, b"f", &meta, &MLSX_DEFAULT_FACTS, "adfrw");
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.starts_with("type=file;size=5;modify="), "{line}");
+        assert!(line.contains(";perm=adfrw;unique="), "{line}");
+        assert!(line.ends_with("; f\r\n"), "{line}");
+        let mut out = Vec::new();
+        push_mlsx_line(&mut out, b"f", &meta, &["unix.mode", "type"], "");
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .starts_with("type=file;unix.mode=0"));
+        assert_eq!(mlsx_perm(true, |_| true), "elcmdfp");
+        assert_eq!(mlsx_perm(false, |p| p == crate::Perms::RETR), "r");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn mode_strings() {
         assert_eq!(mode_string(libc::S_IFREG | 0o644), "-rw-r--r--");
         assert_eq!(mode_string(libc::S_IFDIR | 0o755), "drwxr-xr-x");
@@ -312,4 +336,83 @@ mod tests {
         assert_eq!(mode_string(libc::S_IFDIR | 0o1777), "drwxrwxrwt");
         assert_eq!(mode_string(libc::S_IFREG | 0o2644), "-rw-r-Sr--");
     }
+}
+
+/// The RFC 3659 facts MLSD and MLST can show, in the order they are written.
+pub const MLSX_FACTS: [&str; 8] = [
+    "type",
+    "size",
+    "modify",
+    "perm",
+    "unique",
+    "unix.mode",
+    "unix.uid",
+    "unix.gid",
+];
+
+/// Facts shown until the client picks others with `OPTS MLST`.
+pub const MLSX_DEFAULT_FACTS: [&str; 5] = ["type", "size", "modify", "perm", "unique"];
+
+/// The `perm` fact for an entry (RFC 3659 section 7.5.5), from the permissions the user
+/// holds on it.
+pub fn mlsx_perm(is_dir: bool, has: impl Fn(crate::Perms) -> bool) -> String {
+    use crate::Perms;
+    let mut p = String::new();
+    let mut add = |c: char, perm: Perms| {
+        if has(perm) {
+            p.push(c);
+        }
+    };
+    if is_dir {
+        add('e', Perms::CWD);
+        add('l', Perms::LIST);
+        add('c', Perms::STORE);
+        add('m', Perms::MKDIR);
+        add('d', Perms::DELETE);
+        add('f', Perms::RENAME);
+        add('p', Perms::DELETE);
+    } else {
+        add('a', Perms::APPEND);
+        add('d', Perms::DELETE);
+        add('f', Perms::RENAME);
+        add('r', Perms::RETR);
+        add('w', Perms::STORE);
+    }
+    p
+}
+
+/// Appends one MLSx line: the enabled `facts`, then a space and `name`, then CRLF. `meta`
+/// follows symbolic links, as the entry a client would get is the target; `perm` is the
+/// computed `perm` fact.
+pub fn push_mlsx_line(out: &mut Vec<u8>, name: &[u8], meta: &Metadata, facts: &[&str], perm: &str) {
+    let mut line = String::new();
+    for fact in MLSX_FACTS.iter().filter(|f| facts.contains(f)) {
+        let value = match *fact {
+            "type" => if meta.is_dir() {
+                "dir"
+            } else if meta.is_file() {
+                "file"
+            } else {
+                "OS.unix=special"
+            }
+            .to_string(),
+            "size" => meta.size().to_string(),
+            // RFC 3659 times are always UTC.
+            "modify" => CivilTime::from_unix(meta.mtime()).time_val(),
+            "perm" => perm.to_string(),
+            "unique" => format!("{:x}g{:x}", meta.dev(), meta.ino()),
+            "unix.mode" => format!("{:04o}", meta.mode() & 0o7777),
+            "unix.uid" => meta.uid().to_string(),
+            "unix.gid" => meta.gid().to_string(),
+            _ => continue,
+        };
+        line.push_str(fact);
+        line.push('=');
+        line.push_str(&value);
+        line.push(';');
+    }
+    out.extend_from_slice(line.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(name);
+    out.extend_from_slice(b"\r\n");
 }

@@ -24,6 +24,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -33,7 +34,7 @@ use crate::config::Config;
 use crate::control::command::{self, Arg, CommandSpec, Verb, COMMANDS};
 use crate::control::reply::{quote_path, Reply};
 use crate::filesystem::Filesystem;
-use crate::hooks::{SessionInfo, TransferRecord};
+use crate::hooks::{Hooks, SessionInfo, TransferRecord};
 use crate::listing::{self, NameCache};
 use crate::logger;
 
@@ -189,6 +190,10 @@ pub struct Session {
     quit_pending: bool,
     /// ABOR of a pending transfer sent; waiting for the data channel's report.
     aborting: bool,
+    /// The facts MLSD and MLST show (OPTS MLST).
+    mlst_facts: Vec<&'static str>,
+    /// A hook panicked: the session ends at the next chance.
+    hook_panicked: std::cell::Cell<bool>,
     closed: bool,
     /// The end-of-session hooks have run.
     finished: bool,
@@ -229,6 +234,37 @@ fn strip_ls_flags(arg: &str) -> &str {
         }
     }
     rest
+}
+
+/// Parses an RFC 3659 time-val, `YYYYMMDDHHMMSS` with optional `.sss`, into Unix seconds.
+fn parse_time_val(s: &str) -> Option<i64> {
+    let digits = s.split_once('.').map_or(s, |(d, frac)| {
+        if frac.bytes().all(|b| b.is_ascii_digit()) {
+            d
+        } else {
+            ""
+        }
+    });
+    if digits.len() != 14 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |a: usize, b: usize| digits[a..b].parse::<u32>().ok();
+    let t = listing::CivilTime {
+        year: i64::from(n(0, 4)?),
+        month: n(4, 6)?,
+        day: n(6, 8)?,
+        hour: n(8, 10)?,
+        minute: n(10, 12)?,
+        second: n(12, 14)?,
+    };
+    let valid = (1..=12).contains(&t.month)
+        && (1..=31).contains(&t.day)
+        && t.hour < 24
+        && t.minute < 60
+        && t.second < 61;
+    // Round-tripping rejects dates such as February 30.
+    let secs = t.to_unix();
+    (valid && listing::CivilTime::from_unix(secs).day == t.day).then_some(secs)
 }
 
 /// Parses PORT's `h1,h2,h3,h4,p1,p2`.
@@ -294,14 +330,15 @@ impl Session {
             epsv_all: false,
             quit_pending: false,
             aborting: false,
+            mlst_facts: listing::MLSX_DEFAULT_FACTS.to_vec(),
+            hook_panicked: std::cell::Cell::new(false),
             closed: false,
             finished: false,
         };
         let banner = s.config.banner.clone();
         s.reply(220, banner);
         s.log("FTP session opened (connect)");
-        let hooks = Arc::clone(&s.config.hooks);
-        hooks.on_connect(s.info());
+        s.hook(|h, i| h.on_connect(i));
         s
     }
 
@@ -319,6 +356,9 @@ impl Session {
 
     /// The next action for the owner to carry out.
     pub fn poll_action(&mut self) -> Option<Action> {
+        // The owner collects actions after every input, so a hook that panicked during that
+        // input ends the session here.
+        self.check_hooks();
         self.actions.pop_front()
     }
 
@@ -378,6 +418,29 @@ impl Session {
         SessionInfo {
             peer: self.peer,
             username,
+        }
+    }
+
+    /// Runs one hook. A panicking hook is caught and logged; the session then ends (see
+    /// [`check_hooks`](Self::check_hooks)) and the rest of the server carries on.
+    fn hook(&self, f: impl FnOnce(&dyn Hooks, SessionInfo<'_>)) {
+        let hooks = Arc::clone(&self.config.hooks);
+        let info = self.info();
+        if catch_unwind(AssertUnwindSafe(|| f(hooks.as_ref(), info))).is_err() {
+            logger::logerror(&format!(
+                "{} a hook panicked; closing the session",
+                self.prefix()
+            ));
+            self.hook_panicked.set(true);
+        }
+    }
+
+    /// Ends the session if a hook panicked during the last input; called from
+    /// [`poll_action`](Self::poll_action).
+    fn check_hooks(&mut self) {
+        if self.hook_panicked.get() && !self.closed {
+            self.reply(421, "Internal error; closing the connection.");
+            self.close();
         }
     }
 
@@ -488,11 +551,10 @@ impl Session {
         }
         self.closed = true;
         self.delayed = None;
-        let hooks = Arc::clone(&self.config.hooks);
         if let Auth::LoggedIn(_) = self.auth {
-            hooks.on_logout(self.info());
+            self.hook(|h, i| h.on_logout(i));
         }
-        hooks.on_disconnect(self.info());
+        self.hook(|h, i| h.on_disconnect(i));
         self.log("FTP session closed (disconnect).");
         self.auth = Auth::Anonymous;
     }
@@ -643,12 +705,11 @@ impl Session {
             p.ftp_path,
             u8::from(completed)
         ));
-        let hooks = Arc::clone(&self.config.hooks);
         match (p.kind, completed) {
-            (XferKind::Retr, true) => hooks.on_file_sent(self.info(), &p.real),
-            (XferKind::Retr, false) => hooks.on_incomplete_file_sent(self.info(), &p.real),
-            (_, true) => hooks.on_file_received(self.info(), &p.real),
-            (_, false) => hooks.on_incomplete_file_received(self.info(), &p.real),
+            (XferKind::Retr, true) => self.hook(|h, i| h.on_file_sent(i, &p.real)),
+            (XferKind::Retr, false) => self.hook(|h, i| h.on_incomplete_file_sent(i, &p.real)),
+            (_, true) => self.hook(|h, i| h.on_file_received(i, &p.real)),
+            (_, false) => self.hook(|h, i| h.on_incomplete_file_received(i, &p.real)),
         }
         let record = TransferRecord {
             verb: p.verb,
@@ -659,7 +720,7 @@ impl Session {
             ascii: p.ascii,
             completed,
         };
-        hooks.on_transfer_end(self.info(), &record);
+        self.hook(|h, i| h.on_transfer_end(i, &record));
     }
 
     /// The data channel was closed at the session's request ([`Action::CloseData`]);
@@ -724,26 +785,10 @@ impl Session {
         // 3. The path, inside the root; 4. the permission.
         let mut real = None;
         if spec.path && !(spec.verb == Verb::Stat && arg.is_empty()) {
-            let Some(fs) = self.fs.as_ref() else {
-                return self.reply(550, "No filesystem for this session.");
-            };
-            let ftp = fs.ftpnorm(arg);
-            let path = fs.ftp2fs(&ftp);
-            if !fs.validpath(&path) {
-                return self.reply(
-                    550,
-                    format!(
-                        "{} points to a path outside the user's root directory.",
-                        quote_path(&ftp)
-                    ),
-                );
+            match self.resolve(arg, spec.perm) {
+                Some(r) => real = Some(r),
+                None => return,
             }
-            if let Some(perm) = spec.perm {
-                if !self.config.authorizer.has_perm(&user, perm, &path) {
-                    return self.reply(550, "Not enough privileges.");
-                }
-            }
-            real = Some((ftp, path));
         }
         let authorizer = Arc::clone(&self.config.authorizer);
         if let Err(e) = authorizer.impersonate_user(&user) {
@@ -760,6 +805,36 @@ impl Session {
             self.reply(421, "Internal error; closing the connection.");
             self.close();
         }
+    }
+
+    /// Maps an FTP path to a real one inside the root and checks `perm` on it; replies 550
+    /// and returns `None` when either fails. Every command that names a path goes through
+    /// here, the table-driven ones and those with two arguments (MFMT, SITE CHMOD) alike.
+    fn resolve(&mut self, arg: &str, perm: Option<Perms>) -> Option<(String, PathBuf)> {
+        let Some(fs) = self.fs.as_ref() else {
+            self.reply(550, "No filesystem for this session.");
+            return None;
+        };
+        let ftp = fs.ftpnorm(arg);
+        let path = fs.ftp2fs(&ftp);
+        if !fs.validpath(&path) {
+            self.reply(
+                550,
+                format!(
+                    "{} points to a path outside the user's root directory.",
+                    quote_path(&ftp)
+                ),
+            );
+            return None;
+        }
+        if let Some(perm) = perm {
+            let user = self.username().unwrap_or("");
+            if !self.config.authorizer.has_perm(user, perm, &path) {
+                self.reply(550, "Not enough privileges.");
+                return None;
+            }
+        }
+        Some((ftp, path))
     }
 
     fn dispatch(
@@ -835,6 +910,19 @@ impl Session {
             Verb::Stou => self.cmd_stou(now, arg, rest),
             Verb::List | Verb::Nlst => self.cmd_list(now, spec.verb, path),
             Verb::Stat => self.cmd_stat(path),
+            Verb::Mlsd => self.cmd_list(now, spec.verb, path),
+            Verb::Mlst => self.with_path(path, |s, ftp, p| s.cmd_mlst(ftp, p)),
+            Verb::Mfmt => self.cmd_mfmt(arg),
+            Verb::Site => self.cmd_site(arg),
+            Verb::Rein => {
+                if let Auth::LoggedIn(_) = self.auth {
+                    self.flush_account();
+                }
+                self.auth = Auth::Anonymous;
+                self.reply(220, "Ready for new user.");
+            }
+            Verb::Acct => self.reply(202, "No account information is needed here."),
+            Verb::Smnt => self.reply(502, "SMNT not implemented."),
             Verb::Unknown => self.reply(500, "Command not understood."),
         }
     }
@@ -879,8 +967,7 @@ impl Session {
             self.actions.push_back(Action::CloseData);
             self.data = DataState::None;
         }
-        let hooks = Arc::clone(&self.config.hooks);
-        hooks.on_logout(self.info());
+        self.hook(|h, i| h.on_logout(i));
         self.auth = Auth::Anonymous;
         self.fs = None;
         self.rnfr = None;
@@ -915,13 +1002,11 @@ impl Session {
                 let msg = authorizer.msg_login(&user);
                 self.reply(230, msg);
                 self.log(&format!("USER '{user}' logged in."));
-                let hooks = Arc::clone(&self.config.hooks);
-                hooks.on_login(self.info());
+                self.hook(|h, i| h.on_login(i));
             }
             Err(e) => {
                 self.attempts += 1;
-                let hooks = Arc::clone(&self.config.hooks);
-                hooks.on_login_failed(self.info(), &user);
+                self.hook(|h, i| h.on_login_failed(i, &user));
                 self.log(&format!("USER '{user}' failed login."));
                 self.auth = Auth::Anonymous;
                 let mut text = match e {
@@ -991,11 +1076,26 @@ impl Session {
         self.reply(214, text);
     }
 
+    fn mlst_feature(&self) -> String {
+        let mut f = String::from(" MLST ");
+        for fact in listing::MLSX_FACTS {
+            f.push_str(fact);
+            if self.mlst_facts.contains(&fact) {
+                f.push('*');
+            }
+            f.push(';');
+        }
+        f
+    }
+
     fn cmd_feat(&mut self) {
+        let mlst = self.mlst_feature();
         let feats = [
             " EPRT",
             " EPSV",
             " MDTM",
+            " MFMT",
+            mlst.as_str(),
             " REST STREAM",
             " SIZE",
             " TVFS",
@@ -1010,8 +1110,19 @@ impl Session {
     fn cmd_opts(&mut self, arg: &str) {
         let mut words = arg.split_whitespace();
         let name = words.next().unwrap_or("").to_ascii_uppercase();
-        let value = words.next().unwrap_or("").to_ascii_uppercase();
-        match (name.as_str(), value.as_str()) {
+        let value = words.next().unwrap_or("");
+        if name == "MLST" {
+            // RFC 3659 section 7.9: unknown facts are dropped; the reply lists those kept.
+            let wanted: Vec<String> = value.split(';').map(|f| f.to_ascii_lowercase()).collect();
+            self.mlst_facts = listing::MLSX_FACTS
+                .iter()
+                .copied()
+                .filter(|f| wanted.iter().any(|w| w == f))
+                .collect();
+            let list: String = self.mlst_facts.iter().map(|f| format!("{f};")).collect();
+            return self.reply(200, format!("MLST OPTS {list}"));
+        }
+        match (name.as_str(), value.to_ascii_uppercase().as_str()) {
             ("UTF8" | "UTF-8", "ON" | "") => self.reply(200, "Always in UTF8 mode."),
             ("UTF8" | "UTF-8", _) => {
                 self.reply(501, "Invalid argument; only UTF8 ON is supported.")
@@ -1042,7 +1153,7 @@ impl Session {
             text.push_str(&format!(" {data}\nEnd of status."));
             return self.reply(211, text);
         };
-        match self.make_listing(&real, false) {
+        match self.make_listing(&real, Verb::Stat) {
             Ok(bytes) => {
                 let body = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
                 let mut text = format!("Status of {}:\n", quote_path(&ftp));
@@ -1137,8 +1248,7 @@ impl Session {
             Ok(()) => {
                 self.reply(257, format!("{} directory created.", quote_path(&ftp)));
                 self.log_cmd("MKD", &ftp, 257);
-                let hooks = Arc::clone(&self.config.hooks);
-                hooks.on_dir_created(self.info(), &real);
+                self.hook(|h, i| h.on_dir_created(i, &real));
             }
             Err(e) => self.reply(550, format!("{}.", strerror(&e))),
         }
@@ -1157,8 +1267,7 @@ impl Session {
             Ok(()) => {
                 self.reply(250, "Directory removed.");
                 self.log_cmd("RMD", &ftp, 250);
-                let hooks = Arc::clone(&self.config.hooks);
-                hooks.on_dir_removed(self.info(), &real);
+                self.hook(|h, i| h.on_dir_removed(i, &real));
             }
             Err(e) => self.reply(550, format!("{}.", strerror(&e))),
         }
@@ -1170,8 +1279,7 @@ impl Session {
             Ok(()) => {
                 self.reply(250, "File removed.");
                 self.log_cmd("DELE", &ftp, 250);
-                let hooks = Arc::clone(&self.config.hooks);
-                hooks.on_file_deleted(self.info(), &real);
+                self.hook(|h, i| h.on_file_deleted(i, &real));
             }
             Err(e) => self.reply(550, format!("{}.", strerror(&e))),
         }
@@ -1202,8 +1310,7 @@ impl Session {
                 let from_ftp = fs.fs2ftp(&from);
                 self.reply(250, "Renaming ok.");
                 self.log(&format!("RNFR {from_ftp} RNTO {ftp} 250"));
-                let hooks = Arc::clone(&self.config.hooks);
-                hooks.on_file_renamed(self.info(), &from, &real);
+                self.hook(|h, i| h.on_file_renamed(i, &from, &real));
             }
             Err(e) => self.reply(550, format!("{}.", strerror(&e))),
         }
@@ -1553,7 +1660,9 @@ impl Session {
         );
     }
 
-    fn make_listing(&self, real: &Path, names_only: bool) -> io::Result<Vec<u8>> {
+    /// Builds a listing of a directory, or of one file, in the format `verb` asks for
+    /// (LIST and STAT: `ls -l` lines; NLST: names; MLSD: RFC 3659 facts).
+    fn make_listing(&self, real: &Path, verb: Verb) -> io::Result<Vec<u8>> {
         let fs = self
             .fs()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no filesystem"))?;
@@ -1562,59 +1671,150 @@ impl Session {
         let mut names = NameCache::default();
         let mut out = Vec::new();
         let meta = fs.stat(real)?;
-        if !meta.is_dir() {
+        let entries: Vec<(Vec<u8>, PathBuf)> = if meta.is_dir() {
+            fs.listdir(real)?
+                .into_iter()
+                .map(|n| (n.as_bytes().to_vec(), real.join(&n)))
+                .collect()
+        } else if verb == Verb::Mlsd {
+            // RFC 3659 section 7.2.1: MLSD names a directory; a file is a 501.
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "Not a directory",
+            ));
+        } else {
             let name = real
                 .file_name()
                 .map(|n| n.as_bytes().to_vec())
                 .unwrap_or_default();
-            if names_only {
-                out.extend_from_slice(&name);
-                out.extend_from_slice(b"\r\n");
-            } else {
-                let lmeta = fs.lstat(real)?;
-                listing::push_list_line(&mut out, &name, &lmeta, None, &mut names, now, gmt);
+            vec![(name, real.to_path_buf())]
+        };
+        for (name, path) in entries {
+            match verb {
+                Verb::Nlst => {
+                    out.extend_from_slice(&name);
+                    out.extend_from_slice(b"\r\n");
+                }
+                Verb::Mlsd => {
+                    // Facts describe what a client would get, so links are followed; an
+                    // entry that vanished or is a dangling link is left out.
+                    let Ok(m) = fs.stat(&path) else { continue };
+                    let perm = self.mlsx_perm(&path, m.is_dir());
+                    listing::push_mlsx_line(&mut out, &name, &m, &self.mlst_facts, &perm);
+                }
+                _ => {
+                    // An entry that vanished or cannot be read is left out rather than
+                    // failing the whole listing.
+                    let Ok(lmeta) = fs.lstat(&path) else { continue };
+                    let target = if lmeta.file_type().is_symlink() {
+                        fs.readlink(&path)
+                            .ok()
+                            .map(|t| t.as_os_str().as_bytes().to_vec())
+                    } else {
+                        None
+                    };
+                    listing::push_list_line(
+                        &mut out,
+                        &name,
+                        &lmeta,
+                        target.as_deref(),
+                        &mut names,
+                        now,
+                        gmt,
+                    );
+                }
             }
-            return Ok(out);
-        }
-        for name in fs.listdir(real)? {
-            let bytes = name.as_bytes();
-            if names_only {
-                out.extend_from_slice(bytes);
-                out.extend_from_slice(b"\r\n");
-                continue;
-            }
-            let path = real.join(&name);
-            // An entry that vanished or cannot be read is left out rather than failing
-            // the whole listing.
-            let Ok(lmeta) = fs.lstat(&path) else { continue };
-            let target = if lmeta.file_type().is_symlink() {
-                fs.readlink(&path)
-                    .ok()
-                    .map(|t| t.as_os_str().as_bytes().to_vec())
-            } else {
-                None
-            };
-            listing::push_list_line(
-                &mut out,
-                bytes,
-                &lmeta,
-                target.as_deref(),
-                &mut names,
-                now,
-                gmt,
-            );
         }
         Ok(out)
+    }
+
+    /// The MLSx `perm` fact of a real path for this session's user.
+    fn mlsx_perm(&self, path: &Path, is_dir: bool) -> String {
+        let user = self.username().unwrap_or("");
+        let auth = &self.config.authorizer;
+        listing::mlsx_perm(is_dir, |p| auth.has_perm(user, p, path))
+    }
+
+    fn cmd_mlst(&mut self, ftp: String, real: PathBuf) {
+        let Some(fs) = self.fs() else { return };
+        match fs.stat(&real) {
+            Ok(m) => {
+                let perm = self.mlsx_perm(&real, m.is_dir());
+                let mut line = Vec::new();
+                listing::push_mlsx_line(&mut line, ftp.as_bytes(), &m, &self.mlst_facts, &perm);
+                let fact_line = String::from_utf8_lossy(&line).trim_end().to_string();
+                self.reply(250, format!("Listing {ftp}\n {fact_line}\nEnd MLST."));
+            }
+            Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+        }
+    }
+
+    fn cmd_mfmt(&mut self, arg: &str) {
+        // MFMT YYYYMMDDHHMMSS[.sss] path (draft-somers-ftp-mfxx): the time is UTC.
+        let Some((timeval, target)) = arg.split_once(' ') else {
+            return self.reply(501, "Syntax error: MFMT needs a time and a path.");
+        };
+        let Some(secs) = parse_time_val(timeval) else {
+            return self.reply(501, "Invalid time format; expected YYYYMMDDHHMMSS.");
+        };
+        let Some((ftp, real)) = self.resolve(target, Some(Perms::MFMT)) else {
+            return;
+        };
+        let Some(fs) = self.fs() else { return };
+        match fs.stat(&real) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return self.reply(550, format!("{ftp} is not a regular file.")),
+            Err(e) => return self.reply(550, format!("{}.", strerror(&e))),
+        }
+        match fs.set_mtime(&real, secs) {
+            Ok(()) => {
+                let t = listing::CivilTime::from_unix(secs).time_val();
+                self.reply(213, format!("Modify={t}; {ftp}."));
+                self.log_cmd("MFMT", &ftp, 213);
+            }
+            Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+        }
+    }
+
+    fn cmd_site(&mut self, arg: &str) {
+        let (sub, rest) = arg.split_once(' ').unwrap_or((arg, ""));
+        match sub.to_ascii_uppercase().as_str() {
+            "CHMOD" => {
+                let Some((mode, target)) = rest.split_once(' ') else {
+                    return self.reply(501, "Syntax error: SITE CHMOD needs a mode and a path.");
+                };
+                // Permission bits only: set-id and sticky bits are not a client's to set.
+                let mode = match u32::from_str_radix(mode, 8) {
+                    Ok(m) if m <= 0o777 => m,
+                    _ => return self.reply(501, "Invalid SITE CHMOD format; expected an octal mode up to 777."),
+                };
+                let Some((ftp, real)) = self.resolve(target, Some(Perms::CHMOD)) else { return };
+                let Some(fs) = self.fs() else { return };
+                match fs.chmod(&real, mode) {
+                    Ok(()) => {
+                        self.reply(200, "SITE CHMOD successful.");
+                        self.log_cmd("SITE CHMOD", &ftp, 200);
+                    }
+                    Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+                }
+            }
+            "HELP" => self.reply(214, "The following SITE commands are recognized:\n CHMOD\n HELP\nHelp SITE command successful."),
+            _ => self.reply(501, "Unrecognized SITE command."),
+        }
     }
 
     fn cmd_list(&mut self, now: Instant, verb: Verb, path: Option<(String, PathBuf)>) {
         let Some((ftp, real)) = path else {
             return self.reply(550, "No such file or directory.");
         };
-        match self.make_listing(&real, verb == Verb::Nlst) {
+        match self.make_listing(&real, verb) {
             Ok(_) if !self.need_data() => {}
             Ok(bytes) => {
-                let name = if verb == Verb::Nlst { "NLST" } else { "LIST" };
+                let name = match verb {
+                    Verb::Nlst => "NLST",
+                    Verb::Mlsd => "MLSD",
+                    _ => "LIST",
+                };
                 self.log_cmd(name, &ftp, 125);
                 self.start_transfer(
                     Pending {
@@ -1628,6 +1828,9 @@ impl Session {
                     Direction::Send(Source::Bytes(bytes)),
                     None,
                 );
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                self.reply(501, "No such directory.")
             }
             Err(e) => self.reply(550, format!("{}.", strerror(&e))),
         }
