@@ -267,77 +267,6 @@ pub fn name_bytes(name: &std::ffi::OsStr) -> &[u8] {
     name.as_bytes()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_round_trips() {
-        for secs in [
-            0i64,
-            951_782_400,
-            1_700_000_000,
-            4_102_444_800,
-            -86_400,
-            1_709_164_800,
-        ] {
-            assert_eq!(CivilTime::from_unix(secs).to_unix(), secs, "secs {secs}");
-        }
-        let t = CivilTime::from_unix(1_700_000_000);
-        assert_eq!(
-            (t.year, t.month, t.day, t.hour, t.minute, t.second),
-            (2023, 11, 14, 22, 13, 20)
-        );
-        assert_eq!(t.time_val(), "20231114221320");
-        // 2000-02-29, a leap day in a century year.
-        let leap = CivilTime::from_unix(951_782_400);
-        assert_eq!((leap.year, leap.month, leap.day), (2000, 2, 29));
-    }
-
-    #[test]
-    fn ls_time_switches_to_year_after_six_months() {
-        let now = 1_700_000_000;
-        assert_eq!(ls_time(now - 3600, now, true), "Nov 14 21:13");
-        assert_eq!(ls_time(now - 400 * 86_400, now, true), "Oct 10  2022");
-        // Far in the future also shows the year, as ls does.
-        assert_eq!(ls_time(now + 400 * 86_400, now, true), "Dec 18  2024");
-    }
-
-    #[test]
-    fn mlsx_lines() {
-        let dir = std::env::temp_dir().join(format!("ftpdlib-mlsx-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("f");
-        std::fs::write(&f, b"12345").unwrap();
-        let meta = std::fs::metadata(&f).unwrap();
-        let mut out = Vec::new();
-        push_mlsx_line(&mut out, b"f", &meta, &MLSX_DEFAULT_FACTS, "adfrw");
-        let line = String::from_utf8(out).unwrap();
-        assert!(line.starts_with("type=file;size=5;modify="), "{line}");
-        assert!(line.contains(";perm=adfrw;unique="), "{line}");
-        assert!(line.ends_with("; f\r\n"), "{line}");
-        let mut out = Vec::new();
-        push_mlsx_line(&mut out, b"f", &meta, &["unix.mode", "type"], "");
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .starts_with("type=file;unix.mode=0"));
-        assert_eq!(mlsx_perm(true, |_| true), "elcmdfp");
-        assert_eq!(mlsx_perm(false, |p| p == crate::Perms::RETR), "r");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn mode_strings() {
-        assert_eq!(mode_string(libc::S_IFREG | 0o644), "-rw-r--r--");
-        assert_eq!(mode_string(libc::S_IFDIR | 0o755), "drwxr-xr-x");
-        assert_eq!(mode_string(libc::S_IFLNK | 0o777), "lrwxrwxrwx");
-        assert_eq!(mode_string(libc::S_IFREG | 0o4755), "-rwsr-xr-x");
-        assert_eq!(mode_string(libc::S_IFDIR | 0o1777), "drwxrwxrwt");
-        assert_eq!(mode_string(libc::S_IFREG | 0o2644), "-rw-r-Sr--");
-    }
-}
-
 /// The RFC 3659 facts MLSD and MLST can show, in the order they are written.
 pub const MLSX_FACTS: [&str; 8] = [
     "type",
@@ -415,4 +344,75 @@ pub fn push_mlsx_line(out: &mut Vec<u8>, name: &[u8], meta: &Metadata, facts: &[
     out.push(b' ');
     out.extend_from_slice(name);
     out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trips() {
+        for secs in [
+            0i64,
+            951_782_400,
+            1_700_000_000,
+            4_102_444_800,
+            -86_400,
+            1_709_164_800,
+        ] {
+            assert_eq!(CivilTime::from_unix(secs).to_unix(), secs, "secs {secs}");
+        }
+        let t = CivilTime::from_unix(1_700_000_000);
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.minute, t.second),
+            (2023, 11, 14, 22, 13, 20)
+        );
+        assert_eq!(t.time_val(), "20231114221320");
+        // 2000-02-29, a leap day in a century year.
+        let leap = CivilTime::from_unix(951_782_400);
+        assert_eq!((leap.year, leap.month, leap.day), (2000, 2, 29));
+    }
+
+    #[test]
+    fn ls_time_switches_to_year_after_six_months() {
+        let now = 1_700_000_000;
+        assert_eq!(ls_time(now - 3600, now, true), "Nov 14 21:13");
+        assert_eq!(ls_time(now - 400 * 86_400, now, true), "Oct 10  2022");
+        // Far in the future also shows the year, as ls does.
+        assert_eq!(ls_time(now + 400 * 86_400, now, true), "Dec 18  2024");
+    }
+
+    #[test]
+    fn mlsx_lines() {
+        let dir = std::env::temp_dir().join(format!("ftpdlib-mlsx-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("f");
+        std::fs::write(&f, b"12345").unwrap();
+        let meta = std::fs::metadata(&f).unwrap();
+        let mut out = Vec::new();
+        push_mlsx_line(&mut out, b"f", &meta, &MLSX_DEFAULT_FACTS, "adfrw");
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.starts_with("type=file;size=5;modify="), "{line}");
+        assert!(line.contains(";perm=adfrw;unique="), "{line}");
+        assert!(line.ends_with("; f\r\n"), "{line}");
+        let mut out = Vec::new();
+        push_mlsx_line(&mut out, b"f", &meta, &["unix.mode", "type"], "");
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .starts_with("type=file;unix.mode=0"));
+        assert_eq!(mlsx_perm(true, |_| true), "elcmdfp");
+        assert_eq!(mlsx_perm(false, |p| p == crate::Perms::RETR), "r");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn mode_strings() {
+        assert_eq!(mode_string(libc::S_IFREG | 0o644), "-rw-r--r--");
+        assert_eq!(mode_string(libc::S_IFDIR | 0o755), "drwxr-xr-x");
+        assert_eq!(mode_string(libc::S_IFLNK | 0o777), "lrwxrwxrwx");
+        assert_eq!(mode_string(libc::S_IFREG | 0o4755), "-rwsr-xr-x");
+        assert_eq!(mode_string(libc::S_IFDIR | 0o1777), "drwxrwxrwt");
+        assert_eq!(mode_string(libc::S_IFREG | 0o2644), "-rw-r-Sr--");
+    }
 }
