@@ -54,6 +54,10 @@ pub struct Config {
     pub permit_privileged_ports: bool,
     /// Address to announce in 227 replies instead of the local one (behind NAT); default none.
     pub masquerade_address: Option<IpAddr>,
+    /// Addresses to announce in 227 replies by the client's network, first match wins, before
+    /// `masquerade_address`: clients on the LAN get the private address, the rest the
+    /// public one. Default empty.
+    pub masquerade_map: Vec<MasqueradeRule>,
     /// Ports to use for passive listeners; default any the kernel picks.
     pub passive_ports: Option<RangeInclusive<u16>>,
     /// Show listing times in UTC (default true) rather than local time.
@@ -80,6 +84,7 @@ impl Config {
             permit_foreign_addresses: false,
             permit_privileged_ports: false,
             masquerade_address: None,
+            masquerade_map: Vec::new(),
             passive_ports: None,
             use_gmt_times: true,
             use_sendfile: true,
@@ -105,11 +110,65 @@ impl fmt::Debug for Config {
             .field("permit_foreign_addresses", &self.permit_foreign_addresses)
             .field("permit_privileged_ports", &self.permit_privileged_ports)
             .field("masquerade_address", &self.masquerade_address)
+            .field("masquerade_map", &self.masquerade_map)
             .field("passive_ports", &self.passive_ports)
             .field("use_gmt_times", &self.use_gmt_times)
             .field("use_sendfile", &self.use_sendfile)
             .field("dtp", &self.dtp)
             .finish_non_exhaustive()
+    }
+}
+
+/// One entry of [`Config::masquerade_map`]: clients in `network/prefix` are told `address`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MasqueradeRule {
+    /// The client network.
+    pub network: IpAddr,
+    /// Its prefix length in bits.
+    pub prefix: u8,
+    /// The address to announce to those clients.
+    pub address: IpAddr,
+}
+
+impl MasqueradeRule {
+    /// Whether `ip` lies in the rule's network (IPv4-mapped addresses count as IPv4).
+    pub fn matches(&self, ip: IpAddr) -> bool {
+        match (self.network.to_canonical(), ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let bits = u32::from(self.prefix.min(32));
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - bits)
+                };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let bits = u32::from(self.prefix.min(128));
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - bits)
+                };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+
+    /// Parses `NETWORK/PREFIX=ADDRESS`, e.g. `10.0.0.0/8=10.0.0.5`.
+    pub fn parse(s: &str) -> Option<MasqueradeRule> {
+        let (net, address) = s.split_once('=')?;
+        let (network, prefix) = net.split_once('/')?;
+        let network: IpAddr = network.trim().parse().ok()?;
+        let prefix: u8 = prefix.trim().parse().ok()?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(())?;
+        Some(MasqueradeRule {
+            network,
+            prefix,
+            address: address.trim().parse().ok()?,
+        })
     }
 }
 
@@ -139,5 +198,25 @@ impl Default for DtpConfig {
             ac_in_buffer_size: 65536,
             ac_out_buffer_size: 65536,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masquerade_rules() {
+        let r = MasqueradeRule::parse("10.0.0.0/8=10.0.0.5").unwrap();
+        assert!(r.matches("10.20.30.40".parse().unwrap()));
+        assert!(r.matches("::ffff:10.1.1.1".parse().unwrap()));
+        assert!(!r.matches("11.0.0.1".parse().unwrap()));
+        assert!(!r.matches("::1".parse().unwrap()));
+        let all = MasqueradeRule::parse("0.0.0.0/0=203.0.113.7").unwrap();
+        assert!(all.matches("198.51.100.1".parse().unwrap()));
+        assert!(MasqueradeRule::parse("10.0.0.0/33=1.2.3.4").is_none());
+        assert!(MasqueradeRule::parse("10.0.0.0=1.2.3.4").is_none());
+        let v6 = MasqueradeRule::parse("fd00::/8=2001:db8::1").unwrap();
+        assert!(v6.matches("fd12::5".parse().unwrap()));
     }
 }

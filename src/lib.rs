@@ -79,7 +79,7 @@ pub mod logger;
 pub mod server;
 
 pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Perms};
-pub use config::{Config, DtpConfig};
+pub use config::{Config, DtpConfig, MasqueradeRule};
 pub use control::session::Session;
 pub use filesystem::{Filesystem, OsFilesystem};
 pub use hooks::{Hooks, NoHooks, SessionInfo, TransferRecord};

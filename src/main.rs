@@ -30,6 +30,9 @@ Options:
   -P, --password PASS        password for --username
       --users FILE           accounts, one a line: name:password:perms[:home]
       --anonymous            also serve anonymous read-only when users are given
+      --masquerade-map NET/LEN=ADDR[,...]  address to announce in PASV replies by client
+                             network, e.g. 192.168.0.0/16=192.168.1.5,0.0.0.0/0=203.0.113.7
+      --permit-foreign-addresses  allow PORT/EPRT to hosts other than the client (FXP)
       --max-cons N           most sessions at once, 0 for no limit (default 512)
       --max-cons-per-ip N    most sessions per client address, 0 for no limit (default 0)
       --banner TEXT          greeting sent to clients
@@ -50,6 +53,8 @@ struct Options {
     write: bool,
     directory: Option<PathBuf>,
     nat_address: Option<IpAddr>,
+    masquerade_map: Vec<ftpdlib::MasqueradeRule>,
+    permit_foreign_addresses: bool,
     range: Option<(u16, u16)>,
     username: Option<String>,
     password: Option<String>,
@@ -103,6 +108,16 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
                         .map_err(|_| format!("invalid NAT address {v:?}"))?,
                 );
             }
+            "--masquerade-map" => {
+                let v = value(&flag)?;
+                for rule in v.split(',').filter(|r| !r.trim().is_empty()) {
+                    let r = ftpdlib::MasqueradeRule::parse(rule).ok_or_else(|| {
+                        format!("invalid --masquerade-map entry {rule:?} (want NET/LEN=ADDR)")
+                    })?;
+                    o.masquerade_map.push(r);
+                }
+            }
+            "--permit-foreign-addresses" => o.permit_foreign_addresses = true,
             "-r" | "--range" => {
                 let v = value(&flag)?;
                 let (a, b) = v
@@ -232,6 +247,8 @@ fn run(o: Options) -> Result<(), String> {
         config.auth_failed_timeout = Duration::from_secs_f64(d);
     }
     config.masquerade_address = o.nat_address;
+    config.masquerade_map = o.masquerade_map;
+    config.permit_foreign_addresses = o.permit_foreign_addresses;
     config.passive_ports = o.range.map(|(a, b)| a..=b);
 
     let addrs: Vec<SocketAddr> = match &o.interface {

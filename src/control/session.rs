@@ -575,7 +575,13 @@ impl Session {
                         format!("Entering extended passive mode (|||{}|).", addr.port()),
                     );
                 } else {
-                    let ip = match self.config.masquerade_address {
+                    let mapped = self
+                        .config
+                        .masquerade_map
+                        .iter()
+                        .find(|r| r.matches(self.peer.ip()))
+                        .map(|r| r.address);
+                    let ip = match mapped.or(self.config.masquerade_address) {
                         Some(IpAddr::V4(ip)) => ip,
                         _ => match canonical(addr.ip()) {
                             IpAddr::V4(ip) => ip,
