@@ -35,6 +35,11 @@ const IO_BUF: usize = 1024 * 1024;
 const SMALL_SECS: f64 = 2.0;
 const LOGIN_MAX_OPS: usize = 2000;
 const LIST_MAX_OPS: usize = 500;
+/// Single-stream transfers repeat until they took this long in total, and at
+/// least / at most this many times.
+const STREAM_MIN_SECS: f64 = 1.0;
+const STREAM_MIN_REPS: u64 = 3;
+const STREAM_MAX_REPS: u64 = 50;
 /// Number of files in the directory listed by the LIST workload.
 const LIST_FILES: usize = 1000;
 /// How often the server's memory is sampled during concurrent transfers.
@@ -644,6 +649,24 @@ fn list_stream(c: &mut Ctrl, path: &str, buf: &mut [u8]) -> Res<usize> {
         .split(|&b| b == b'\n')
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace) && !l.starts_with(b"total "))
         .count())
+}
+
+/// Runs one single-stream transfer again and again until together they took
+/// `STREAM_MIN_SECS` and ran at least `STREAM_MIN_REPS` times (at most
+/// `STREAM_MAX_REPS`): one short transfer on loopback is mostly noise.
+/// Returns how many ran and their summed duration.
+fn repeat_stream(
+    deadline: Instant,
+    mut once: impl FnMut() -> Res<Duration>,
+) -> Res<(u64, Duration)> {
+    let mut n = 0u64;
+    let mut total = Duration::ZERO;
+    while n < STREAM_MAX_REPS && (n < STREAM_MIN_REPS || total.as_secs_f64() < STREAM_MIN_SECS) {
+        remaining(deadline)?;
+        total += once()?;
+        n += 1;
+    }
+    Ok((n, total))
 }
 
 // ---------------------------------------------------------------------------
@@ -1285,9 +1308,14 @@ impl Bench {
 
     fn single_stor(&mut self, deadline: Instant) -> Res<f64> {
         let p = self.big_path();
-        let d = self.upload(&p, self.cfg.size_mb, deadline)?;
+        let size = self.cfg.size_mb * MIB;
+        let mut c = self.login(deadline)?;
+        let pat = &self.pat;
+        let r = repeat_stream(deadline, || stor_stream(&mut c, &p, size, pat));
         self.big_ready = true;
-        Ok(mib_per_s(self.cfg.size_mb * MIB, d))
+        c.quit();
+        let (n, d) = r?;
+        Ok(mib_per_s(size * n, d))
     }
 
     fn single_retr(&mut self, deadline: Instant) -> Res<f64> {
@@ -1295,9 +1323,11 @@ impl Bench {
         let mut c = self.login(deadline)?;
         let p = self.big_path();
         let size = self.cfg.size_mb * MIB;
-        let d = retr_stream(&mut c, &p, size, &mut self.buf)?;
+        let buf = &mut self.buf;
+        let r = repeat_stream(deadline, || retr_stream(&mut c, &p, size, buf));
         c.quit();
-        Ok(mib_per_s(size, d))
+        let (n, d) = r?;
+        Ok(mib_per_s(size * n, d))
     }
 
     fn drop_fleet(&mut self) {
@@ -1628,28 +1658,37 @@ fn loopback_limit(cfg: &Config) -> Res<f64> {
             }
         }
         let file = std::fs::File::open(&path).map_err(|e| io_err("open", e))?;
-        // Enough passes for about 2 GiB in total, at least 3, at most 100.
-        let passes = (2048 / cfg.size_mb).clamp(3, 100);
+        // One connection per pass, as each RETR has a data connection of its
+        // own; passes repeat like the single-stream workloads.
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| io_err("bind", e))?;
         let addr = listener.local_addr().map_err(|e| io_err("bind", e))?;
-        let reader = thread::spawn(move || -> Res<u64> {
-            let (mut s, _) = listener.accept().map_err(|e| io_err("accept", e))?;
-            s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+        let (tx, rx) = std::sync::mpsc::channel::<Res<u64>>();
+        let reader = thread::spawn(move || {
             let mut buf = vec![0u8; IO_BUF];
-            let mut got = 0u64;
-            loop {
-                match s.read(&mut buf) {
-                    Ok(0) => return Ok(got),
-                    Ok(n) => got += n as u64,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Err(io_err("read", e)),
+            for _ in 0..=STREAM_MAX_REPS {
+                let r = (|| {
+                    let (mut s, _) = listener.accept().map_err(|e| io_err("accept", e))?;
+                    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+                    let mut got = 0u64;
+                    loop {
+                        match s.read(&mut buf) {
+                            Ok(0) => return Ok(got),
+                            Ok(n) => got += n as u64,
+                            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                            Err(e) => return Err(io_err("read", e)),
+                        }
+                    }
+                })();
+                // An empty connection is the signal to stop.
+                let stop = !matches!(r, Ok(n) if n > 0);
+                if tx.send(r).is_err() || stop {
+                    return;
                 }
             }
         });
-        let sock = TcpStream::connect(addr).map_err(|e| io_err("connect", e))?;
-        let t0 = Instant::now();
-        let mut sent_total = 0u64;
-        for _ in 0..passes {
+        let pass = || -> Res<Duration> {
+            let sock = TcpStream::connect(addr).map_err(|e| io_err("connect", e))?;
+            let t0 = Instant::now();
             let mut off: libc::off_t = 0;
             while (off as u64) < size {
                 remaining(deadline)?;
@@ -1668,18 +1707,21 @@ fn loopback_limit(cfg: &Config) -> Res<f64> {
                 if n == 0 {
                     return Err("sendfile: unexpected end of file".into());
                 }
-                sent_total += n as u64;
             }
-        }
-        sock.shutdown(Shutdown::Write).ok();
-        let got = reader
-            .join()
-            .map_err(|_| "reader thread panicked".to_string())??;
-        let elapsed = t0.elapsed();
-        if got != sent_total {
-            return Err(format!("reader got {got} bytes, {sent_total} sent"));
-        }
-        Ok(mib_per_s(got, elapsed))
+            sock.shutdown(Shutdown::Write).ok();
+            let got = rx
+                .recv_timeout(remaining(deadline)?)
+                .map_err(|_| "reader did not answer".to_string())??;
+            if got != size {
+                return Err(format!("reader got {got} bytes, {size} sent"));
+            }
+            Ok(t0.elapsed())
+        };
+        let r = repeat_stream(deadline, pass);
+        drop(TcpStream::connect(addr));
+        let _ = reader.join();
+        let (n, d) = r?;
+        Ok(mib_per_s(size * n, d))
     })();
     let _ = std::fs::remove_file(&path);
     r
