@@ -271,3 +271,175 @@ print("ok")
     let out = run(Command::new("python3").arg("-c").arg(&script));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
+
+#[test]
+fn curl_resume_and_ftp_methods() {
+    if !require("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let body = random_bytes(3 << 20, 33);
+    std::fs::create_dir_all(s.root.join("a/b")).unwrap();
+    std::fs::write(s.root.join("a/b/f.bin"), &body).unwrap();
+    let local = TempDir::new("curl-resume");
+    // Resume a download from a partial local file.
+    let part = local.join("f.bin");
+    std::fs::write(&part, &body[..1_000_000]).unwrap();
+    run(curl()
+        .args(["-C", "-", "-o"])
+        .arg(&part)
+        .arg(s.url("user", "a/b/f.bin")));
+    assert_same(&std::fs::read(&part).unwrap(), &body);
+    // Resume an upload: the server has the first part.
+    std::fs::write(s.root.join("a/up.bin"), &body[..500_000]).unwrap();
+    run(curl()
+        .args(["-C", "-", "-T"])
+        .arg(&part)
+        .arg(s.url("user", "a/up.bin")));
+    assert_same(&std::fs::read(s.root.join("a/up.bin")).unwrap(), &body);
+    // Every way curl walks the path, in passive and active mode.
+    for method in ["multicwd", "singlecwd", "nocwd"] {
+        let got = run(curl()
+            .args(["--ftp-method", method, "--ftp-pasv"])
+            .arg(s.url("user", "a/b/f.bin")))
+        .stdout;
+        assert_same(&got, &body);
+        let got = run(curl()
+            .args(["--ftp-method", method, "-P", "127.0.0.1"])
+            .arg(s.url("user", "a/b/f.bin")))
+        .stdout;
+        assert_same(&got, &body);
+    }
+    // EPSV off: plain PASV and PORT.
+    let got = run(curl()
+        .args(["--disable-epsv"])
+        .arg(s.url("user", "a/b/f.bin")))
+    .stdout;
+    assert_same(&got, &body);
+    let got = run(curl()
+        .args(["--disable-eprt", "-P", "127.0.0.1"])
+        .arg(s.url("user", "a/b/f.bin")))
+    .stdout;
+    assert_same(&got, &body);
+}
+
+#[test]
+fn python_ftplib_mlsd_mlst_rest_stou_appe() {
+    if !require("python3") {
+        return;
+    }
+    let s = TestServer::start();
+    let body = random_bytes(1 << 20, 44);
+    std::fs::write(s.root.join("data.bin"), &body).unwrap();
+    std::fs::create_dir(s.root.join("sub")).unwrap();
+    let script = format!(
+        r#"
+import ftplib, io
+f = ftplib.FTP()
+f.connect("127.0.0.1", {port}, timeout=60)
+f.login("user", "pass")
+entries = dict(f.mlsd())
+assert entries["data.bin"]["type"] == "file", entries
+assert entries["data.bin"]["size"] == "{size}", entries
+assert entries["sub"]["type"] == "dir", entries
+assert "r" in entries["data.bin"]["perm"]
+resp = f.sendcmd("MLST data.bin")
+assert resp.startswith("250-") and "size={size};" in resp, resp
+# OPTS MLST (sent by mlsd(facts=...)) holds for the rest of the session.
+facts = dict(f.mlsd(facts=["type", "unix.mode"]))
+assert set(facts["data.bin"]) == {{"type", "unix.mode"}}, facts
+assert "size=" not in f.sendcmd("MLST data.bin")
+# REST resume of RETR.
+buf = io.BytesIO()
+f.retrbinary("RETR data.bin", buf.write, rest=1000)
+assert len(buf.getvalue()) == {size} - 1000
+# REST resume of STOR: send the tail at an offset.
+f.storbinary("STOR copy.bin", io.BytesIO(open("{root}/data.bin", "rb").read()[:4096]))
+f.storbinary("STOR copy.bin", io.BytesIO(open("{root}/data.bin", "rb").read()[4096:]), rest=4096)
+# APPE and STOU.
+f.storbinary("APPE log.txt", io.BytesIO(b"one\n"))
+f.storbinary("APPE log.txt", io.BytesIO(b"two\n"))
+resp = f.storbinary("STOU", io.BytesIO(b"unique"))
+assert resp.startswith("226"), resp
+f.quit()
+print("ok")
+"#,
+        port = s.addr.port(),
+        size = body.len(),
+        root = s.root.path().display(),
+    );
+    let out = run(Command::new("python3").arg("-c").arg(&script));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    assert_same(&std::fs::read(s.root.join("copy.bin")).unwrap(), &body);
+    assert_eq!(
+        std::fs::read(s.root.join("log.txt")).unwrap(),
+        b"one\ntwo\n"
+    );
+    let unique = std::fs::read_dir(s.root.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read(e.path())
+                .map(|b| b == b"unique")
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(unique, 1);
+}
+
+/// A tree with nested folders, odd names and an empty file and folder.
+fn make_tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let files = vec![
+        ("top.txt".to_string(), b"top".to_vec()),
+        ("empty".to_string(), Vec::new()),
+        ("with space/inner file.txt".to_string(), b"spaced".to_vec()),
+        ("日本/é.bin".to_string(), random_bytes(70_000, 5)),
+        ("a/b/c/deep.bin".to_string(), random_bytes(300_000, 6)),
+    ];
+    for (name, body) in &files {
+        let p = root.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    std::fs::create_dir_all(root.join("empty dir")).unwrap();
+    files
+}
+
+#[test]
+fn lftp_mirror_both_ways() {
+    if !require("lftp") {
+        return;
+    }
+    let s = TestServer::start();
+    let files = make_tree(&s.root.join("tree"));
+    let local = TempDir::new("lftp");
+    let lftp = |cmds: &str| {
+        let script = format!(
+            "set net:max-retries 1; set net:timeout 30; set cmd:fail-exit yes; open -u user,pass ftp://{}:{}; {cmds}; bye",
+            s.addr.ip(),
+            s.addr.port()
+        );
+        run(Command::new("timeout").args(["120", "lftp", "-c", &script]));
+    };
+    lftp(&format!("mirror tree {}", local.join("down").display()));
+    for (name, body) in &files {
+        assert_same(&std::fs::read(local.join("down").join(name)).unwrap(), body);
+    }
+    assert!(local.join("down/empty dir").is_dir());
+    lftp(&format!("mirror -R {} up", local.join("down").display()));
+    for (name, body) in &files {
+        assert_same(&std::fs::read(s.root.join("up").join(name)).unwrap(), body);
+    }
+    assert!(s.root.join("up/empty dir").is_dir());
+    // Active mode too.
+    lftp(&format!(
+        "set ftp:passive-mode off; mirror tree {}",
+        local.join("active").display()
+    ));
+    for (name, body) in &files {
+        assert_same(
+            &std::fs::read(local.join("active").join(name)).unwrap(),
+            body,
+        );
+    }
+}
