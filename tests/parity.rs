@@ -48,7 +48,7 @@ fn feat_lists_extensions_and_mlst_facts() {
         .iter()
         .any(|l| l == " MLST type*;size;modify;perm;unique;unix.mode*;unix.uid;unix.gid;"));
     c.cmd("OPTS UTF8 ON", 200);
-    c.cmd("OPTS UTF8 OFF", 501);
+    c.cmd("OPTS UTF8 OFF", 200);
     c.cmd("OPTS NOSUCH", 501);
     c.cmd("OPTS", 501);
 }

@@ -1129,10 +1129,9 @@ impl Session {
             return self.reply(200, format!("MLST OPTS {list}"));
         }
         match (name.as_str(), value.to_ascii_uppercase().as_str()) {
-            ("UTF8" | "UTF-8", "ON" | "") => self.reply(200, "Always in UTF8 mode."),
-            ("UTF8" | "UTF-8", _) => {
-                self.reply(501, "Invalid argument; only UTF8 ON is supported.")
-            }
+            // Paths are always UTF-8 here; OFF is acknowledged rather than refused, so a
+            // client that sends it carries on.
+            ("UTF8" | "UTF-8", _) => self.reply(200, "Always in UTF8 mode."),
             _ => self.reply(501, format!("Invalid OPTS argument {:?}.", name)),
         }
     }
