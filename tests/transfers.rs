@@ -273,3 +273,24 @@ fn a_transfer_command_while_one_runs_is_refused() {
     c.expect(226);
     assert_eq!(got.len(), 32 << 20);
 }
+
+#[test]
+fn commands_before_the_data_connection_cannot_redirect_the_transfer() {
+    // The LightFTP race: RETR is accepted (150) but the client has not connected yet; a
+    // second transfer command or a rename in that window must not change what is sent.
+    let s = TestServer::start();
+    std::fs::write(s.root.join("first"), b"the first file").unwrap();
+    std::fs::write(s.root.join("second"), b"the second file").unwrap();
+    let mut c = s.login("user");
+    let addr = c.pasv();
+    c.cmd("RETR first", 150);
+    c.cmd("RETR second", 425);
+    c.cmd("STOR first", 425);
+    c.cmd("RNFR second", 350);
+    c.cmd("RNTO first", 250);
+    let mut data = TcpStream::connect(addr).unwrap();
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    c.expect(226);
+    assert_eq!(got, b"the first file");
+}
