@@ -97,6 +97,14 @@ fn ipv6_transfers() {
     let mut got = Vec::new();
     data.read_to_end(&mut got).unwrap();
     c.expect(226);
+    assert_eq!(got, body);
+    // lftp's form: the unspecified address stands for the client itself.
+    c.cmd(&format!("EPRT |2|::|{port}|"), 200);
+    let (mut data, _) = l.accept().unwrap();
+    c.cmd("RETR v6", 125);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    c.expect(226);
     util::assert_same(&got, &body);
 }
 

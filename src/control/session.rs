@@ -630,11 +630,7 @@ impl Session {
             DataFailure::ForeignPeer(addr) => {
                 self.reply(
                     425,
-                    format!(
-                        "Rejected data connection from foreign address {}:{}.",
-                        addr.ip(),
-                        addr.port()
-                    ),
+                    format!("Rejected data connection from foreign address {addr}."),
                 );
                 return;
             }
@@ -1428,16 +1424,19 @@ impl Session {
                 None => return self.reply(501, "Invalid PORT format."),
             }
         };
+        // lftp sends the unspecified address (`EPRT |2|::|port|`) in IPv6 active mode,
+        // meaning "where I am": that is the control connection's peer.
+        let addr = if addr.ip().is_unspecified() {
+            SocketAddr::new(self.peer.ip(), addr.port())
+        } else {
+            addr
+        };
         // RFC 2577: no bouncing to third hosts, no privileged ports; checked before any
         // connection is attempted.
         if canonical(addr.ip()) != self.peer.ip() && !self.config.permit_foreign_addresses {
             return self.reply(
                 501,
-                format!(
-                    "Rejected data connection to foreign address {}:{}.",
-                    addr.ip(),
-                    addr.port()
-                ),
+                format!("Rejected data connection to foreign address {addr}."),
             );
         }
         if addr.port() < 1024 && !self.config.permit_privileged_ports {
