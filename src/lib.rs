@@ -12,7 +12,8 @@
 //! - [`Session`] (the `FTPHandler` logic) is the protocol without sockets: lines, data events
 //!   and the time go in; replies, [`Action`](control::session::Action)s and deadlines come
 //!   out. It is tested without a network on a made-up clock.
-//! - [`Authorizer`] ([`DummyAuthorizer`]) decides who logs in with which [`Perms`];
+//! - [`Authorizer`] ([`DummyAuthorizer`], [`UnixAuthorizer`]) decides who logs in with which
+//!   [`Perms`] and, for system users, under which ids each command runs;
 //!   [`Filesystem`] ([`OsFilesystem`], pyftpdlib's `AbstractedFS`) jails each session in its
 //!   home directory.
 //!
@@ -78,6 +79,7 @@ pub mod listing;
 pub mod logger;
 pub mod server;
 
+pub use authorizer::unix::{UnixAuthorizer, UnixOptions};
 pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Perms};
 pub use config::{Config, DtpConfig};
 pub use control::session::Session;

@@ -17,6 +17,7 @@
 //! | `T` | change file modification time | MFMT |
 
 pub mod crypt;
+pub mod unix;
 
 
 use std::collections::HashMap;

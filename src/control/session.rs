@@ -205,6 +205,27 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// An impersonation in force: [`end`](Impersonation::end) terminates it and reports the
+/// outcome; dropping it unended (a panic) terminates it too.
+struct Impersonation<'a> {
+    authorizer: &'a dyn crate::Authorizer,
+    user: &'a str,
+}
+
+impl Impersonation<'_> {
+    fn end(self) -> Result<(), crate::AuthError> {
+        let result = self.authorizer.terminate_impersonation(self.user);
+        std::mem::forget(self);
+        result
+    }
+}
+
+impl Drop for Impersonation<'_> {
+    fn drop(&mut self) {
+        let _ = self.authorizer.terminate_impersonation(self.user);
+    }
+}
+
 /// The text of an I/O error without Rust's " (os error N)" suffix.
 pub fn strerror(e: &io::Error) -> String {
     let s = e.to_string();
@@ -747,11 +768,19 @@ impl Session {
         }
         let authorizer = Arc::clone(&self.config.authorizer);
         if let Err(e) = authorizer.impersonate_user(&user) {
+            // Whatever part of the switch happened is undone; terminating is idempotent.
+            let _ = authorizer.terminate_impersonation(&user);
             logger::logerror(&format!("{} can't impersonate {user}: {e}", self.prefix()));
             return self.reply(550, "Can't switch to the user's identity.");
         }
+        // Undoes the impersonation even if the command panics, so the reactor never goes on
+        // under a user's ids.
+        let guard = Impersonation {
+            authorizer: &*authorizer,
+            user: &user,
+        };
         self.dispatch(now, spec, arg, real);
-        if let Err(e) = authorizer.terminate_impersonation(&user) {
+        if let Err(e) = guard.end() {
             // Carrying on under the wrong identity is never safe: end the session.
             logger::logerror(&format!(
                 "{} can't end impersonation of {user}: {e}",
