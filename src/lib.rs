@@ -78,15 +78,17 @@ pub mod ioloop;
 pub mod listing;
 pub mod logger;
 pub mod server;
+pub mod xferlog;
 
 pub use authorizer::unix::{UnixAuthorizer, UnixOptions};
 pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Perms};
 pub use config::{Config, DtpConfig};
 pub use control::session::Session;
 pub use filesystem::{Filesystem, OsFilesystem};
-pub use hooks::{Hooks, NoHooks, SessionInfo, TransferRecord};
+pub use hooks::{HookList, Hooks, NoHooks, SessionInfo, TransferRecord};
 pub use ioloop::token::TOKEN_SPAN;
 pub use server::{CallLater, FtpServer, StopHandle};
+pub use xferlog::XferLog;
 
 /// The crate version, as shown in the default banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

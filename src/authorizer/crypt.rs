@@ -134,7 +134,9 @@ pub fn crypt(phrase: &str, setting: &str) -> Result<String, CryptError> {
         return Err(CryptError::BadHash);
     }
     // SAFETY: on success crypt_rn returns a NUL-terminated string inside `data`.
-    let hash = unsafe { CStr::from_ptr(out) }.to_string_lossy().into_owned();
+    let hash = unsafe { CStr::from_ptr(out) }
+        .to_string_lossy()
+        .into_owned();
     // The passphrase copy libxcrypt kept in the buffer is wiped with it.
     data.fill(0);
     // Failure strings start with '*'; crypt_rn should return NULL instead, but be sure.

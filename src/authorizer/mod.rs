@@ -19,7 +19,6 @@
 pub mod crypt;
 pub mod unix;
 
-
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::BitOr;

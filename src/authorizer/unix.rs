@@ -237,7 +237,8 @@ impl UnixAuthorizer {
     }
 
     fn is_rejected(&self, username: &str) -> bool {
-        (!self.opts.allowed_users.is_empty() && !self.opts.allowed_users.iter().any(|u| u == username))
+        (!self.opts.allowed_users.is_empty()
+            && !self.opts.allowed_users.iter().any(|u| u == username))
             || self.opts.rejected_users.iter().any(|u| u == username)
     }
 
@@ -296,7 +297,9 @@ impl Authorizer for UnixAuthorizer {
             return if self.opts.anonymous {
                 Ok(())
             } else {
-                Err(AuthError::Refused("Anonymous access not allowed.".to_string()))
+                Err(AuthError::Refused(
+                    "Anonymous access not allowed.".to_string(),
+                ))
             };
         }
         if self.is_rejected(username) {
@@ -526,7 +529,8 @@ fn user_groups(name: &str, gid: libc::gid_t) -> io::Result<Vec<libc::gid_t>> {
         let mut count = n;
         // SAFETY: `groups` has room for `count` entries; getgrouplist writes at most that
         // many and stores the needed count back into `count`.
-        let rc = unsafe { libc::getgrouplist(cname.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
+        let rc =
+            unsafe { libc::getgrouplist(cname.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
         if rc >= 0 {
             groups.truncate(count.max(0) as usize);
             return Ok(groups);
