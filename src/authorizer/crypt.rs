@@ -166,7 +166,8 @@ pub fn is_hash(s: &str) -> bool {
 /// # Errors
 /// A password crypt(3) refuses, or no random bytes.
 pub fn hash_password(password: &str, method: Method) -> Result<String, CryptError> {
-    let mut random = [0u8; 32];
+    // 16 bytes: the salt size libxcrypt itself uses for yescrypt and bcrypt.
+    let mut random = [0u8; 16];
     fill_random(&mut random)?;
     let mut setting = [0u8; GENSALT_OUTPUT_SIZE];
     // SAFETY: `prefix` is NUL-terminated and static; `random` holds `random.len()` bytes;
