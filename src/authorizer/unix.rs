@@ -463,7 +463,7 @@ fn getpwnam(name: &str) -> Option<Passwd> {
 /// The parts of a shadow entry a login needs.
 struct Shadow {
     hash: String,
-    /// Days since the epoch after which the account is expired, or -1.
+    /// The day (since the epoch) from which the account is expired; 0 or -1 for never.
     expire: i64,
 }
 
@@ -474,7 +474,8 @@ impl Shadow {
         if self.hash.is_empty() || self.hash.starts_with('!') || self.hash.starts_with('*') {
             return false;
         }
-        if self.expire >= 0 {
+        // As the shadow tools read it: 0 and -1 both mean "never expires".
+        if self.expire > 0 {
             let today = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() / 86400);
@@ -599,6 +600,7 @@ mod tests {
             expire,
         };
         assert!(s("$6$x$y", -1).usable());
+        assert!(s("$6$x$y", 0).usable());
         assert!(!s("!$6$x$y", -1).usable());
         assert!(!s("*", -1).usable());
         assert!(!s("", -1).usable());
