@@ -62,7 +62,8 @@
 //! # Logging
 //!
 //! Through the `log` crate on three targets, the seed's `log`, `logline` and `logerror`; see
-//! [`logger`]. The library installs no logger.
+//! [`logger`]. The library installs no logger. [`XferLog`] writes a transfer log in the
+//! xferlog format of wu-ftpd, vsftpd and proftpd.
 
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(test, deny(warnings))]

@@ -1,5 +1,7 @@
 //! Who may log in and what they may do: the [`Authorizer`] trait, [`Perms`] and
 //! [`DummyAuthorizer`], the table of virtual users (pyftpdlib's `authorizers.py`).
+//! [`crypt`] checks and makes password hashes with the system's crypt(3); [`unix`] holds
+//! [`UnixAuthorizer`](unix::UnixAuthorizer), for the machine's own accounts.
 //!
 //! Permission letters, as in pyftpdlib:
 //!
