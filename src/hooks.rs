@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Who a hook is being called for.
 #[derive(Debug, Clone, Copy)]
@@ -73,3 +74,70 @@ pub trait Hooks: Send + Sync {
 pub struct NoHooks;
 
 impl Hooks for NoHooks {}
+
+/// Several [`Hooks`] in one `Config::hooks` slot, called in order: for example your own
+/// callbacks and an [`XferLog`](crate::xferlog::XferLog).
+///
+/// ```
+/// use std::sync::Arc;
+/// use ftpdlib::hooks::{HookList, NoHooks};
+/// let mut config = ftpdlib::Config::default();
+/// config.hooks = Arc::new(HookList(vec![Arc::clone(&config.hooks), Arc::new(NoHooks)]));
+/// ```
+#[derive(Default, Clone)]
+pub struct HookList(pub Vec<Arc<dyn Hooks>>);
+
+impl std::fmt::Debug for HookList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HookList({} hooks)", self.0.len())
+    }
+}
+
+impl Hooks for HookList {
+    fn on_connect(&self, s: SessionInfo<'_>) {
+        self.0.iter().for_each(|h| h.on_connect(s));
+    }
+    fn on_disconnect(&self, s: SessionInfo<'_>) {
+        self.0.iter().for_each(|h| h.on_disconnect(s));
+    }
+    fn on_login(&self, s: SessionInfo<'_>) {
+        self.0.iter().for_each(|h| h.on_login(s));
+    }
+    fn on_login_failed(&self, s: SessionInfo<'_>, username: &str) {
+        self.0.iter().for_each(|h| h.on_login_failed(s, username));
+    }
+    fn on_logout(&self, s: SessionInfo<'_>) {
+        self.0.iter().for_each(|h| h.on_logout(s));
+    }
+    fn on_file_sent(&self, s: SessionInfo<'_>, path: &Path) {
+        self.0.iter().for_each(|h| h.on_file_sent(s, path));
+    }
+    fn on_file_received(&self, s: SessionInfo<'_>, path: &Path) {
+        self.0.iter().for_each(|h| h.on_file_received(s, path));
+    }
+    fn on_incomplete_file_sent(&self, s: SessionInfo<'_>, path: &Path) {
+        self.0
+            .iter()
+            .for_each(|h| h.on_incomplete_file_sent(s, path));
+    }
+    fn on_incomplete_file_received(&self, s: SessionInfo<'_>, path: &Path) {
+        self.0
+            .iter()
+            .for_each(|h| h.on_incomplete_file_received(s, path));
+    }
+    fn on_transfer_end(&self, s: SessionInfo<'_>, t: &TransferRecord<'_>) {
+        self.0.iter().for_each(|h| h.on_transfer_end(s, t));
+    }
+    fn on_file_deleted(&self, s: SessionInfo<'_>, path: &Path) {
+        self.0.iter().for_each(|h| h.on_file_deleted(s, path));
+    }
+    fn on_file_renamed(&self, s: SessionInfo<'_>, from: &Path, to: &Path) {
+        self.0.iter().for_each(|h| h.on_file_renamed(s, from, to));
+    }
+    fn on_dir_created(&self, s: SessionInfo<'_>, path: &Path) {
+        self.0.iter().for_each(|h| h.on_dir_created(s, path));
+    }
+    fn on_dir_removed(&self, s: SessionInfo<'_>, path: &Path) {
+        self.0.iter().for_each(|h| h.on_dir_removed(s, path));
+    }
+}

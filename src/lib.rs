@@ -12,7 +12,8 @@
 //! - [`Session`] (the `FTPHandler` logic) is the protocol without sockets: lines, data events
 //!   and the time go in; replies, [`Action`](control::session::Action)s and deadlines come
 //!   out. It is tested without a network on a made-up clock.
-//! - [`Authorizer`] ([`DummyAuthorizer`]) decides who logs in with which [`Perms`];
+//! - [`Authorizer`] ([`DummyAuthorizer`], [`UnixAuthorizer`]) decides who logs in with which
+//!   [`Perms`] and, for system users, under which ids each command runs;
 //!   [`Filesystem`] ([`OsFilesystem`], pyftpdlib's `AbstractedFS`) jails each session in its
 //!   home directory.
 //!
@@ -61,7 +62,8 @@
 //! # Logging
 //!
 //! Through the `log` crate on three targets, the seed's `log`, `logline` and `logerror`; see
-//! [`logger`]. The library installs no logger.
+//! [`logger`]. The library installs no logger. [`XferLog`] writes a transfer log in the
+//! xferlog format of wu-ftpd, vsftpd and proftpd.
 
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(test, deny(warnings))]
@@ -77,14 +79,17 @@ pub mod ioloop;
 pub mod listing;
 pub mod logger;
 pub mod server;
+pub mod xferlog;
 
+pub use authorizer::unix::{UnixAuthorizer, UnixOptions};
 pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Perms};
 pub use config::{Config, DtpConfig, MasqueradeRule};
 pub use control::session::Session;
 pub use filesystem::{Filesystem, OsFilesystem};
-pub use hooks::{Hooks, NoHooks, SessionInfo, TransferRecord};
+pub use hooks::{HookList, Hooks, NoHooks, SessionInfo, TransferRecord};
 pub use ioloop::token::TOKEN_SPAN;
 pub use server::{CallLater, FtpServer, StopHandle};
+pub use xferlog::XferLog;
 
 /// The crate version, as shown in the default banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

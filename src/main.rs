@@ -4,6 +4,8 @@
 //! ftpdlib                      # anonymous, read-only, current directory, port 2121
 //! ftpdlib -w -d /srv/ftp -u user -P secret
 //! ftpdlib --users users.txt --anonymous
+//! ftpdlib --system-users --rejected-users root,daemon -w   # as root
+//! echo secret | ftpdlib hash-password                     # a hash for --users
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -12,12 +14,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ftpdlib::{Config, DummyAuthorizer, FtpServer};
+use ftpdlib::authorizer::crypt::{self, Method};
+use ftpdlib::{Config, DummyAuthorizer, FtpServer, UnixAuthorizer, UnixOptions, XferLog};
 
 const USAGE: &str = "\
 Usage: ftpdlib [OPTIONS]
+       ftpdlib hash-password [--method yescrypt|sha512]
 
-Serve a directory over FTP.
+Serve a directory over FTP. hash-password reads a password from standard input and
+prints its crypt(3) hash, for the password field of --users.
 
 Options:
   -i, --interface ADDR       address to listen on (default: all interfaces)
@@ -28,11 +33,22 @@ Options:
   -r, --range FROM-TO        passive ports to use, e.g. 60000-65535
   -u, --username NAME        log in with this name instead of anonymously (needs -P)
   -P, --password PASS        password for --username
-      --users FILE           accounts, one a line: name:password:perms[:home]
+      --users FILE           accounts, one a line: name:password:perms[:home]; the
+                             password may be a crypt(3) hash ($y$..., $6$...)
       --anonymous            also serve anonymous read-only when users are given
+                             (with --system-users: as the system user nobody, in -d)
       --masquerade-map NET/LEN=ADDR[,...]  address to announce in PASV replies by client
                              network, e.g. 192.168.0.0/16=192.168.1.5,0.0.0.0/0=203.0.113.7
       --permit-foreign-addresses  allow PORT/EPRT to hosts other than the client (FXP)
+      --system-users         serve the machine's accounts (needs root): passwords from
+                             /etc/shadow, homes from /etc/passwd, every file operation
+                             under the user's ids; root is refused unless allowed
+      --allowed-users A,B    with --system-users: only these users may log in
+      --rejected-users A,B   with --system-users: these users may not log in
+      --require-valid-shell  with --system-users: refuse users whose shell is not
+                             listed in /etc/shells
+      --xferlog FILE         append a line per file transfer to FILE, in the xferlog
+                             format of wu-ftpd, vsftpd and proftpd
       --max-cons N           most sessions at once, 0 for no limit (default 512)
       --max-cons-per-ip N    most sessions per client address, 0 for no limit (default 0)
       --banner TEXT          greeting sent to clients
@@ -60,6 +76,11 @@ struct Options {
     password: Option<String>,
     users: Option<PathBuf>,
     anonymous: bool,
+    system_users: bool,
+    allowed_users: Vec<String>,
+    rejected_users: Vec<String>,
+    require_valid_shell: bool,
+    xferlog: Option<PathBuf>,
     max_cons: Option<usize>,
     max_cons_per_ip: Option<usize>,
     banner: Option<String>,
@@ -70,7 +91,67 @@ struct Options {
 
 enum Parsed {
     Run(Box<Options>),
+    HashPassword(Method),
     Exit(String),
+}
+
+/// Splits `a,b , c` into names, refusing empty ones.
+fn user_list(flag: &str, v: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = v.split(',').map(|n| n.trim().to_string()).collect();
+    if names.iter().any(String::is_empty) {
+        return Err(format!(
+            "invalid {flag} {v:?} (want names separated by commas)"
+        ));
+    }
+    Ok(names)
+}
+
+fn parse_hash_password(args: Vec<String>) -> Result<Parsed, String> {
+    let mut method = Method::default();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        match flag.as_str() {
+            "-h" | "--help" => {
+                return Ok(Parsed::Exit(
+                    "Usage: ftpdlib hash-password [--method yescrypt|sha512]\n\n\
+                     Reads one line from standard input and prints its crypt(3) hash \
+                     (default yescrypt)."
+                        .to_string(),
+                ))
+            }
+            "-m" | "--method" => {
+                let v = inline
+                    .or_else(|| it.next())
+                    .ok_or_else(|| format!("{flag} needs a value"))?;
+                method = Method::parse(&v)
+                    .ok_or_else(|| format!("unknown method {v:?} (yescrypt or sha512)"))?;
+            }
+            other => return Err(format!("unknown option {other:?} for hash-password")),
+        }
+    }
+    Ok(Parsed::HashPassword(method))
+}
+
+/// `ftpdlib hash-password`: one line from stdin in, its hash out.
+fn hash_password(method: Method) -> Result<(), String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("can't read the password: {e}"))?;
+    let password = line
+        .strip_suffix('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .unwrap_or(&line);
+    if password.is_empty() {
+        return Err("empty password on standard input".to_string());
+    }
+    let hash = crypt::hash_password(password, method).map_err(|e| e.to_string())?;
+    println!("{hash}");
+    Ok(())
 }
 
 fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
@@ -78,6 +159,9 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
         port: 2121,
         ..Options::default()
     };
+    if args.first().map(String::as_str) == Some("hash-password") {
+        return parse_hash_password(args[1..].to_vec());
+    }
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         // Accept --flag=value as well as --flag value.
@@ -137,6 +221,11 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
             "-P" | "--password" => o.password = Some(value(&flag)?),
             "--users" => o.users = Some(PathBuf::from(value(&flag)?)),
             "--anonymous" => o.anonymous = true,
+            "--system-users" => o.system_users = true,
+            "--allowed-users" => o.allowed_users = user_list(&flag, &value(&flag)?)?,
+            "--rejected-users" => o.rejected_users = user_list(&flag, &value(&flag)?)?,
+            "--require-valid-shell" => o.require_valid_shell = true,
+            "--xferlog" => o.xferlog = Some(PathBuf::from(value(&flag)?)),
             "--max-cons" => {
                 let v = value(&flag)?;
                 o.max_cons = Some(v.parse().map_err(|_| format!("invalid --max-cons {v:?}"))?);
@@ -167,11 +256,26 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
     if o.username.is_some() != o.password.is_some() {
         return Err("--username and --password go together".to_string());
     }
+    if o.system_users && (o.username.is_some() || o.users.is_some()) {
+        return Err("--system-users can't be combined with --username or --users".to_string());
+    }
+    if !o.system_users
+        && (!o.allowed_users.is_empty() || !o.rejected_users.is_empty() || o.require_valid_shell)
+    {
+        return Err(
+            "--allowed-users, --rejected-users and --require-valid-shell need --system-users"
+                .to_string(),
+        );
+    }
+    if !o.allowed_users.is_empty() && !o.rejected_users.is_empty() {
+        return Err("--allowed-users and --rejected-users exclude each other".to_string());
+    }
     Ok(Parsed::Run(Box::new(o)))
 }
 
 /// Reads a `--users` file: `name:password:perms[:home]` a line, `#` comments and blank lines
-/// allowed.
+/// allowed. A password field that is a crypt(3) hash of a method this system knows is
+/// stored as a hash.
 fn load_users(
     auth: &mut DummyAuthorizer,
     file: &Path,
@@ -197,8 +301,12 @@ fn load_users(
             .get(3)
             .filter(|h| !h.is_empty())
             .map_or_else(|| default_home.to_path_buf(), PathBuf::from);
-        auth.add_user(parts[0], parts[1], &home, parts[2])
-            .map_err(|e| format!("{}:{n}: {e}", file.display()))?;
+        let added = if crypt::is_hash(parts[1]) {
+            auth.add_user_hashed(parts[0], parts[1], &home, parts[2])
+        } else {
+            auth.add_user(parts[0], parts[1], &home, parts[2])
+        };
+        added.map_err(|e| format!("{}:{n}: {e}", file.display()))?;
         count += 1;
     }
     if count == 0 {
@@ -218,25 +326,18 @@ fn run(o: Options) -> Result<(), String> {
         return Err(format!("{}: no such directory", dir.display()));
     }
     let perm = if o.write { "elradfmwMT" } else { "elr" };
-    let mut auth = DummyAuthorizer::new();
     let mut who = Vec::new();
-    if let (Some(u), Some(p)) = (&o.username, &o.password) {
-        auth.add_user(u, p, &dir, perm).map_err(|e| e.to_string())?;
-        who.push(format!("user {u:?} ({perm})"));
-    }
-    if let Some(file) = &o.users {
-        let n = load_users(&mut auth, file, &dir)?;
-        who.push(format!("{n} accounts from {}", file.display()));
-    }
-    if who.is_empty() {
-        auth.add_anonymous(&dir, perm).map_err(|e| e.to_string())?;
-        who.push(format!("anonymous ({perm})"));
-    } else if o.anonymous {
-        auth.add_anonymous(&dir, "elr").map_err(|e| e.to_string())?;
-        who.push("anonymous (elr)".to_string());
-    }
+    let authorizer: Arc<dyn ftpdlib::Authorizer> = if o.system_users {
+        Arc::new(system_authorizer(&o, &dir, perm, &mut who)?)
+    } else {
+        Arc::new(virtual_authorizer(&o, &dir, perm, &mut who)?)
+    };
 
-    let mut config = Config::new(Arc::new(auth));
+    let mut config = Config::new(authorizer);
+    if let Some(file) = &o.xferlog {
+        let log = XferLog::open(file).map_err(|e| format!("can't open {}: {e}", file.display()))?;
+        config.hooks = Arc::new(log);
+    }
     if let Some(b) = o.banner {
         config.banner = b;
     }
@@ -303,10 +404,78 @@ fn run(o: Options) -> Result<(), String> {
         .map_err(|e| format!("server stopped: {e}"))
 }
 
+/// The authorizer of `--system-users`.
+fn system_authorizer(
+    o: &Options,
+    dir: &Path,
+    perm: &str,
+    who: &mut Vec<String>,
+) -> Result<UnixAuthorizer, String> {
+    let mut rejected = o.rejected_users.clone();
+    // Logging in as root over FTP would run every command as root: refused unless the
+    // administrator names it in --allowed-users.
+    if o.allowed_users.is_empty() && !rejected.iter().any(|u| u == "root") {
+        rejected.push("root".to_string());
+    }
+    let opts = UnixOptions {
+        global_perm: ftpdlib::Perms::parse(perm).map_err(|e| e.to_string())?,
+        allowed_users: o.allowed_users.clone(),
+        rejected_users: rejected,
+        require_valid_shell: o.require_valid_shell,
+        anonymous: o.anonymous,
+        anonymous_home: Some(dir.to_path_buf()),
+        ..UnixOptions::default()
+    };
+    let auth = UnixAuthorizer::new(opts).map_err(|e| e.to_string())?;
+    who.push(format!("system users ({perm})"));
+    if o.anonymous {
+        who.push(format!(
+            "anonymous as {} (elr)",
+            UnixAuthorizer::DEFAULT_ANONYMOUS_USER
+        ));
+    }
+    Ok(auth)
+}
+
+/// The authorizer of `--username`, `--users` and plain anonymous serving.
+fn virtual_authorizer(
+    o: &Options,
+    dir: &Path,
+    perm: &str,
+    who: &mut Vec<String>,
+) -> Result<DummyAuthorizer, String> {
+    let mut auth = DummyAuthorizer::new();
+    if let (Some(u), Some(p)) = (&o.username, &o.password) {
+        auth.add_user(u, p, dir, perm).map_err(|e| e.to_string())?;
+        who.push(format!("user {u:?} ({perm})"));
+    }
+    if let Some(file) = &o.users {
+        let n = load_users(&mut auth, file, dir)?;
+        who.push(format!("{n} accounts from {}", file.display()));
+    }
+    if who.is_empty() {
+        auth.add_anonymous(dir, perm).map_err(|e| e.to_string())?;
+        who.push(format!("anonymous ({perm})"));
+    } else if o.anonymous {
+        auth.add_anonymous(dir, "elr").map_err(|e| e.to_string())?;
+        who.push("anonymous (elr)".to_string());
+    }
+    Ok(auth)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opts = match parse_args(args) {
         Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::HashPassword(method)) => {
+            return match hash_password(method) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ftpdlib: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Ok(Parsed::Exit(text)) => {
             println!("{text}");
             return ExitCode::SUCCESS;

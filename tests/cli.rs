@@ -230,3 +230,94 @@ fn anonymous_read_only_by_default_and_users_file() {
         .unwrap();
     assert_eq!(out.stdout, b"public", "--anonymous serves anonymous too");
 }
+
+#[test]
+fn hash_password_makes_hashes_the_users_file_takes() {
+    if !require("curl") {
+        return;
+    }
+    let hash = |args: &[&str], input: &str| -> Output {
+        let mut child = ftpdlib()
+            .arg("hash-password")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    let yes = hash(&[], "s3cret pw\n");
+    assert!(yes.status.success());
+    let yes = String::from_utf8(yes.stdout).unwrap().trim().to_string();
+    assert!(yes.starts_with("$y$"), "{yes}");
+    let sha = hash(&["--method", "sha512"], "other\r\n");
+    let sha = String::from_utf8(sha.stdout).unwrap().trim().to_string();
+    assert!(sha.starts_with("$6$"), "{sha}");
+    let empty = hash(&[], "\n");
+    assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("empty password"));
+    let bad = hash(&["--method", "md5"], "x\n");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown method"));
+
+    let dir = TempDir::new("cli-hashed");
+    std::fs::write(dir.join("f.txt"), b"hashed").unwrap();
+    let users = dir.join("users");
+    std::fs::write(&users, format!("y:{yes}:elr\ns:{sha}:elr\nplain:pw:elr\n")).unwrap();
+    let (_d, port) = serve(&[
+        "-d",
+        dir.path().to_str().unwrap(),
+        "--users",
+        users.to_str().unwrap(),
+        "--auth-failed-delay",
+        "0",
+    ]);
+    let get = |userpass: &str| {
+        Command::new("curl")
+            .stderr(Stdio::null())
+            .args(["-sS", "--max-time", "30"])
+            .arg(format!("ftp://{userpass}@127.0.0.1:{port}/f.txt"))
+            .output()
+            .unwrap()
+    };
+    assert_eq!(get("y:s3cret%20pw").stdout, b"hashed");
+    assert_eq!(get("s:other").stdout, b"hashed");
+    assert_eq!(get("plain:pw").stdout, b"hashed");
+    assert!(!get("y:s3cret").status.success());
+    assert!(!get(&format!("y:{}", yes.replace('$', "%24")))
+        .status
+        .success());
+}
+
+#[test]
+fn system_user_flags_are_checked() {
+    assert!(fails(&["--allowed-users", "a"]).contains("need --system-users"));
+    assert!(fails(&["--require-valid-shell"]).contains("need --system-users"));
+    assert!(fails(&["--system-users", "-u", "a", "-P", "b"]).contains("can't be combined"));
+    assert!(fails(&[
+        "--system-users",
+        "--allowed-users",
+        "a",
+        "--rejected-users",
+        "b"
+    ])
+    .contains("exclude each other"));
+    assert!(fails(&["--allowed-users", "a,,b", "--system-users"]).contains("invalid"));
+    assert!(fails(&["-p", "0", "--xferlog", "/nonexistent/dir/xferlog"]).contains("can't open"));
+    let help = String::from_utf8(ftpdlib().arg("--help").output().unwrap().stdout).unwrap();
+    for flag in [
+        "hash-password",
+        "--system-users",
+        "--allowed-users",
+        "--rejected-users",
+        "--require-valid-shell",
+        "--xferlog",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}

@@ -210,6 +210,27 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// An impersonation in force: [`end`](Impersonation::end) terminates it and reports the
+/// outcome; dropping it unended (a panic) terminates it too.
+struct Impersonation<'a> {
+    authorizer: &'a dyn crate::Authorizer,
+    user: &'a str,
+}
+
+impl Impersonation<'_> {
+    fn end(self) -> Result<(), crate::AuthError> {
+        let result = self.authorizer.terminate_impersonation(self.user);
+        std::mem::forget(self);
+        result
+    }
+}
+
+impl Drop for Impersonation<'_> {
+    fn drop(&mut self) {
+        let _ = self.authorizer.terminate_impersonation(self.user);
+    }
+}
+
 /// The text of an I/O error without Rust's " (os error N)" suffix.
 pub fn strerror(e: &io::Error) -> String {
     let s = e.to_string();
@@ -794,11 +815,19 @@ impl Session {
         }
         let authorizer = Arc::clone(&self.config.authorizer);
         if let Err(e) = authorizer.impersonate_user(&user) {
+            // Whatever part of the switch happened is undone; terminating is idempotent.
+            let _ = authorizer.terminate_impersonation(&user);
             logger::logerror(&format!("{} can't impersonate {user}: {e}", self.prefix()));
             return self.reply(550, "Can't switch to the user's identity.");
         }
+        // Undoes the impersonation even if the command panics, so the reactor never goes on
+        // under a user's ids.
+        let guard = Impersonation {
+            authorizer: &*authorizer,
+            user: &user,
+        };
         self.dispatch(now, spec, arg, real);
-        if let Err(e) = authorizer.terminate_impersonation(&user) {
+        if let Err(e) = guard.end() {
             // Carrying on under the wrong identity is never safe: end the session.
             logger::logerror(&format!(
                 "{} can't end impersonation of {user}: {e}",
@@ -2149,6 +2178,117 @@ mod tests {
         assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_secs(10)));
         h.s.handle_timeout(h.now + Duration::from_secs(10));
         assert_eq!(h.take(), "421 Control connection timed out.\r\n");
+        assert!(h.s.is_closed());
+    }
+
+    /// An authorizer that records whether the session is impersonating and can be told to
+    /// fail either half of the switch.
+    #[derive(Default)]
+    struct Recording {
+        inner: DummyAuthorizer,
+        switched: std::sync::atomic::AtomicBool,
+        terminations: std::sync::atomic::AtomicUsize,
+        fail_impersonate: std::sync::atomic::AtomicBool,
+        fail_terminate: std::sync::atomic::AtomicBool,
+    }
+
+    impl crate::Authorizer for Recording {
+        fn validate_authentication(&self, u: &str, p: &str) -> Result<(), crate::AuthError> {
+            self.inner.validate_authentication(u, p)
+        }
+        fn has_user(&self, u: &str) -> bool {
+            self.inner.has_user(u)
+        }
+        fn home_dir(&self, u: &str) -> Option<PathBuf> {
+            self.inner.home_dir(u)
+        }
+        fn has_perm(&self, u: &str, perm: Perms, path: &Path) -> bool {
+            self.inner.has_perm(u, perm, path)
+        }
+        fn perms(&self, u: &str) -> Perms {
+            self.inner.perms(u)
+        }
+        fn impersonate_user(&self, _u: &str) -> Result<(), crate::AuthError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            // A failure after a partial switch, as a real one could be.
+            self.switched.store(true, SeqCst);
+            if self.fail_impersonate.load(SeqCst) {
+                return Err(crate::AuthError::Refused("no".into()));
+            }
+            Ok(())
+        }
+        fn terminate_impersonation(&self, _u: &str) -> Result<(), crate::AuthError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.terminations.fetch_add(1, SeqCst);
+            if self.fail_terminate.load(SeqCst) {
+                return Err(crate::AuthError::Refused("stuck".into()));
+            }
+            self.switched.store(false, SeqCst);
+            Ok(())
+        }
+    }
+
+    /// A filesystem whose `stat` panics, to show a panicking command is undone too.
+    struct PanickyFs(crate::OsFilesystem);
+
+    impl Filesystem for PanickyFs {
+        fn root(&self) -> &Path {
+            self.0.root()
+        }
+        fn cwd(&self) -> &str {
+            self.0.cwd()
+        }
+        fn set_cwd(&mut self, ftppath: String) {
+            self.0.set_cwd(ftppath)
+        }
+        fn stat(&self, _path: &Path) -> io::Result<std::fs::Metadata> {
+            panic!("stat panicked");
+        }
+    }
+
+    #[test]
+    fn impersonation_is_always_undone() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut inner = DummyAuthorizer::new();
+        inner
+            .add_user("user", "pw", std::env::temp_dir(), "elr")
+            .unwrap();
+        let auth = Arc::new(Recording {
+            inner,
+            ..Recording::default()
+        });
+        let a = Arc::clone(&auth);
+        let mut h = Harness::new("impersonation", move |c| {
+            c.authorizer = a;
+            c.filesystem = Arc::new(|root: &Path| {
+                Ok(Box::new(PanickyFs(crate::OsFilesystem::new(root)?)) as Box<dyn Filesystem>)
+            });
+        });
+        h.login("user");
+        expect!(h, "PWD", "257");
+        assert!(!auth.switched.load(SeqCst));
+        // A switch that fails half-way is undone before the 550.
+        auth.fail_impersonate.store(true, SeqCst);
+        let r = expect!(h, "PWD", "550");
+        assert!(r.contains("identity"), "{r}");
+        assert!(!auth.switched.load(SeqCst));
+        auth.fail_impersonate.store(false, SeqCst);
+        // A command that panics is undone by the guard.
+        let before = auth.terminations.load(SeqCst);
+        let now = h.now;
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            h.s.handle_line(now, b"SIZE x");
+        }));
+        assert!(caught.is_err());
+        assert!(!auth.switched.load(SeqCst));
+        assert_eq!(auth.terminations.load(SeqCst), before + 1);
+        // Failing to switch back ends the session.
+        auth.fail_terminate.store(true, SeqCst);
+        let r = h.send("NOOP");
+        assert!(
+            r.ends_with("421 Internal error; closing the connection.\r\n"),
+            "{r}"
+        );
         assert!(h.s.is_closed());
     }
 

@@ -1,5 +1,7 @@
 //! Who may log in and what they may do: the [`Authorizer`] trait, [`Perms`] and
 //! [`DummyAuthorizer`], the table of virtual users (pyftpdlib's `authorizers.py`).
+//! [`crypt`] checks and makes password hashes with the system's crypt(3); [`unix`] holds
+//! [`UnixAuthorizer`](unix::UnixAuthorizer), for the machine's own accounts.
 //!
 //! Permission letters, as in pyftpdlib:
 //!
@@ -15,6 +17,9 @@
 //! | `w` | store files | STOR, STOU |
 //! | `M` | change file mode | SITE CHMOD |
 //! | `T` | change file modification time | MFMT |
+
+pub mod crypt;
+pub mod unix;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -143,6 +148,8 @@ pub enum AuthorizerError {
     NoHomeDir(PathBuf),
     /// An overridden directory lies outside the user's home.
     OutsideHome(PathBuf),
+    /// A password given as a hash is not a crypt(3) hash this system supports.
+    NotAHash(String),
     /// Anything an authorizer implementation wants to report.
     Other(String),
 }
@@ -157,6 +164,10 @@ impl fmt::Display for AuthorizerError {
             AuthorizerError::OutsideHome(p) => {
                 write!(f, "{} is not inside the user's home directory", p.display())
             }
+            AuthorizerError::NotAHash(u) => write!(
+                f,
+                "the password of {u:?} is not a crypt(3) hash this system supports"
+            ),
             AuthorizerError::Other(s) => f.write_str(s),
         }
     }
@@ -234,10 +245,44 @@ pub trait Authorizer: Send + Sync {
     }
 }
 
+/// How a [`DummyAuthorizer`] account's password is stored.
+#[derive(Clone)]
+enum Secret {
+    /// Compared as it is, in constant time.
+    Plain(String),
+    /// A crypt(3) hash, checked with [`crypt::verify`].
+    Hash(String),
+}
+
+impl Secret {
+    fn as_str(&self) -> &str {
+        match self {
+            Secret::Plain(s) | Secret::Hash(s) => s,
+        }
+    }
+
+    fn matches(&self, password: &str) -> bool {
+        match self {
+            Secret::Plain(s) => constant_time_eq(s.as_bytes(), password.as_bytes()),
+            Secret::Hash(h) => crypt::verify(password, h),
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    // Never print a password, not even in a debug dump of the authorizer.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Plain(_) => f.write_str("Plain(******)"),
+            Secret::Hash(_) => f.write_str("Hash(******)"),
+        }
+    }
+}
+
 /// One account of a [`DummyAuthorizer`].
 #[derive(Debug, Clone)]
 struct User {
-    password: String,
+    password: Secret,
     home: PathBuf,
     perms: Perms,
     /// `(directory, perms, recursive)`, directories canonical.
@@ -247,6 +292,10 @@ struct User {
 }
 
 /// The in-memory table of virtual users (pyftpdlib's `DummyAuthorizer`).
+///
+/// Passwords are kept as given ([`add_user`](Self::add_user)) or as crypt(3) hashes
+/// ([`add_user_hashed`](Self::add_user_hashed), made by `ftpdlib hash-password`), user by
+/// user.
 ///
 /// # Examples
 /// ```
@@ -306,11 +355,67 @@ impl DummyAuthorizer {
         msg_login: &str,
         msg_quit: &str,
     ) -> Result<(), AuthorizerError> {
+        self.insert(
+            username,
+            Secret::Plain(password.to_string()),
+            homedir.as_ref(),
+            perm,
+            msg_login,
+            msg_quit,
+        )
+    }
+
+    /// Adds a user whose password is stored as a crypt(3) hash (`$y$...` yescrypt,
+    /// `$6$...` sha512-crypt, or any other method the system's libcrypt knows), as
+    /// `ftpdlib hash-password` prints it or /etc/shadow holds it.
+    ///
+    /// # Errors
+    /// [`AuthorizerError::NotAHash`] if `hash` is not such a hash; otherwise as
+    /// [`add_user`](Self::add_user).
+    ///
+    /// # Examples
+    /// ```
+    /// use ftpdlib::{Authorizer, DummyAuthorizer};
+    /// use ftpdlib::authorizer::crypt::{hash_password, Method};
+    /// let hash = hash_password("12345", Method::Sha512).unwrap();
+    /// let mut auth = DummyAuthorizer::new();
+    /// auth.add_user_hashed("user", &hash, std::env::temp_dir(), "elr").unwrap();
+    /// assert!(auth.validate_authentication("user", "12345").is_ok());
+    /// assert!(auth.validate_authentication("user", &hash).is_err());
+    /// ```
+    pub fn add_user_hashed(
+        &mut self,
+        username: &str,
+        hash: &str,
+        homedir: impl AsRef<Path>,
+        perm: &str,
+    ) -> Result<(), AuthorizerError> {
+        if !crypt::is_hash(hash) {
+            return Err(AuthorizerError::NotAHash(username.to_string()));
+        }
+        self.insert(
+            username,
+            Secret::Hash(hash.to_string()),
+            homedir.as_ref(),
+            perm,
+            "Login successful.",
+            "Goodbye.",
+        )
+    }
+
+    fn insert(
+        &mut self,
+        username: &str,
+        password: Secret,
+        home: &Path,
+        perm: &str,
+        msg_login: &str,
+        msg_quit: &str,
+    ) -> Result<(), AuthorizerError> {
         let perms = Perms::parse(perm)?;
         if self.users.contains_key(username) {
             return Err(AuthorizerError::DuplicateUser(username.to_string()));
         }
-        let home = homedir.as_ref();
         if !home.is_dir() {
             return Err(AuthorizerError::NoHomeDir(home.to_path_buf()));
         }
@@ -323,7 +428,7 @@ impl DummyAuthorizer {
         self.users.insert(
             username.to_string(),
             User {
-                password: password.to_string(),
+                password,
                 home,
                 perms,
                 overrides: Vec::new(),
@@ -402,6 +507,13 @@ impl DummyAuthorizer {
     pub fn password(&self, username: &str) -> Option<&str> {
         self.users.get(username).map(|u| u.password.as_str())
     }
+
+    /// Whether the user's password is stored as a crypt(3) hash.
+    pub fn is_hashed(&self, username: &str) -> bool {
+        self.users
+            .get(username)
+            .is_some_and(|u| matches!(u.password, Secret::Hash(_)))
+    }
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -419,7 +531,7 @@ impl Authorizer for DummyAuthorizer {
     fn validate_authentication(&self, username: &str, password: &str) -> Result<(), AuthError> {
         match self.users.get(username) {
             Some(_) if username == Self::ANONYMOUS => Ok(()),
-            Some(u) if constant_time_eq(u.password.as_bytes(), password.as_bytes()) => Ok(()),
+            Some(u) if u.password.matches(password) => Ok(()),
             _ => Err(AuthError::BadCredentials),
         }
     }
@@ -546,6 +658,28 @@ mod tests {
             a.override_perm("zz", &d, "elr", false),
             Err(AuthorizerError::NoSuchUser(_))
         ));
+    }
+
+    #[test]
+    fn hashed_and_plain_users_side_by_side() {
+        let d = tmpdir("hashed");
+        let mut a = DummyAuthorizer::new();
+        let hash = crypt::hash_password("s3cret", crypt::Method::Yescrypt).unwrap();
+        a.add_user_hashed("h", &hash, &d, "elr").unwrap();
+        a.add_user("p", "$6$looks$like", &d, "elr").unwrap();
+        assert!(a.is_hashed("h") && !a.is_hashed("p"));
+        assert!(a.validate_authentication("h", "s3cret").is_ok());
+        assert_eq!(
+            a.validate_authentication("h", &hash),
+            Err(AuthError::BadCredentials)
+        );
+        // A plain password that merely looks like a hash is still plain.
+        assert!(a.validate_authentication("p", "$6$looks$like").is_ok());
+        assert_eq!(
+            a.add_user_hashed("x", "12345", &d, "elr"),
+            Err(AuthorizerError::NotAHash("x".into()))
+        );
+        assert!(!format!("{a:?}").contains("s3cret") && !format!("{a:?}").contains(&hash));
     }
 
     #[test]

@@ -1,0 +1,376 @@
+//! System users: UnixAuthorizer logins against /etc/shadow, impersonation (file owners, the
+//! ids restored after every command), the filters, and `ftpdlib --system-users`.
+//!
+//! These tests need root: they create throw-away accounts with useradd and chpasswd and
+//! remove them afterwards, also when a check fails. Outside CI a non-root run skips them;
+//! under CI (env CI set) not being root is a failure.
+//!
+//! Impersonation changes the ids of the whole process, test threads included, so everything
+//! that runs a server impersonating users is one #[test], run step by step, in its own test
+//! binary.
+
+mod util;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ftpdlib::{UnixAuthorizer, UnixOptions};
+use util::{require, Client, TempDir, TestServer};
+
+/// Whether the tests may run: root, or a skip outside CI.
+fn require_root() -> bool {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("the system-user tests must run as root under CI");
+    }
+    eprintln!("skipping: the system-user tests need root (they create system accounts)");
+    false
+}
+
+/// The process's effective uid and gid and its supplementary groups.
+fn ids() -> (u32, u32, Vec<u32>) {
+    // SAFETY: plain queries; getgroups writes at most 256 entries into a buffer of 256.
+    unsafe {
+        let mut groups = vec![0 as libc::gid_t; 256];
+        let n = libc::getgroups(256, groups.as_mut_ptr());
+        groups.truncate(n.max(0) as usize);
+        (libc::geteuid(), libc::getegid(), groups)
+    }
+}
+
+/// A system account that exists as long as this value does.
+struct SystemUser {
+    name: String,
+    uid: u32,
+    home: PathBuf,
+}
+
+impl SystemUser {
+    fn create(tag: &str, shell: &str, password: &str, method: &str) -> SystemUser {
+        let name = format!("ftpdlibt{}{tag}", std::process::id());
+        // A leftover of a killed run with the same pid would make useradd fail.
+        let _ = Command::new("userdel").args(["-r", &name]).output();
+        let out = Command::new("useradd")
+            .args(["--create-home", "--user-group", "--shell", shell, &name])
+            .output()
+            .expect("run useradd");
+        assert!(
+            out.status.success(),
+            "useradd {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // From here on the account is removed on every path out, panics included.
+        let mut user = SystemUser {
+            name,
+            uid: 0,
+            home: PathBuf::new(),
+        };
+        let mut child = Command::new("chpasswd")
+            .args(["-c", method])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("run chpasswd");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            writeln!(stdin, "{}:{password}", user.name).unwrap();
+        }
+        assert!(child.wait().unwrap().success(), "chpasswd {}", user.name);
+        let entry = Command::new("getent")
+            .args(["passwd", &user.name])
+            .output()
+            .unwrap();
+        let entry = String::from_utf8_lossy(&entry.stdout).into_owned();
+        let fields: Vec<&str> = entry.trim().split(':').collect();
+        user.uid = fields[2].parse().unwrap();
+        user.home = PathBuf::from(fields[5]);
+        user
+    }
+}
+
+impl Drop for SystemUser {
+    fn drop(&mut self) {
+        // If a failed check left the process under another identity, userdel would fail
+        // too: get root's ids back first (the saved uid is still 0).
+        // SAFETY: plain system calls on integers.
+        unsafe {
+            libc::seteuid(0);
+            libc::setegid(0);
+        }
+        let out = Command::new("userdel").args(["-r", &self.name]).output();
+        if !matches!(&out, Ok(o) if o.status.success()) {
+            eprintln!("warning: userdel -r {} failed: {out:?}", self.name);
+        }
+    }
+}
+
+/// A server whose authorizer is a UnixAuthorizer.
+fn unix_server(auth: UnixAuthorizer) -> TestServer {
+    let auth = Arc::new(auth);
+    TestServer::start_with(move |config, _| config.authorizer = auth)
+}
+
+/// Sends a command, checks the reply code, then that the server is back to root's ids.
+#[track_caller]
+fn step(c: &mut Client, line: &str, code: u16) {
+    c.cmd(line, code);
+    assert_eq!(ids(), root_ids(), "ids not restored after {line:?}");
+}
+
+fn root_ids() -> (u32, u32, Vec<u32>) {
+    static ROOT: std::sync::OnceLock<(u32, u32, Vec<u32>)> = std::sync::OnceLock::new();
+    ROOT.get_or_init(ids).clone()
+}
+
+#[test]
+fn system_users() {
+    if !require_root() {
+        return;
+    }
+    util::init();
+    root_ids();
+    let alice = SystemUser::create("a", "/bin/bash", "alice-pw 1", "YESCRYPT");
+    let shell_less = SystemUser::create("f", "/bin/false", "false-pw", "SHA512");
+    let public = TempDir::new("unix-public");
+    std::fs::write(public.join("readme"), b"hello").unwrap();
+
+    logins_uploads_and_ids(&alice, &shell_less, &public);
+    filters(&alice, &shell_less);
+    command_line(&alice, &public);
+    not_root_is_a_clear_error();
+}
+
+fn logins_uploads_and_ids(alice: &SystemUser, shell_less: &SystemUser, public: &TempDir) {
+    let mut auth = UnixAuthorizer::new(UnixOptions {
+        require_valid_shell: true,
+        anonymous: true,
+        anonymous_home: Some(public.path().to_path_buf()),
+        ..UnixOptions::default()
+    })
+    .expect("root may build a UnixAuthorizer");
+    // Anonymous may try to write: only the impersonation stands in the way.
+    auth.override_user("anonymous", None, Some("elradfmw"))
+        .unwrap();
+    let server = unix_server(auth);
+
+    // A wrong password, then the right one (hashed with yescrypt by chpasswd).
+    let mut c = server.client();
+    step(&mut c, &format!("USER {}", alice.name), 331);
+    step(&mut c, "PASS alice-pw 2", 530);
+    step(&mut c, &format!("USER {}", alice.name), 331);
+    step(&mut c, "PASS alice-pw 1", 230);
+    let pwd = c.cmd("PWD", 257).text();
+    assert!(pwd.contains("\"/\""), "{pwd}");
+
+    // An upload belongs to the user.
+    c.stor("STOR mine.txt", b"by alice");
+    assert_eq!(ids(), root_ids(), "ids not restored after STOR");
+    let meta = std::fs::metadata(alice.home.join("mine.txt")).unwrap();
+    assert_eq!(meta.uid(), alice.uid, "the upload belongs to its user");
+    step(&mut c, "MKD dir", 257);
+    assert_eq!(
+        std::fs::metadata(alice.home.join("dir")).unwrap().uid(),
+        alice.uid
+    );
+    assert_eq!(c.retr("RETR mine.txt"), b"by alice");
+    // Failed operations restore the ids too.
+    step(&mut c, "RETR nothere", 550);
+    step(&mut c, "DELE nothere", 550);
+    step(&mut c, "RMD nothere", 550);
+    step(&mut c, "CWD /nothere", 550);
+    step(&mut c, "SIZE dir", 550);
+    step(&mut c, "RNFR nothere", 550);
+    step(&mut c, "DELE mine.txt", 250);
+    step(&mut c, "QUIT", 221);
+
+    // A user whose shell is not in /etc/shells, with the right password.
+    let mut c = server.client();
+    step(&mut c, &format!("USER {}", shell_less.name), 331);
+    let r = c.cmd("PASS false-pw", 530);
+    assert!(r.text().contains("valid shell"), "{:?}", r.lines);
+    assert_eq!(ids(), root_ids());
+
+    // Anonymous runs as nobody: it reads, but cannot write into a root-owned folder.
+    let mut c = server.client();
+    step(&mut c, "USER anonymous", 331);
+    step(&mut c, "PASS guest@example.com", 230);
+    assert_eq!(c.retr("RETR readme"), b"hello");
+    assert_eq!(ids(), root_ids());
+    c.pasv();
+    step(&mut c, "STOR upload.txt", 550);
+    step(&mut c, "MKD newdir", 550);
+    step(&mut c, "DELE readme", 550);
+    step(&mut c, "RNFR readme", 350);
+    step(&mut c, "RNTO renamed", 550);
+    assert!(!public.join("upload.txt").exists());
+    assert!(!public.join("newdir").exists());
+    assert!(public.join("readme").exists());
+    step(&mut c, "QUIT", 221);
+}
+
+fn filters(alice: &SystemUser, shell_less: &SystemUser) {
+    // Rejected users are refused with the right password; without the shell rule, the
+    // shell-less account gets in.
+    let auth = UnixAuthorizer::new(UnixOptions {
+        rejected_users: vec![alice.name.clone()],
+        require_valid_shell: false,
+        ..UnixOptions::default()
+    })
+    .unwrap();
+    let server = unix_server(auth);
+    let mut c = server.client();
+    step(&mut c, &format!("USER {}", alice.name), 331);
+    let r = c.cmd("PASS alice-pw 1", 530);
+    assert!(r.text().contains("not allowed"), "{:?}", r.lines);
+    step(&mut c, &format!("USER {}", shell_less.name), 331);
+    step(&mut c, "PASS false-pw", 230);
+    step(&mut c, "USER anonymous", 331);
+    step(&mut c, "PASS x", 530);
+    drop(server);
+
+    // allowed_users admits only the listed accounts.
+    let auth = UnixAuthorizer::new(UnixOptions {
+        allowed_users: vec![shell_less.name.clone()],
+        require_valid_shell: false,
+        ..UnixOptions::default()
+    })
+    .unwrap();
+    let server = unix_server(auth);
+    let mut c = server.client();
+    step(&mut c, &format!("USER {}", alice.name), 331);
+    step(&mut c, "PASS alice-pw 1", 530);
+    step(&mut c, "USER nosuchuser-ftpdlib", 331);
+    step(&mut c, "PASS x", 530);
+    drop(server);
+
+    // Option errors at construction.
+    let both = UnixAuthorizer::new(UnixOptions {
+        allowed_users: vec![alice.name.clone()],
+        rejected_users: vec!["root".into()],
+        ..UnixOptions::default()
+    });
+    assert!(both.is_err());
+    let shell = UnixAuthorizer::new(UnixOptions {
+        allowed_users: vec![shell_less.name.clone()],
+        ..UnixOptions::default()
+    });
+    assert!(shell.unwrap_err().to_string().contains("valid shell"));
+    let unknown = UnixAuthorizer::new(UnixOptions {
+        rejected_users: vec!["nosuchuser-ftpdlib".into()],
+        ..UnixOptions::default()
+    });
+    assert!(unknown.is_err());
+}
+
+/// A running `ftpdlib`, killed when dropped.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn command_line(alice: &SystemUser, public: &TempDir) {
+    if !require("curl") {
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let logs = TempDir::new("unix-xferlog");
+    let xferlog = logs.join("xferlog");
+    let mut daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_ftpdlib"))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-w"])
+            .args(["--system-users", "--anonymous", "--require-valid-shell"])
+            .arg("-d")
+            .arg(public.path())
+            .arg("--xferlog")
+            .arg(&xferlog)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = BufReader::new(daemon.0.stderr.take().unwrap());
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut line = String::new();
+    loop {
+        assert!(Instant::now() < end, "ftpdlib did not start");
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "ftpdlib exited");
+        if line.contains("starting FTP server") {
+            break;
+        }
+    }
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while err.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+            sink.clear();
+        }
+    });
+
+    let local = TempDir::new("unix-local");
+    std::fs::write(local.join("up.txt"), b"via curl").unwrap();
+    let url = format!(
+        "ftp://{}:alice-pw%201@127.0.0.1:{port}/up%20load.txt",
+        alice.name
+    );
+    let st = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-T"])
+        .arg(local.join("up.txt"))
+        .arg(&url)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let meta = std::fs::metadata(alice.home.join("up load.txt")).unwrap();
+    assert_eq!(meta.uid(), alice.uid, "the daemon impersonates too");
+    // Root is refused by default.
+    let st = Command::new("curl")
+        .stderr(Stdio::null())
+        .args(["-sS", "--max-time", "30"])
+        .arg(format!("ftp://root:x@127.0.0.1:{port}/"))
+        .status()
+        .unwrap();
+    assert!(!st.success());
+    drop(daemon);
+
+    let log = std::fs::read_to_string(&xferlog).unwrap();
+    let want = format!(
+        " 127.0.0.1 8 {}/up_load.txt b _ i r {} ftp 0 * c",
+        alice.home.display(),
+        alice.name
+    );
+    assert!(log.lines().any(|l| l.ends_with(&want)), "{log:?}");
+}
+
+fn not_root_is_a_clear_error() {
+    // The binary may sit where nobody cannot reach it; run a copy from a public place.
+    let dir = TempDir::new("unix-nobody");
+    let exe = dir.join("ftpdlib");
+    std::fs::copy(env!("CARGO_BIN_EXE_ftpdlib"), &exe).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(&exe)
+        .args(["-i", "127.0.0.1", "-p", "0", "--system-users"])
+        .output()
+        .expect("run setpriv");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs root") && err.lines().count() == 1,
+        "{err:?}"
+    );
+}
