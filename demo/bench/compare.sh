@@ -495,7 +495,7 @@ set style fill solid 0.8 border -1
 set logscale y 2
 set grid ytics
 set xtics rotate by -35 left
-set key top right
+set key outside right top
 set datafile missing 'NaN'
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2
 plot $plots
