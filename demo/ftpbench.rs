@@ -330,7 +330,7 @@ fn take_reply(buf: &mut Vec<u8>) -> Option<(u16, String)> {
                 }
             }
             Some(c) => {
-                if digits && line[..3] == c && line.get(3).map_or(true, |&b| b == b' ') {
+                if digits && line[..3] == c && line.get(3).is_none_or(|&b| b == b' ') {
                     return Some(finish_reply(buf, end, c));
                 }
             }
