@@ -77,14 +77,16 @@ pub mod ioloop;
 pub mod listing;
 pub mod logger;
 pub mod server;
+pub mod throttle;
 
 pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Perms};
-pub use config::{Config, DtpConfig};
+pub use config::{Config, DtpConfig, FloodConfig};
 pub use control::session::Session;
 pub use filesystem::{Filesystem, OsFilesystem};
 pub use hooks::{Hooks, NoHooks, SessionInfo, TransferRecord};
 pub use ioloop::token::TOKEN_SPAN;
 pub use server::{CallLater, FtpServer, StopHandle};
+pub use throttle::Limits;
 
 /// The crate version, as shown in the default banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
