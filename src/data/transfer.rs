@@ -12,6 +12,7 @@ use std::os::fd::AsRawFd;
 use mio::net::TcpStream;
 
 use crate::control::session::{Direction, Source, Transfer, TransferError};
+use crate::throttle::Way;
 
 /// What one [`Running::step`] achieved.
 #[derive(Debug)]
@@ -114,6 +115,14 @@ impl Running {
     /// Bytes moved over the data connection so far.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Which limit applies: reading for uploads, writing for downloads and listings.
+    pub fn way(&self) -> Way {
+        match self.transfer.direction {
+            Direction::Receive(_) => Way::Read,
+            Direction::Send(_) => Way::Write,
+        }
     }
 
     /// Moves bytes until the socket blocks, the budget is spent or the transfer ends.
@@ -258,7 +267,9 @@ impl Running {
             if spent >= budget {
                 return Step::Budget;
             }
-            let n = match stream.read(&mut self.buf) {
+            // Read no more than the budget, so a throttled upload stays within its bytes.
+            let room = (budget - spent).min(self.buf.len());
+            let n = match stream.read(&mut self.buf[..room]) {
                 Ok(0) => {
                     if ascii && self.last_cr {
                         if let Err(e) = write_all(file, b"\r") {
