@@ -621,8 +621,14 @@ impl Session {
                 self.log(&format!("active connection failed: {e}"));
                 self.reply(425, "Can't connect to specified address.");
             }
-            DataFailure::ConnectTimeout => self.reply(421, "Active data channel timed out."),
-            DataFailure::AcceptTimeout => self.reply(421, "Passive data channel timed out."),
+            DataFailure::ConnectTimeout => {
+                self.reply(421, "Active data channel timed out.");
+                self.log("Active data channel timed out.");
+            }
+            DataFailure::AcceptTimeout => {
+                self.reply(421, "Passive data channel timed out.");
+                self.log("Passive data channel timed out.");
+            }
         }
         self.awaiting_connect = false;
         self.data = DataState::None;
@@ -1787,6 +1793,62 @@ mod tests {
         let r = expect!(h, "PASS nope", "530");
         assert!(r.contains("Disconnecting."), "{r}");
         assert!(h.s.is_closed());
+    }
+
+    #[test]
+    fn failed_logins_are_reported_to_the_owner() {
+        let mut h = Harness::new("report", |_| {});
+        expect!(h, "USER user", "331");
+        expect!(h, "PASS nope", "530");
+        assert!(matches!(h.actions()[..], [Action::LoginFailed]));
+        h.login("user");
+        assert!(h.actions().is_empty());
+    }
+
+    #[test]
+    fn login_timeout_runs_from_connect_until_login() {
+        let mut h = Harness::new("login-timeout", |c| {
+            c.login_timeout = Some(Duration::from_secs(5));
+            c.timeout = Some(Duration::from_secs(60));
+        });
+        assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_secs(5)));
+        // Commands do not push it back.
+        h.now += Duration::from_secs(3);
+        expect!(h, "NOOP", "200");
+        assert_eq!(
+            h.s.poll_timeout(),
+            Some(h.now - Duration::from_secs(3) + Duration::from_secs(5))
+        );
+        h.s.handle_timeout(h.now + Duration::from_secs(2));
+        assert_eq!(h.take(), "421 Login timed out.\r\n");
+        assert!(h.s.is_closed());
+
+        // Logged in in time: only the idle timeout is left.
+        let mut h = Harness::new("login-in-time", |c| {
+            c.login_timeout = Some(Duration::from_secs(5));
+            c.timeout = Some(Duration::from_secs(60));
+        });
+        h.login("user");
+        assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_secs(60)));
+        h.s.handle_timeout(h.now + Duration::from_secs(10));
+        assert_eq!(h.take(), "");
+        assert!(!h.s.is_closed());
+    }
+
+    #[test]
+    fn command_rate_limit_closes_the_session() {
+        let mut h = Harness::new("rate", |c| c.flood.max_commands_per_sec = 3);
+        for _ in 0..3 {
+            expect!(h, "NOOP", "200");
+        }
+        // A new second, a new count.
+        h.now += Duration::from_secs(1);
+        for _ in 0..3 {
+            expect!(h, "NOOP", "200");
+        }
+        assert_eq!(h.send("NOOP"), "421 Too many commands per second.\r\n");
+        assert!(h.s.is_closed());
+        assert_eq!(h.send("NOOP"), "");
     }
 
     #[test]

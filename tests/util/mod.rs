@@ -191,6 +191,15 @@ impl Client {
         c
     }
 
+    /// A client over a stream the test made itself; reads nothing on connect.
+    pub fn from_stream(stream: TcpStream) -> Client {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Client { stream, reader }
+    }
+
     /// A client that reads nothing on connect (for refused connections).
     pub fn connect_raw(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
