@@ -180,6 +180,34 @@ impl Buckets {
     }
 }
 
+/// Parses a rate in bytes per second as the command line takes it: a whole number with an
+/// optional binary suffix, `K` (KiB), `M` (MiB) or `G` (GiB), upper or lower case, `0`
+/// for no limit. `64K` is 65536, `10M` is 10485760.
+///
+/// # Errors
+/// A message naming the bad value.
+///
+/// # Examples
+/// ```
+/// assert_eq!(ftpdlib::throttle::parse_rate("64K"), Ok(65536));
+/// assert_eq!(ftpdlib::throttle::parse_rate("1000"), Ok(1000));
+/// assert!(ftpdlib::throttle::parse_rate("fast").is_err());
+/// ```
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("invalid rate {text:?} (bytes per second, e.g. 65536, 64K, 10M)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +288,17 @@ mod tests {
         let mut t = Throttle::new_empty(1000, t0);
         assert_eq!(t.allowance(t0 - ms(500)), 0);
         assert_eq!(t.allowance(t0 + ms(500)), 500);
+    }
+
+    #[test]
+    fn rates_parse_with_suffixes() {
+        assert_eq!(parse_rate("0"), Ok(0));
+        assert_eq!(parse_rate("10m"), Ok(10 << 20));
+        assert_eq!(parse_rate("2G"), Ok(2 << 30));
+        assert!(parse_rate("").is_err());
+        assert!(parse_rate("K").is_err());
+        assert!(parse_rate("-5").is_err());
+        assert!(parse_rate("99999999999999999999G").is_err());
     }
 
     #[test]
