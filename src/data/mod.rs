@@ -61,7 +61,8 @@ pub(crate) struct DataChannel {
     stall: Option<Duration>,
     /// Per-transfer limits (`read_limit`, `write_limit`), made into buckets at attach.
     limits: Limits,
-    buckets: Option<Buckets>,
+    /// Boxed: most channels have none, and the slab entry stays small.
+    buckets: Option<Box<Buckets>>,
     /// Set while the channel waits for its bandwidth allowance: it has dropped the interest
     /// its transfer uses and the server wakes it with the timer at this instant.
     paused_until: Option<Instant>,
@@ -193,7 +194,8 @@ impl DataChannel {
         self.transfer = Some(Running::new(transfer, in_buf, out_buf));
         // Empty buckets: the transfer earns its first bytes, so it never starts ahead of
         // its limit.
-        self.buckets = (!self.limits.is_none()).then(|| Buckets::new_empty(self.limits, now));
+        self.buckets =
+            (!self.limits.is_none()).then(|| Box::new(Buckets::new_empty(self.limits, now)));
         if matches!(self.sock, Sock::Connected(_)) {
             self.deadline = self.stall.map(|d| now + d);
         }
