@@ -1053,7 +1053,15 @@ impl FtpServer {
         now: Instant,
     ) -> Option<(u64, Instant)> {
         let mut budget = u64::MAX;
-        let mut want = u64::MAX;
+        // Wake for half a burst, or for what is left of the transfer when that is less,
+        // so the last bytes of a download do not wait a whole period.
+        let mut want = match self.channels.get(key) {
+            Some(Entry {
+                chan: Channel::Data(dc),
+                ..
+            }) => dc.remaining().unwrap_or(u64::MAX).max(1),
+            _ => u64::MAX,
+        };
         let mut limited = false;
         self.for_each_throttle(key, way, user, now, |t| {
             limited = true;

@@ -70,17 +70,41 @@ fn expect_start(c: &mut util::Client) {
     assert!(r.code == 125 || r.code == 150, "{:?}", r.lines);
 }
 
-#[track_caller]
-fn assert_rate(what: &str, bytes: u64, secs: f64, limit: u64) {
+/// The error of a measured rate against its limit, in percent, printed for the record.
+fn error_pct(what: &str, bytes: u64, secs: f64, limit: u64) -> f64 {
     let rate = bytes as f64 / secs;
     let err = (rate - limit as f64) / limit as f64 * 100.0;
     eprintln!(
         "{what}: limit {limit} B/s, measured {rate:.0} B/s over {secs:.2} s, error {err:+.1}%"
     );
+    err
+}
+
+#[track_caller]
+fn assert_rate(what: &str, bytes: u64, secs: f64, limit: u64) {
+    let err = error_pct(what, bytes, secs, limit);
     assert!(
         err.abs() <= 10.0,
-        "{what}: {rate:.0} B/s is {err:+.1}% off the limit {limit}"
+        "{what}: {:.0} B/s is {err:+.1}% off the limit {limit}",
+        bytes as f64 / secs
     );
+}
+
+/// Runs a measurement up to three times. Going faster than the limit fails at once; going
+/// slower is retried, because on a loaded machine a debug build's client or server may
+/// simply not get the CPU for 100 MiB/s, which says nothing about the limit.
+#[track_caller]
+fn assert_rate_within_tries(what: &str, limit: u64, mut measure: impl FnMut() -> (u64, f64)) {
+    let mut last = 0.0;
+    for _ in 0..3 {
+        let (bytes, secs) = measure();
+        last = error_pct(what, bytes, secs, limit);
+        assert!(last <= 10.0, "{what}: {last:+.1}% above the limit {limit}");
+        if last >= -10.0 {
+            return;
+        }
+    }
+    panic!("{what}: {last:+.1}% below the limit {limit}, three times");
 }
 
 fn retr_at(limit: u64) {
@@ -88,18 +112,22 @@ fn retr_at(limit: u64) {
     let len = (limit as f64 * SECONDS) as u64;
     sparse_file(&s, "f", len);
     let mut c = s.login("user");
-    let (bytes, secs) = timed_retr(&mut c, "f");
-    assert_eq!(bytes, len);
-    assert_rate("RETR", bytes, secs, limit);
+    assert_rate_within_tries("RETR", limit, || {
+        let (bytes, secs) = timed_retr(&mut c, "f");
+        assert_eq!(bytes, len);
+        (bytes, secs)
+    });
 }
 
 fn stor_at(limit: u64) {
     let s = TestServer::start_with(move |c, _| c.dtp.read_limit = limit);
     let len = (limit as f64 * SECONDS) as u64;
     let mut c = s.login("user");
-    let secs = timed_stor(&mut c, "up", len);
-    assert_eq!(std::fs::metadata(s.root.join("up")).unwrap().len(), len);
-    assert_rate("STOR", len, secs, limit);
+    assert_rate_within_tries("STOR", limit, || {
+        let secs = timed_stor(&mut c, "up", len);
+        assert_eq!(std::fs::metadata(s.root.join("up")).unwrap().len(), len);
+        (len, secs)
+    });
 }
 
 #[test]

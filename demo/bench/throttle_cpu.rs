@@ -74,7 +74,7 @@ fn download(port: u16, moved: Arc<AtomicU64>, started: Arc<AtomicU64>, stop: Arc
     started.fetch_add(1, Ordering::SeqCst);
     data.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
     while !stop.load(Ordering::SeqCst) {
         match data.read(&mut buf) {
             Ok(0) => break,

@@ -206,6 +206,12 @@ impl DataChannel {
         self.transfer.as_ref().map(|t| t.way())
     }
 
+    /// Bytes the attached transfer still has to send, when known (file downloads through
+    /// sendfile and listings).
+    pub fn remaining(&self) -> Option<u64> {
+        self.transfer.as_ref().and_then(|t| t.remaining())
+    }
+
     /// The per-transfer bucket for `way`, if that direction is limited.
     pub fn throttle_mut(&mut self, way: Way) -> Option<&mut Throttle> {
         self.buckets.as_mut().and_then(|b| b.get_mut(way))
