@@ -12,6 +12,9 @@
 //! - [`Session`] (the `FTPHandler` logic) is the protocol without sockets: lines, data events
 //!   and the time go in; replies, [`Action`](control::session::Action)s and deadlines come
 //!   out. It is tested without a network on a made-up clock.
+//! - [`throttle`] holds the token buckets behind the bandwidth limits (per transfer, per
+//!   user, whole server; see [`DtpConfig`] and [`Config::max_rate`]); a transfer that has
+//!   spent its allowance sleeps on the timer heap until they refill.
 //! - [`Authorizer`] ([`DummyAuthorizer`]) decides who logs in with which [`Perms`];
 //!   [`Filesystem`] ([`OsFilesystem`], pyftpdlib's `AbstractedFS`) jails each session in its
 //!   home directory.
