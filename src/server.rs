@@ -1053,15 +1053,7 @@ impl FtpServer {
         now: Instant,
     ) -> Option<(u64, Instant)> {
         let mut budget = u64::MAX;
-        // Wake for half a burst, or for what is left of the transfer when that is less,
-        // so the last bytes of a download do not wait a whole period.
-        let mut want = match self.channels.get(key) {
-            Some(Entry {
-                chan: Channel::Data(dc),
-                ..
-            }) => dc.remaining().unwrap_or(u64::MAX).max(1),
-            _ => u64::MAX,
-        };
+        let mut want = u64::MAX;
         let mut limited = false;
         self.for_each_throttle(key, way, user, now, |t| {
             limited = true;
@@ -1073,8 +1065,19 @@ impl FtpServer {
         }
         let mut wake = now;
         if budget == 0 {
-            // Wake when every bucket holds the smallest of their half-bursts: the tightest
-            // bucket decides, the others are there by then or soon after.
+            // Wake for the smallest half-burst of the buckets (the tightest one decides,
+            // the others are there by then or soon after), or for what is left of the
+            // transfer when that is less, so the last bytes of a download do not wait a
+            // whole period.
+            if let Some(Entry {
+                chan: Channel::Data(dc),
+                ..
+            }) = self.channels.get(key)
+            {
+                if let Some(left) = dc.remaining() {
+                    want = want.min(left.max(1));
+                }
+            }
             self.for_each_throttle(key, way, user, now, |t| {
                 if let Some(at) = t.next_refill(now, want) {
                     wake = wake.max(at);
