@@ -76,6 +76,27 @@ enum TimerTarget {
     FloodSweep,
 }
 
+/// What a throttled data channel may do this turn.
+#[derive(Debug, Clone, Copy)]
+struct Allowance {
+    /// Bytes it may move.
+    budget: u64,
+    /// The budget is a share of a bucket other transfers draw on too.
+    shared_cap: bool,
+    /// When to wake it if `budget` is 0.
+    wake: Instant,
+    /// When its next share is due, if `shared_cap`.
+    turn_end: Instant,
+}
+
+/// Index of a direction in the per-direction counts.
+fn way_index(way: Way) -> usize {
+    match way {
+        Way::Read => 0,
+        Way::Write => 1,
+    }
+}
+
 /// What the flood table knows of one address.
 #[derive(Debug, Clone, Copy)]
 struct FloodEntry {
@@ -215,6 +236,10 @@ pub struct FtpServer {
     /// Buckets of the users named in `config.user_limits`, made on first use; bounded by
     /// the size of that map.
     user_buckets: HashMap<String, Buckets>,
+    /// Transfers drawing on the server's buckets, per direction ([`way_index`]).
+    server_sharers: [usize; 2],
+    /// Transfers drawing on each limited user's buckets, per direction.
+    user_sharers: HashMap<String, [usize; 2]>,
     /// Failed logins and bans per address; at most `config.flood.max_tracked` entries.
     flood: HashMap<IpAddr, FloodEntry>,
     flood_timer: Option<TimerId>,
@@ -301,6 +326,8 @@ impl FtpServer {
         Ok(FtpServer {
             server_buckets,
             user_buckets: HashMap::new(),
+            server_sharers: [0; 2],
+            user_sharers: HashMap::new(),
             flood: HashMap::new(),
             flood_timer: None,
             config: Arc::new(config),
@@ -964,6 +991,7 @@ impl FtpServer {
                             t,
                             config.dtp.ac_in_buffer_size,
                             config.dtp.ac_out_buffer_size,
+                            config.dtp.limits(),
                             now,
                         );
                         self.enqueue(d);
@@ -1006,26 +1034,29 @@ impl FtpServer {
     }
 
     /// Calls `f` on every bucket that limits the data channel `key` in direction `way`:
-    /// its own, its user's (`user`, when `config.user_limits` names it) and the server's.
+    /// its own, its user's (`user`, when `config.user_limits` names it) and the server's,
+    /// with the number of transfers that share the bucket.
     fn for_each_throttle(
         &mut self,
         key: usize,
         way: Way,
         user: Option<&str>,
         now: Instant,
-        mut f: impl FnMut(&mut Throttle),
+        mut f: impl FnMut(&mut Throttle, u64),
     ) {
+        let w = way_index(way);
         if let Some(Entry {
             chan: Channel::Data(dc),
             ..
         }) = self.channels.get_mut(key)
         {
             if let Some(t) = dc.throttle_mut(way) {
-                f(t);
+                f(t, 1);
             }
         }
         if let Some(u) = user {
             if let Some(limits) = self.config.user_limits.get(u) {
+                let n = self.user_sharers.get(u).map_or(1, |c| c[w].max(1));
                 let b = match self.user_buckets.get_mut(u) {
                     Some(b) => b,
                     None => self
@@ -1034,39 +1065,64 @@ impl FtpServer {
                         .or_insert_with(|| Buckets::new(*limits, now)),
                 };
                 if let Some(t) = b.get_mut(way) {
-                    f(t);
+                    f(t, n as u64);
                 }
             }
         }
+        let n = self.server_sharers[w].max(1);
         if let Some(t) = self.server_buckets.get_mut(way) {
-            f(t);
+            f(t, n as u64);
         }
     }
 
-    /// The bandwidth budget of data channel `key` for this turn, and when its buckets will
-    /// have refilled if it is 0. `None` when no limit applies.
+    /// What data channel `key` may move this turn. `None` when no limit applies.
+    ///
+    /// A bucket shared by `n` transfers gives each at most its quantum, `1/n` of half a
+    /// burst, per wake-up, plus whatever the others have left unused beyond their quanta:
+    /// without that, the transfer that happens to wake first would take everything every
+    /// time and the others would starve.
     fn allowance(
         &mut self,
         key: usize,
         way: Way,
         user: Option<&str>,
         now: Instant,
-    ) -> Option<(u64, Instant)> {
-        let mut budget = u64::MAX;
+    ) -> Option<Allowance> {
+        let mut a = Allowance {
+            budget: u64::MAX,
+            shared_cap: false,
+            wake: now,
+            turn_end: now,
+        };
         let mut want = u64::MAX;
         let mut limited = false;
-        self.for_each_throttle(key, way, user, now, |t| {
+        self.for_each_throttle(key, way, user, now, |t, n| {
             limited = true;
-            budget = budget.min(t.allowance(now));
-            want = want.min(t.burst() / 2);
+            let avail = t.allowance(now);
+            let quantum = (t.burst() / 2 / n).max(1);
+            let take = if n > 1 {
+                avail.min(quantum.max(avail.saturating_sub((n - 1) * quantum)))
+            } else {
+                avail
+            };
+            if take < a.budget {
+                a.budget = take;
+                a.shared_cap = take < avail;
+            } else if take == a.budget && take < avail {
+                a.shared_cap = true;
+            }
+            if n > 1 {
+                // A transfer that took its quantum waits for the others to take theirs.
+                a.turn_end = a.turn_end.max(now + t.time_for(t.burst() / 2));
+            }
+            want = want.min(quantum);
         });
         if !limited {
             return None;
         }
-        let mut wake = now;
-        if budget == 0 {
-            // Wake for the smallest half-burst of the buckets (the tightest one decides,
-            // the others are there by then or soon after), or for what is left of the
+        if a.budget == 0 {
+            // Wake for the smallest quantum of the buckets (the tightest one decides, the
+            // others are there by then or soon after), or for what is left of the
             // transfer when that is less, so the last bytes of a download do not wait a
             // whole period.
             if let Some(Entry {
@@ -1078,13 +1134,52 @@ impl FtpServer {
                     want = want.min(left.max(1));
                 }
             }
-            self.for_each_throttle(key, way, user, now, |t| {
+            let mut wake = now;
+            self.for_each_throttle(key, way, user, now, |t, _| {
                 if let Some(at) = t.next_refill(now, want) {
                     wake = wake.max(at);
                 }
             });
+            a.wake = wake;
         }
-        Some((budget, wake))
+        Some(a)
+    }
+
+    /// Counts data channel `key` among the transfers sharing the user and server buckets
+    /// for `way`, once.
+    fn join_share(&mut self, key: usize, way: Way, user: Option<&str>) {
+        let Some(Entry {
+            chan: Channel::Data(dc),
+            ..
+        }) = self.channels.get_mut(key)
+        else {
+            return;
+        };
+        if dc.share.is_some() {
+            return;
+        }
+        dc.share = Some(Box::new((way, user.map(str::to_string))));
+        let w = way_index(way);
+        self.server_sharers[w] += 1;
+        if let Some(u) = user {
+            self.user_sharers.entry(u.to_string()).or_default()[w] += 1;
+        }
+    }
+
+    /// Undoes [`join_share`](Self::join_share) for a data channel being removed.
+    fn leave_share(&mut self, share: Option<Box<(Way, Option<String>)>>) {
+        let Some(share) = share else { return };
+        let (way, user) = *share;
+        let w = way_index(way);
+        self.server_sharers[w] = self.server_sharers[w].saturating_sub(1);
+        if let Some(u) = user {
+            if let Some(c) = self.user_sharers.get_mut(&u) {
+                c[w] = c[w].saturating_sub(1);
+                if *c == [0, 0] {
+                    self.user_sharers.remove(&u);
+                }
+            }
+        }
     }
 
     /// The user whose limits apply to transfers of session `owner`, if any.
@@ -1141,13 +1236,20 @@ impl FtpServer {
         };
         let user = way.and_then(|_| self.limited_user(owner));
         let mut budget = TURN_BUDGET;
+        let mut turn_end = None;
         if let Some(way) = way {
-            if let Some((allowed, wake)) = self.allowance(key, way, user.as_deref(), now) {
-                if allowed == 0 && connected {
-                    self.pause_data(key, wake, now);
+            if user.is_some() || self.server_buckets.get_mut(way).is_some() {
+                self.join_share(key, way, user.as_deref());
+            }
+            if let Some(a) = self.allowance(key, way, user.as_deref(), now) {
+                if a.budget == 0 && connected {
+                    self.pause_data(key, a.wake, now);
                     return;
                 }
-                budget = budget.min(usize::try_from(allowed).unwrap_or(usize::MAX));
+                budget = budget.min(usize::try_from(a.budget).unwrap_or(usize::MAX));
+                if a.shared_cap {
+                    turn_end = Some(a.turn_end);
+                }
             }
         }
         let Some(Entry {
@@ -1172,12 +1274,22 @@ impl FtpServer {
         let mut paused = false;
         if let Some(way) = way {
             if moved > 0 {
-                self.for_each_throttle(key, way, user.as_deref(), now, |t| t.consume(now, moved));
+                self.for_each_throttle(key, way, user.as_deref(), now, |t, _| {
+                    t.consume(now, moved)
+                });
             }
             if again {
-                if let Some((0, wake)) = self.allowance(key, way, user.as_deref(), now) {
-                    self.pause_data(key, wake, now);
-                    paused = true;
+                match (turn_end, self.allowance(key, way, user.as_deref(), now)) {
+                    // Took its share of a shared bucket: the others' turn.
+                    (Some(end), _) => {
+                        self.pause_data(key, end, now);
+                        paused = true;
+                    }
+                    (None, Some(a)) if a.budget == 0 => {
+                        self.pause_data(key, a.wake, now);
+                        paused = true;
+                    }
+                    _ => {}
                 }
             }
         }
@@ -1319,6 +1431,9 @@ impl FtpServer {
         let mut entry = self.channels.remove(key);
         if let Some(id) = entry.timer {
             self.timers.cancel(id);
+        }
+        if let Channel::Data(d) = &mut entry.chan {
+            self.leave_share(d.share.take());
         }
         if self.queued.remove(&key) {
             self.ready.retain(|k| *k != key);

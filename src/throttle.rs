@@ -95,6 +95,12 @@ impl Throttle {
         self.tokens = self.tokens.saturating_sub(n);
     }
 
+    /// How long the bucket takes to earn `bytes`.
+    pub fn time_for(&self, bytes: u64) -> Duration {
+        let nanos = (u128::from(bytes) * 1_000_000_000).div_ceil(u128::from(self.rate));
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
     /// When the bucket will hold `want` bytes (capped at half the burst, so that a timer
     /// firing a little late still finds room to earn in); `None` when it already does.
     pub fn next_refill(&mut self, now: Instant, want: u64) -> Option<Instant> {
@@ -256,6 +262,7 @@ mod tests {
         t.consume(at, 4096);
         let at2 = t.next_refill(at, 1 << 30).unwrap();
         assert_eq!(t.allowance(at2), t.burst() / 2);
+        assert_eq!(t.time_for(65536), Duration::from_secs(1));
     }
 
     #[test]

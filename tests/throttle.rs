@@ -236,13 +236,18 @@ fn whole_server_limit_is_shared() {
         .into_iter()
         .map(|name| {
             let mut c = s.login("user");
-            std::thread::spawn(move || timed_retr(&mut c, name).0)
+            std::thread::spawn(move || timed_retr(&mut c, name))
         })
         .collect();
-    let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let done: Vec<(u64, f64)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let secs = start.elapsed().as_secs_f64();
+    let total: u64 = done.iter().map(|d| d.0).sum();
     assert_eq!(total, 2 * len);
     assert_rate("server-wide, two RETRs", total, secs, limit);
+    // Shared fairly: neither finished long before the other.
+    let (a, b) = (done[0].1, done[1].1);
+    eprintln!("the two downloads took {a:.2} s and {b:.2} s");
+    assert!(a.min(b) > 0.8 * a.max(b), "{a:.2} s and {b:.2} s");
 }
 
 #[test]
@@ -268,12 +273,16 @@ fn user_limit_is_shared_by_the_users_sessions_and_the_tightest_wins() {
         .into_iter()
         .map(|name| {
             let mut c = s.login("user");
-            std::thread::spawn(move || timed_retr(&mut c, name).0)
+            std::thread::spawn(move || timed_retr(&mut c, name))
         })
         .collect();
-    let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let done: Vec<(u64, f64)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let secs = start.elapsed().as_secs_f64();
+    let total: u64 = done.iter().map(|d| d.0).sum();
     assert_rate("per-user, two sessions", total, secs, limit);
+    let (a, b) = (done[0].1, done[1].1);
+    eprintln!("the user's two downloads took {a:.2} s and {b:.2} s");
+    assert!(a.min(b) > 0.8 * a.max(b), "{a:.2} s and {b:.2} s");
 
     // Another user has no per-user limit: only the per-transfer one (4x) applies.
     let mut c = s.login("ro");

@@ -59,13 +59,16 @@ pub(crate) struct DataChannel {
     /// Accept/connect deadline, or the stall deadline while a transfer runs.
     deadline: Option<Instant>,
     stall: Option<Duration>,
-    /// Per-transfer limits (`read_limit`, `write_limit`), made into buckets at attach.
-    limits: Limits,
-    /// Boxed: most channels have none, and the slab entry stays small.
+    /// The per-transfer limits' buckets, made at attach. Boxed: most channels have none,
+    /// and the slab entry stays small.
     buckets: Option<Box<Buckets>>,
     /// Set while the channel waits for its bandwidth allowance: it has dropped the interest
     /// its transfer uses and the server wakes it with the timer at this instant.
     paused_until: Option<Instant>,
+    /// The direction and limited user under which the server counts this channel among
+    /// the transfers sharing its user and server buckets; the server keeps it. Boxed, as
+    /// only transfers under a shared limit have one.
+    pub share: Option<Box<(Way, Option<String>)>>,
 }
 
 /// Sequence that spreads passive port choices over the range.
@@ -127,9 +130,9 @@ impl DataChannel {
                 transfer: None,
                 deadline: Some(now + config.accept_timeout),
                 stall: config.timeout,
-                limits: config.limits(),
                 buckets: None,
                 paused_until: None,
+                share: None,
             },
             addr,
         ))
@@ -150,9 +153,9 @@ impl DataChannel {
             transfer: None,
             deadline: Some(now + config.connect_timeout),
             stall: config.timeout,
-            limits: config.limits(),
             buckets: None,
             paused_until: None,
+            share: None,
         })
     }
 
@@ -189,13 +192,19 @@ impl DataChannel {
         matches!(self.sock, Sock::Finished)
     }
 
-    /// Hands the channel the transfer to run.
-    pub fn attach(&mut self, transfer: Transfer, in_buf: usize, out_buf: usize, now: Instant) {
+    /// Hands the channel the transfer to run, under the per-transfer `limits`.
+    pub fn attach(
+        &mut self,
+        transfer: Transfer,
+        in_buf: usize,
+        out_buf: usize,
+        limits: Limits,
+        now: Instant,
+    ) {
         self.transfer = Some(Running::new(transfer, in_buf, out_buf));
         // Empty buckets: the transfer earns its first bytes, so it never starts ahead of
         // its limit.
-        self.buckets =
-            (!self.limits.is_none()).then(|| Box::new(Buckets::new_empty(self.limits, now)));
+        self.buckets = (!limits.is_none()).then(|| Box::new(Buckets::new_empty(limits, now)));
         if matches!(self.sock, Sock::Connected(_)) {
             self.deadline = self.stall.map(|d| now + d);
         }
