@@ -12,6 +12,9 @@
 //! - [`Session`] (the `FTPHandler` logic) is the protocol without sockets: lines, data events
 //!   and the time go in; replies, [`Action`](control::session::Action)s and deadlines come
 //!   out. It is tested without a network on a made-up clock.
+//! - [`throttle`] holds the token buckets behind the bandwidth limits (per transfer, per
+//!   user, whole server; see [`DtpConfig`] and [`Config::max_rate`]); a transfer that has
+//!   spent its allowance sleeps on the timer heap until they refill.
 //! - [`Authorizer`] ([`DummyAuthorizer`], [`UnixAuthorizer`]) decides who logs in with which
 //!   [`Perms`] and, for system users, under which ids each command runs;
 //!   [`Filesystem`] ([`OsFilesystem`], pyftpdlib's `AbstractedFS`) jails each session in its
@@ -79,16 +82,18 @@ pub mod ioloop;
 pub mod listing;
 pub mod logger;
 pub mod server;
+pub mod throttle;
 pub mod xferlog;
 
 pub use authorizer::unix::{UnixAuthorizer, UnixOptions};
 pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Perms};
-pub use config::{Config, DtpConfig, MasqueradeRule};
+pub use config::{Config, DtpConfig, FloodConfig, MasqueradeRule};
 pub use control::session::Session;
 pub use filesystem::{Filesystem, OsFilesystem};
 pub use hooks::{HookList, Hooks, NoHooks, SessionInfo, TransferRecord};
 pub use ioloop::token::TOKEN_SPAN;
 pub use server::{CallLater, FtpServer, StopHandle};
+pub use throttle::Limits;
 pub use xferlog::XferLog;
 
 /// The crate version, as shown in the default banner.

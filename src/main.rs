@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ftpdlib::authorizer::crypt::{self, Method};
+use ftpdlib::throttle::parse_rate;
+use ftpdlib::Limits;
 use ftpdlib::{Config, DummyAuthorizer, FtpServer, UnixAuthorizer, UnixOptions, XferLog};
 
 const USAGE: &str = "\
@@ -54,13 +56,25 @@ Options:
       --banner TEXT          greeting sent to clients
       --timeout SECS         idle time allowed between commands (default 300, 0 for none)
       --auth-failed-delay SECS  pause before answering a failed login (default 3)
+      --login-timeout SECS   time allowed from connect to login (default: no limit)
+      --read-limit RATE      most bytes per second each upload may read (default 0, none)
+      --write-limit RATE     most bytes per second each download or listing may write
+      --max-rate RATE        most bytes per second for the whole server, each direction
+      --max-login-failures N ban an address after N failed logins within a minute
+                             (default 0, no bans)
+      --ban-time SECS        how long such a ban lasts (default 300)
+      --max-cmds-per-sec N   close sessions sending more commands a second (default 0, none)
   -D, --debug                log every command and reply
   -V, --verbose              same as --debug
   -v, --version              print the version and exit
   -h, --help                 print this help and exit
 
 Permissions for -w and --users: e=CWD l=LIST r=RETR a=APPE d=DELE/RMD f=RNFR/RNTO
-m=MKD w=STOR M=SITE CHMOD T=MFMT (read-only is \"elr\", everything \"elradfmwMT\").";
+m=MKD w=STOR M=SITE CHMOD T=MFMT (read-only is \"elr\", everything \"elradfmwMT\").
+
+RATE is bytes per second, with an optional binary suffix: 64K = 65536, 10M, 1G.
+The limits combine: a transfer moves at the tightest of --read-limit/--write-limit
+and its share of --max-rate.";
 
 #[derive(Debug, Default)]
 struct Options {
@@ -86,6 +100,13 @@ struct Options {
     banner: Option<String>,
     timeout: Option<u64>,
     auth_failed_delay: Option<f64>,
+    login_timeout: Option<u64>,
+    read_limit: u64,
+    write_limit: u64,
+    max_rate: u64,
+    max_login_failures: u32,
+    ban_time: Option<u64>,
+    max_cmds_per_sec: u32,
     debug: bool,
 }
 
@@ -249,6 +270,32 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
                     _ => return Err(format!("invalid --auth-failed-delay {v:?}")),
                 }
             }
+            "--login-timeout" => {
+                let v = value(&flag)?;
+                o.login_timeout = Some(
+                    v.parse()
+                        .map_err(|_| format!("invalid --login-timeout {v:?}"))?,
+                );
+            }
+            "--read-limit" => o.read_limit = parse_rate(&value(&flag)?)?,
+            "--write-limit" => o.write_limit = parse_rate(&value(&flag)?)?,
+            "--max-rate" => o.max_rate = parse_rate(&value(&flag)?)?,
+            "--max-login-failures" => {
+                let v = value(&flag)?;
+                o.max_login_failures = v
+                    .parse()
+                    .map_err(|_| format!("invalid --max-login-failures {v:?}"))?;
+            }
+            "--ban-time" => {
+                let v = value(&flag)?;
+                o.ban_time = Some(v.parse().map_err(|_| format!("invalid --ban-time {v:?}"))?);
+            }
+            "--max-cmds-per-sec" => {
+                let v = value(&flag)?;
+                o.max_cmds_per_sec = v
+                    .parse()
+                    .map_err(|_| format!("invalid --max-cmds-per-sec {v:?}"))?;
+            }
             "-D" | "--debug" | "-V" | "--verbose" => o.debug = true,
             other => return Err(format!("unknown option {other:?} (see --help)")),
         }
@@ -347,6 +394,20 @@ fn run(o: Options) -> Result<(), String> {
     if let Some(d) = o.auth_failed_delay {
         config.auth_failed_timeout = Duration::from_secs_f64(d);
     }
+    if let Some(t) = o.login_timeout {
+        config.login_timeout = (t > 0).then(|| Duration::from_secs(t));
+    }
+    config.dtp.read_limit = o.read_limit;
+    config.dtp.write_limit = o.write_limit;
+    config.max_rate = Limits {
+        read_limit: o.max_rate,
+        write_limit: o.max_rate,
+    };
+    config.flood.max_failed_logins = o.max_login_failures;
+    if let Some(t) = o.ban_time {
+        config.flood.ban_duration = Duration::from_secs(t);
+    }
+    config.flood.max_commands_per_sec = o.max_cmds_per_sec;
     config.masquerade_address = o.nat_address;
     config.masquerade_map = o.masquerade_map;
     config.permit_foreign_addresses = o.permit_foreign_addresses;

@@ -10,6 +10,22 @@
 //! Channels that stopped on a byte budget rather than on `WouldBlock` wait in a ready queue
 //! and are driven again on the next iteration, so one fast transfer cannot starve the rest.
 //!
+//! # Bandwidth limits
+//!
+//! Before driving a data channel the server takes the smallest allowance of the token
+//! buckets that apply to it ([`throttle`](crate::throttle)): the transfer's own
+//! (`read_limit`/`write_limit`), its user's and the whole server's. That is the channel's
+//! budget for the turn. A channel whose budget is spent is paused: it drops the interest
+//! its transfer uses and its one timer is set to when the buckets will have refilled, so a
+//! throttled transfer costs one timer wake-up per burst and nothing in between.
+//!
+//! # Flood limits
+//!
+//! Sessions report failed logins ([`Action::LoginFailed`]); the server counts them per IP
+//! address in a table with a size cap, bans an address that fails too often and answers
+//! its connections with 421 until the ban ends. One timer on the heap sweeps expired
+//! entries.
+//!
 //! # Stopping
 //!
 //! [`StopHandle`] stops the server from any thread through a socket pair registered in the
@@ -29,7 +45,7 @@ use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 
-use crate::config::Config;
+use crate::config::{Config, FloodConfig};
 use crate::control::session::{Action, Session, TransferError};
 use crate::control::{ControlChannel, Line};
 use crate::data::{DataChannel, DataEvent};
@@ -37,6 +53,7 @@ use crate::ioloop::timer::{Due, TimerHeap, TimerId};
 use crate::ioloop::token::TokenRange;
 use crate::ioloop::IoLoop;
 use crate::logger;
+use crate::throttle::{Buckets, Throttle, Way};
 
 /// Bytes a data channel may move per turn before others get theirs.
 const TURN_BUDGET: usize = 4 << 20;
@@ -55,6 +72,47 @@ type Callback = Box<dyn FnMut(&mut FtpServer) + Send>;
 enum TimerTarget {
     Channel(usize),
     Call(Option<Callback>),
+    /// Sweep expired entries of the flood table.
+    FloodSweep,
+}
+
+/// What a throttled data channel may do this turn.
+#[derive(Debug, Clone, Copy)]
+struct Allowance {
+    /// Bytes it may move.
+    budget: u64,
+    /// The budget is a share of a bucket other transfers draw on too.
+    shared_cap: bool,
+    /// When to wake it if `budget` is 0.
+    wake: Instant,
+    /// When its next share is due, if `shared_cap`.
+    turn_end: Instant,
+}
+
+/// Index of a direction in the per-direction counts.
+fn way_index(way: Way) -> usize {
+    match way {
+        Way::Read => 0,
+        Way::Write => 1,
+    }
+}
+
+/// What the flood table knows of one address.
+#[derive(Debug, Clone, Copy)]
+struct FloodEntry {
+    window_start: Instant,
+    failures: u32,
+    banned_until: Option<Instant>,
+}
+
+impl FloodEntry {
+    /// When the entry can be forgotten.
+    fn expiry(&self, config: &FloodConfig) -> Instant {
+        match self.banned_until {
+            Some(t) => t,
+            None => self.window_start + config.failed_login_window,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -173,6 +231,18 @@ pub struct FtpServer {
     wake_rx: UnixStream,
     stop: Arc<StopShared>,
     ioloop: Option<IoLoop>,
+    /// The whole server's buckets, made from `config.max_rate`.
+    server_buckets: Buckets,
+    /// Buckets of the users named in `config.user_limits`, made on first use; bounded by
+    /// the size of that map.
+    user_buckets: HashMap<String, Buckets>,
+    /// Transfers drawing on the server's buckets, per direction ([`way_index`]).
+    server_sharers: [usize; 2],
+    /// Transfers drawing on each limited user's buckets, per direction.
+    user_sharers: HashMap<String, [usize; 2]>,
+    /// Failed logins and bans per address; at most `config.flood.max_tracked` entries.
+    flood: HashMap<IpAddr, FloodEntry>,
+    flood_timer: Option<TimerId>,
 }
 
 impl std::fmt::Debug for FtpServer {
@@ -252,7 +322,14 @@ impl FtpServer {
         let (tx, rx) = StdUnixStream::pair()?;
         tx.set_nonblocking(true)?;
         rx.set_nonblocking(true)?;
+        let server_buckets = Buckets::new(config.max_rate, Instant::now());
         Ok(FtpServer {
+            server_buckets,
+            user_buckets: HashMap::new(),
+            server_sharers: [0; 2],
+            user_sharers: HashMap::new(),
+            flood: HashMap::new(),
+            flood_timer: None,
             config: Arc::new(config),
             max_cons: 512,
             max_cons_per_ip: 0,
@@ -286,8 +363,26 @@ impl FtpServer {
     }
 
     /// Changes the session settings; sessions started after the call see the new ones.
+    /// Bandwidth limits apply at once to every transfer: the server and user buckets are
+    /// made anew (full).
     pub fn set_config(&mut self, config: Config) {
+        let now = Instant::now();
+        self.server_buckets = Buckets::new(config.max_rate, now);
+        self.user_buckets.clear();
         self.config = Arc::new(config);
+    }
+
+    /// Addresses in the flood table (counting failed logins or banned).
+    pub fn flood_table_len(&self) -> usize {
+        self.flood.len()
+    }
+
+    /// Whether `ip` is banned at `now` for failing to log in too often.
+    pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
+        self.flood
+            .get(&ip.to_canonical())
+            .and_then(|e| e.banned_until)
+            .is_some_and(|t| t > now)
     }
 
     /// A handle that stops the server from any thread.
@@ -377,6 +472,10 @@ impl FtpServer {
                 }
                 Due::Once(_, TimerTarget::Call(Some(mut f))) => f(self),
                 Due::Once(_, TimerTarget::Call(None)) => {}
+                Due::Once(_, TimerTarget::FloodSweep) => {
+                    self.flood_timer = None;
+                    self.sweep_flood(now);
+                }
                 Due::Every(id) => {
                     let f = match self.timers.get_mut(id) {
                         Some(TimerTarget::Call(f)) => f.take(),
@@ -502,6 +601,8 @@ impl FtpServer {
         self.ready.clear();
         self.queued.clear();
         self.timers.clear();
+        self.flood_timer = None;
+        self.flood.clear();
     }
 
     fn drain_wake(&mut self) {
@@ -619,6 +720,15 @@ impl FtpServer {
                 self.drive_control(key, now);
             }
             Channel::Data(d) => {
+                if d.paused_until().is_some_and(|t| t <= now) {
+                    // The bandwidth wait is over: the channel gets no event for it (it
+                    // stopped on its budget, not on WouldBlock), so drive it from here.
+                    if let (Some(reg), Some(token)) = (&self.registry, self.tokens.token(key)) {
+                        d.resume(now, reg, token);
+                    }
+                    self.drive_data(key, now);
+                    return;
+                }
                 let mut events = Vec::new();
                 if let Some(reg) = &self.registry {
                     d.handle_timeout(now, reg, &mut events);
@@ -705,7 +815,9 @@ impl FtpServer {
 
     fn new_session(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
         let ip = peer.ip().to_canonical();
-        let refuse = if self.max_cons > 0 && self.sessions >= self.max_cons {
+        let refuse = if self.is_banned(ip, now) {
+            Some("421 Too many failed logins; try again later.\r\n")
+        } else if self.max_cons > 0 && self.sessions >= self.max_cons {
             Some("421 Too many connections. Service temporarily unavailable.\r\n")
         } else if self.max_cons_per_ip > 0
             && self.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_cons_per_ip
@@ -823,6 +935,12 @@ impl FtpServer {
                 }
             }
             Action::Close => {}
+            Action::LoginFailed => {
+                if let Some(c) = self.control_mut(key) {
+                    let ip = c.peer.ip().to_canonical();
+                    self.record_failed_login(ip, now);
+                }
+            }
             Action::Listen { extended } => {
                 let Some(c) = self.control_mut(key) else {
                     return;
@@ -873,6 +991,7 @@ impl FtpServer {
                             t,
                             config.dtp.ac_in_buffer_size,
                             config.dtp.ac_out_buffer_size,
+                            config.dtp.limits(),
                             now,
                         );
                         self.enqueue(d);
@@ -914,10 +1033,225 @@ impl FtpServer {
         Ok(key)
     }
 
+    /// Calls `f` on every bucket that limits the data channel `key` in direction `way`:
+    /// its own, its user's (`user`, when `config.user_limits` names it) and the server's,
+    /// with the number of transfers that share the bucket.
+    fn for_each_throttle(
+        &mut self,
+        key: usize,
+        way: Way,
+        user: Option<&str>,
+        now: Instant,
+        mut f: impl FnMut(&mut Throttle, u64),
+    ) {
+        let w = way_index(way);
+        if let Some(Entry {
+            chan: Channel::Data(dc),
+            ..
+        }) = self.channels.get_mut(key)
+        {
+            if let Some(t) = dc.throttle_mut(way) {
+                f(t, 1);
+            }
+        }
+        if let Some(u) = user {
+            if let Some(limits) = self.config.user_limits.get(u) {
+                let n = self.user_sharers.get(u).map_or(1, |c| c[w].max(1));
+                let b = match self.user_buckets.get_mut(u) {
+                    Some(b) => b,
+                    None => self
+                        .user_buckets
+                        .entry(u.to_string())
+                        .or_insert_with(|| Buckets::new(*limits, now)),
+                };
+                if let Some(t) = b.get_mut(way) {
+                    f(t, n as u64);
+                }
+            }
+        }
+        let n = self.server_sharers[w].max(1);
+        if let Some(t) = self.server_buckets.get_mut(way) {
+            f(t, n as u64);
+        }
+    }
+
+    /// What data channel `key` may move this turn. `None` when no limit applies.
+    ///
+    /// A bucket shared by `n` transfers gives each at most its quantum, `1/n` of half a
+    /// burst, per wake-up, plus whatever the others have left unused beyond their quanta:
+    /// without that, the transfer that happens to wake first would take everything every
+    /// time and the others would starve.
+    fn allowance(
+        &mut self,
+        key: usize,
+        way: Way,
+        user: Option<&str>,
+        now: Instant,
+    ) -> Option<Allowance> {
+        let mut a = Allowance {
+            budget: u64::MAX,
+            shared_cap: false,
+            wake: now,
+            turn_end: now,
+        };
+        let mut want = u64::MAX;
+        let mut limited = false;
+        self.for_each_throttle(key, way, user, now, |t, n| {
+            limited = true;
+            let avail = t.allowance(now);
+            let quantum = (t.burst() / 2 / n).max(1);
+            let take = if n > 1 {
+                avail.min(quantum.max(avail.saturating_sub((n - 1) * quantum)))
+            } else {
+                avail
+            };
+            if take < a.budget {
+                a.budget = take;
+                a.shared_cap = take < avail;
+            } else if take == a.budget && take < avail {
+                a.shared_cap = true;
+            }
+            if n > 1 {
+                // A transfer that took its quantum waits for the others to take theirs.
+                a.turn_end = a.turn_end.max(now + t.time_for(t.burst() / 2));
+            }
+            want = want.min(quantum);
+        });
+        if !limited {
+            return None;
+        }
+        if a.budget == 0 {
+            // Wake for the smallest quantum of the buckets (the tightest one decides, the
+            // others are there by then or soon after), or for what is left of the
+            // transfer when that is less, so the last bytes of a download do not wait a
+            // whole period.
+            if let Some(Entry {
+                chan: Channel::Data(dc),
+                ..
+            }) = self.channels.get(key)
+            {
+                if let Some(left) = dc.remaining() {
+                    want = want.min(left.max(1));
+                }
+            }
+            let mut wake = now;
+            self.for_each_throttle(key, way, user, now, |t, _| {
+                if let Some(at) = t.next_refill(now, want) {
+                    wake = wake.max(at);
+                }
+            });
+            a.wake = wake;
+        }
+        Some(a)
+    }
+
+    /// Counts data channel `key` among the transfers sharing the user and server buckets
+    /// for `way`, once.
+    fn join_share(&mut self, key: usize, way: Way, user: Option<&str>) {
+        let Some(Entry {
+            chan: Channel::Data(dc),
+            ..
+        }) = self.channels.get_mut(key)
+        else {
+            return;
+        };
+        if dc.share.is_some() {
+            return;
+        }
+        dc.share = Some(Box::new((way, user.map(str::to_string))));
+        let w = way_index(way);
+        self.server_sharers[w] += 1;
+        if let Some(u) = user {
+            self.user_sharers.entry(u.to_string()).or_default()[w] += 1;
+        }
+    }
+
+    /// Undoes [`join_share`](Self::join_share) for a data channel being removed.
+    fn leave_share(&mut self, share: Option<Box<(Way, Option<String>)>>) {
+        let Some(share) = share else { return };
+        let (way, user) = *share;
+        let w = way_index(way);
+        self.server_sharers[w] = self.server_sharers[w].saturating_sub(1);
+        if let Some(u) = user {
+            if let Some(c) = self.user_sharers.get_mut(&u) {
+                c[w] = c[w].saturating_sub(1);
+                if *c == [0, 0] {
+                    self.user_sharers.remove(&u);
+                }
+            }
+        }
+    }
+
+    /// The user whose limits apply to transfers of session `owner`, if any.
+    fn limited_user(&self, owner: usize) -> Option<String> {
+        if self.config.user_limits.is_empty() {
+            return None;
+        }
+        match self.channels.get(owner) {
+            Some(Entry {
+                chan: Channel::Control(c),
+                ..
+            }) => c
+                .session
+                .username()
+                .filter(|u| self.config.user_limits.contains_key(*u))
+                .map(str::to_string),
+            _ => None,
+        }
+    }
+
+    fn pause_data(&mut self, key: usize, until: Instant, now: Instant) {
+        let Some(token) = self.tokens.token(key) else {
+            return;
+        };
+        if let (
+            Some(Entry {
+                chan: Channel::Data(dc),
+                ..
+            }),
+            Some(reg),
+        ) = (self.channels.get_mut(key), &self.registry)
+        {
+            dc.pause(until, reg, token);
+        }
+        self.sync_timer(key, now);
+    }
+
     fn drive_data(&mut self, key: usize, now: Instant) {
         let Some(token) = self.tokens.token(key) else {
             return;
         };
+        let (owner, way, connected) = match self.channels.get(key) {
+            Some(Entry {
+                chan: Channel::Data(dc),
+                ..
+            }) => {
+                if dc.paused_until().is_some_and(|t| t > now) {
+                    // Waiting for bandwidth; the wake-up timer drives it.
+                    return;
+                }
+                (dc.owner, dc.way(), dc.is_connected())
+            }
+            _ => return,
+        };
+        let user = way.and_then(|_| self.limited_user(owner));
+        let mut budget = TURN_BUDGET;
+        let mut turn_end = None;
+        if let Some(way) = way {
+            if user.is_some() || self.server_buckets.get_mut(way).is_some() {
+                self.join_share(key, way, user.as_deref());
+            }
+            if let Some(a) = self.allowance(key, way, user.as_deref(), now) {
+                if a.budget == 0 && connected {
+                    self.pause_data(key, a.wake, now);
+                    return;
+                }
+                budget = budget.min(usize::try_from(a.budget).unwrap_or(usize::MAX));
+                if a.shared_cap {
+                    turn_end = Some(a.turn_end);
+                }
+            }
+        }
         let Some(Entry {
             chan: Channel::Data(dc),
             ..
@@ -927,12 +1261,125 @@ impl FtpServer {
         };
         let Some(reg) = &self.registry else { return };
         let mut events = Vec::new();
-        let again = dc.drive(now, reg, token, TURN_BUDGET, &mut events);
+        let before = dc.bytes().unwrap_or(0);
+        let again = dc.drive(now, reg, token, budget, &mut events);
+        let after = dc.bytes().or_else(|| {
+            events.iter().find_map(|e| match e {
+                DataEvent::Done(b, _) => Some(*b),
+                _ => None,
+            })
+        });
         let owner = dc.owner;
-        if again {
+        let moved = after.unwrap_or(before).saturating_sub(before);
+        let mut paused = false;
+        if let Some(way) = way {
+            if moved > 0 {
+                self.for_each_throttle(key, way, user.as_deref(), now, |t, _| {
+                    t.consume(now, moved)
+                });
+            }
+            if again {
+                match (turn_end, self.allowance(key, way, user.as_deref(), now)) {
+                    // Took its share of a shared bucket: the others' turn.
+                    (Some(end), _) => {
+                        self.pause_data(key, end, now);
+                        paused = true;
+                    }
+                    (None, Some(a)) if a.budget == 0 => {
+                        self.pause_data(key, a.wake, now);
+                        paused = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if again && !paused {
             self.enqueue(key);
         }
         self.deliver(key, owner, events, now);
+    }
+
+    // ---- flood limits ------------------------------------------------------------------
+
+    /// Counts a failed login from `ip`; bans it once it reaches the configured number
+    /// within the window.
+    fn record_failed_login(&mut self, ip: IpAddr, now: Instant) {
+        let config = Arc::clone(&self.config);
+        let flood = &config.flood;
+        if flood.max_failed_logins == 0 || flood.max_tracked == 0 {
+            return;
+        }
+        if !self.flood.contains_key(&ip) && self.flood.len() >= flood.max_tracked {
+            self.sweep_flood(now);
+            if self.flood.len() >= flood.max_tracked {
+                // Make room with the entry closest to its end: the table stays bounded,
+                // and the address that loses its count is the one about to lose it anyway.
+                let oldest = self
+                    .flood
+                    .iter()
+                    .min_by_key(|(_, e)| e.expiry(flood))
+                    .map(|(ip, _)| *ip);
+                if let Some(old) = oldest {
+                    self.flood.remove(&old);
+                }
+            }
+        }
+        let e = self.flood.entry(ip).or_insert(FloodEntry {
+            window_start: now,
+            failures: 0,
+            banned_until: None,
+        });
+        if e.banned_until.is_some() {
+            // Already banned (a session that was in before the ban keeps failing): the ban
+            // stands as it is.
+            return;
+        }
+        if now >= e.window_start + flood.failed_login_window {
+            e.window_start = now;
+            e.failures = 0;
+        }
+        e.failures += 1;
+        if e.failures >= flood.max_failed_logins {
+            e.banned_until = Some(now + flood.ban_duration);
+            log::warn!(
+                target: logger::LOG,
+                "{ip} banned for {:?} after {} failed logins",
+                flood.ban_duration,
+                e.failures
+            );
+        }
+        let expiry = e.expiry(flood);
+        let current = self.flood_timer.and_then(|id| self.timers.deadline(id));
+        match (self.flood_timer, current) {
+            (Some(_), Some(at)) if at <= expiry => {}
+            (Some(id), Some(_)) => {
+                self.timers.reschedule(id, expiry);
+            }
+            _ => self.flood_timer = Some(self.timers.call_at(expiry, TimerTarget::FloodSweep)),
+        }
+    }
+
+    /// Forgets entries whose window and ban are over, and sets the sweep timer to the next
+    /// expiry.
+    fn sweep_flood(&mut self, now: Instant) {
+        let config = Arc::clone(&self.config);
+        self.flood.retain(|_, e| e.expiry(&config.flood) > now);
+        let next = self.flood.values().map(|e| e.expiry(&config.flood)).min();
+        match (self.flood_timer, next) {
+            (Some(id), Some(at)) => {
+                if !self.timers.reschedule(id, at) {
+                    self.flood_timer = Some(self.timers.call_at(at, TimerTarget::FloodSweep));
+                }
+            }
+            (None, Some(at)) => {
+                self.flood_timer = Some(self.timers.call_at(at, TimerTarget::FloodSweep))
+            }
+            (Some(id), None) => {
+                self.timers.cancel(id);
+                self.flood_timer = None;
+            }
+            (None, None) => {}
+        }
     }
 
     /// Hands data events to the owning session, removes a finished data channel and lets
@@ -984,6 +1431,9 @@ impl FtpServer {
         let mut entry = self.channels.remove(key);
         if let Some(id) = entry.timer {
             self.timers.cancel(id);
+        }
+        if let Channel::Data(d) = &mut entry.chan {
+            self.leave_share(d.share.take());
         }
         if self.queued.remove(&key) {
             self.ready.retain(|k| *k != key);

@@ -1,9 +1,10 @@
 //! Timeouts on the timer heap, at small values: idle control connection, passive accept,
-//! stalled transfer, and the failed-login delay.
+//! active connect, stalled transfer, login, and the failed-login delay.
 
 mod util;
 
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use util::{random_bytes, TestServer};
@@ -77,4 +78,73 @@ fn failed_login_reply_is_delayed_and_commands_wait() {
     );
     c.expect(200);
     c.login("user", "pass");
+}
+
+#[test]
+fn login_timeout_closes_a_session_that_never_logs_in() {
+    let s = TestServer::start_with(|c, _| {
+        c.login_timeout = Some(Duration::from_millis(500));
+        c.timeout = Some(Duration::from_secs(60));
+    });
+    let start = Instant::now();
+    let mut c = s.client();
+    c.cmd("USER user", 331);
+    c.cmd("PASS wrong", 530);
+    // Commands do not push the deadline back.
+    std::thread::sleep(Duration::from_millis(250));
+    c.cmd("NOOP", 200);
+    let r = c.read_reply();
+    assert_eq!(r.lines, ["421 Login timed out."]);
+    assert!(
+        start.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(c.closed_by_server());
+
+    // A session that logged in in time is left alone.
+    let mut c = s.login("user");
+    std::thread::sleep(Duration::from_millis(700));
+    c.cmd("NOOP", 200);
+}
+
+/// A loopback listener that completes no connection: its accept queue (backlog 0) is
+/// filled with one connection that is never accepted, so the kernel drops further SYNs
+/// and a connect to it hangs until it times out.
+fn black_hole() -> (TcpListener, Vec<TcpStream>, String) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: listen(2) on a socket we own and keep open; it only changes the backlog.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let addr = l.local_addr().unwrap();
+    let mut fill = Vec::new();
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => fill.push(s),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err(),
+        "the accept queue did not fill"
+    );
+    let port = addr.port();
+    (l, fill, format!("127,0,0,1,{},{}", port >> 8, port & 0xff))
+}
+
+#[test]
+fn active_connect_times_out() {
+    let s = TestServer::start_with(|c, _| c.dtp.connect_timeout = Duration::from_millis(400));
+    let (_l, _fill, spec) = black_hole();
+    let mut c = s.login("user");
+    let start = Instant::now();
+    c.send(&format!("PORT {spec}"));
+    let r = c.read_reply();
+    assert_eq!(r.lines, ["421 Active data channel timed out."]);
+    assert!(
+        start.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        start.elapsed()
+    );
+    // The session carries on.
+    c.cmd("NOOP", 200);
 }

@@ -58,6 +58,8 @@ pub enum Action {
     Transfer(Transfer),
     /// Close the control connection once the queued replies are written.
     Close,
+    /// A login failed: the owner counts it against the client's address (flood limits).
+    LoginFailed,
 }
 
 /// A transfer for the data channel to run.
@@ -176,6 +178,12 @@ pub struct Session {
     out: Vec<u8>,
     actions: VecDeque<Action>,
     idle_deadline: Option<Instant>,
+    /// Connect time plus `login_timeout`, until the login succeeds.
+    login_deadline: Option<Instant>,
+    /// Start of the current one-second window of the command-rate limit, and the commands
+    /// seen in it.
+    rate_window: Instant,
+    rate_count: u32,
     delayed: Option<Delayed>,
     ascii: bool,
     rest: Option<u64>,
@@ -332,6 +340,9 @@ impl Session {
     pub fn new(config: Arc<Config>, peer: SocketAddr, local: SocketAddr, now: Instant) -> Session {
         let mut s = Session {
             idle_deadline: config.timeout.map(|t| now + t),
+            login_deadline: config.login_timeout.map(|t| now + t),
+            rate_window: now,
+            rate_count: 0,
             config,
             peer: SocketAddr::new(canonical(peer.ip()), peer.port()),
             local: SocketAddr::new(canonical(local.ip()), local.port()),
@@ -388,14 +399,18 @@ impl Session {
         if self.closed {
             return None;
         }
-        if let Some(d) = &self.delayed {
-            return Some(d.at);
-        }
-        if self.pending.is_some() || self.awaiting_connect {
+        let next = if let Some(d) = &self.delayed {
+            Some(d.at)
+        } else if self.pending.is_some() || self.awaiting_connect {
             // Idle time does not run during a transfer: the data channel has its own.
-            return None;
+            None
+        } else {
+            self.idle_deadline
+        };
+        match (next, self.login_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        self.idle_deadline
     }
 
     /// Whether the owner should hand over the next command line now. False while a reply
@@ -495,7 +510,7 @@ impl Session {
 
     /// Handles one command line (without its CRLF).
     pub fn handle_line(&mut self, now: Instant, line: &[u8]) {
-        if self.closed {
+        if self.closed || self.flooding(now) {
             return;
         }
         if let Some(t) = self.config.timeout {
@@ -524,15 +539,47 @@ impl Session {
 
     /// Handles a line that exceeded [`command::MAX_LINE`]; the owner has dropped it.
     pub fn handle_line_too_long(&mut self, now: Instant) {
+        if self.closed || self.flooding(now) {
+            return;
+        }
         if let Some(t) = self.config.timeout {
             self.idle_deadline = Some(now + t);
         }
         self.reply(500, "Command too long.");
     }
 
+    /// Counts a command against `max_commands_per_sec`; past the limit, answers 421 and
+    /// closes the session. Returns whether it did.
+    fn flooding(&mut self, now: Instant) -> bool {
+        let max = self.config.flood.max_commands_per_sec;
+        if max == 0 {
+            return false;
+        }
+        if now.saturating_duration_since(self.rate_window) >= std::time::Duration::from_secs(1) {
+            self.rate_window = now;
+            self.rate_count = 0;
+        }
+        self.rate_count += 1;
+        if self.rate_count <= max {
+            return false;
+        }
+        self.reply(421, "Too many commands per second.");
+        self.log("Too many commands per second; closing.");
+        self.close();
+        true
+    }
+
     /// Called when deadlines from [`poll_timeout`](Self::poll_timeout) pass.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.closed {
+            return;
+        }
+        if self.login_deadline.is_some_and(|d| d <= now) {
+            // A failed-login reply still held back is dropped: the 421 says it all.
+            self.delayed = None;
+            self.reply(421, "Login timed out.");
+            self.log("Login timed out.");
+            self.close();
             return;
         }
         if let Some(d) = &self.delayed {
@@ -659,8 +706,14 @@ impl Session {
                 self.log(&format!("active connection failed: {e}"));
                 self.reply(425, "Can't connect to specified address.");
             }
-            DataFailure::ConnectTimeout => self.reply(421, "Active data channel timed out."),
-            DataFailure::AcceptTimeout => self.reply(421, "Passive data channel timed out."),
+            DataFailure::ConnectTimeout => {
+                self.reply(421, "Active data channel timed out.");
+                self.log("Active data channel timed out.");
+            }
+            DataFailure::AcceptTimeout => {
+                self.reply(421, "Passive data channel timed out.");
+                self.log("Passive data channel timed out.");
+            }
         }
         self.awaiting_connect = false;
         self.data = DataState::None;
@@ -1030,6 +1083,7 @@ impl Session {
                 self.fs = Some(fs);
                 self.auth = Auth::LoggedIn(user.clone());
                 self.attempts = 0;
+                self.login_deadline = None;
                 let msg = authorizer.msg_login(&user);
                 self.reply(230, msg);
                 self.log(&format!("USER '{user}' logged in."));
@@ -1037,6 +1091,7 @@ impl Session {
             }
             Err(e) => {
                 self.attempts += 1;
+                self.actions.push_back(Action::LoginFailed);
                 self.hook(|h, i| h.on_login_failed(i, &user));
                 self.log(&format!("USER '{user}' failed login."));
                 self.auth = Auth::Anonymous;
@@ -1974,6 +2029,62 @@ mod tests {
         let r = expect!(h, "PASS nope", "530");
         assert!(r.contains("Disconnecting."), "{r}");
         assert!(h.s.is_closed());
+    }
+
+    #[test]
+    fn failed_logins_are_reported_to_the_owner() {
+        let mut h = Harness::new("report", |_| {});
+        expect!(h, "USER user", "331");
+        expect!(h, "PASS nope", "530");
+        assert!(matches!(h.actions()[..], [Action::LoginFailed]));
+        h.login("user");
+        assert!(h.actions().is_empty());
+    }
+
+    #[test]
+    fn login_timeout_runs_from_connect_until_login() {
+        let mut h = Harness::new("login-timeout", |c| {
+            c.login_timeout = Some(Duration::from_secs(5));
+            c.timeout = Some(Duration::from_secs(60));
+        });
+        assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_secs(5)));
+        // Commands do not push it back.
+        h.now += Duration::from_secs(3);
+        expect!(h, "NOOP", "200");
+        assert_eq!(
+            h.s.poll_timeout(),
+            Some(h.now - Duration::from_secs(3) + Duration::from_secs(5))
+        );
+        h.s.handle_timeout(h.now + Duration::from_secs(2));
+        assert_eq!(h.take(), "421 Login timed out.\r\n");
+        assert!(h.s.is_closed());
+
+        // Logged in in time: only the idle timeout is left.
+        let mut h = Harness::new("login-in-time", |c| {
+            c.login_timeout = Some(Duration::from_secs(5));
+            c.timeout = Some(Duration::from_secs(60));
+        });
+        h.login("user");
+        assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_secs(60)));
+        h.s.handle_timeout(h.now + Duration::from_secs(10));
+        assert_eq!(h.take(), "");
+        assert!(!h.s.is_closed());
+    }
+
+    #[test]
+    fn command_rate_limit_closes_the_session() {
+        let mut h = Harness::new("rate", |c| c.flood.max_commands_per_sec = 3);
+        for _ in 0..3 {
+            expect!(h, "NOOP", "200");
+        }
+        // A new second, a new count.
+        h.now += Duration::from_secs(1);
+        for _ in 0..3 {
+            expect!(h, "NOOP", "200");
+        }
+        assert_eq!(h.send("NOOP"), "421 Too many commands per second.\r\n");
+        assert!(h.s.is_closed());
+        assert_eq!(h.send("NOOP"), "");
     }
 
     #[test]

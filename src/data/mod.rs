@@ -22,6 +22,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::config::DtpConfig;
 use crate::control::session::{DataFailure, Transfer, TransferError};
+use crate::throttle::{Buckets, Limits, Throttle, Way};
 
 pub(crate) use transfer::Running;
 
@@ -58,6 +59,16 @@ pub(crate) struct DataChannel {
     /// Accept/connect deadline, or the stall deadline while a transfer runs.
     deadline: Option<Instant>,
     stall: Option<Duration>,
+    /// The per-transfer limits' buckets, made at attach. Boxed: most channels have none,
+    /// and the slab entry stays small.
+    buckets: Option<Box<Buckets>>,
+    /// Set while the channel waits for its bandwidth allowance: it has dropped the interest
+    /// its transfer uses and the server wakes it with the timer at this instant.
+    paused_until: Option<Instant>,
+    /// The direction and limited user under which the server counts this channel among
+    /// the transfers sharing its user and server buckets; the server keeps it. Boxed, as
+    /// only transfers under a shared limit have one.
+    pub share: Option<Box<(Way, Option<String>)>>,
 }
 
 /// Sequence that spreads passive port choices over the range.
@@ -119,6 +130,9 @@ impl DataChannel {
                 transfer: None,
                 deadline: Some(now + config.accept_timeout),
                 stall: config.timeout,
+                buckets: None,
+                paused_until: None,
+                share: None,
             },
             addr,
         ))
@@ -139,6 +153,9 @@ impl DataChannel {
             transfer: None,
             deadline: Some(now + config.connect_timeout),
             stall: config.timeout,
+            buckets: None,
+            paused_until: None,
+            share: None,
         })
     }
 
@@ -175,16 +192,90 @@ impl DataChannel {
         matches!(self.sock, Sock::Finished)
     }
 
-    /// Hands the channel the transfer to run.
-    pub fn attach(&mut self, transfer: Transfer, in_buf: usize, out_buf: usize, now: Instant) {
+    /// Hands the channel the transfer to run, under the per-transfer `limits`.
+    pub fn attach(
+        &mut self,
+        transfer: Transfer,
+        in_buf: usize,
+        out_buf: usize,
+        limits: Limits,
+        now: Instant,
+    ) {
         self.transfer = Some(Running::new(transfer, in_buf, out_buf));
+        // Empty buckets: the transfer earns its first bytes, so it never starts ahead of
+        // its limit.
+        self.buckets = (!limits.is_none()).then(|| Box::new(Buckets::new_empty(limits, now)));
         if matches!(self.sock, Sock::Connected(_)) {
+            self.deadline = self.stall.map(|d| now + d);
+        }
+    }
+
+    /// The direction of the attached transfer, for the bandwidth limits.
+    pub fn way(&self) -> Option<Way> {
+        self.transfer.as_ref().map(|t| t.way())
+    }
+
+    /// Bytes the attached transfer still has to send, when known (file downloads through
+    /// sendfile and listings).
+    pub fn remaining(&self) -> Option<u64> {
+        self.transfer.as_ref().and_then(|t| t.remaining())
+    }
+
+    /// The per-transfer bucket for `way`, if that direction is limited.
+    pub fn throttle_mut(&mut self, way: Way) -> Option<&mut Throttle> {
+        self.buckets.as_mut().and_then(|b| b.get_mut(way))
+    }
+
+    /// Whether the data connection is up.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.sock, Sock::Connected(_))
+    }
+
+    /// When a channel waiting for bandwidth is to be woken.
+    pub fn paused_until(&self) -> Option<Instant> {
+        self.paused_until
+    }
+
+    /// Stops the transfer until `until`: the socket keeps only the interest the transfer
+    /// does not use, so readiness of the throttled direction wakes nothing (mio needs one
+    /// interest; the other one fires at most once, or on a peer's close). Only a connected
+    /// channel with a transfer pauses.
+    pub fn pause(&mut self, until: Instant, registry: &Registry, token: Token) {
+        let (Sock::Connected(s), Some(t)) = (&mut self.sock, &self.transfer) else {
+            return;
+        };
+        let keep = match t.way() {
+            Way::Read => Interest::WRITABLE,
+            Way::Write => Interest::READABLE,
+        };
+        if self.paused_until.is_none() {
+            // Failing to narrow the interest costs spurious wake-ups, not correctness.
+            let _ = registry.reregister(s, token, keep);
+        }
+        self.paused_until = Some(until);
+    }
+
+    /// Ends a pause: both interests back, and the stall timeout counts from now (time spent
+    /// waiting for bandwidth is not a stall).
+    pub fn resume(&mut self, now: Instant, registry: &Registry, token: Token) {
+        if self.paused_until.take().is_none() {
+            return;
+        }
+        if let Sock::Connected(s) = &mut self.sock {
+            // Re-arming also reports current readiness; a failure shows up on the next
+            // read or write.
+            let _ = registry.reregister(s, token, Interest::READABLE | Interest::WRITABLE);
+        }
+        if self.transfer.is_some() {
             self.deadline = self.stall.map(|d| now + d);
         }
     }
 
     /// The next deadline of this channel.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.paused_until.is_some() && self.transfer.is_some() {
+            return self.paused_until;
+        }
         match self.sock {
             Sock::Connected(_) if self.transfer.is_none() => None,
             Sock::Finished => None,

@@ -12,6 +12,7 @@ use std::os::fd::AsRawFd;
 use mio::net::TcpStream;
 
 use crate::control::session::{Direction, Source, Transfer, TransferError};
+use crate::throttle::Way;
 
 /// What one [`Running::step`] achieved.
 #[derive(Debug)]
@@ -116,6 +117,28 @@ impl Running {
         self.bytes
     }
 
+    /// Bytes left to send, when cheap to know: a listing's buffer, or the rest of a file
+    /// sent with sendfile (the file's size now, less the offset reached). `None` for
+    /// uploads and converted (TYPE A) downloads.
+    pub fn remaining(&self) -> Option<u64> {
+        match &self.transfer.direction {
+            Direction::Send(Source::Bytes(_)) => Some((self.len - self.pos) as u64),
+            Direction::Send(Source::File { file, .. }) if self.transfer.use_sendfile => file
+                .metadata()
+                .ok()
+                .map(|m| m.len().saturating_sub(self.offset as u64)),
+            _ => None,
+        }
+    }
+
+    /// Which limit applies: reading for uploads, writing for downloads and listings.
+    pub fn way(&self) -> Way {
+        match self.transfer.direction {
+            Direction::Receive(_) => Way::Read,
+            Direction::Send(_) => Way::Write,
+        }
+    }
+
     /// Moves bytes until the socket blocks, the budget is spent or the transfer ends.
     pub fn step(&mut self, stream: &mut TcpStream, budget: usize) -> Step {
         match &self.transfer.direction {
@@ -136,6 +159,11 @@ impl Running {
         let mut spent = 0usize;
         loop {
             if spent >= budget {
+                // A throttled transfer that has sent the whole file ends now, not after
+                // waiting for more allowance only to find the end of the file.
+                if file.metadata().is_ok_and(|m| self.offset as u64 >= m.len()) {
+                    return Step::Done(Ok(()));
+                }
                 return Step::Budget;
             }
             let chunk = (budget - spent).min(1 << 20);
@@ -256,20 +284,18 @@ impl Running {
         let mut spent = 0usize;
         loop {
             if spent >= budget {
+                // When the client has finished sending, end now rather than after waiting
+                // for more allowance only to read the end of the stream.
+                let mut probe = [0u8; 1];
+                if matches!(stream.peek(&mut probe), Ok(0)) {
+                    return end_of_upload(file, ascii, self.last_cr);
+                }
                 return Step::Budget;
             }
-            let n = match stream.read(&mut self.buf) {
-                Ok(0) => {
-                    if ascii && self.last_cr {
-                        if let Err(e) = write_all(file, b"\r") {
-                            return Step::Done(Err(e));
-                        }
-                    }
-                    return match file.flush() {
-                        Ok(()) => Step::Done(Ok(())),
-                        Err(e) => Step::Done(Err(TransferError::File(e))),
-                    };
-                }
+            // Read no more than the budget, so a throttled upload stays within its bytes.
+            let room = (budget - spent).min(self.buf.len());
+            let n = match stream.read(&mut self.buf[..room]) {
+                Ok(0) => return end_of_upload(file, ascii, self.last_cr),
                 Ok(n) => n,
                 Err(e) if would_block(&e) => return Step::Blocked,
                 Err(e) if interrupted(&e) => continue,
@@ -288,6 +314,20 @@ impl Running {
                 return Step::Done(Err(e));
             }
         }
+    }
+}
+
+/// The client closed the data connection: the upload is complete. A CR held back by the
+/// ASCII conversion was not part of a CRLF, so it goes into the file.
+fn end_of_upload(file: &mut File, ascii: bool, pending_cr: bool) -> Step {
+    if ascii && pending_cr {
+        if let Err(e) = write_all(file, b"\r") {
+            return Step::Done(Err(e));
+        }
+    }
+    match file.flush() {
+        Ok(()) => Step::Done(Ok(())),
+        Err(e) => Step::Done(Err(TransferError::File(e))),
     }
 }
 

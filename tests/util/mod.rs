@@ -26,9 +26,14 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
+        Self::new_in(&std::env::temp_dir(), tag)
+    }
+
+    /// A directory under `base` (say a tmpfs, to keep the disk out of a measurement).
+    pub fn new_in(base: &Path, tag: &str) -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("ftpdlib-it-{}-{tag}-{n}", std::process::id()));
+        let p = base.join(format!("ftpdlib-it-{}-{tag}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).expect("create temp dir");
         TempDir(p.canonicalize().expect("canonical temp dir"))
@@ -106,8 +111,16 @@ impl TestServer {
         addr: &str,
         tweak: impl FnOnce(&mut Config, &mut FtpServer) + Send + 'static,
     ) -> TestServer {
+        Self::start_in(addr, TempDir::new("root"), tweak)
+    }
+
+    /// Like [`start_at`], serving `root`.
+    pub fn start_in(
+        addr: &str,
+        root: TempDir,
+        tweak: impl FnOnce(&mut Config, &mut FtpServer) + Send + 'static,
+    ) -> TestServer {
         init();
-        let root = TempDir::new("root");
         let mut auth = DummyAuthorizer::new();
         auth.add_user("user", "pass", root.path(), "elradfmwMT")
             .unwrap();
@@ -189,6 +202,15 @@ impl Client {
         let mut c = Client { stream, reader };
         c.expect(220);
         c
+    }
+
+    /// A client over a stream the test made itself; reads nothing on connect.
+    pub fn from_stream(stream: TcpStream) -> Client {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Client { stream, reader }
     }
 
     /// A client that reads nothing on connect (for refused connections).
