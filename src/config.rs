@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::authorizer::{Authorizer, DummyAuthorizer};
 use crate::filesystem::{Filesystem, OsFilesystem};
 use crate::hooks::{Hooks, NoHooks};
+use crate::tls::TlsConfig;
 
 /// Makes the [`Filesystem`] of a session from the user's home directory.
 pub type FilesystemFactory = Arc<dyn Fn(&Path) -> io::Result<Box<dyn Filesystem>> + Send + Sync>;
@@ -62,6 +63,8 @@ pub struct Config {
     pub use_sendfile: bool,
     /// Data channel settings.
     pub dtp: DtpConfig,
+    /// FTPS: certificate and policies; default none (plain FTP, AUTH answered with 502).
+    pub tls: Option<TlsConfig>,
 }
 
 impl Config {
@@ -84,6 +87,7 @@ impl Config {
             use_gmt_times: true,
             use_sendfile: true,
             dtp: DtpConfig::default(),
+            tls: None,
         }
     }
 }
@@ -109,6 +113,7 @@ impl fmt::Debug for Config {
             .field("use_gmt_times", &self.use_gmt_times)
             .field("use_sendfile", &self.use_sendfile)
             .field("dtp", &self.dtp)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }

@@ -12,6 +12,8 @@
 //! - [`Session`] (the `FTPHandler` logic) is the protocol without sockets: lines, data events
 //!   and the time go in; replies, [`Action`](control::session::Action)s and deadlines come
 //!   out. It is tested without a network on a made-up clock.
+//! - [`tls`] (pyftpdlib's `TLS_FTPHandler`): FTPS, explicit (AUTH TLS) and implicit, over
+//!   rustls, behind the `tls` cargo feature (on by default).
 //! - [`Authorizer`] ([`DummyAuthorizer`]) decides who logs in with which [`Perms`];
 //!   [`Filesystem`] ([`OsFilesystem`], pyftpdlib's `AbstractedFS`) jails each session in its
 //!   home directory.
@@ -77,6 +79,7 @@ pub mod ioloop;
 pub mod listing;
 pub mod logger;
 pub mod server;
+pub mod tls;
 
 pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Perms};
 pub use config::{Config, DtpConfig};
@@ -85,6 +88,9 @@ pub use filesystem::{Filesystem, OsFilesystem};
 pub use hooks::{Hooks, NoHooks, SessionInfo, TransferRecord};
 pub use ioloop::token::TOKEN_SPAN;
 pub use server::{CallLater, FtpServer, StopHandle};
+#[cfg(feature = "tls")]
+pub use tls::TlsError;
+pub use tls::{TlsConfig, TlsRequired};
 
 /// The crate version, as shown in the default banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

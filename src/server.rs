@@ -30,7 +30,7 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 
 use crate::config::Config;
-use crate::control::session::{Action, Session, TransferError};
+use crate::control::session::{Action, Direction, Session, TransferError};
 use crate::control::{ControlChannel, Line};
 use crate::data::{DataChannel, DataEvent};
 use crate::ioloop::timer::{Due, TimerHeap, TimerId};
@@ -576,7 +576,7 @@ impl FtpServer {
             Channel::Listener(l) => l.retry_at,
             Channel::Control(c) => match c.closed_at {
                 Some(t) => Some(t + LINGER),
-                None => c.session.poll_timeout(),
+                None => c.poll_timeout(),
             },
             Channel::Data(d) => d.poll_timeout(),
         };
@@ -615,6 +615,7 @@ impl FtpServer {
                     self.remove_control(key, now);
                     return;
                 }
+                c.handshake_expired(now);
                 c.session.handle_timeout(now);
                 self.drive_control(key, now);
             }
@@ -738,7 +739,13 @@ impl FtpServer {
         let Some(token) = self.tokens.token(key) else {
             return;
         };
-        let mut chan = Box::new(ControlChannel::new(stream, session, peer));
+        let mut chan = Box::new(ControlChannel::new(
+            stream,
+            session,
+            peer,
+            self.config.tls.clone(),
+            now,
+        ));
         if let Some(reg) = &self.registry {
             if let Err(e) = reg.register(
                 &mut chan.stream,
@@ -792,10 +799,13 @@ impl FtpServer {
                 continue;
             }
             c.flush();
+            if c.start_tls_if_due(now) {
+                continue;
+            }
             if c.session.is_closed() && c.closed_at.is_none() {
                 c.closed_at = Some(now);
             }
-            let done = c.eof || (c.session.is_closed() && c.session.output().is_empty());
+            let done = c.eof || (c.session.is_closed() && c.drained());
             if done {
                 self.remove_control(key, now);
                 return;
@@ -823,6 +833,11 @@ impl FtpServer {
                 }
             }
             Action::Close => {}
+            Action::StartTls => {
+                if let Some(c) = self.control_mut(key) {
+                    c.request_tls();
+                }
+            }
             Action::Listen { extended } => {
                 let Some(c) = self.control_mut(key) else {
                     return;
@@ -860,6 +875,21 @@ impl FtpServer {
                 }
             }
             Action::Transfer(t) => {
+                let tls = match (&config.tls, self.control_mut(key)) {
+                    (Some(tc), Some(c)) if t.tls => {
+                        let sending = matches!(t.direction, Direction::Send(_));
+                        c.keys.data(tc, sending)
+                    }
+                    _ => None,
+                };
+                if t.tls && tls.is_none() {
+                    if let Some(c) = self.control_mut(key) {
+                        let e = "TLS is not available for the data connection".to_string();
+                        c.session
+                            .handle_transfer_done(now, 0, Err(TransferError::Tls(e)));
+                    }
+                    return;
+                }
                 let dkey = self.control_mut(key).and_then(|c| c.data);
                 match dkey.and_then(|d| match self.channels.get_mut(d) {
                     Some(Entry {
@@ -874,6 +904,7 @@ impl FtpServer {
                             config.dtp.ac_in_buffer_size,
                             config.dtp.ac_out_buffer_size,
                             now,
+                            tls,
                         );
                         self.enqueue(d);
                     }
