@@ -6,7 +6,7 @@
 //! [`command::MAX_LINE`] bytes, hands them to the session one by one while it accepts
 //! commands, and writes the session's replies back.
 //!
-//! The socket is a [`Stream`]: plain, or TLS from the first byte (implicit FTPS) or from the
+//! The socket is a `tls::Stream`: plain, or TLS from the first byte (implicit FTPS) or from the
 //! moment the 234 reply to AUTH has been written. At that moment every byte already read is
 //! dropped: the client sent it before it could have seen the 234, so it is not the TLS
 //! handshake, and executing it would let a man in the middle inject commands into the

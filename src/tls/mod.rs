@@ -7,7 +7,7 @@
 //!
 //! The policies ([`TlsConfig`], [`TlsRequired`]) are compiled in every build, so the session
 //! decides AUTH, PBSZ and PROT the same way with or without TLS support. The rustls machinery
-//! (the [`stream`] module) is behind the `tls` cargo feature; without it a [`TlsConfig`]
+//! (the `stream` module) is behind the `tls` cargo feature; without it a [`TlsConfig`]
 //! cannot be made, `Config::tls` stays `None`, and AUTH is answered with 502.
 
 #[cfg(feature = "tls")]
@@ -53,7 +53,7 @@ impl TlsRequired {
 /// FTPS settings: the server's certificate and the policies (pyftpdlib's `TLS_FTPHandler`
 /// attributes). Put one in [`Config::tls`](crate::Config::tls) to serve FTPS.
 ///
-/// Made with [`TlsConfig::from_pem_files`] or [`TlsConfig::from_server_config`], which exist
+/// Made with `TlsConfig::from_pem_files` or `TlsConfig::from_server_config`, which exist
 /// with the `tls` cargo feature (on by default).
 ///
 /// # Examples
