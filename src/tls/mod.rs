@@ -294,7 +294,7 @@ impl Stream {
                     keys.keys = Some(k);
                     match (self, conn) {
                         (Stream::Plain(s), Ok(conn)) => {
-                            Ok(Stream::Tls(Box::new(TlsStream::new(s, conn, false))))
+                            Ok(Stream::Tls(Box::new(TlsStream::new(s, conn, false, false))))
                         }
                         (s, Ok(_)) => Err((s, "already TLS".to_string())),
                         (s, Err(e)) => Err((s, e.to_string())),
@@ -318,6 +318,7 @@ impl Stream {
                 (Stream::Plain(s), Ok(conn)) => Ok(Stream::Tls(Box::new(TlsStream::new(
                     s,
                     conn,
+                    true,
                     tls.reuse_required,
                 )))),
                 (s, Ok(_)) => Err((s, "already TLS".to_string())),

@@ -42,6 +42,12 @@ use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 /// How much TLS output a data connection may queue: large enough for full 16 KiB records
 /// in a row, small enough to keep the per-turn budget meaningful.
 const DATA_BUFFER_LIMIT: usize = 256 * 1024;
+/// Socket reads on data connections: rustls reads at most one record (16 KiB) at a time,
+/// so TLS records are read from the socket in batches of this size and handed over from
+/// memory.
+const DATA_READ_SIZE: usize = 256 * 1024;
+/// The same for control connections, whose lines are short.
+const CONTROL_READ_SIZE: usize = 4 * 1024;
 /// Sessions (TLS 1.2 session ids) remembered per FTP session.
 const SESSION_CACHE: usize = 32;
 /// TLS 1.3 tickets sent on the control connection, each good for one resumption by clients
@@ -148,6 +154,12 @@ pub(crate) struct TlsStream {
     require_resumption: bool,
     /// The first failure, returned again by every later call.
     failed: Option<TlsError>,
+    /// TLS bytes read from the socket, not yet handed to rustls: `inbuf[in_pos..in_len]`.
+    inbuf: Vec<u8>,
+    in_pos: usize,
+    in_len: usize,
+    /// The socket reported end of file (and rustls has been told).
+    eof: bool,
 }
 
 impl fmt::Debug for TlsStream {
@@ -165,15 +177,30 @@ fn would_block(e: &io::Error) -> bool {
 }
 
 impl TlsStream {
-    pub fn new(sock: TcpStream, mut conn: ServerConnection, require_resumption: bool) -> TlsStream {
-        if require_resumption {
+    /// A TLS stream for a data connection (`data`: larger buffers) or a control connection.
+    pub fn new(
+        sock: TcpStream,
+        mut conn: ServerConnection,
+        data: bool,
+        require_resumption: bool,
+    ) -> TlsStream {
+        if data {
             conn.set_buffer_limit(Some(DATA_BUFFER_LIMIT));
         }
+        let read_size = if data {
+            DATA_READ_SIZE
+        } else {
+            CONTROL_READ_SIZE
+        };
         TlsStream {
             sock,
             conn,
             require_resumption,
             failed: None,
+            inbuf: vec![0; read_size],
+            in_pos: 0,
+            in_len: 0,
+            eof: false,
         }
     }
 
@@ -228,11 +255,29 @@ impl TlsStream {
         if !self.conn.wants_read() {
             return Ok(false);
         }
-        match self.conn.read_tls(&mut self.sock) {
-            Ok(_) => {}
-            Err(e) if would_block(&e) => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
-            Err(e) => return Err(e),
+        if self.in_pos == self.in_len {
+            if self.eof {
+                return Ok(false);
+            }
+            match self.sock.read(&mut self.inbuf) {
+                Ok(0) => {
+                    // Tell rustls: an empty read is its end of file.
+                    self.eof = true;
+                    self.conn.read_tls(&mut io::empty())?;
+                }
+                Ok(n) => {
+                    self.in_pos = 0;
+                    self.in_len = n;
+                }
+                Err(e) if would_block(&e) => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
+                Err(e) => return Err(e),
+            }
+        }
+        if self.in_pos < self.in_len {
+            let mut pending = &self.inbuf[self.in_pos..self.in_len];
+            let n = self.conn.read_tls(&mut pending)?;
+            self.in_pos += n;
         }
         if let Err(e) = self.conn.process_new_packets() {
             // Send the alert rustls queued, if the socket takes it.
@@ -293,16 +338,32 @@ impl TlsStream {
 impl Read for TlsStream {
     /// Plaintext from the peer. `Ok(0)` only after the peer's close_notify; a TCP close
     /// without it is `UnexpectedEof`, so a truncated upload is never taken for a whole one.
+    ///
+    /// Fills `buf` as far as the records already read allow, so the caller (a file write per
+    /// read) sees large chunks rather than one record at a time.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.check()?;
+        let mut total = 0;
+        // An error after some bytes were read is reported on the next call: the bytes go
+        // first. TLS errors are latched; a socket error or end of file recurs.
+        let give = |total: usize, e: io::Error| if total > 0 { Ok(total) } else { Err(e) };
         loop {
-            match self.conn.reader().read(buf) {
-                Ok(n) => return Ok(n),
+            match self.conn.reader().read(&mut buf[total..]) {
+                Ok(0) => return Ok(total),
+                Ok(n) => {
+                    total += n;
+                    if total == buf.len() {
+                        return Ok(total);
+                    }
+                    continue;
+                }
                 Err(e) if would_block(&e) => {}
-                Err(e) => return Err(e),
+                Err(e) => return give(total, e),
             }
-            if !self.pump()? {
-                return Err(io::ErrorKind::WouldBlock.into());
+            match self.pump() {
+                Ok(true) => {}
+                Ok(false) => return give(total, io::ErrorKind::WouldBlock.into()),
+                Err(e) => return give(total, e),
             }
         }
     }
