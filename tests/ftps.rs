@@ -388,6 +388,28 @@ fn prot_p_transfers_passive_and_active() {
 }
 
 #[test]
+fn abor_under_tls() {
+    let s = with_tls(|_| {});
+    std::fs::write(s.root.join("big.bin"), random_bytes(32 << 20, 12)).unwrap();
+    std::fs::write(s.root.join("small.txt"), b"small").unwrap();
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    c.send("RETR big.bin");
+    assert!(matches!(c.reply().0, 125 | 150));
+    let mut data = c.data(tcp);
+    let mut first = vec![0u8; 1 << 20];
+    data.read_exact(&mut first).unwrap();
+    // ftplib's FTP_TLS sends ABOR in band over TLS (no urgent data).
+    c.send("ABOR");
+    assert_eq!(c.reply().0, 426);
+    assert_eq!(c.reply().0, 226);
+    drop(data);
+    c.cmd("NOOP", 200);
+    assert_eq!(c.retr("RETR small.txt"), b"small");
+}
+
+#[test]
 fn implicit_tls() {
     let s = with_tls(|t| t.implicit = true);
     std::fs::write(s.root.join("f.bin"), random_bytes(100_000, 3)).unwrap();
