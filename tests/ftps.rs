@@ -484,6 +484,19 @@ fn plain_data_connection_under_prot_p_is_refused() {
     let _ = tcp.read_to_end(&mut out);
     assert!(!out.windows(4).any(|w| w == b"data"), "plaintext leaked");
     c.cmd("NOOP", 200);
+    // A data connection closed before its handshake ends at once, not at the timeout.
+    let s = with_tls(|t| t.handshake_timeout = Duration::from_secs(60));
+    std::fs::write(s.root.join("f.txt"), b"data").unwrap();
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    c.send("RETR f.txt");
+    assert!(matches!(c.reply().0, 125 | 150));
+    let start = std::time::Instant::now();
+    drop(tcp);
+    let text = c.cmd_reply(522);
+    assert!(text.contains("closed during the handshake"), "{text}");
+    assert!(start.elapsed() < Duration::from_secs(10));
 }
 
 #[test]

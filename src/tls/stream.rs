@@ -284,6 +284,12 @@ impl TlsStream {
             let _ = self.write_out();
             return Err(self.fail(TlsError::Protocol(e.to_string())));
         }
+        if self.eof && self.conn.is_handshaking() {
+            // Nothing more will come: fail now rather than at the handshake timeout.
+            return Err(self.fail(TlsError::Protocol(
+                "connection closed during the handshake".to_string(),
+            )));
+        }
         if self.require_resumption
             && !self.conn.is_handshaking()
             && self.conn.handshake_kind() != Some(HandshakeKind::Resumed)
