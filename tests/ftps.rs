@@ -272,6 +272,11 @@ fn feat_auth_pbsz_prot_replies() {
     t.cmd("PROT C", 200);
     t.cmd("PROT P", 200);
     t.cmd("CCC", 534);
+    let stat = t.cmd("STAT", 211);
+    assert!(
+        stat.contains("Control connection: TLS; data protection: P"),
+        "{stat}"
+    );
     t.cmd("QUIT", 221);
 }
 

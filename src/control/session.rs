@@ -1192,6 +1192,13 @@ impl Session {
         let Some((ftp, real)) = path else {
             let mut text = String::from("FTP server status:\n");
             text.push_str(&format!(" Connected to: {}\n", self.peer));
+            if self.config.tls.is_some() {
+                text.push_str(&format!(
+                    " Control connection: {}; data protection: {}\n",
+                    if self.control_tls { "TLS" } else { "plaintext" },
+                    if self.prot_private { "P" } else { "C" }
+                ));
+            }
             match &self.auth {
                 Auth::LoggedIn(u) => text.push_str(&format!(" Logged in as: {u}\n")),
                 _ => text.push_str(" Waiting for username.\n"),
