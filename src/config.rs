@@ -14,6 +14,7 @@ use crate::authorizer::{Authorizer, DummyAuthorizer};
 use crate::filesystem::{Filesystem, OsFilesystem};
 use crate::hooks::{Hooks, NoHooks};
 use crate::throttle::Limits;
+use crate::tls::TlsConfig;
 
 /// Makes the [`Filesystem`] of a session from the user's home directory.
 pub type FilesystemFactory = Arc<dyn Fn(&Path) -> io::Result<Box<dyn Filesystem>> + Send + Sync>;
@@ -82,6 +83,8 @@ pub struct Config {
     pub user_limits: HashMap<String, Limits>,
     /// Flood limits (failed-login bans, command rate); default all off.
     pub flood: FloodConfig,
+    /// FTPS: certificate and policies; default none (plain FTP, AUTH answered with 502).
+    pub tls: Option<TlsConfig>,
 }
 
 impl Config {
@@ -109,6 +112,7 @@ impl Config {
             max_rate: Limits::default(),
             user_limits: HashMap::new(),
             flood: FloodConfig::default(),
+            tls: None,
         }
     }
 }
@@ -139,6 +143,7 @@ impl fmt::Debug for Config {
             .field("max_rate", &self.max_rate)
             .field("user_limits", &self.user_limits)
             .field("flood", &self.flood)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }

@@ -15,6 +15,8 @@
 //! - [`throttle`] holds the token buckets behind the bandwidth limits (per transfer, per
 //!   user, whole server; see [`DtpConfig`] and [`Config::max_rate`]); a transfer that has
 //!   spent its allowance sleeps on the timer heap until they refill.
+//! - [`tls`] (pyftpdlib's `TLS_FTPHandler`): FTPS, explicit (AUTH TLS) and implicit, over
+//!   rustls, behind the `tls` cargo feature (on by default).
 //! - [`Authorizer`] ([`DummyAuthorizer`], [`UnixAuthorizer`]) decides who logs in with which
 //!   [`Perms`] and, for system users, under which ids each command runs;
 //!   [`Filesystem`] ([`OsFilesystem`], pyftpdlib's `AbstractedFS`) jails each session in its
@@ -83,6 +85,7 @@ pub mod listing;
 pub mod logger;
 pub mod server;
 pub mod throttle;
+pub mod tls;
 pub mod xferlog;
 
 pub use authorizer::unix::{UnixAuthorizer, UnixOptions};
@@ -94,6 +97,9 @@ pub use hooks::{HookList, Hooks, NoHooks, SessionInfo, TransferRecord};
 pub use ioloop::token::TOKEN_SPAN;
 pub use server::{CallLater, FtpServer, StopHandle};
 pub use throttle::Limits;
+#[cfg(feature = "tls")]
+pub use tls::TlsError;
+pub use tls::{TlsConfig, TlsRequired};
 pub use xferlog::XferLog;
 
 /// The crate version, as shown in the default banner.

@@ -6,6 +6,7 @@
 //! ftpdlib --users users.txt --anonymous
 //! ftpdlib --system-users --rejected-users root,daemon -w   # as root
 //! echo secret | ftpdlib hash-password                     # a hash for --users
+//! ftpdlib -u user -P secret --tls-cert cert.pem --tls-key key.pem --tls-control-required
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +19,7 @@ use ftpdlib::authorizer::crypt::{self, Method};
 use ftpdlib::throttle::parse_rate;
 use ftpdlib::Limits;
 use ftpdlib::{Config, DummyAuthorizer, FtpServer, UnixAuthorizer, UnixOptions, XferLog};
+use ftpdlib::{TlsConfig, TlsRequired};
 
 const USAGE: &str = "\
 Usage: ftpdlib [OPTIONS]
@@ -64,6 +66,14 @@ Options:
                              (default 0, no bans)
       --ban-time SECS        how long such a ban lasts (default 300)
       --max-cmds-per-sec N   close sessions sending more commands a second (default 0, none)
+      --tls-cert FILE        serve FTPS with this PEM certificate chain (needs --tls-key)
+      --tls-key FILE         the PEM private key of --tls-cert
+      --tls-implicit         implicit FTPS: TLS from the first byte (usually with -p 990)
+      --tls-control-required[=users]  require TLS on the control connection (of
+                             everyone, or =users: of everyone but anonymous)
+      --tls-data-required[=users]     require PROT P for data connections (same choice)
+      --tls-no-session-reuse accept data connections that do not resume the control
+                             connection's TLS session (for Python's ftplib)
   -D, --debug                log every command and reply
   -V, --verbose              same as --debug
   -v, --version              print the version and exit
@@ -108,6 +118,21 @@ struct Options {
     ban_time: Option<u64>,
     max_cmds_per_sec: u32,
     debug: bool,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_implicit: bool,
+    tls_control_required: Option<TlsRequired>,
+    tls_data_required: Option<TlsRequired>,
+    tls_no_session_reuse: bool,
+}
+
+/// `--tls-*-required` alone (everyone) or `=users` (all but anonymous).
+fn tls_required(flag: &str, inline: Option<&str>) -> Result<TlsRequired, String> {
+    match inline {
+        None | Some("all") => Ok(TlsRequired::Everyone),
+        Some("users") => Ok(TlsRequired::ExceptAnonymous),
+        Some(v) => Err(format!("invalid {flag} value {v:?} (want all or users)")),
+    }
 }
 
 enum Parsed {
@@ -297,6 +322,16 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
                     .map_err(|_| format!("invalid --max-cmds-per-sec {v:?}"))?;
             }
             "-D" | "--debug" | "-V" | "--verbose" => o.debug = true,
+            "--tls-cert" => o.tls_cert = Some(PathBuf::from(value(&flag)?)),
+            "--tls-key" => o.tls_key = Some(PathBuf::from(value(&flag)?)),
+            "--tls-implicit" => o.tls_implicit = true,
+            "--tls-control-required" => {
+                o.tls_control_required = Some(tls_required(&flag, inline.as_deref())?)
+            }
+            "--tls-data-required" => {
+                o.tls_data_required = Some(tls_required(&flag, inline.as_deref())?)
+            }
+            "--tls-no-session-reuse" => o.tls_no_session_reuse = true,
             other => return Err(format!("unknown option {other:?} (see --help)")),
         }
     }
@@ -316,6 +351,16 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
     }
     if !o.allowed_users.is_empty() && !o.rejected_users.is_empty() {
         return Err("--allowed-users and --rejected-users exclude each other".to_string());
+    }
+    if o.tls_cert.is_some() != o.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".to_string());
+    }
+    let tls_flag = o.tls_implicit
+        || o.tls_control_required.is_some()
+        || o.tls_data_required.is_some()
+        || o.tls_no_session_reuse;
+    if tls_flag && o.tls_cert.is_none() {
+        return Err("the --tls-* options need --tls-cert and --tls-key".to_string());
     }
     Ok(Parsed::Run(Box::new(o)))
 }
@@ -362,6 +407,21 @@ fn load_users(
     Ok(count)
 }
 
+#[cfg(feature = "tls")]
+fn tls_config(o: &Options, cert: &Path, key: &Path) -> Result<TlsConfig, String> {
+    let mut tls = TlsConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
+    tls.implicit = o.tls_implicit;
+    tls.control_required = o.tls_control_required.unwrap_or_default();
+    tls.data_required = o.tls_data_required.unwrap_or_default();
+    tls.data_session_reuse_required = !o.tls_no_session_reuse;
+    Ok(tls)
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_config(_: &Options, _: &Path, _: &Path) -> Result<TlsConfig, String> {
+    Err("this ftpdlib was built without TLS support (cargo feature \"tls\")".to_string())
+}
+
 fn run(o: Options) -> Result<(), String> {
     let dir = match &o.directory {
         Some(d) => d.clone(),
@@ -385,8 +445,8 @@ fn run(o: Options) -> Result<(), String> {
         let log = XferLog::open(file).map_err(|e| format!("can't open {}: {e}", file.display()))?;
         config.hooks = Arc::new(log);
     }
-    if let Some(b) = o.banner {
-        config.banner = b;
+    if let Some(b) = &o.banner {
+        config.banner = b.clone();
     }
     if let Some(t) = o.timeout {
         config.timeout = (t > 0).then(|| Duration::from_secs(t));
@@ -409,6 +469,9 @@ fn run(o: Options) -> Result<(), String> {
     }
     config.flood.max_commands_per_sec = o.max_cmds_per_sec;
     config.masquerade_address = o.nat_address;
+    if let (Some(cert), Some(key)) = (&o.tls_cert, &o.tls_key) {
+        config.tls = Some(tls_config(&o, cert, key)?);
+    }
     config.masquerade_map = o.masquerade_map;
     config.permit_foreign_addresses = o.permit_foreign_addresses;
     config.passive_ports = o.range.map(|(a, b)| a..=b);
@@ -427,6 +490,7 @@ fn run(o: Options) -> Result<(), String> {
             SocketAddr::new(IpAddr::from([0u8; 4]), o.port),
         ],
     };
+    let config_tls = config.tls.clone();
     let mut server = None;
     let mut last_err = None;
     for a in &addrs {
@@ -455,7 +519,12 @@ fn run(o: Options) -> Result<(), String> {
         .join(", ");
     log::info!(
         target: ftpdlib::logger::LOG,
-        ">>> starting FTP server on {listen}, pid={}, serving {} to {}",
+        ">>> starting FTP server on {listen}{}, pid={}, serving {} to {}",
+        match &config_tls {
+            None => "",
+            Some(t) if t.implicit => " (implicit FTPS)",
+            Some(_) => " (FTPS with AUTH TLS)",
+        },
         std::process::id(),
         dir.display(),
         who.join(", ")

@@ -46,7 +46,7 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 
 use crate::config::{Config, FloodConfig};
-use crate::control::session::{Action, Session, TransferError};
+use crate::control::session::{Action, Direction, Session, TransferError};
 use crate::control::{ControlChannel, Line};
 use crate::data::{DataChannel, DataEvent};
 use crate::ioloop::timer::{Due, TimerHeap, TimerId};
@@ -126,7 +126,7 @@ struct ListenerEntry {
 enum Channel {
     Listener(ListenerEntry),
     Control(Box<ControlChannel>),
-    Data(DataChannel),
+    Data(Box<DataChannel>),
 }
 
 #[derive(Debug)]
@@ -677,7 +677,7 @@ impl FtpServer {
             Channel::Listener(l) => l.retry_at,
             Channel::Control(c) => match c.closed_at {
                 Some(t) => Some(t + LINGER),
-                None => c.session.poll_timeout(),
+                None => c.poll_timeout(),
             },
             Channel::Data(d) => d.poll_timeout(),
         };
@@ -716,6 +716,7 @@ impl FtpServer {
                     self.remove_control(key, now);
                     return;
                 }
+                c.handshake_expired(now);
                 c.session.handle_timeout(now);
                 self.drive_control(key, now);
             }
@@ -850,7 +851,13 @@ impl FtpServer {
         let Some(token) = self.tokens.token(key) else {
             return;
         };
-        let mut chan = Box::new(ControlChannel::new(stream, session, peer));
+        let mut chan = Box::new(ControlChannel::new(
+            stream,
+            session,
+            peer,
+            self.config.tls.clone(),
+            now,
+        ));
         if let Some(reg) = &self.registry {
             if let Err(e) = reg.register(
                 &mut chan.stream,
@@ -904,10 +911,13 @@ impl FtpServer {
                 continue;
             }
             c.flush();
+            if c.start_tls_if_due(now) {
+                continue;
+            }
             if c.session.is_closed() && c.closed_at.is_none() {
                 c.closed_at = Some(now);
             }
-            let done = c.eof || (c.session.is_closed() && c.session.output().is_empty());
+            let done = c.eof || (c.session.is_closed() && c.drained());
             if done {
                 self.remove_control(key, now);
                 return;
@@ -939,6 +949,11 @@ impl FtpServer {
                 if let Some(c) = self.control_mut(key) {
                     let ip = c.peer.ip().to_canonical();
                     self.record_failed_login(ip, now);
+                }
+            }
+            Action::StartTls => {
+                if let Some(c) = self.control_mut(key) {
+                    c.request_tls();
                 }
             }
             Action::Listen { extended } => {
@@ -978,6 +993,21 @@ impl FtpServer {
                 }
             }
             Action::Transfer(t) => {
+                let tls = match (&config.tls, self.control_mut(key)) {
+                    (Some(tc), Some(c)) if t.tls => {
+                        let sending = matches!(t.direction, Direction::Send(_));
+                        c.keys.data(tc, sending)
+                    }
+                    _ => None,
+                };
+                if t.tls && tls.is_none() {
+                    if let Some(c) = self.control_mut(key) {
+                        let e = "TLS is not available for the data connection".to_string();
+                        c.session
+                            .handle_transfer_done(now, 0, Err(TransferError::Tls(e)));
+                    }
+                    return;
+                }
                 let dkey = self.control_mut(key).and_then(|c| c.data);
                 match dkey.and_then(|d| match self.channels.get_mut(d) {
                     Some(Entry {
@@ -993,6 +1023,7 @@ impl FtpServer {
                             config.dtp.ac_out_buffer_size,
                             config.dtp.limits(),
                             now,
+                            tls,
                         );
                         self.enqueue(d);
                     }
@@ -1023,7 +1054,7 @@ impl FtpServer {
             dc.register(reg, token)?;
         }
         entry.insert(Entry {
-            chan: Channel::Data(dc),
+            chan: Channel::Data(Box::new(dc)),
             timer: None,
         });
         if let Some(c) = self.control_mut(owner) {

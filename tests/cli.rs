@@ -346,3 +346,63 @@ fn write_limit_throttles_downloads() {
     // 192 KiB at 128 KiB/s: 1.5 s.
     assert!((1.3..3.0).contains(&secs), "took {secs:.2} s");
 }
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_flags() {
+    let cert = format!("{}/tests/data/cert.pem", env!("CARGO_MANIFEST_DIR"));
+    let key = format!("{}/tests/data/key.pem", env!("CARGO_MANIFEST_DIR"));
+    assert!(fails(&["--tls-cert", &cert]).contains("--tls-key"));
+    assert!(fails(&["--tls-implicit"]).contains("--tls-cert"));
+    assert!(fails(&["--tls-cert", &key, "--tls-key", &key]).contains("no certificate"));
+    assert!(fails(&[
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-data-required=x"
+    ])
+    .contains("want all or users"));
+    if !require("curl") {
+        return;
+    }
+    let dir = TempDir::new("cli-tls");
+    let body = random_bytes(300_000, 31);
+    std::fs::write(dir.join("f.bin"), &body).unwrap();
+    let d = dir.path().to_str().unwrap();
+    for (flags, scheme, extra) in [
+        (
+            &["--tls-control-required", "--tls-data-required"][..],
+            "ftp",
+            &["--ssl-reqd"][..],
+        ),
+        (&["--tls-implicit"][..], "ftps", &[][..]),
+    ] {
+        let mut args = vec![
+            "-d",
+            d,
+            "-u",
+            "u",
+            "-P",
+            "p",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ];
+        args.extend_from_slice(flags);
+        let (_daemon, port) = serve(&args);
+        let out = Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "60", "-k"])
+            .args(extra)
+            .arg(format!("{scheme}://u:p@127.0.0.1:{port}/f.bin"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_same(&out.stdout, &body);
+    }
+}

@@ -1,7 +1,8 @@
 //! The command table and the line parser (pyftpdlib's `proto_cmds`).
 //!
 //! Before working on this file read RFC 959 (FTP), RFC 2428 (EPRT, EPSV), RFC 2389 (FEAT,
-//! OPTS), RFC 3659 (SIZE, MDTM, REST, MLSx) and RFC 2640 (UTF-8).
+//! OPTS), RFC 3659 (SIZE, MDTM, REST, MLSx), RFC 2640 (UTF-8) and RFC 4217 (AUTH, PBSZ,
+//! PROT, CCC).
 //!
 //! Each command is described by a [`CommandSpec`]: its name, the permission it needs, whether
 //! it needs a login, whether it takes an argument, whether that argument is a path, and its
@@ -21,6 +22,8 @@ pub enum Verb {
     Acct,
     Allo,
     Appe,
+    Auth,
+    Ccc,
     Cdup,
     Cwd,
     Dele,
@@ -40,7 +43,9 @@ pub enum Verb {
     Opts,
     Pass,
     Pasv,
+    Pbsz,
     Port,
+    Prot,
     Pwd,
     Quit,
     Rein,
@@ -153,6 +158,24 @@ pub const COMMANDS: &[CommandSpec] = &[
         ReqArg,
         true,
         "Syntax: APPE <SP> file-name (append data to file).",
+    ),
+    spec(
+        "AUTH",
+        Verb::Auth,
+        None,
+        false,
+        ReqArg,
+        false,
+        "Syntax: AUTH <SP> TLS|SSL (set up secure control channel).",
+    ),
+    spec(
+        "CCC",
+        Verb::Ccc,
+        None,
+        false,
+        NoArg,
+        false,
+        "Syntax: CCC (clear the control channel; refused).",
     ),
     spec(
         "CDUP",
@@ -326,6 +349,15 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Syntax: PASV (open passive data connection).",
     ),
     spec(
+        "PBSZ",
+        Verb::Pbsz,
+        None,
+        false,
+        ReqArg,
+        false,
+        "Syntax: PBSZ <SP> 0 (negotiate TLS buffer size).",
+    ),
+    spec(
         "PORT",
         Verb::Port,
         None,
@@ -333,6 +365,15 @@ pub const COMMANDS: &[CommandSpec] = &[
         ReqArg,
         false,
         "Syntax: PORT <sp> h,h,h,h,p,p (open active data connection).",
+    ),
+    spec(
+        "PROT",
+        Verb::Prot,
+        None,
+        false,
+        ReqArg,
+        false,
+        "Syntax: PROT <SP> [C|P] (set up data channel protection).",
     ),
     spec(
         "PWD",

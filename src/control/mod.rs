@@ -5,6 +5,12 @@
 //! would never be signalled again), splits the input into lines of at most
 //! [`command::MAX_LINE`] bytes, hands them to the session one by one while it accepts
 //! commands, and writes the session's replies back.
+//!
+//! The socket is a `tls::Stream`: plain, or TLS from the first byte (implicit FTPS) or from the
+//! moment the 234 reply to AUTH has been written. At that moment every byte already read is
+//! dropped: the client sent it before it could have seen the 234, so it is not the TLS
+//! handshake, and executing it would let a man in the middle inject commands into the
+//! protected session (the STARTTLS injection of CVE-2011-1575).
 
 pub mod command;
 pub mod reply;
@@ -15,6 +21,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use mio::net::TcpStream;
+
+use crate::logger;
+use crate::tls::{self, SessionTls, Stream, TlsConfig};
 
 pub use session::Session;
 
@@ -99,7 +108,7 @@ impl LineBuffer {
 #[doc(alias = "FTPHandler")]
 #[derive(Debug)]
 pub(crate) struct ControlChannel {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub session: Session,
     pub input: LineBuffer,
     /// Slab key of the data channel, if any.
@@ -109,19 +118,123 @@ pub(crate) struct ControlChannel {
     pub peer: SocketAddr,
     /// The peer closed its side or the socket failed.
     pub eof: bool,
+    /// FTPS settings, if the server has a certificate.
+    tls: Option<TlsConfig>,
+    /// The session's TLS keys, shared with its data connections.
+    pub keys: SessionTls,
+    /// AUTH answered: switch to TLS once the reply is written.
+    tls_pending: bool,
+    /// A TLS handshake on this connection must be done by then.
+    handshake_deadline: Option<Instant>,
+    /// close_notify queued after the session ended.
+    closing: bool,
 }
 
 impl ControlChannel {
-    pub fn new(stream: TcpStream, session: Session, peer: SocketAddr) -> ControlChannel {
-        ControlChannel {
-            stream,
+    /// A control channel; with implicit FTPS its TLS handshake starts at once.
+    pub fn new(
+        stream: TcpStream,
+        mut session: Session,
+        peer: SocketAddr,
+        tls: Option<TlsConfig>,
+        now: Instant,
+    ) -> ControlChannel {
+        let implicit = tls.as_ref().is_some_and(|t| t.implicit);
+        if implicit {
+            session.set_implicit_tls();
+        }
+        let mut c = ControlChannel {
+            stream: Stream::Plain(stream),
             session,
             input: LineBuffer::default(),
             data: None,
             closed_at: None,
             peer,
             eof: false,
+            tls,
+            keys: SessionTls::default(),
+            tls_pending: false,
+            handshake_deadline: None,
+            closing: false,
+        };
+        if implicit {
+            c.switch_to_tls(now);
         }
+        c
+    }
+
+    /// The session asked for TLS ([`Action::StartTls`](session::Action::StartTls)).
+    pub fn request_tls(&mut self) {
+        self.tls_pending = true;
+    }
+
+    /// Switches to TLS once the 234 is out; true when it did.
+    pub fn start_tls_if_due(&mut self, now: Instant) -> bool {
+        if !self.tls_pending || !self.session.output().is_empty() || self.eof {
+            return false;
+        }
+        self.tls_pending = false;
+        if self.input.len() > 0 {
+            log::warn!(
+                target: logger::LOG,
+                "{} discarded {} plaintext bytes sent after AUTH",
+                self.peer,
+                self.input.len()
+            );
+        }
+        self.input = LineBuffer::default();
+        self.switch_to_tls(now);
+        if !self.eof {
+            self.session.handle_tls_started(now);
+        }
+        true
+    }
+
+    fn switch_to_tls(&mut self, now: Instant) {
+        let Some(config) = self.tls.as_ref() else {
+            self.eof = true;
+            return;
+        };
+        let plain = std::mem::replace(&mut self.stream, Stream::Switching);
+        match plain.start_control_tls(config, &mut self.keys) {
+            Ok(s) => {
+                self.stream = s;
+                self.handshake_deadline = Some(now + config.handshake_timeout);
+            }
+            Err((s, e)) => {
+                logger::logerror(&format!("{} can't start TLS: {e}", self.peer));
+                self.stream = s;
+                self.eof = true;
+            }
+        }
+    }
+
+    /// The next deadline of the channel: the session's, or the handshake's.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        tls::earliest(self.session.poll_timeout(), self.handshake_deadline)
+    }
+
+    /// Ends a connection whose TLS handshake did not finish in time; true if it did so.
+    pub fn handshake_expired(&mut self, now: Instant) -> bool {
+        match self.handshake_deadline {
+            Some(d) if d <= now && self.stream.is_handshaking() => {
+                log::info!(target: logger::LOG, "{} TLS handshake timed out", self.peer);
+                self.eof = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn note_handshake(&mut self) {
+        if self.handshake_deadline.is_some() && !self.stream.is_handshaking() {
+            self.handshake_deadline = None;
+        }
+    }
+
+    /// Whether every reply, TLS records included, is on the wire.
+    pub fn drained(&self) -> bool {
+        self.session.output().is_empty() && !self.stream.wants_write()
     }
 
     /// Reads what the socket has, unless enough is already waiting.
@@ -133,9 +246,15 @@ impl ControlChannel {
                 Ok(n) => self.input.extend(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => self.eof = true,
+                Err(e) => {
+                    if let Some(why) = tls::tls_failure(&e) {
+                        log::info!(target: logger::LOG, "{} {why}", self.peer);
+                    }
+                    self.eof = true;
+                }
             }
         }
+        self.note_handshake();
     }
 
     /// Whether the session may be handed another line now.
@@ -160,6 +279,25 @@ impl ControlChannel {
                 }
             }
         }
+        if self.session.is_closed() && self.session.output().is_empty() && !self.closing {
+            self.closing = true;
+            if self.stream.close_notify().is_err() {
+                self.eof = true;
+            }
+        }
+        // TLS records queued earlier go out on this writable edge.
+        match self.stream.flush() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => self.eof = true,
+        }
+        // Writing during a TLS handshake reads the peer's handshake messages, and the
+        // client's first command may have come in the same segment: take it now, its
+        // readiness edge is spent.
+        if self.stream.is_tls() {
+            self.fill();
+        }
+        self.note_handshake();
     }
 
     /// The next line for the session, if it wants one.

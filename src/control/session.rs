@@ -3,7 +3,7 @@
 //!
 //! Before working on this file read RFC 959 (FTP), RFC 1123 section 4.1 (FTP requirements),
 //! RFC 2428 (EPRT, EPSV), RFC 2577 (security: PORT checks, login delays), RFC 2389 (FEAT),
-//! RFC 3659 (SIZE, MDTM, REST).
+//! RFC 3659 (SIZE, MDTM, REST), RFC 4217 (AUTH, PBSZ, PROT: FTP over TLS).
 //!
 //! A [`Session`] owns no socket and reads no clock. Its owner, the control channel, feeds it
 //! complete lines ([`handle_line`](Session::handle_line)), results from the data side
@@ -60,6 +60,10 @@ pub enum Action {
     Close,
     /// A login failed: the owner counts it against the client's address (flood limits).
     LoginFailed,
+    /// Switch the control connection to TLS once the queued replies (the 234 to AUTH) are
+    /// written, discarding whatever plaintext the client sent after AUTH; then call
+    /// [`Session::handle_tls_started`].
+    StartTls,
 }
 
 /// A transfer for the data channel to run.
@@ -69,8 +73,10 @@ pub struct Transfer {
     pub direction: Direction,
     /// TYPE A: convert line endings (LF to CRLF when sending, CRLF to LF when receiving).
     pub ascii: bool,
-    /// Whether sendfile(2) may be used (binary file sends only).
+    /// Whether sendfile(2) may be used (binary file sends in the clear only).
     pub use_sendfile: bool,
+    /// PROT P: the data connection runs TLS, the server in the server role.
+    pub tls: bool,
 }
 
 /// The two directions of a transfer.
@@ -118,6 +124,8 @@ pub enum TransferError {
     File(io::Error),
     /// No progress for the data timeout.
     Stalled,
+    /// The data connection's TLS failed: handshake, protocol error, missing session reuse.
+    Tls(String),
 }
 
 /// The state of the data connection as the session sees it.
@@ -205,6 +213,14 @@ pub struct Session {
     closed: bool,
     /// The end-of-session hooks have run.
     finished: bool,
+    /// The control connection is protected by TLS (or will be once the 234 is out).
+    control_tls: bool,
+    /// AUTH answered with 234; no command is taken until the owner switched to TLS.
+    tls_switching: bool,
+    /// PBSZ given (RFC 4217 wants it before PROT).
+    pbsz: bool,
+    /// PROT P: data connections run TLS.
+    prot_private: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -366,6 +382,10 @@ impl Session {
             hook_panicked: std::cell::Cell::new(false),
             closed: false,
             finished: false,
+            control_tls: false,
+            tls_switching: false,
+            pbsz: false,
+            prot_private: false,
         };
         let banner = s.config.banner.clone();
         s.reply(220, banner);
@@ -421,6 +441,28 @@ impl Session {
             && !self.awaiting_connect
             && !self.quit_pending
             && !self.aborting
+            && !self.tls_switching
+    }
+
+    /// Marks the control connection as TLS from the first byte (implicit FTPS). Data
+    /// connections start protected too, as implicit FTPS clients expect.
+    pub fn set_implicit_tls(&mut self) {
+        self.control_tls = true;
+        self.prot_private = true;
+    }
+
+    /// The owner switched the control connection to TLS after [`Action::StartTls`]; commands
+    /// are taken again (from the TLS stream).
+    pub fn handle_tls_started(&mut self, now: Instant) {
+        self.tls_switching = false;
+        if let Some(t) = self.config.timeout {
+            self.idle_deadline = Some(now + t);
+        }
+    }
+
+    /// Whether the control connection is protected by TLS.
+    pub fn control_tls(&self) -> bool {
+        self.control_tls
     }
 
     /// Whether the session has ended; the owner closes the connection once output is written.
@@ -759,6 +801,10 @@ impl Session {
                 self.reply(421, "Data connection timed out.");
                 self.log("Data connection timed out.");
             }
+            Err(TransferError::Tls(msg)) => {
+                self.log(&format!("data connection: {msg}"));
+                self.reply(522, format!("{msg}."));
+            }
         }
         self.end_transfer(now, &p, bytes, ok);
         if stalled {
@@ -1007,6 +1053,13 @@ impl Session {
             }
             Verb::Acct => self.reply(202, "No account information is needed here."),
             Verb::Smnt => self.reply(502, "SMNT not implemented."),
+            Verb::Auth => self.cmd_auth(arg),
+            Verb::Pbsz => self.cmd_pbsz(arg),
+            Verb::Prot => self.cmd_prot(arg),
+            Verb::Ccc => self.reply(
+                534,
+                "CCC not allowed: the control connection stays protected.",
+            ),
             Verb::Unknown => self.reply(500, "Command not understood."),
         }
     }
@@ -1032,7 +1085,115 @@ impl Session {
 
     // ---- login ---------------------------------------------------------------------
 
+    /// Whether `user` must secure the control connection first; replies 534 if so.
+    fn control_tls_missing(&mut self, user: &str) -> bool {
+        let required = self
+            .config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.control_required.applies_to(user));
+        if required && !self.control_tls {
+            self.reply(
+                534,
+                "Request denied for policy reasons: use AUTH TLS before logging in.",
+            );
+            return true;
+        }
+        false
+    }
+
+    /// Whether the logged-in user must use PROT P for data connections and has not; replies
+    /// 521 if so.
+    fn data_tls_missing(&mut self) -> bool {
+        let user = self.username().unwrap_or("");
+        let required = self
+            .config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.data_required.applies_to(user));
+        if required && !self.prot_private {
+            self.reply(
+                521,
+                "Data connection cannot be opened with this PROT setting: use PROT P.",
+            );
+            return true;
+        }
+        false
+    }
+
+    fn cmd_auth(&mut self, arg: &str) {
+        if self.config.tls.is_none() {
+            return self.reply(502, "AUTH not supported: no TLS certificate configured.");
+        }
+        if self.control_tls {
+            return self.reply(503, "Already using TLS.");
+        }
+        match arg.trim().to_ascii_uppercase().as_str() {
+            // TLS-C of RFC 4217, and its synonym TLS-P (TLS with protected data).
+            "TLS" | "TLS-C" => self.reply(234, "AUTH TLS successful."),
+            // The older AUTH SSL of draft-murray-auth-ftp-ssl implied protected data, and
+            // clients using it expect that: PROT P without asking.
+            "SSL" | "TLS-P" => {
+                self.pbsz = true;
+                self.prot_private = true;
+                self.reply(234, "AUTH SSL successful.");
+            }
+            _ => return self.reply(504, "Unrecognized AUTH type; use AUTH TLS."),
+        }
+        self.control_tls = true;
+        self.tls_switching = true;
+        self.actions.push_back(Action::StartTls);
+    }
+
+    fn cmd_pbsz(&mut self, arg: &str) {
+        if !self.control_tls {
+            return self.reply(503, "PBSZ not allowed on an insecure control connection.");
+        }
+        if arg.trim().parse::<u64>().is_err() {
+            return self.reply(501, "Invalid PBSZ argument.");
+        }
+        // RFC 4217: TLS is a streaming protection, the buffer size is always 0.
+        self.pbsz = true;
+        self.reply(200, "PBSZ=0");
+    }
+
+    fn cmd_prot(&mut self, arg: &str) {
+        if !self.control_tls {
+            return self.reply(503, "PROT not allowed on an insecure control connection.");
+        }
+        if !self.pbsz {
+            return self.reply(503, "You must issue the PBSZ command prior to PROT.");
+        }
+        match arg.trim().to_ascii_uppercase().as_str() {
+            "C" => {
+                let user = self.username().unwrap_or("");
+                let required = self
+                    .config
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.data_required.applies_to(user));
+                if required {
+                    return self.reply(534, "Request denied for policy reasons: PROT C refused.");
+                }
+                self.prot_private = false;
+                self.reply(200, "Protection set to Clear.");
+            }
+            "P" => {
+                self.prot_private = true;
+                self.reply(200, "Protection set to Private.");
+            }
+            "S" | "E" => self.reply(
+                536,
+                format!("PROT {} not supported with TLS; use C or P.", arg.trim()),
+            ),
+            _ => self.reply(504, "Unrecognized PROT type; use C or P."),
+        }
+    }
+
     fn cmd_user(&mut self, arg: &str) {
+        if self.control_tls_missing(arg) {
+            return;
+        }
         if let Auth::LoggedIn(_) = self.auth {
             self.flush_account();
             self.reply(
@@ -1064,6 +1225,9 @@ impl Session {
             Auth::Anonymous => return self.reply(503, "Login with USER first."),
             Auth::UserGiven(u) => u.clone(),
         };
+        if self.control_tls_missing(&user) {
+            return;
+        }
         let authorizer = Arc::clone(&self.config.authorizer);
         let verdict = authorizer.validate_authentication(&user, password);
         let home = match verdict {
@@ -1176,7 +1340,7 @@ impl Session {
 
     fn cmd_feat(&mut self) {
         let mlst = self.mlst_feature();
-        let feats = [
+        let mut feats = vec![
             " EPRT",
             " EPSV",
             " MDTM",
@@ -1187,6 +1351,10 @@ impl Session {
             " TVFS",
             " UTF8",
         ];
+        if self.config.tls.is_some() {
+            feats.extend([" AUTH TLS", " PBSZ", " PROT"]);
+            feats.sort_unstable();
+        }
         self.reply(
             211,
             format!("Features supported:\n{}\nEnd FEAT.", feats.join("\n")),
@@ -1220,6 +1388,13 @@ impl Session {
         let Some((ftp, real)) = path else {
             let mut text = String::from("FTP server status:\n");
             text.push_str(&format!(" Connected to: {}\n", self.peer));
+            if self.config.tls.is_some() {
+                text.push_str(&format!(
+                    " Control connection: {}; data protection: {}\n",
+                    if self.control_tls { "TLS" } else { "plaintext" },
+                    if self.prot_private { "P" } else { "C" }
+                ));
+            }
             match &self.auth {
                 Auth::LoggedIn(u) => text.push_str(&format!(" Logged in as: {u}\n")),
                 _ => text.push_str(" Waiting for username.\n"),
@@ -1468,7 +1643,7 @@ impl Session {
                 );
             }
         }
-        if self.transfer_busy() {
+        if self.transfer_busy() || self.data_tls_missing() {
             return;
         }
         self.drop_data();
@@ -1532,7 +1707,7 @@ impl Session {
                 ),
             );
         }
-        if self.transfer_busy() {
+        if self.transfer_busy() || self.data_tls_missing() {
             return;
         }
         self.drop_data();
@@ -1581,10 +1756,12 @@ impl Session {
         pending.ascii = self.ascii && kind != XferKind::Listing;
         self.pending = Some(pending);
         let ascii = self.ascii && kind != XferKind::Listing;
+        let tls = self.prot_private;
         self.actions.push_back(Action::Transfer(Transfer {
             direction,
             ascii,
-            use_sendfile: self.config.use_sendfile && !ascii,
+            use_sendfile: self.config.use_sendfile && !ascii && !tls,
+            tls,
         }));
     }
 
@@ -2401,6 +2578,88 @@ mod tests {
             "{r}"
         );
         assert!(h.s.is_closed());
+    }
+
+    #[cfg(feature = "tls")]
+    fn with_tls(c: &mut Config, f: impl FnOnce(&mut crate::TlsConfig)) {
+        let here = env!("CARGO_MANIFEST_DIR");
+        let mut t = crate::TlsConfig::from_pem_files(
+            format!("{here}/tests/data/cert.pem"),
+            format!("{here}/tests/data/key.pem"),
+        )
+        .unwrap();
+        f(&mut t);
+        c.tls = Some(t);
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn auth_switches_and_holds_commands() {
+        let mut h = Harness::new("auth", |c| with_tls(c, |_| {}));
+        expect!(h, "PBSZ 0", "503");
+        expect!(h, "PROT P", "503");
+        expect!(h, "AUTH GSSAPI", "504");
+        assert_eq!(h.send("AUTH TLS"), "234 AUTH TLS successful.\r\n");
+        assert!(matches!(h.actions()[..], [Action::StartTls]));
+        // Nothing is taken until the owner has switched the socket.
+        assert!(!h.s.accepts_commands());
+        h.s.handle_tls_started(h.now);
+        assert!(h.s.accepts_commands() && h.s.control_tls());
+        expect!(h, "AUTH TLS", "503");
+        expect!(h, "PROT P", "503");
+        expect!(h, "PBSZ 0", "200");
+        expect!(h, "PROT S", "536");
+        expect!(h, "PROT Q", "504");
+        expect!(h, "PROT P", "200");
+        expect!(h, "CCC", "534");
+        h.login("user");
+        h.send("PASV");
+        h.actions();
+        h.s.handle_passive_ready(h.now, Ok("127.0.0.1:5001".parse().unwrap()), false);
+        h.s.handle_data_connected(h.now);
+        h.take();
+        expect!(h, "RETR file.txt", "125");
+        let Some(Action::Transfer(t)) = h.s.poll_action() else {
+            panic!("no transfer")
+        };
+        assert!(t.tls && !t.use_sendfile);
+        h.s.handle_transfer_done(h.now, 0, Err(TransferError::Tls("handshake failed".into())));
+        assert_eq!(h.take(), "522 handshake failed.\r\n");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_policies() {
+        use crate::TlsRequired;
+        let mut h = Harness::new("tlspolicy", |c| {
+            with_tls(c, |t| {
+                t.control_required = TlsRequired::ExceptAnonymous;
+                t.data_required = TlsRequired::Everyone;
+            })
+        });
+        expect!(h, "USER user", "534");
+        expect!(h, "USER anonymous", "331");
+        expect!(h, "PASS x", "230");
+        expect!(h, "PASV", "521");
+        expect!(h, "EPRT |1|127.0.0.1|5000|", "521");
+        assert!(h.actions().is_empty());
+        // AUTH SSL protects data at once, as its draft said.
+        expect!(h, "AUTH SSL", "234");
+        h.actions();
+        h.s.handle_tls_started(h.now);
+        expect!(h, "PBSZ 0", "200");
+        expect!(h, "PROT C", "534");
+        assert_eq!(h.send("PASV"), "");
+        assert!(matches!(h.actions()[..], [Action::Listen { .. }]));
+    }
+
+    #[test]
+    fn auth_without_tls_is_not_supported() {
+        let mut h = Harness::new("notls", |_| {});
+        expect!(h, "AUTH TLS", "502");
+        expect!(h, "PBSZ 0", "503");
+        let feat = expect!(h, "FEAT", "211");
+        assert!(!feat.contains("AUTH"), "{feat}");
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! most one [`Transfer`] and is then dropped, as stream mode wants (RFC 959 section 3.4.1: the
 //! end of the file is the close of the connection).
 //!
+//! Under PROT P the connected socket becomes TLS (the server in the server role) once both
+//! the connection and its transfer are there; the handshake runs inside the transfer's
+//! steps, under the handshake timeout rather than the stall timeout.
+//!
 //! The channel reports what happened as [`DataEvent`]s; the server hands them to the owning
 //! session. It does not read the clock: `now` comes in with every call.
 
@@ -23,6 +27,7 @@ use mio::{Interest, Registry, Token};
 use crate::config::DtpConfig;
 use crate::control::session::{DataFailure, Transfer, TransferError};
 use crate::throttle::{Buckets, Limits, Throttle, Way};
+use crate::tls::{self, DataTls, Stream};
 
 pub(crate) use transfer::Running;
 
@@ -41,7 +46,7 @@ pub(crate) enum DataEvent {
 enum Sock {
     Listening(TcpListener),
     Connecting(TcpStream),
-    Connected(TcpStream),
+    Connected(Stream),
     /// After the transfer ended or the channel failed; waiting to be removed.
     Finished,
 }
@@ -69,6 +74,10 @@ pub(crate) struct DataChannel {
     /// the transfers sharing its user and server buckets; the server keeps it. Boxed, as
     /// only transfers under a shared limit have one.
     pub share: Option<Box<(Way, Option<String>)>>,
+    /// PROT P: TLS to start once connected with a transfer attached.
+    tls: Option<DataTls>,
+    /// The TLS handshake is running (its deadline is in `deadline`).
+    handshaking: bool,
 }
 
 /// Sequence that spreads passive port choices over the range.
@@ -133,6 +142,8 @@ impl DataChannel {
                 buckets: None,
                 paused_until: None,
                 share: None,
+                tls: None,
+                handshaking: false,
             },
             addr,
         ))
@@ -156,6 +167,8 @@ impl DataChannel {
             buckets: None,
             paused_until: None,
             share: None,
+            tls: None,
+            handshaking: false,
         })
     }
 
@@ -176,7 +189,8 @@ impl DataChannel {
         // Errors here mean the socket was never registered; dropping it closes it anyway.
         let _ = match &mut self.sock {
             Sock::Listening(l) => registry.deregister(l),
-            Sock::Connecting(s) | Sock::Connected(s) => registry.deregister(s),
+            Sock::Connecting(s) => registry.deregister(s),
+            Sock::Connected(s) => registry.deregister(s),
             Sock::Finished => Ok(()),
         };
         self.sock = Sock::Finished;
@@ -192,7 +206,8 @@ impl DataChannel {
         matches!(self.sock, Sock::Finished)
     }
 
-    /// Hands the channel the transfer to run, under the per-transfer `limits`.
+    /// Hands the channel the transfer to run, under the per-transfer `limits`, with the
+    /// TLS settings under PROT P.
     pub fn attach(
         &mut self,
         transfer: Transfer,
@@ -200,7 +215,9 @@ impl DataChannel {
         out_buf: usize,
         limits: Limits,
         now: Instant,
+        tls: Option<DataTls>,
     ) {
+        self.tls = tls;
         self.transfer = Some(Running::new(transfer, in_buf, out_buf));
         // Empty buckets: the transfer earns its first bytes, so it never starts ahead of
         // its limit.
@@ -296,6 +313,10 @@ impl DataChannel {
         let event = match (&self.sock, &self.transfer) {
             (Sock::Listening(_), _) => DataEvent::Failed(DataFailure::AcceptTimeout),
             (Sock::Connecting(_), _) => DataEvent::Failed(DataFailure::ConnectTimeout),
+            (Sock::Connected(_), Some(t)) if self.handshaking => DataEvent::Done(
+                t.bytes(),
+                Err(TransferError::Tls("TLS handshake timed out".to_string())),
+            ),
             (Sock::Connected(_), Some(t)) => {
                 DataEvent::Done(t.bytes(), Err(TransferError::Stalled))
             }
@@ -344,7 +365,7 @@ impl DataChannel {
             let Some(stream) = accepted else { return false };
             // One connection per PASV: the listener closes once the client is in.
             self.deregister(registry);
-            self.sock = Sock::Connected(stream);
+            self.sock = Sock::Connected(Stream::Plain(stream));
             if let Err(e) = self.register(registry, token) {
                 self.sock = Sock::Finished;
                 events.push(DataEvent::Failed(DataFailure::ConnectFailed(e)));
@@ -374,7 +395,7 @@ impl DataChannel {
                         events.push(DataEvent::Failed(DataFailure::ConnectFailed(e)));
                         return false;
                     }
-                    self.sock = Sock::Connected(s);
+                    self.sock = Sock::Connected(Stream::Plain(s));
                     self.deadline = self.transfer.as_ref().and(self.stall.map(|d| now + d));
                     events.push(DataEvent::Connected);
                 }
@@ -382,6 +403,30 @@ impl DataChannel {
                 Err(e) => {
                     self.deregister(registry);
                     events.push(DataEvent::Failed(DataFailure::ConnectFailed(e)));
+                    return false;
+                }
+            }
+        }
+        if !matches!(self.sock, Sock::Connected(_)) || self.transfer.is_none() {
+            return false;
+        }
+        if let Some(tls) = self.tls.take() {
+            let timeout = tls.timeout;
+            let Sock::Connected(plain) = std::mem::replace(&mut self.sock, Sock::Finished) else {
+                unreachable!("checked Connected above")
+            };
+            match plain.start_data_tls(tls) {
+                Ok(s) => {
+                    self.sock = Sock::Connected(s);
+                    self.handshaking = true;
+                    self.deadline = Some(now + timeout);
+                }
+                Err((s, e)) => {
+                    self.sock = Sock::Connected(s);
+                    let bytes = self.bytes().unwrap_or(0);
+                    self.transfer = None;
+                    self.deregister(registry);
+                    events.push(DataEvent::Done(bytes, Err(TransferError::Tls(e))));
                     return false;
                 }
             }
@@ -394,13 +439,24 @@ impl DataChannel {
         };
         let before = running.bytes();
         let step = running.step(stream, budget);
-        if running.bytes() != before {
+        if self.handshaking && !stream.is_handshaking() {
+            self.handshaking = false;
+            self.deadline = self.stall.map(|d| now + d);
+        }
+        if running.bytes() != before && !self.handshaking {
             self.deadline = self.stall.map(|d| now + d);
         }
         match step {
             transfer::Step::Blocked => false,
             transfer::Step::Budget => true,
             transfer::Step::Done(result) => {
+                let result = result.map_err(|e| match e {
+                    TransferError::Connection(e) => match tls::tls_failure(&e) {
+                        Some(msg) => TransferError::Tls(msg),
+                        None => TransferError::Connection(e),
+                    },
+                    other => other,
+                });
                 let bytes = running.bytes();
                 self.transfer = None;
                 self.deregister(registry);

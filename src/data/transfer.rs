@@ -4,15 +4,22 @@
 //! Binary downloads of files use sendfile(2), so the bytes never enter user space. ASCII
 //! transfers, listings and systems without sendfile use a buffer, converting line endings on
 //! the way: bare LF to CRLF when sending, CRLF to LF when receiving (RFC 959 section 3.1.1.1).
+//!
+//! Under TLS there is no sendfile: files go through the buffer in large writes, so rustls
+//! cuts them into full-size records. A send ends only once the TLS close_notify is on the
+//! wire, and a receive only on the client's close_notify: a TLS data connection that just
+//! stops is a failed transfer, never a complete one.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 
-use mio::net::TcpStream;
-
 use crate::control::session::{Direction, Source, Transfer, TransferError};
 use crate::throttle::Way;
+use crate::tls::Stream;
+
+/// Smallest file read per refill under TLS: sixteen full TLS records.
+const TLS_CHUNK: usize = 256 * 1024;
 
 /// What one [`Running::step`] achieved.
 #[derive(Debug)]
@@ -80,6 +87,12 @@ fn from_crlf(input: &[u8], pending_cr: &mut bool, out: &mut Vec<u8>) {
 
 impl Running {
     pub fn new(transfer: Transfer, in_buf: usize, out_buf: usize) -> Running {
+        // Under TLS, read the file in large chunks: rustls fills whole records from them.
+        let out_buf = if transfer.tls {
+            out_buf.max(TLS_CHUNK)
+        } else {
+            out_buf
+        };
         let (buf, len, offset, source_done) = match &transfer.direction {
             Direction::Send(Source::Bytes(_)) => (Vec::new(), 0, 0, false),
             Direction::Send(Source::File { offset, .. }) => (
@@ -140,22 +153,27 @@ impl Running {
     }
 
     /// Moves bytes until the socket blocks, the budget is spent or the transfer ends.
-    pub fn step(&mut self, stream: &mut TcpStream, budget: usize) -> Step {
+    pub fn step(&mut self, stream: &mut Stream, budget: usize) -> Step {
         match &self.transfer.direction {
             Direction::Receive(_) => self.receive(stream, budget),
-            Direction::Send(Source::File { .. }) if self.transfer.use_sendfile => {
+            Direction::Send(Source::File { .. })
+                if self.transfer.use_sendfile && stream.plain().is_some() =>
+            {
                 self.sendfile(stream, budget)
             }
             Direction::Send(_) => self.send_buffered(stream, budget),
         }
     }
 
-    fn sendfile(&mut self, stream: &mut TcpStream, budget: usize) -> Step {
+    fn sendfile(&mut self, stream: &mut Stream, budget: usize) -> Step {
         let Direction::Send(Source::File { file, .. }) = &self.transfer.direction else {
             return Step::Done(Ok(()));
         };
+        let Some(sock) = stream.plain() else {
+            return self.send_buffered(stream, budget);
+        };
         let in_fd = file.as_raw_fd();
-        let out_fd = stream.as_raw_fd();
+        let out_fd = sock.as_raw_fd();
         let mut spent = 0usize;
         loop {
             if spent >= budget {
@@ -237,16 +255,29 @@ impl Running {
         Ok(true)
     }
 
-    fn send_buffered(&mut self, stream: &mut TcpStream, budget: usize) -> Step {
+    /// The end of a send: under TLS the close_notify must be written before the socket
+    /// closes, or the client cannot tell the end of the file from a cut connection.
+    fn finish_send(stream: &mut Stream) -> Step {
+        match stream.close_notify() {
+            Ok(true) => Step::Done(Ok(())),
+            Ok(false) => Step::Blocked,
+            Err(e) => Step::Done(Err(TransferError::Connection(e))),
+        }
+    }
+
+    fn send_buffered(&mut self, stream: &mut Stream, budget: usize) -> Step {
         let mut spent = 0usize;
         loop {
             if self.pos == self.len {
                 if self.source_done {
-                    return Step::Done(Ok(()));
+                    return Self::finish_send(stream);
                 }
                 match self.refill() {
                     Ok(true) => {}
-                    Ok(false) => return Step::Done(Ok(())),
+                    Ok(false) => {
+                        self.source_done = true;
+                        return Self::finish_send(stream);
+                    }
                     Err(e) => return Step::Done(Err(e)),
                 }
             }
@@ -272,7 +303,7 @@ impl Running {
         }
     }
 
-    fn receive(&mut self, stream: &mut TcpStream, budget: usize) -> Step {
+    fn receive(&mut self, stream: &mut Stream, budget: usize) -> Step {
         let ascii = self.transfer.ascii;
         let Direction::Receive(file) = &mut self.transfer.direction else {
             return Step::Done(Ok(()));
@@ -285,17 +316,25 @@ impl Running {
         loop {
             if spent >= budget {
                 // When the client has finished sending, end now rather than after waiting
-                // for more allowance only to read the end of the stream.
+                // for more allowance only to read the end of the stream. Plain TCP only:
+                // under TLS the end is a close_notify record, read in the normal way.
                 let mut probe = [0u8; 1];
-                if matches!(stream.peek(&mut probe), Ok(0)) {
-                    return end_of_upload(file, ascii, self.last_cr);
+                if let Some(tcp) = stream.plain() {
+                    if matches!(tcp.peek(&mut probe), Ok(0)) {
+                        return end_of_upload(file, ascii, self.last_cr);
+                    }
                 }
                 return Step::Budget;
             }
             // Read no more than the budget, so a throttled upload stays within its bytes.
             let room = (budget - spent).min(self.buf.len());
             let n = match stream.read(&mut self.buf[..room]) {
-                Ok(0) => return end_of_upload(file, ascii, self.last_cr),
+                Ok(0) => {
+                    // The client's close_notify (under TLS) or FIN: answer a close_notify
+                    // with ours, as far as the socket takes it; the upload is whole.
+                    let _ = stream.close_notify();
+                    return end_of_upload(file, ascii, self.last_cr);
+                }
                 Ok(n) => n,
                 Err(e) if would_block(&e) => return Step::Blocked,
                 Err(e) if interrupted(&e) => continue,

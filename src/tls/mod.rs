@@ -1,0 +1,413 @@
+//! FTPS (RFC 4217, FTP over TLS): the settings and policies, and the socket type that the
+//! control and data channels read and write through, plain or TLS.
+//!
+//! Before working on this file read RFC 4217 (AUTH TLS, PBSZ, PROT and the replies of each),
+//! RFC 8446 section 4.6.1 (TLS 1.3 session tickets) and section 6.1 (close_notify), and
+//! docs/ftps.md (which clients need which policy).
+//!
+//! The policies ([`TlsConfig`], [`TlsRequired`]) are compiled in every build, so the session
+//! decides AUTH, PBSZ and PROT the same way with or without TLS support. The rustls machinery
+//! (the `stream` module) is behind the `tls` cargo feature; without it a [`TlsConfig`]
+//! cannot be made, `Config::tls` stays `None`, and AUTH is answered with 502.
+
+#[cfg(feature = "tls")]
+mod stream;
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::event::Source;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+#[cfg(feature = "tls")]
+pub use stream::TlsError;
+#[cfg(feature = "tls")]
+use stream::{SessionKeys as Keys, TlsStream};
+
+/// Who must use TLS, on the control connection or on data connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsRequired {
+    /// Nobody: TLS is offered, plain FTP is allowed (the default).
+    #[default]
+    No,
+    /// Everyone but the anonymous user (`anonymous`), whose password protects nothing.
+    ExceptAnonymous,
+    /// Everyone.
+    Everyone,
+}
+
+impl TlsRequired {
+    /// Whether the policy applies to `user`.
+    pub fn applies_to(self, user: &str) -> bool {
+        match self {
+            TlsRequired::No => false,
+            TlsRequired::ExceptAnonymous => user != "anonymous",
+            TlsRequired::Everyone => true,
+        }
+    }
+}
+
+/// FTPS settings: the server's certificate and the policies (pyftpdlib's `TLS_FTPHandler`
+/// attributes). Put one in [`Config::tls`](crate::Config::tls) to serve FTPS.
+///
+/// Made with `TlsConfig::from_pem_files` or `TlsConfig::from_server_config`, which exist
+/// with the `tls` cargo feature (on by default).
+///
+/// # Examples
+/// ```no_run
+/// # #[cfg(feature = "tls")] {
+/// use std::sync::Arc;
+/// use ftpdlib::{Config, DummyAuthorizer, TlsConfig, TlsRequired};
+/// let mut auth = DummyAuthorizer::new();
+/// auth.add_user("user", "12345", "/srv/ftp", "elradfmw").unwrap();
+/// let mut tls = TlsConfig::from_pem_files("cert.pem", "key.pem").unwrap();
+/// tls.control_required = TlsRequired::ExceptAnonymous;
+/// tls.data_required = TlsRequired::ExceptAnonymous;
+/// let mut config = Config::new(Arc::new(auth));
+/// config.tls = Some(tls);
+/// # }
+/// ```
+#[doc(alias = "TLS_FTPHandler")]
+#[derive(Clone)]
+pub struct TlsConfig {
+    /// Implicit FTPS: TLS from the first byte on every listener of the server
+    /// (conventionally port 990), rather than after AUTH TLS. Data connections of implicit
+    /// sessions start protected (PROT P). Default false.
+    pub implicit: bool,
+    /// Who must secure the control connection before USER and PASS (reply 534 otherwise).
+    /// pyftpdlib's `tls_control_required`. Default [`TlsRequired::No`].
+    pub control_required: TlsRequired,
+    /// Who must use PROT P before opening data connections (reply 521 otherwise), and may
+    /// not go back to PROT C (534). pyftpdlib's `tls_data_required`. Default
+    /// [`TlsRequired::No`].
+    pub data_required: TlsRequired,
+    /// A protected data connection must resume the TLS session of its own control
+    /// connection (reply 522 otherwise), as vsftpd's `require_ssl_reuse` and proftpd do by
+    /// default: it proves the data connection comes from the client that logged in. Default
+    /// true; turn off for clients that cannot resume (docs/ftps.md lists them).
+    pub data_session_reuse_required: bool,
+    /// How long a TLS handshake may take, on control and data connections alike, before the
+    /// connection is closed (control) or the transfer fails with 522 (data). Default 30 s.
+    pub handshake_timeout: Duration,
+    inner: Inner,
+}
+
+#[cfg(feature = "tls")]
+type Inner = std::sync::Arc<rustls::ServerConfig>;
+/// Without TLS support a [`TlsConfig`] cannot be made: its private part has no value.
+#[cfg(not(feature = "tls"))]
+type Inner = std::convert::Infallible;
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("implicit", &self.implicit)
+            .field("control_required", &self.control_required)
+            .field("data_required", &self.data_required)
+            .field(
+                "data_session_reuse_required",
+                &self.data_session_reuse_required,
+            )
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "tls")]
+impl TlsConfig {
+    /// Settings around a certificate chain and its private key, both PEM files (the chain
+    /// leaf first; the key PKCS#8, PKCS#1 or SEC1). TLS 1.2 and 1.3, rustls' safe defaults.
+    ///
+    /// # Errors
+    /// Unreadable files, no certificate or key in them, or a key that does not fit.
+    pub fn from_pem_files(
+        cert: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> Result<TlsConfig, TlsError> {
+        Ok(Self::from_server_config(stream::server_config_from_pem(
+            cert.as_ref(),
+            key.as_ref(),
+        )?))
+    }
+
+    /// Settings around a rustls configuration of your own (certificate resolver, protocol
+    /// versions, ciphers). Session storage, ticketer and ticket count are replaced per
+    /// session, as the session reuse check needs.
+    pub fn from_server_config(config: std::sync::Arc<rustls::ServerConfig>) -> TlsConfig {
+        TlsConfig {
+            implicit: false,
+            control_required: TlsRequired::No,
+            data_required: TlsRequired::No,
+            data_session_reuse_required: true,
+            handshake_timeout: Duration::from_secs(30),
+            inner: config,
+        }
+    }
+}
+
+/// The TLS keys of one session: its control connection's configuration and the one its
+/// data connections use. Empty without TLS support.
+#[derive(Debug, Default)]
+pub(crate) struct SessionTls {
+    #[cfg(feature = "tls")]
+    keys: Option<Keys>,
+}
+
+/// What a data channel needs to run TLS: the session's data configuration and the policy.
+#[derive(Debug)]
+pub(crate) struct DataTls {
+    #[cfg(feature = "tls")]
+    config: std::sync::Arc<rustls::ServerConfig>,
+    #[cfg(feature = "tls")]
+    reuse_required: bool,
+    #[cfg(not(feature = "tls"))]
+    never: std::convert::Infallible,
+    /// Handshake timeout.
+    pub timeout: Duration,
+}
+
+impl SessionTls {
+    /// The data channel settings for a transfer that sends (or receives), once the control
+    /// connection has keys.
+    pub fn data(&self, config: &TlsConfig, sending: bool) -> Option<DataTls> {
+        #[cfg(feature = "tls")]
+        {
+            let keys = self.keys.as_ref()?;
+            let data = if sending {
+                &keys.data_send
+            } else {
+                &keys.data_receive
+            };
+            Some(DataTls {
+                config: data.clone(),
+                reuse_required: config.data_session_reuse_required,
+                timeout: config.handshake_timeout,
+            })
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = (config, sending);
+            None
+        }
+    }
+}
+
+/// A connected socket, plain or TLS. Registers with mio as the TCP socket it wraps, so
+/// switching to TLS (AUTH TLS) needs no re-registration.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<TlsStream>),
+    /// Only while the socket moves from plain to TLS, inside one call; every operation
+    /// fails with `NotConnected`.
+    Switching,
+}
+
+fn not_connected() -> io::Error {
+    io::ErrorKind::NotConnected.into()
+}
+
+impl Stream {
+    fn tcp(&self) -> io::Result<&TcpStream> {
+        match self {
+            Stream::Plain(s) => Ok(s),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => Ok(t.tcp()),
+            Stream::Switching => Err(not_connected()),
+        }
+    }
+
+    fn tcp_mut(&mut self) -> io::Result<&mut TcpStream> {
+        match self {
+            Stream::Plain(s) => Ok(s),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => Ok(t.tcp_mut()),
+            Stream::Switching => Err(not_connected()),
+        }
+    }
+
+    /// The plain socket, for sendfile(2); `None` under TLS.
+    pub fn plain(&mut self) -> Option<&mut TcpStream> {
+        match self {
+            Stream::Plain(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, Stream::Plain(_))
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp()?.local_addr()
+    }
+
+    /// Whether a TLS handshake is still running.
+    pub fn is_handshaking(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.is_handshaking(),
+            _ => false,
+        }
+    }
+
+    /// Whether TLS bytes are still waiting for the socket.
+    pub fn wants_write(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.wants_write(),
+            _ => false,
+        }
+    }
+
+    /// Queues a TLS close_notify (once) and writes what the socket takes. `Ok(true)` once
+    /// everything, the alert included, is on the wire; `Ok(false)` when the socket blocked.
+    /// Always `Ok(true)` for a plain socket.
+    pub fn close_notify(&mut self) -> io::Result<bool> {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.close_notify(),
+            _ => Ok(true),
+        }
+    }
+
+    /// Switches the control connection of a session to TLS as server (after 234, or at
+    /// once for implicit FTPS), making the session's keys.
+    pub fn start_control_tls(
+        self,
+        config: &TlsConfig,
+        keys: &mut SessionTls,
+    ) -> Result<Stream, (Stream, String)> {
+        #[cfg(feature = "tls")]
+        {
+            let made = match keys.keys.take() {
+                Some(k) => Ok(k),
+                None => Keys::new(&config.inner),
+            };
+            match made {
+                Ok(k) => {
+                    let conn = rustls::ServerConnection::new(k.control.clone());
+                    keys.keys = Some(k);
+                    match (self, conn) {
+                        (Stream::Plain(s), Ok(conn)) => {
+                            Ok(Stream::Tls(Box::new(TlsStream::new(s, conn, false, false))))
+                        }
+                        (s, Ok(_)) => Err((s, "already TLS".to_string())),
+                        (s, Err(e)) => Err((s, e.to_string())),
+                    }
+                }
+                Err(e) => Err((self, e.to_string())),
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = keys;
+            match config.inner {}
+        }
+    }
+
+    /// Switches a data connection to TLS as server.
+    pub fn start_data_tls(self, tls: DataTls) -> Result<Stream, (Stream, String)> {
+        #[cfg(feature = "tls")]
+        {
+            match (self, rustls::ServerConnection::new(tls.config)) {
+                (Stream::Plain(s), Ok(conn)) => Ok(Stream::Tls(Box::new(TlsStream::new(
+                    s,
+                    conn,
+                    true,
+                    tls.reuse_required,
+                )))),
+                (s, Ok(_)) => Err((s, "already TLS".to_string())),
+                (s, Err(e)) => Err((s, e.to_string())),
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            match tls.never {}
+        }
+    }
+}
+
+/// Whether an I/O error is a TLS failure (handshake, protocol, session reuse) rather than a
+/// socket error; its text is then fit for a reply.
+pub(crate) fn tls_failure(e: &io::Error) -> Option<String> {
+    #[cfg(feature = "tls")]
+    {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<TlsError>())
+            .map(|t| t.to_string())
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = e;
+        None
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.read(buf),
+            Stream::Switching => Err(not_connected()),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.write(buf),
+            Stream::Switching => Err(not_connected()),
+        }
+    }
+
+    /// Writes pending TLS records; `WouldBlock` while some are left.
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.flush(),
+            Stream::Switching => Err(not_connected()),
+        }
+    }
+}
+
+impl Source for Stream {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.tcp_mut()?.register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.tcp_mut()?.reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.tcp_mut()?.deregister(registry)
+    }
+}
+
+/// The earlier of two optional deadlines.
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

@@ -1,0 +1,781 @@
+//! FTPS (RFC 4217): explicit and implicit TLS, PROT P data connections, the policies, the
+//! STARTTLS injection, truncation and handshake failures; then curl, Python's ftplib and
+//! lftp, files compared byte for byte.
+//!
+//! The server uses the test-only certificate in tests/data (see docs/ftps.md for how it
+//! was made); clients do not verify it.
+#![cfg(feature = "tls")]
+
+mod util;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ftpdlib::{Config, TlsConfig, TlsRequired};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+
+use util::{assert_same, random_bytes, require, TempDir, TestServer};
+
+fn data_file(name: &str) -> String {
+    format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tls_config() -> TlsConfig {
+    TlsConfig::from_pem_files(data_file("cert.pem"), data_file("key.pem")).expect("test cert")
+}
+
+fn with_tls(f: impl FnOnce(&mut TlsConfig) + Send + 'static) -> TestServer {
+    TestServer::start_with(move |c: &mut Config, _| {
+        let mut t = tls_config();
+        f(&mut t);
+        c.tls = Some(t);
+    })
+}
+
+// ---- a TLS client ----------------------------------------------------------------------
+
+/// Accepts any server certificate: the tests check the protocol, not the PKI.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client configuration; connections made from one configuration resume each other's
+/// sessions (rustls keeps a session cache per configuration).
+fn client_config() -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+fn tls_over(config: &Arc<ClientConfig>, tcp: TcpStream) -> Tls {
+    let name = ServerName::try_from("localhost").unwrap();
+    StreamOwned::new(
+        ClientConnection::new(Arc::clone(config), name).unwrap(),
+        tcp,
+    )
+}
+
+fn read_reply(r: &mut impl BufRead) -> (u16, String) {
+    let mut text = String::new();
+    let mut line = String::new();
+    r.read_line(&mut line).expect("read reply");
+    assert!(line.ends_with("\r\n"), "reply line without CRLF: {line:?}");
+    let code: u16 = line[..3]
+        .parse()
+        .unwrap_or_else(|_| panic!("bad reply {line:?}"));
+    text.push_str(&line);
+    if line.as_bytes()[3] == b'-' {
+        loop {
+            line.clear();
+            assert!(
+                r.read_line(&mut line).expect("read reply") > 0,
+                "EOF in reply"
+            );
+            text.push_str(&line);
+            if line.starts_with(&format!("{code} ")) {
+                break;
+            }
+        }
+    }
+    (code, text)
+}
+
+/// An FTP client whose control connection runs TLS.
+struct Ftps {
+    r: BufReader<Tls>,
+    config: Arc<ClientConfig>,
+}
+
+impl Ftps {
+    /// Connects, reads the plain 220, and switches with AUTH TLS.
+    fn explicit(addr: SocketAddr) -> Ftps {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut plain = BufReader::new(tcp.try_clone().unwrap());
+        assert_eq!(read_reply(&mut plain).0, 220);
+        (&tcp).write_all(b"AUTH TLS\r\n").unwrap();
+        assert_eq!(read_reply(&mut plain).0, 234);
+        assert!(plain.buffer().is_empty());
+        let config = client_config();
+        Ftps {
+            r: BufReader::new(tls_over(&config, tcp)),
+            config,
+        }
+    }
+
+    /// Connects with TLS from the first byte and reads the 220.
+    fn implicit(addr: SocketAddr) -> Ftps {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let config = client_config();
+        let mut c = Ftps {
+            r: BufReader::new(tls_over(&config, tcp)),
+            config,
+        };
+        assert_eq!(c.reply().0, 220);
+        c
+    }
+
+    fn send(&mut self, line: &str) {
+        let s = self.r.get_mut();
+        s.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        s.flush().unwrap();
+    }
+
+    fn reply(&mut self) -> (u16, String) {
+        read_reply(&mut self.r)
+    }
+
+    fn cmd(&mut self, line: &str, code: u16) -> String {
+        self.send(line);
+        let (got, text) = self.reply();
+        assert_eq!(got, code, "{line}: {text}");
+        text
+    }
+
+    fn login_private(&mut self, user: &str) {
+        self.cmd("PBSZ 0", 200);
+        self.cmd("PROT P", 200);
+        self.cmd(&format!("USER {user}"), 331);
+        self.cmd("PASS pass", 230);
+    }
+
+    fn pasv(&mut self) -> SocketAddr {
+        let text = self.cmd("EPSV", 229);
+        let port: u16 = text[text.find("(|||").unwrap() + 4..text.rfind("|)").unwrap()]
+            .parse()
+            .unwrap();
+        SocketAddr::new(self.r.get_ref().sock.peer_addr().unwrap().ip(), port)
+    }
+
+    /// A TLS data connection that resumes the control connection's session.
+    fn data(&self, tcp: TcpStream) -> Tls {
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        tls_over(&self.config, tcp)
+    }
+
+    fn retr(&mut self, line: &str) -> Vec<u8> {
+        let tcp = TcpStream::connect(self.pasv()).unwrap();
+        self.send(line);
+        let (code, text) = self.reply();
+        assert!(code == 125 || code == 150, "{line}: {text}");
+        let mut data = self.data(tcp);
+        let mut out = Vec::new();
+        data.read_to_end(&mut out)
+            .expect("TLS download ends with close_notify");
+        self.cmd_reply(226);
+        out
+    }
+
+    fn stor(&mut self, line: &str, bytes: &[u8]) {
+        let tcp = TcpStream::connect(self.pasv()).unwrap();
+        self.send(line);
+        let (code, text) = self.reply();
+        assert!(code == 125 || code == 150, "{line}: {text}");
+        let mut data = self.data(tcp);
+        data.write_all(bytes).unwrap();
+        data.conn.send_close_notify();
+        data.flush().unwrap();
+        data.sock.shutdown(Shutdown::Write).unwrap();
+        self.cmd_reply(226);
+    }
+
+    fn cmd_reply(&mut self, code: u16) -> String {
+        let (got, text) = self.reply();
+        assert_eq!(got, code, "{text}");
+        text
+    }
+}
+
+// ---- protocol ---------------------------------------------------------------------------
+
+#[test]
+fn feat_auth_pbsz_prot_replies() {
+    let s = with_tls(|_| {});
+    let mut c = s.client();
+    let feat = c.cmd("FEAT", 211).text();
+    for f in [" AUTH TLS", " PBSZ", " PROT"] {
+        assert!(feat.lines().any(|l| l == f), "{feat}");
+    }
+    c.cmd("PBSZ 0", 503);
+    c.cmd("PROT P", 503);
+    c.cmd("AUTH KERBEROS_V4", 504);
+    c.cmd("CCC", 534);
+    c.login("user", "pass");
+    // Plain data still works when nothing requires TLS.
+    assert_eq!(c.retr("LIST"), b"");
+
+    let mut t = Ftps::explicit(s.addr);
+    t.cmd("AUTH TLS", 503);
+    t.cmd("PROT P", 503);
+    t.cmd("PBSZ 0", 200);
+    t.cmd("PROT S", 536);
+    t.cmd("PROT E", 536);
+    t.cmd("PROT X", 504);
+    t.cmd("PROT C", 200);
+    t.cmd("PROT P", 200);
+    t.cmd("CCC", 534);
+    let stat = t.cmd("STAT", 211);
+    assert!(
+        stat.contains("Control connection: TLS; data protection: P"),
+        "{stat}"
+    );
+    t.cmd("QUIT", 221);
+}
+
+#[test]
+fn auth_without_certificate_is_502() {
+    let s = TestServer::start();
+    let mut c = s.client();
+    c.cmd("AUTH TLS", 502);
+    let feat = c.cmd("FEAT", 211).text();
+    assert!(!feat.contains("AUTH"), "{feat}");
+}
+
+#[test]
+fn plaintext_after_auth_tls_is_discarded() {
+    // CVE-2011-1575 class: a man in the middle appends a command to AUTH TLS in the same
+    // segment; it must never run, before or after the switch.
+    let s = with_tls(|_| {});
+    let tcp = TcpStream::connect(s.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut plain = BufReader::new(tcp.try_clone().unwrap());
+    assert_eq!(read_reply(&mut plain).0, 220);
+    (&tcp)
+        .write_all(b"AUTH TLS\r\nNOOP\r\nUSER evil\r\n")
+        .unwrap();
+    assert_eq!(read_reply(&mut plain).0, 234);
+    assert!(plain.buffer().is_empty(), "plain bytes after 234");
+    let config = client_config();
+    let mut c = Ftps {
+        r: BufReader::new(tls_over(&config, tcp)),
+        config,
+    };
+    // The first reply over TLS answers our SYST, not the injected NOOP or USER.
+    let (code, text) = {
+        c.send("SYST");
+        c.reply()
+    };
+    assert_eq!(code, 215, "{text}");
+    c.cmd("PASS x", 503);
+}
+
+#[test]
+fn control_and_data_policies() {
+    let s = with_tls(|t| {
+        t.control_required = TlsRequired::ExceptAnonymous;
+        t.data_required = TlsRequired::ExceptAnonymous;
+    });
+    std::fs::write(s.root.join("f.txt"), b"data").unwrap();
+    let mut c = s.client();
+    c.cmd("USER user", 534);
+    c.cmd("USER anonymous", 331);
+    c.cmd("PASS a@b", 230);
+    assert_eq!(c.retr("RETR f.txt"), b"data");
+
+    let mut t = Ftps::explicit(s.addr);
+    t.cmd("USER user", 331);
+    t.cmd("PASS pass", 230);
+    t.cmd("EPSV", 521);
+    t.cmd("PASV", 521);
+    t.cmd("PORT 127,0,0,1,200,10", 521);
+    t.cmd("PBSZ 0", 200);
+    t.cmd("PROT C", 534);
+    t.cmd("PROT P", 200);
+    assert_eq!(t.retr("RETR f.txt"), b"data");
+
+    let s = with_tls(|t| t.control_required = TlsRequired::Everyone);
+    let mut c = s.client();
+    c.cmd("USER anonymous", 534);
+}
+
+#[test]
+fn prot_p_transfers_passive_and_active() {
+    let s = with_tls(|_| {});
+    let body = random_bytes(3 << 20, 61);
+    std::fs::write(s.root.join("big.bin"), &body).unwrap();
+    std::fs::write(s.root.join("text.txt"), b"a\nb\n").unwrap();
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    assert_same(&c.retr("RETR big.bin"), &body);
+    c.stor("STOR up.bin", &body);
+    assert_same(&std::fs::read(s.root.join("up.bin")).unwrap(), &body);
+    let list = String::from_utf8(c.retr("LIST")).unwrap();
+    assert!(
+        list.contains("big.bin") && list.contains("up.bin"),
+        "{list}"
+    );
+    // REST and TYPE A under TLS.
+    c.cmd("REST 1000", 350);
+    assert_same(&c.retr("RETR big.bin"), &body[1000..]);
+    c.cmd("TYPE A", 200);
+    assert_eq!(c.retr("RETR text.txt"), b"a\r\nb\r\n");
+    c.cmd("TYPE I", 200);
+
+    // Active: PORT and EPRT; the server connects, the client is still the TLS client.
+    for extended in [false, true] {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if extended {
+            c.cmd(&format!("EPRT |1|127.0.0.1|{port}|"), 200);
+        } else {
+            c.cmd(
+                &format!("PORT 127,0,0,1,{},{}", port >> 8, port & 0xff),
+                200,
+            );
+        }
+        let (tcp, _) = l.accept().unwrap();
+        c.send("RETR big.bin");
+        assert!(matches!(c.reply().0, 125 | 150));
+        let mut data = c.data(tcp);
+        let mut got = Vec::new();
+        data.read_to_end(&mut got).unwrap();
+        c.cmd_reply(226);
+        assert_same(&got, &body);
+    }
+}
+
+#[test]
+fn abor_under_tls() {
+    let s = with_tls(|_| {});
+    std::fs::write(s.root.join("big.bin"), random_bytes(32 << 20, 12)).unwrap();
+    std::fs::write(s.root.join("small.txt"), b"small").unwrap();
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    c.send("RETR big.bin");
+    assert!(matches!(c.reply().0, 125 | 150));
+    let mut data = c.data(tcp);
+    let mut first = vec![0u8; 1 << 20];
+    data.read_exact(&mut first).unwrap();
+    // ftplib's FTP_TLS sends ABOR in band over TLS (no urgent data).
+    c.send("ABOR");
+    assert_eq!(c.reply().0, 426);
+    assert_eq!(c.reply().0, 226);
+    drop(data);
+    c.cmd("NOOP", 200);
+    assert_eq!(c.retr("RETR small.txt"), b"small");
+}
+
+#[test]
+fn implicit_tls() {
+    let s = with_tls(|t| t.implicit = true);
+    std::fs::write(s.root.join("f.bin"), random_bytes(100_000, 3)).unwrap();
+    let mut c = Ftps::implicit(s.addr);
+    // Implicit sessions start with protected data; PBSZ/PROT are still accepted.
+    c.cmd("USER user", 331);
+    c.cmd("PASS pass", 230);
+    assert_same(
+        &c.retr("RETR f.bin"),
+        &std::fs::read(s.root.join("f.bin")).unwrap(),
+    );
+    c.cmd("PBSZ 0", 200);
+    c.cmd("PROT P", 200);
+    c.cmd("QUIT", 221);
+}
+
+#[test]
+fn data_connection_must_resume_the_control_session() {
+    let s = with_tls(|_| {});
+    std::fs::write(s.root.join("f.txt"), b"data").unwrap();
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    // A data connection from a client configuration of its own cannot resume: refused.
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    c.send("RETR f.txt");
+    assert!(matches!(c.reply().0, 125 | 150));
+    let mut stranger = tls_over(&client_config(), tcp);
+    let mut out = Vec::new();
+    assert!(stranger.read_to_end(&mut out).is_err() || out.is_empty());
+    let text = c.cmd_reply(522);
+    assert!(text.contains("session reuse"), "{text}");
+    // The session goes on.
+    assert_eq!(c.retr("RETR f.txt"), b"data");
+
+    // Relaxed: the same is accepted.
+    let s = with_tls(|t| t.data_session_reuse_required = false);
+    std::fs::write(s.root.join("f.txt"), b"data").unwrap();
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    c.send("RETR f.txt");
+    assert!(matches!(c.reply().0, 125 | 150));
+    let mut stranger = tls_over(&client_config(), tcp);
+    let mut out = Vec::new();
+    stranger.read_to_end(&mut out).unwrap();
+    assert_eq!(out, b"data");
+    c.cmd_reply(226);
+}
+
+#[test]
+fn plain_data_connection_under_prot_p_is_refused() {
+    let s = with_tls(|t| t.handshake_timeout = Duration::from_millis(500));
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    // An upload that skips TLS: the bytes are no handshake, nothing is stored.
+    let mut tcp = TcpStream::connect(c.pasv()).unwrap();
+    c.send("STOR plain.bin");
+    assert!(matches!(c.reply().0, 125 | 150));
+    let _ = tcp.write_all(&random_bytes(100_000, 9));
+    let text = c.cmd_reply(522);
+    assert!(text.contains("TLS"), "{text}");
+    assert_eq!(std::fs::read(s.root.join("plain.bin")).unwrap(), b"");
+    // A download that waits for plain bytes: the handshake times out, the session lives.
+    std::fs::write(s.root.join("f.txt"), b"data").unwrap();
+    let mut tcp = TcpStream::connect(c.pasv()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.send("RETR f.txt");
+    assert!(matches!(c.reply().0, 125 | 150));
+    let text = c.cmd_reply(522);
+    assert!(text.contains("timed out"), "{text}");
+    let mut out = Vec::new();
+    let _ = tcp.read_to_end(&mut out);
+    assert!(!out.windows(4).any(|w| w == b"data"), "plaintext leaked");
+    c.cmd("NOOP", 200);
+    // A data connection closed before its handshake ends at once, not at the timeout.
+    let s = with_tls(|t| t.handshake_timeout = Duration::from_secs(60));
+    std::fs::write(s.root.join("f.txt"), b"data").unwrap();
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    c.send("RETR f.txt");
+    assert!(matches!(c.reply().0, 125 | 150));
+    let start = std::time::Instant::now();
+    drop(tcp);
+    let text = c.cmd_reply(522);
+    assert!(text.contains("closed during the handshake"), "{text}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn upload_cut_without_close_notify_is_426() {
+    let s = with_tls(|_| {});
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    c.send("STOR cut.bin");
+    assert!(matches!(c.reply().0, 125 | 150));
+    let mut data = c.data(tcp);
+    data.write_all(&random_bytes(200_000, 5)).unwrap();
+    data.flush().unwrap();
+    // TCP FIN without a TLS close_notify: a truncation attack or a crashed client.
+    data.sock.shutdown(Shutdown::Write).unwrap();
+    let text = c.cmd_reply(426);
+    assert!(
+        text.contains("close_notify") || text.contains("EOF"),
+        "{text}"
+    );
+}
+
+#[test]
+fn stalled_or_failed_handshakes_end_and_free_the_slot() {
+    let s = TestServer::start_with(|c, server| {
+        let mut t = tls_config();
+        t.implicit = true;
+        t.handshake_timeout = Duration::from_millis(300);
+        c.tls = Some(t);
+        server.max_cons = 1;
+    });
+    // A client that connects and never says hello is closed after the timeout.
+    let mut silent = TcpStream::connect(s.addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(matches!(silent.read(&mut buf), Ok(0) | Err(_)));
+    // The slot is free again: the next client gets in (retry while the close settles).
+    assert!(util::wait_until(Duration::from_secs(5), || {
+        let tcp = TcpStream::connect(s.addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let config = client_config();
+        let mut r = BufReader::new(tls_over(&config, tcp));
+        let mut line = String::new();
+        r.read_line(&mut line).is_ok() && line.starts_with("220")
+    }));
+    // Garbage instead of a ClientHello: closed, no panic, and the server still serves.
+    let mut junk = TcpStream::connect(s.addr).unwrap();
+    junk.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    junk.write_all(b"USER anonymous\r\n").unwrap();
+    let mut out = Vec::new();
+    let _ = junk.read_to_end(&mut out);
+    assert!(
+        !out.starts_with(b"331"),
+        "plaintext answered on an implicit port"
+    );
+    drop(junk);
+    let mut c = {
+        let mut tries = 0;
+        loop {
+            let tcp = TcpStream::connect(s.addr).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let config = client_config();
+            let mut c = Ftps {
+                r: BufReader::new(tls_over(&config, tcp)),
+                config,
+            };
+            let mut line = String::new();
+            if c.r.read_line(&mut line).is_ok() && line.starts_with("220") {
+                break c;
+            }
+            tries += 1;
+            assert!(tries < 50, "server does not serve after a failed handshake");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    c.cmd("NOOP", 200);
+}
+
+// ---- real clients -----------------------------------------------------------------------
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run client");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn curl() -> Command {
+    let mut c = Command::new("curl");
+    c.args(["--silent", "--show-error", "--max-time", "120", "-k"]);
+    c
+}
+
+const SIZES: [usize; 4] = [0, 1, 64 * 1024, 20 << 20];
+
+fn write_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let name = format!("file-{n}.bin");
+            let body = random_bytes(n, i as u64 + 400);
+            std::fs::write(dir.join(&name), &body).unwrap();
+            (name, body)
+        })
+        .collect()
+}
+
+#[test]
+fn curl_explicit_and_implicit() {
+    if !require("curl") {
+        return;
+    }
+    let local = TempDir::new("curl-tls");
+    for implicit in [false, true] {
+        let s = with_tls(move |t| {
+            t.implicit = implicit;
+            t.data_required = TlsRequired::Everyone;
+            t.control_required = TlsRequired::Everyone;
+        });
+        let files = write_files(s.root.path());
+        let (scheme, extra): (&str, &[&str]) = if implicit {
+            ("ftps", &[])
+        } else {
+            ("ftp", &["--ssl-reqd"])
+        };
+        let url = |p: &str| format!("{scheme}://user:pass@127.0.0.1:{}/{p}", s.addr.port());
+        for (name, body) in &files {
+            let got = run(curl().args(extra).arg(url(name))).stdout;
+            assert_same(&got, body);
+            // Active mode is left to the other clients: curl 7.87 and 7.88 accept the
+            // server's connection but never start TLS on it (fixed in curl 8.0).
+            // Uploads: curl closes without reading anything after the handshake; no byte
+            // may be lost (TLS 1.3 tickets are not sent on data connections).
+            let src = local.join(name);
+            std::fs::write(&src, body).unwrap();
+            run(curl()
+                .args(extra)
+                .arg("-T")
+                .arg(&src)
+                .arg(url(&format!("up-{name}"))));
+            assert_same(
+                &std::fs::read(s.root.join(&format!("up-{name}"))).unwrap(),
+                body,
+            );
+        }
+        let list = String::from_utf8(run(curl().args(extra).arg(url(""))).stdout).unwrap();
+        for (name, _) in &files {
+            assert!(list.contains(name.as_str()), "{list}");
+        }
+        // Forcing TLS 1.2 works too (session ids and tickets of 1.2).
+        let (name, body) = &files[2];
+        let got = run(curl()
+            .args(extra)
+            .arg("--tls-max")
+            .arg("1.2")
+            .arg(url(name)))
+        .stdout;
+        assert_same(&got, body);
+    }
+}
+
+const PY_FTPS: &str = r#"
+import ftplib, io, ssl, sys
+host, port, reuse, name = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+active = len(sys.argv) > 5
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+class ReuseFTP_TLS(ftplib.FTP_TLS):
+    """ftplib does not resume the control session on data connections; this does."""
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host,
+                                            session=self.sock.session)
+        return conn, size
+
+cls = ReuseFTP_TLS if reuse else ftplib.FTP_TLS
+ftp = cls(context=ctx, timeout=60)
+ftp.connect(host, port)
+ftp.login("user", "pass")
+ftp.prot_p()
+ftp.set_pasv(not active)
+body = sys.stdin.buffer.read()
+ftp.storbinary("STOR py-" + name, io.BytesIO(body))
+got = io.BytesIO()
+ftp.retrbinary("RETR py-" + name, got.write)
+assert got.getvalue() == body, (len(got.getvalue()), len(body))
+names = ftp.nlst()
+assert "py-" + name in names, names
+lines = []
+ftp.retrlines("LIST", lines.append)
+assert any(l.endswith("py-" + name) for l in lines), lines
+ftp.quit()
+print("ok")
+"#;
+
+#[test]
+fn python_ftplib_prot_p() {
+    if !require("python3") {
+        return;
+    }
+    for reuse in [true, false] {
+        let s = with_tls(move |t| t.data_session_reuse_required = reuse);
+        for (i, n) in [0usize, 1, 100_000, 5 << 20, 70_000]
+            .into_iter()
+            .enumerate()
+        {
+            let body = random_bytes(n, 700 + i as u64);
+            let name = format!("{n}.bin");
+            // The last one in active mode (PORT).
+            let active: &[&str] = if i == 4 { &["active"] } else { &[] };
+            let mut child = Command::new("python3")
+                .args(["-c", PY_FTPS, "127.0.0.1"])
+                .arg(s.addr.port().to_string())
+                .arg(if reuse { "1" } else { "0" })
+                .arg(&name)
+                .args(active)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(&body).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "python (reuse={reuse}, {n} bytes): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_same(
+                &std::fs::read(s.root.join(&format!("py-{name}"))).unwrap(),
+                &body,
+            );
+        }
+    }
+}
+
+#[test]
+fn lftp_ssl_force() {
+    if !require("lftp") {
+        return;
+    }
+    let s = with_tls(|t| {
+        t.control_required = TlsRequired::Everyone;
+        t.data_required = TlsRequired::Everyone;
+    });
+    let local = TempDir::new("lftp");
+    let body = random_bytes(3 << 20, 77);
+    std::fs::write(s.root.join("down.bin"), &body).unwrap();
+    std::fs::write(local.join("up.bin"), &body).unwrap();
+    let script = format!(
+        "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ftp:ssl-protect-list true; \
+         set ssl:verify-certificate no; set net:max-retries 1; set net:timeout 20; \
+         get down.bin -o {dir}/down.bin; put {dir}/up.bin -o up.bin; cls -1; bye",
+        dir = local.path().display()
+    );
+    let out = run(Command::new("lftp")
+        .arg("-u")
+        .arg("user,pass")
+        .arg("-e")
+        .arg(&script)
+        .arg(format!("ftp://127.0.0.1:{}", s.addr.port())));
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("down.bin"), "{listing}");
+    assert_same(&std::fs::read(local.join("down.bin")).unwrap(), &body);
+    assert_same(&std::fs::read(s.root.join("up.bin")).unwrap(), &body);
+}
