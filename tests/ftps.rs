@@ -779,3 +779,35 @@ fn lftp_ssl_force() {
     assert_same(&std::fs::read(local.join("down.bin")).unwrap(), &body);
     assert_same(&std::fs::read(s.root.join("up.bin")).unwrap(), &body);
 }
+
+#[test]
+fn throttling_holds_under_tls() {
+    // Per-transfer limits apply to the bytes of the file, not the TLS records around them.
+    let limit = 1 << 20;
+    let s = TestServer::start_with(move |c: &mut Config, _| {
+        c.tls = Some(tls_config());
+        c.dtp.write_limit = limit;
+        c.dtp.read_limit = limit;
+    });
+    let len = 5 * limit / 2;
+    let body = random_bytes(len as usize, 71);
+    std::fs::write(s.root.join("f.bin"), &body).unwrap();
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    let start = std::time::Instant::now();
+    assert_same(&c.retr("RETR f.bin"), &body);
+    let down = start.elapsed().as_secs_f64();
+    let start = std::time::Instant::now();
+    c.stor("STOR up.bin", &body);
+    let up = start.elapsed().as_secs_f64();
+    assert_same(&std::fs::read(s.root.join("up.bin")).unwrap(), &body);
+    let want = len as f64 / limit as f64;
+    for (what, secs) in [("RETR", down), ("STOR", up)] {
+        let err = (secs - want) / want;
+        eprintln!(
+            "{what} under TLS at 1 MiB/s: {secs:.2} s for {want:.2} s ({:+.1}%)",
+            err * 100.0
+        );
+        assert!(err.abs() < 0.10, "{what}: {secs:.2} s, want {want:.2} s");
+    }
+}
