@@ -288,6 +288,85 @@ stop_server() {
 SERVERS=(ftpdlib pyftpdlib)
 [ "$USE_VSFTPD" = 1 ] && SERVERS+=(vsftpd)
 
+# --- FTPS rows: curl over TLS against ftpdlib and pyftpdlib's TLS_FTPHandler ---------
+# Both servers use the test certificate shipped in tests/data and require TLS on the
+# control and data connections; curl (--ssl-reqd, -k for the self-signed certificate)
+# moves the single-stream file three times each way per round.
+TLS_NOTE=""
+TLS_CERT="$PWD/tests/data/cert.pem"
+TLS_KEY="$PWD/tests/data/key.pem"
+if ! command -v curl >/dev/null 2>&1; then
+    TLS_NOTE="curl is not installed: no FTPS rows"
+elif [ ! -f "$TLS_CERT" ] || [ ! -f "$TLS_KEY" ]; then
+    TLS_NOTE="no test certificate in tests/data: no FTPS rows"
+elif ! "$WORK/venv/bin/pip" install --quiet --disable-pip-version-check pyopenssl >/dev/null 2>&1; then
+    TLS_NOTE="pyOpenSSL did not install: no FTPS rows"
+fi
+cat > "$WORK/pyftpd_tls.py" <<'PYEOF'
+import logging, sys
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import TLS_FTPHandler
+from pyftpdlib.servers import FTPServer
+host, port, root, user, password, cert, key = sys.argv[1:8]
+logging.basicConfig(level=logging.WARNING)
+auth = DummyAuthorizer()
+auth.add_user(user, password, root, perm="elradfmwMT")
+handler = TLS_FTPHandler
+handler.certfile, handler.keyfile = cert, key
+handler.authorizer = auth
+handler.tls_control_required = True
+handler.tls_data_required = True
+server = FTPServer((host, int(port)), handler)
+server.max_cons = 0
+server.max_cons_per_ip = 0
+server.serve_forever()
+PYEOF
+[ -z "$TLS_NOTE" ] || say "$TLS_NOTE"
+
+# tls_round NAME ROUND: FTPS RETR and STOR rows for NAME, appended to its raw file.
+tls_round() {
+    local name=$1 round=$2 root="$WORK/tls-root-$1" log="$WORK/logs/$1-tls-$2.log"
+    local raw="$OUT/raw/$name-$round.jsonl" src="$WORK/tls-src.bin" port
+    rm -rf "$root"
+    mkdir -p "$root"
+    [ -f "$src" ] || head -c "$((SIZE_MB << 20))" /dev/urandom >"$src"
+    cp "$src" "$root/f.bin"
+    port="$(free_port)"
+    case "$name" in
+        ftpdlib)
+            setsid "$FTPDLIB_BIN" -i "$HOST" -p "$port" -w -d "$root" -u "$USER_NAME" \
+                -P "$USER_PASS" --max-cons 0 --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" \
+                --tls-control-required --tls-data-required >"$log" 2>&1 &
+            ;;
+        pyftpdlib)
+            setsid "$PY" "$WORK/pyftpd_tls.py" "$HOST" "$port" "$root" "$USER_NAME" \
+                "$USER_PASS" "$TLS_CERT" "$TLS_KEY" >"$log" 2>&1 &
+            ;;
+    esac
+    SRV_PID=$!
+    STARTED+=("$SRV_PID")
+    if ! wait_listen "$SRV_PID" "$port"; then
+        say "$name did not start with TLS; log tail:"
+        tail -n 5 "$log" >&2 || true
+        stop_server
+        return 0
+    fi
+    local url="ftp://$USER_NAME:$USER_PASS@$HOST:$port" bps
+    for _ in 1 2 3; do
+        bps="$(curl -sS --ssl-reqd -k --max-time "$TIMEOUT" -o /dev/null \
+            -w '%{speed_download}' "$url/f.bin" 2>>"$log")" || bps=""
+        [ -n "$bps" ] && echo "{\"workload\":\"tls_retr_1\",\"value\":$(awk -v b="$bps" 'BEGIN{printf "%.2f", b/1048576}'),\"unit\":\"MiB/s\"}" >>"$raw"
+        bps="$(curl -sS --ssl-reqd -k --max-time "$TIMEOUT" -o /dev/null -T "$src" \
+            -w '%{speed_upload}' "$url/up.bin" 2>>"$log")" || bps=""
+        if [ -n "$bps" ] && cmp -s "$src" "$root/up.bin"; then
+            echo "{\"workload\":\"tls_stor_1\",\"value\":$(awk -v b="$bps" 'BEGIN{printf "%.2f", b/1048576}'),\"unit\":\"MiB/s\"}" >>"$raw"
+        else
+            echo '{"workload":"tls_stor_1","value":null,"unit":"MiB/s","error":"upload failed or differs"}' >>"$raw"
+        fi
+    done
+    stop_server
+}
+
 say "clients=$CLIENTS rounds=$ROUNDS single-stream=${SIZE_MB}MiB concurrent=${CONC_MB}MiB servers=${SERVERS[*]}"
 say "results go to $OUT"
 START_TIME=$(date +%s)
@@ -308,6 +387,12 @@ for round in $(seq "$ROUNDS"); do
             >"$raw" 2>>"$WORK/logs/ftpbench.log" || say "$name: some workloads failed (see $raw)"
         stop_server
     done
+    if [ -z "$TLS_NOTE" ]; then
+        for name in ftpdlib pyftpdlib; do
+            say "round $round/$ROUNDS: $name over TLS"
+            tls_round "$name" "$round"
+        done
+    fi
 done
 ELAPSED=$(( $(date +%s) - START_TIME ))
 
@@ -315,7 +400,7 @@ ELAPSED=$(( $(date +%s) - START_TIME ))
 MACHINE_CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 MACHINE_MEM="$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 VSFTPD_VERSION="$( (dpkg-query -W -f '${Version}' vsftpd 2>/dev/null) || echo unknown)"
-export OUT CLIENTS ROUNDS SIZE_MB CONC_MB ELAPSED PYFTPDLIB_VERSION VSFTPD_VERSION VSFTPD_NOTE
+export OUT CLIENTS ROUNDS SIZE_MB CONC_MB ELAPSED PYFTPDLIB_VERSION VSFTPD_VERSION VSFTPD_NOTE TLS_NOTE
 export MACHINE_CPU MACHINE_MEM FTPDLIB_BIN
 MACHINE_NPROC="$(nproc)"
 MACHINE_KERNEL="$(uname -r)"
@@ -349,6 +434,8 @@ ROWS = [
     ("rss_idle", "server memory, idle", "MiB", "lower"),
     ("rss_sessions", f"server memory, {n} sessions logged in", "MiB", "lower"),
     ("rss_transfer", f"server memory, peak during {n} RETR", "MiB", "lower"),
+    ("tls_stor_1", "FTPS (PROT P) STOR, one stream, curl", "MiB/s", "higher"),
+    ("tls_retr_1", "FTPS (PROT P) RETR, one stream, curl", "MiB/s", "higher"),
 ]
 
 def load(path):
@@ -437,6 +524,8 @@ md.append(f"- loopback limit (sendfile() over 127.0.0.1 to a reader, no FTP serv
 md.append(f"- command: `{env['COMMAND_LINE']}`\n")
 if env.get("VSFTPD_NOTE"):
     md.append(f"Note: {env['VSFTPD_NOTE']}.\n")
+if env.get("TLS_NOTE"):
+    md.append(f"Note: {env['TLS_NOTE']}.\n")
 md.append(table + "\n")
 if fail_notes:
     md.append("Failures:\n\n" + "\n".join(fail_notes) + "\n")

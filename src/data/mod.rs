@@ -80,6 +80,15 @@ pub(crate) struct DataChannel {
     handshaking: bool,
 }
 
+/// Turns Nagle's algorithm off on a data connection, as on control connections. Bulk
+/// transfers write large chunks and gain nothing from it; small writes (a TLS handshake's
+/// records, a short listing) should not wait for the client's delayed ACK.
+fn no_delay(stream: &TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        crate::logger::logerror(&format!("TCP_NODELAY on a data connection: {e}"));
+    }
+}
+
 /// Sequence that spreads passive port choices over the range.
 fn next_port_offset(len: u32) -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -363,6 +372,7 @@ impl DataChannel {
                 }
             }
             let Some(stream) = accepted else { return false };
+            no_delay(&stream);
             // One connection per PASV: the listener closes once the client is in.
             self.deregister(registry);
             self.sock = Sock::Connected(Stream::Plain(stream));
@@ -395,6 +405,7 @@ impl DataChannel {
                         events.push(DataEvent::Failed(DataFailure::ConnectFailed(e)));
                         return false;
                     }
+                    no_delay(&s);
                     self.sock = Sock::Connected(Stream::Plain(s));
                     self.deadline = self.transfer.as_ref().and(self.stall.map(|d| now + d));
                     events.push(DataEvent::Connected);
