@@ -972,14 +972,22 @@ impl FtpServer {
                         now,
                     )
                 });
-                let result = result.and_then(|(dc, addr)| self.insert_data(key, dc).map(|_| addr));
+                let early = self.early_data_tls(key, &config);
+                let result = result.and_then(|(mut dc, addr)| {
+                    dc.set_early_tls(early);
+                    self.insert_data(key, dc).map(|_| addr)
+                });
                 if let Some(c) = self.control_mut(key) {
                     c.session.handle_passive_ready(now, result, extended);
                 }
             }
             Action::Connect(addr) => {
-                let result = DataChannel::connect(key, addr, &config.dtp, now)
-                    .and_then(|dc| self.insert_data(key, dc));
+                let early = self.early_data_tls(key, &config);
+                let result =
+                    DataChannel::connect(key, addr, &config.dtp, now).and_then(|mut dc| {
+                        dc.set_early_tls(early);
+                        self.insert_data(key, dc)
+                    });
                 match result {
                     Ok(dkey) => self.enqueue(dkey),
                     Err(e) => {
@@ -1041,6 +1049,17 @@ impl FtpServer {
                 }
             }
         }
+    }
+
+    /// The TLS settings a new data connection of session `key` starts with at once: under
+    /// PROT P, the no-ticket ones (see [`DataChannel::set_early_tls`]).
+    fn early_data_tls(&mut self, key: usize, config: &Config) -> Option<crate::tls::DataTls> {
+        let tc = config.tls.as_ref()?;
+        let c = self.control_mut(key)?;
+        if !c.session.data_protected() {
+            return None;
+        }
+        c.keys.data(tc, false)
     }
 
     fn insert_data(&mut self, owner: usize, mut dc: DataChannel) -> io::Result<usize> {

@@ -811,3 +811,45 @@ fn throttling_holds_under_tls() {
         assert!(err.abs() < 0.10, "{what}: {secs:.2} s, want {want:.2} s");
     }
 }
+
+#[test]
+fn data_handshake_completes_before_the_transfer_command() {
+    // curl's order under PROT P: connect the data connection, finish the TLS handshake,
+    // and only then send RETR or STOR. The server must answer the handshake at once.
+    let s = with_tls(|_| {});
+    let body = random_bytes(300_000, 81);
+    std::fs::write(s.root.join("f.bin"), &body).unwrap();
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(c.pasv()).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut data = c.data(tcp);
+        while data.conn.is_handshaking() {
+            data.conn
+                .complete_io(&mut data.sock)
+                .expect("the handshake completes before any transfer command");
+        }
+        c.send("RETR f.bin");
+        assert!(matches!(c.reply().0, 125 | 150));
+        let mut got = Vec::new();
+        data.read_to_end(&mut got).unwrap();
+        c.cmd_reply(226);
+        assert_same(&got, &body);
+    }
+    // The same for an upload: the early handshake sends no ticket that could be reset away.
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut data = c.data(tcp);
+    while data.conn.is_handshaking() {
+        data.conn.complete_io(&mut data.sock).unwrap();
+    }
+    c.send("STOR up.bin");
+    assert!(matches!(c.reply().0, 125 | 150));
+    data.write_all(&body).unwrap();
+    data.conn.send_close_notify();
+    data.flush().unwrap();
+    data.sock.shutdown(Shutdown::Write).unwrap();
+    c.cmd_reply(226);
+    assert_same(&std::fs::read(s.root.join("up.bin")).unwrap(), &body);
+}

@@ -465,6 +465,11 @@ impl Session {
         self.control_tls
     }
 
+    /// Whether data connections are to be protected (PROT P).
+    pub fn data_protected(&self) -> bool {
+        self.prot_private
+    }
+
     /// Whether the session has ended; the owner closes the connection once output is written.
     pub fn is_closed(&self) -> bool {
         self.closed

@@ -76,8 +76,10 @@ pub(crate) struct DataChannel {
     pub share: Option<Box<(Way, Option<String>)>>,
     /// PROT P: TLS to start once connected with a transfer attached.
     tls: Option<DataTls>,
-    /// The TLS handshake is running (its deadline is in `deadline`).
+    /// The TLS handshake is running (its deadline is in `deadline` once a transfer waits).
     handshaking: bool,
+    /// The handshake timeout of the TLS settings in use.
+    handshake_timeout: Option<Duration>,
 }
 
 /// Turns Nagle's algorithm off on a data connection, as on control connections. Bulk
@@ -153,6 +155,7 @@ impl DataChannel {
                 share: None,
                 tls: None,
                 handshaking: false,
+                handshake_timeout: None,
             },
             addr,
         ))
@@ -178,6 +181,7 @@ impl DataChannel {
             share: None,
             tls: None,
             handshaking: false,
+            handshake_timeout: None,
         })
     }
 
@@ -226,14 +230,34 @@ impl DataChannel {
         now: Instant,
         tls: Option<DataTls>,
     ) {
-        self.tls = tls;
+        // Settings given at PASV/PORT time (PROT P already on) win: the handshake may have
+        // started at accept. Otherwise the transfer's own, by direction.
+        if self.tls.is_none() && !self.is_tls() {
+            self.tls = tls;
+        }
         self.transfer = Some(Running::new(transfer, in_buf, out_buf));
         // Empty buckets: the transfer earns its first bytes, so it never starts ahead of
         // its limit.
         self.buckets = (!limits.is_none()).then(|| Box::new(Buckets::new_empty(limits, now)));
         if matches!(self.sock, Sock::Connected(_)) {
-            self.deadline = self.stall.map(|d| now + d);
+            self.deadline = match self.handshake_timeout {
+                // A handshake begun at accept is now timed from the transfer command.
+                Some(t) if self.handshaking => Some(now + t),
+                _ => self.stall.map(|d| now + d),
+            };
         }
+    }
+
+    /// TLS settings to start with as soon as the connection is up, before any transfer
+    /// command: under PROT P, clients such as curl send their ClientHello right after
+    /// connecting and wait for the handshake before sending RETR. These are the
+    /// no-ticket settings, safe for uploads (no TLS 1.3 ticket to be reset away).
+    pub fn set_early_tls(&mut self, tls: Option<DataTls>) {
+        self.tls = tls;
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(&self.sock, Sock::Connected(s) if s.is_tls())
     }
 
     /// The direction of the attached transfer, for the bandwidth limits.
@@ -418,7 +442,7 @@ impl DataChannel {
                 }
             }
         }
-        if !matches!(self.sock, Sock::Connected(_)) || self.transfer.is_none() {
+        if !matches!(self.sock, Sock::Connected(_)) {
             return false;
         }
         if let Some(tls) = self.tls.take() {
@@ -430,7 +454,12 @@ impl DataChannel {
                 Ok(s) => {
                     self.sock = Sock::Connected(s);
                     self.handshaking = true;
-                    self.deadline = Some(now + timeout);
+                    self.handshake_timeout = Some(timeout);
+                    // Timed only once a transfer waits on it; before that the session's
+                    // idle timeout covers a client that never goes on.
+                    if self.transfer.is_some() {
+                        self.deadline = Some(now + timeout);
+                    }
                 }
                 Err((s, e)) => {
                     self.sock = Sock::Connected(s);
@@ -446,6 +475,11 @@ impl DataChannel {
             return false;
         };
         let Some(running) = self.transfer.as_mut() else {
+            // No transfer yet: move the handshake along. A failure stays latched in the
+            // stream and is reported when the transfer command arrives.
+            if self.handshaking && matches!(stream.handshake(), Ok(true)) {
+                self.handshaking = false;
+            }
             return false;
         };
         let before = running.bytes();

@@ -310,6 +310,16 @@ impl Stream {
         }
     }
 
+    /// Advances a TLS handshake with no application data: `Ok(true)` when there is none to
+    /// run (plain) or it is done, `Ok(false)` while it waits for the socket.
+    pub fn handshake(&mut self) -> io::Result<bool> {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.handshake(),
+            _ => Ok(true),
+        }
+    }
+
     /// Switches a data connection to TLS as server.
     pub fn start_data_tls(self, tls: DataTls) -> Result<Stream, (Stream, String)> {
         #[cfg(feature = "tls")]

@@ -322,6 +322,19 @@ impl TlsStream {
         Ok(read)
     }
 
+    /// Advances the handshake as far as the socket allows: `Ok(true)` once it is done (and
+    /// the resumption check passed), `Ok(false)` when it waits for the socket.
+    pub fn handshake(&mut self) -> io::Result<bool> {
+        self.check()?;
+        while self.conn.is_handshaking() {
+            if !self.pump()? {
+                return Ok(false);
+            }
+        }
+        self.check()?;
+        Ok(true)
+    }
+
     /// See [`Stream::close_notify`](super::Stream::close_notify).
     pub fn close_notify(&mut self) -> io::Result<bool> {
         self.check()?;
