@@ -1017,13 +1017,7 @@ impl FtpServer {
                     return;
                 }
                 let dkey = self.control_mut(key).and_then(|c| c.data);
-                match dkey.and_then(|d| match self.channels.get_mut(d) {
-                    Some(Entry {
-                        chan: Channel::Data(dc),
-                        ..
-                    }) => Some((d, dc)),
-                    _ => None,
-                }) {
+                match dkey.and_then(|d| self.data_mut(d).map(|dc| (d, dc))) {
                     Some((d, dc)) => {
                         dc.attach(
                             t,
@@ -1095,14 +1089,8 @@ impl FtpServer {
         mut f: impl FnMut(&mut Throttle, u64),
     ) {
         let w = way_index(way);
-        if let Some(Entry {
-            chan: Channel::Data(dc),
-            ..
-        }) = self.channels.get_mut(key)
-        {
-            if let Some(t) = dc.throttle_mut(way) {
-                f(t, 1);
-            }
+        if let Some(t) = self.data_mut(key).and_then(|dc| dc.throttle_mut(way)) {
+            f(t, 1);
         }
         if let Some(u) = user {
             if let Some(limits) = self.config.user_limits.get(u) {
@@ -1172,14 +1160,8 @@ impl FtpServer {
             // others are there by then or soon after), or for what is left of the
             // transfer when that is less, so the last bytes of a download do not wait a
             // whole period.
-            if let Some(Entry {
-                chan: Channel::Data(dc),
-                ..
-            }) = self.channels.get(key)
-            {
-                if let Some(left) = dc.remaining() {
-                    want = want.min(left.max(1));
-                }
+            if let Some(left) = self.data(key).and_then(|dc| dc.remaining()) {
+                want = want.min(left.max(1));
             }
             let mut wake = now;
             self.for_each_throttle(key, way, user, now, |t, _| {
@@ -1195,11 +1177,7 @@ impl FtpServer {
     /// Counts data channel `key` among the transfers sharing the user and server buckets
     /// for `way`, once.
     fn join_share(&mut self, key: usize, way: Way, user: Option<&str>) {
-        let Some(Entry {
-            chan: Channel::Data(dc),
-            ..
-        }) = self.channels.get_mut(key)
-        else {
+        let Some(dc) = self.data_mut(key) else {
             return;
         };
         if dc.share.is_some() {
@@ -1268,11 +1246,8 @@ impl FtpServer {
         let Some(token) = self.tokens.token(key) else {
             return;
         };
-        let (owner, way, connected) = match self.channels.get(key) {
-            Some(Entry {
-                chan: Channel::Data(dc),
-                ..
-            }) => {
+        let (owner, way, connected) = match self.data(key) {
+            Some(dc) => {
                 if dc.paused_until().is_some_and(|t| t > now) {
                     // Waiting for bandwidth; the wake-up timer drives it.
                     return;
@@ -1432,7 +1407,7 @@ impl FtpServer {
     /// Hands data events to the owning session, removes a finished data channel and lets
     /// the control channel answer.
     fn deliver(&mut self, key: usize, owner: usize, events: Vec<DataEvent>, now: Instant) {
-        let finished = matches!(self.channels.get(key), Some(Entry { chan: Channel::Data(dc), .. }) if dc.is_finished());
+        let finished = self.data(key).is_some_and(|dc| dc.is_finished());
         if finished {
             self.remove(key);
             if let Some(c) = self.control_mut(owner) {
@@ -1461,11 +1436,25 @@ impl FtpServer {
     }
 
     fn data_bytes(&self, key: usize) -> Option<u64> {
+        self.data(key).and_then(|d| d.bytes())
+    }
+
+    fn data(&self, key: usize) -> Option<&DataChannel> {
         match self.channels.get(key) {
             Some(Entry {
                 chan: Channel::Data(d),
                 ..
-            }) => d.bytes(),
+            }) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn data_mut(&mut self, key: usize) -> Option<&mut DataChannel> {
+        match self.channels.get_mut(key) {
+            Some(Entry {
+                chan: Channel::Data(d),
+                ..
+            }) => Some(d),
             _ => None,
         }
     }
