@@ -757,13 +757,19 @@ impl FtpServer {
         }
     }
 
-    fn insert_listener(&mut self, mut sock: TcpListener) -> io::Result<()> {
-        let entry = self.channels.vacant_entry();
-        let key = entry.key();
+    /// The token of the next slab entry, or an error when the token range is used up.
+    fn next_token(&self) -> io::Result<(usize, Token)> {
+        let key = self.channels.vacant_key();
         let token = self
             .tokens
             .token(key)
             .ok_or_else(|| io::Error::other("token range exhausted"))?;
+        Ok((key, token))
+    }
+
+    fn insert_listener(&mut self, mut sock: TcpListener) -> io::Result<()> {
+        let (key, token) = self.next_token()?;
+        let entry = self.channels.vacant_entry();
         if let Some(reg) = &self.registry {
             reg.register(&mut sock, token, Interest::READABLE)?;
         }
@@ -1057,12 +1063,8 @@ impl FtpServer {
     }
 
     fn insert_data(&mut self, owner: usize, mut dc: DataChannel) -> io::Result<usize> {
+        let (key, token) = self.next_token()?;
         let entry = self.channels.vacant_entry();
-        let key = entry.key();
-        let token = self
-            .tokens
-            .token(key)
-            .ok_or_else(|| io::Error::other("token range exhausted"))?;
         if let Some(reg) = &self.registry {
             dc.register(reg, token)?;
         }

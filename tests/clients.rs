@@ -4,41 +4,11 @@
 mod util;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use util::{assert_same, random_bytes, require, TempDir, TestServer};
+use util::{assert_same, curl, random_bytes, require, run, write_files, TempDir, TestServer};
 
 const SIZES: [usize; 4] = [0, 1, 64 * 1024, 50 << 20];
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run client");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn curl() -> Command {
-    let mut c = Command::new("curl");
-    c.args(["--silent", "--show-error", "--max-time", "120"]);
-    c
-}
-
-fn write_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    SIZES
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| {
-            let name = format!("file-{n}.bin");
-            let body = random_bytes(n, i as u64 + 100);
-            std::fs::write(dir.join(&name), &body).unwrap();
-            (name, body)
-        })
-        .collect()
-}
 
 #[test]
 fn curl_download_upload_listing_passive_and_active() {
@@ -47,7 +17,7 @@ fn curl_download_upload_listing_passive_and_active() {
     }
     let s = TestServer::start();
     let local = TempDir::new("curl");
-    let files = write_files(s.root.path());
+    let files = write_files(s.root.path(), &SIZES, 100);
     for (name, body) in &files {
         // Passive download.
         let got = run(curl().arg(s.url("user", name))).stdout;
@@ -136,7 +106,7 @@ fn wget_downloads_and_mirrors() {
         return;
     }
     let s = TestServer::start();
-    let files = write_files(s.root.path());
+    let files = write_files(s.root.path(), &SIZES, 100);
     std::fs::create_dir_all(s.root.join("tree/nested")).unwrap();
     std::fs::write(s.root.join("tree/a.txt"), b"a").unwrap();
     std::fs::write(s.root.join("tree/nested/b.txt"), b"bb").unwrap();
@@ -172,7 +142,7 @@ fn python_ftplib_session() {
         return;
     }
     let s = TestServer::start();
-    let files = write_files(s.root.path());
+    let files = write_files(s.root.path(), &SIZES, 100);
     let local = TempDir::new("ftplib");
     let script = format!(
         r#"

@@ -10,8 +10,7 @@ mod util;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
 
-use util::{assert_same, random_bytes, require, TempDir, TestServer};
+use util::{assert_same, random_bytes, require, run, TempDir, TestServer};
 
 fn data_file(name: &str) -> String {
     format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -585,37 +584,14 @@ fn stalled_or_failed_handshakes_end_and_free_the_slot() {
 
 // ---- real clients -----------------------------------------------------------------------
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run client");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
+/// curl that accepts the self-signed test certificate.
 fn curl() -> Command {
-    let mut c = Command::new("curl");
-    c.args(["--silent", "--show-error", "--max-time", "120", "-k"]);
+    let mut c = util::curl();
+    c.arg("-k");
     c
 }
 
 const SIZES: [usize; 4] = [0, 1, 64 * 1024, 20 << 20];
-
-fn write_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    SIZES
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| {
-            let name = format!("file-{n}.bin");
-            let body = random_bytes(n, i as u64 + 400);
-            std::fs::write(dir.join(&name), &body).unwrap();
-            (name, body)
-        })
-        .collect()
-}
 
 #[test]
 fn curl_explicit_and_implicit() {
@@ -629,7 +605,7 @@ fn curl_explicit_and_implicit() {
             t.data_required = TlsRequired::Everyone;
             t.control_required = TlsRequired::Everyone;
         });
-        let files = write_files(s.root.path());
+        let files = util::write_files(s.root.path(), &SIZES, 400);
         let (scheme, extra): (&str, &[&str]) = if implicit {
             ("ftps", &[])
         } else {

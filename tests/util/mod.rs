@@ -356,6 +356,40 @@ pub fn active_listener() -> (TcpListener, String) {
     (l, format!("127,0,0,1,{},{}", port >> 8, port & 0xff))
 }
 
+/// Runs a client and fails the test, with its output, unless it succeeds.
+pub fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().expect("run client");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// curl, quiet but for errors, bounded in time.
+pub fn curl() -> Command {
+    let mut c = Command::new("curl");
+    c.args(["--silent", "--show-error", "--max-time", "120"]);
+    c
+}
+
+/// Writes one random file per size into `dir` (`file-<size>.bin`) and returns the names
+/// with their bytes; `seed` keeps the files of different tests apart.
+pub fn write_files(dir: &Path, sizes: &[usize], seed: u64) -> Vec<(String, Vec<u8>)> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let name = format!("file-{n}.bin");
+            let body = random_bytes(n, i as u64 + seed);
+            std::fs::write(dir.join(&name), &body).unwrap();
+            (name, body)
+        })
+        .collect()
+}
+
 /// Whether a command-line tool is on the PATH.
 pub fn have(tool: &str) -> bool {
     Command::new("sh")
