@@ -74,6 +74,8 @@ Options:
       --tls-data-required[=users]     require PROT P for data connections (same choice)
       --tls-no-session-reuse accept data connections that do not resume the control
                              connection's TLS session (for Python's ftplib)
+      --tls-allow-ccc        accept CCC: clients may return the control connection to
+                             plaintext after login (not where control TLS is required)
   -D, --debug                log every command and reply
   -V, --verbose              same as --debug
   -v, --version              print the version and exit
@@ -124,6 +126,7 @@ struct Options {
     tls_control_required: Option<TlsRequired>,
     tls_data_required: Option<TlsRequired>,
     tls_no_session_reuse: bool,
+    tls_allow_ccc: bool,
 }
 
 /// `--tls-*-required` alone (everyone) or `=users` (all but anonymous).
@@ -332,6 +335,7 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
                 o.tls_data_required = Some(tls_required(&flag, inline.as_deref())?)
             }
             "--tls-no-session-reuse" => o.tls_no_session_reuse = true,
+            "--tls-allow-ccc" => o.tls_allow_ccc = true,
             other => return Err(format!("unknown option {other:?} (see --help)")),
         }
     }
@@ -358,7 +362,8 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
     let tls_flag = o.tls_implicit
         || o.tls_control_required.is_some()
         || o.tls_data_required.is_some()
-        || o.tls_no_session_reuse;
+        || o.tls_no_session_reuse
+        || o.tls_allow_ccc;
     if tls_flag && o.tls_cert.is_none() {
         return Err("the --tls-* options need --tls-cert and --tls-key".to_string());
     }
@@ -414,6 +419,7 @@ fn tls_config(o: &Options, cert: &Path, key: &Path) -> Result<TlsConfig, String>
     tls.control_required = o.tls_control_required.unwrap_or_default();
     tls.data_required = o.tls_data_required.unwrap_or_default();
     tls.data_session_reuse_required = !o.tls_no_session_reuse;
+    tls.ccc_allowed = o.tls_allow_ccc;
     Ok(tls)
 }
 

@@ -917,7 +917,7 @@ impl FtpServer {
                 continue;
             }
             c.flush();
-            if c.start_tls_if_due(now) {
+            if c.start_tls_if_due(now) || c.end_tls_if_due(now) {
                 continue;
             }
             if c.session.is_closed() && c.closed_at.is_none() {
@@ -960,6 +960,11 @@ impl FtpServer {
             Action::StartTls => {
                 if let Some(c) = self.control_mut(key) {
                     c.request_tls();
+                }
+            }
+            Action::EndTls => {
+                if let Some(c) = self.control_mut(key) {
+                    c.request_plain();
                 }
             }
             Action::Listen { extended } => {

@@ -829,3 +829,106 @@ fn data_handshake_completes_before_the_transfer_command() {
     c.cmd_reply(226);
     assert_same(&std::fs::read(s.root.join("up.bin")).unwrap(), &body);
 }
+
+#[test]
+fn ccc_returns_the_control_connection_to_plaintext_when_allowed() {
+    let s = with_tls(|t| t.ccc_allowed = true);
+    let body = random_bytes(200_000, 91);
+    std::fs::write(s.root.join("f.bin"), &body).unwrap();
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    c.cmd("CCC", 200);
+    // The server's close_notify ends its TLS stream.
+    let mut rest = Vec::new();
+    assert_eq!(
+        c.r.read_to_end(&mut rest).unwrap(),
+        0,
+        "no data after the 200"
+    );
+    // Ours, and a plaintext command right behind it in the same write: the server must
+    // stop reading TLS exactly at the end of the close_notify record.
+    let tls = c.r.get_mut();
+    tls.conn.send_close_notify();
+    let mut out = Vec::new();
+    while tls.conn.wants_write() {
+        tls.conn.write_tls(&mut out).unwrap();
+    }
+    out.extend_from_slice(b"PWD\r\n");
+    tls.sock.write_all(&out).unwrap();
+    let mut plain = BufReader::new(tls.sock.try_clone().unwrap());
+    let (code, text) = read_reply(&mut plain);
+    assert_eq!(code, 257, "{text}");
+    // Plain commands go on, and data connections keep PROT P.
+    (&tls.sock).write_all(b"EPSV\r\n").unwrap();
+    let (code, text) = read_reply(&mut plain);
+    assert_eq!(code, 229, "{text}");
+    let port: u16 = text[text.find("(|||").unwrap() + 4..text.rfind("|)").unwrap()]
+        .parse()
+        .unwrap();
+    let data_tcp = TcpStream::connect(SocketAddr::new(s.addr.ip(), port)).unwrap();
+    (&tls.sock).write_all(b"RETR f.bin\r\n").unwrap();
+    assert!(matches!(read_reply(&mut plain).0, 125 | 150));
+    data_tcp
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut data = tls_over(&c.config, data_tcp);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(read_reply(&mut plain).0, 226);
+    assert_same(&got, &body);
+}
+
+#[test]
+fn ccc_is_refused_by_default_and_where_tls_is_required() {
+    let s = with_tls(|_| {});
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    c.cmd("CCC", 534);
+    c.cmd("PWD", 257);
+    let s = with_tls(|t| {
+        t.ccc_allowed = true;
+        t.control_required = TlsRequired::Everyone;
+    });
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    c.cmd("CCC", 534);
+    c.cmd("NOOP", 200);
+}
+
+#[test]
+fn python_ftplib_ccc() {
+    if !require("python3") {
+        return;
+    }
+    // ftplib's ccc() runs a full TLS shutdown and goes on in plaintext; its data
+    // connections do not resume the control session, so reuse is relaxed here.
+    let s = with_tls(|t| {
+        t.ccc_allowed = true;
+        t.data_session_reuse_required = false;
+    });
+    let body = random_bytes(300_000, 95);
+    std::fs::write(s.root.join("f.bin"), &body).unwrap();
+    let script = format!(
+        r#"
+import ftplib, io, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+f = ftplib.FTP_TLS(context=ctx)
+f.connect("127.0.0.1", {port}, timeout=30)
+f.login("user", "pass")
+f.prot_p()
+assert f.ccc().startswith("200")
+assert f.pwd() == "/"
+buf = io.BytesIO()
+f.retrbinary("RETR f.bin", buf.write)
+assert len(buf.getvalue()) == {len}, len(buf.getvalue())
+f.quit()
+print("ok")
+"#,
+        port = s.addr.port(),
+        len = body.len()
+    );
+    let out = run(Command::new("python3").arg("-c").arg(&script));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}

@@ -124,6 +124,10 @@ pub(crate) struct ControlChannel {
     pub keys: SessionTls,
     /// AUTH answered: switch to TLS once the reply is written.
     tls_pending: bool,
+    /// CCC accepted; our close_notify goes once the 200 is written.
+    ccc_pending: bool,
+    /// CCC under way: reading up to the client's close_notify.
+    ccc_draining: bool,
     /// A TLS handshake on this connection must be done by then.
     handshake_deadline: Option<Instant>,
     /// close_notify queued after the session ended.
@@ -154,6 +158,8 @@ impl ControlChannel {
             tls,
             keys: SessionTls::default(),
             tls_pending: false,
+            ccc_pending: false,
+            ccc_draining: false,
             handshake_deadline: None,
             closing: false,
         };
@@ -161,6 +167,37 @@ impl ControlChannel {
             c.switch_to_tls(now);
         }
         c
+    }
+
+    /// The session accepted CCC ([`Action::EndTls`](session::Action::EndTls)).
+    pub fn request_plain(&mut self) {
+        self.ccc_pending = true;
+        self.stream.cut_records();
+    }
+
+    /// Drives CCC: sends our close_notify once the 200 is out, and switches to plaintext
+    /// once the client's close_notify is read; true when it switched.
+    pub fn end_tls_if_due(&mut self, now: Instant) -> bool {
+        if self.ccc_pending && self.session.output().is_empty() && !self.stream.wants_write() {
+            self.ccc_pending = false;
+            self.ccc_draining = true;
+            self.stream.begin_ccc();
+            // The client's close_notify may already be here.
+            self.fill();
+        }
+        if !self.ccc_draining || !self.stream.ccc_done() {
+            return false;
+        }
+        self.ccc_draining = false;
+        let tls = std::mem::replace(&mut self.stream, Stream::Switching);
+        let (plain, rest) = tls.end_tls();
+        self.stream = plain;
+        self.input = LineBuffer::default();
+        self.input.extend(&rest);
+        self.session.handle_tls_ended(now);
+        // More plaintext may sit in the socket behind what was already read.
+        self.fill();
+        true
     }
 
     /// The session asked for TLS ([`Action::StartTls`](session::Action::StartTls)).
@@ -242,6 +279,8 @@ impl ControlChannel {
         let mut chunk = [0u8; 4096];
         while !self.eof && self.input.len() < MAX_BUFFERED_INPUT {
             match self.stream.read(&mut chunk) {
+                // During CCC the client's close_notify ends the TLS stream, not the session.
+                Ok(0) if self.ccc_pending || self.ccc_draining => break,
                 Ok(0) => self.eof = true,
                 Ok(n) => self.input.extend(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

@@ -64,6 +64,9 @@ pub enum Action {
     /// written, discarding whatever plaintext the client sent after AUTH; then call
     /// [`Session::handle_tls_started`].
     StartTls,
+    /// CCC: once the 200 is written, send close_notify, read up to the client's, and go on
+    /// in plaintext; then call [`Session::handle_tls_ended`].
+    EndTls,
 }
 
 /// A transfer for the data channel to run.
@@ -455,6 +458,16 @@ impl Session {
     /// are taken again (from the TLS stream).
     pub fn handle_tls_started(&mut self, now: Instant) {
         self.tls_switching = false;
+        if let Some(t) = self.config.timeout {
+            self.idle_deadline = Some(now + t);
+        }
+    }
+
+    /// The control connection is back to plaintext after CCC.
+    pub fn handle_tls_ended(&mut self, now: Instant) {
+        self.tls_switching = false;
+        self.control_tls = false;
+        self.log("control connection back to plaintext (CCC)");
         if let Some(t) = self.config.timeout {
             self.idle_deadline = Some(now + t);
         }
@@ -1061,10 +1074,7 @@ impl Session {
             Verb::Auth => self.cmd_auth(arg),
             Verb::Pbsz => self.cmd_pbsz(arg),
             Verb::Prot => self.cmd_prot(arg),
-            Verb::Ccc => self.reply(
-                534,
-                "CCC not allowed: the control connection stays protected.",
-            ),
+            Verb::Ccc => self.cmd_ccc(),
             Verb::Unknown => self.reply(500, "Command not understood."),
         }
     }
@@ -1089,6 +1099,28 @@ impl Session {
     }
 
     // ---- login ---------------------------------------------------------------------
+
+    /// CCC (RFC 4217 section 6): back to a plaintext control connection, where allowed.
+    fn cmd_ccc(&mut self) {
+        let Some(tls) = self.config.tls.as_ref() else {
+            return self.reply(502, "CCC not supported: no TLS certificate configured.");
+        };
+        if !self.control_tls {
+            return self.reply(534, "CCC refused: the control connection is not protected.");
+        }
+        let user = self.username().unwrap_or("");
+        if !tls.ccc_allowed || tls.control_required.applies_to(user) {
+            return self.reply(
+                534,
+                "CCC not allowed: the control connection stays protected.",
+            );
+        }
+        self.reply(200, "CCC OK; the control connection returns to plaintext.");
+        // Commands wait until the client's close_notify has been read: what follows it is
+        // plaintext.
+        self.tls_switching = true;
+        self.actions.push_back(Action::EndTls);
+    }
 
     /// Whether `user` must secure the control connection first; replies 534 if so.
     fn control_tls_missing(&mut self, user: &str) -> bool {

@@ -92,6 +92,11 @@ pub struct TlsConfig {
     /// How long a TLS handshake may take, on control and data connections alike, before the
     /// connection is closed (control) or the transfer fails with 522 (data). Default 30 s.
     pub handshake_timeout: Duration,
+    /// Accept CCC (RFC 4217 section 6): after login, a client may take its control
+    /// connection back to plaintext, so that firewalls and NAT helpers can read PORT and
+    /// PASV again; data connections keep their protection. Refused for users who must keep
+    /// TLS on the control connection. Default false (534).
+    pub ccc_allowed: bool,
     inner: Inner,
 }
 
@@ -112,6 +117,7 @@ impl fmt::Debug for TlsConfig {
                 &self.data_session_reuse_required,
             )
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("ccc_allowed", &self.ccc_allowed)
             .finish_non_exhaustive()
     }
 }
@@ -143,6 +149,7 @@ impl TlsConfig {
             data_required: TlsRequired::No,
             data_session_reuse_required: true,
             handshake_timeout: Duration::from_secs(30),
+            ccc_allowed: false,
             inner: config,
         }
     }
@@ -307,6 +314,44 @@ impl Stream {
         {
             let _ = keys;
             match config.inner {}
+        }
+    }
+
+    /// CCC accepted: see [`TlsStream::cut_records`].
+    pub fn cut_records(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(t) = self {
+            t.cut_records();
+        }
+    }
+
+    /// CCC: see [`TlsStream::begin_ccc`]. A plain stream has nothing to do.
+    pub fn begin_ccc(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(t) = self {
+            t.begin_ccc();
+        }
+    }
+
+    /// Whether a CCC has seen the client's close_notify.
+    pub fn ccc_done(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.ccc_done(),
+            _ => false,
+        }
+    }
+
+    /// Back to plaintext after CCC: the plain stream and the bytes that followed the
+    /// client's close_notify.
+    pub fn end_tls(self) -> (Stream, Vec<u8>) {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => {
+                let (sock, rest) = t.into_plain();
+                (Stream::Plain(sock), rest)
+            }
+            other => (other, Vec::new()),
         }
     }
 

@@ -160,6 +160,60 @@ pub(crate) struct TlsStream {
     in_len: usize,
     /// The socket reported end of file (and rustls has been told).
     eof: bool,
+    /// CCC: hand rustls one record at a time, so that nothing after the client's
+    /// close_notify (plaintext from then on) is swallowed.
+    ccc: Option<RecordCut>,
+}
+
+/// Tracks TLS record boundaries in the bytes fed to rustls during CCC.
+#[derive(Debug, Default)]
+struct RecordCut {
+    /// Header bytes of the current record seen so far (up to 5).
+    header: Vec<u8>,
+    /// Body bytes of the current record still to come, once the header is complete.
+    body_left: usize,
+    /// The client's close_notify has been processed: what follows is plaintext.
+    peer_closed: bool,
+}
+
+impl RecordCut {
+    /// How many of `avail` may be fed without crossing the end of the current record.
+    fn limit(&self, avail: &[u8]) -> usize {
+        if self.header.len() < 5 {
+            let need = 5 - self.header.len();
+            if avail.len() <= need {
+                return avail.len();
+            }
+            let mut header = self.header.clone();
+            header.extend_from_slice(&avail[..need]);
+            let body = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            need + body.min(avail.len() - need)
+        } else {
+            self.body_left.min(avail.len())
+        }
+    }
+
+    /// Accounts for `fed` bytes handed to rustls.
+    fn consume(&mut self, mut fed: &[u8]) {
+        while !fed.is_empty() {
+            if self.header.len() < 5 {
+                let k = (5 - self.header.len()).min(fed.len());
+                self.header.extend_from_slice(&fed[..k]);
+                fed = &fed[k..];
+                if self.header.len() == 5 {
+                    self.body_left =
+                        usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                }
+            } else {
+                let k = self.body_left.min(fed.len());
+                self.body_left -= k;
+                fed = &fed[k..];
+            }
+            if self.header.len() == 5 && self.body_left == 0 {
+                self.header.clear();
+            }
+        }
+    }
 }
 
 impl fmt::Debug for TlsStream {
@@ -201,6 +255,7 @@ impl TlsStream {
             in_pos: 0,
             in_len: 0,
             eof: false,
+            ccc: None,
         }
     }
 
@@ -274,15 +329,31 @@ impl TlsStream {
                 Err(e) => return Err(e),
             }
         }
+        if self.ccc.as_ref().is_some_and(|c| c.peer_closed) {
+            // The rest is plaintext for the control channel, not TLS.
+            return Ok(false);
+        }
         if self.in_pos < self.in_len {
-            let mut pending = &self.inbuf[self.in_pos..self.in_len];
+            let avail = &self.inbuf[self.in_pos..self.in_len];
+            let limit = self.ccc.as_ref().map_or(avail.len(), |c| c.limit(avail));
+            let mut pending = &avail[..limit];
             let n = self.conn.read_tls(&mut pending)?;
+            if let Some(c) = self.ccc.as_mut() {
+                c.consume(&self.inbuf[self.in_pos..self.in_pos + n]);
+            }
             self.in_pos += n;
         }
-        if let Err(e) = self.conn.process_new_packets() {
-            // Send the alert rustls queued, if the socket takes it.
-            let _ = self.write_out();
-            return Err(self.fail(TlsError::Protocol(e.to_string())));
+        match self.conn.process_new_packets() {
+            Ok(state) => {
+                if let Some(c) = self.ccc.as_mut() {
+                    c.peer_closed |= state.peer_has_closed();
+                }
+            }
+            Err(e) => {
+                // Send the alert rustls queued, if the socket takes it.
+                let _ = self.write_out();
+                return Err(self.fail(TlsError::Protocol(e.to_string())));
+            }
         }
         if self.eof && self.conn.is_handshaking() {
             // Nothing more will come: fail now rather than at the handshake timeout.
@@ -333,6 +404,33 @@ impl TlsStream {
         }
         self.check()?;
         Ok(true)
+    }
+
+    /// CCC accepted: from now on read record by record, so that nothing after the client's
+    /// close_notify is taken for TLS. Set before the 200 goes out, since a client may send
+    /// its close_notify as soon as it reads the 200.
+    pub fn cut_records(&mut self) {
+        if self.ccc.is_none() {
+            self.ccc = Some(RecordCut::default());
+        }
+    }
+
+    /// CCC: sends our close_notify (the 200 is out).
+    pub fn begin_ccc(&mut self) {
+        self.cut_records();
+        self.conn.send_close_notify();
+        let _ = self.write_out();
+    }
+
+    /// Whether the client's close_notify has arrived after [`begin_ccc`](Self::begin_ccc).
+    pub fn ccc_done(&self) -> bool {
+        self.ccc.as_ref().is_some_and(|c| c.peer_closed)
+    }
+
+    /// The plain socket and the bytes already read past the client's close_notify.
+    pub fn into_plain(self) -> (TcpStream, Vec<u8>) {
+        let rest = self.inbuf[self.in_pos..self.in_len].to_vec();
+        (self.sock, rest)
     }
 
     /// See [`Stream::close_notify`](super::Stream::close_notify).
