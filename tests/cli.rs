@@ -2,12 +2,11 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
 
-use util::{assert_same, random_bytes, require, TempDir};
+use util::{assert_same, random_bytes, require, serve_daemon as serve, TempDir};
 
 fn ftpdlib() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ftpdlib"))
@@ -17,59 +16,6 @@ fn fails(args: &[&str]) -> String {
     let out: Output = ftpdlib().args(args).output().unwrap();
     assert!(!out.status.success(), "{args:?} should fail");
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A running `ftpdlib` process, killed when dropped.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the daemon and waits until it logs that it is listening.
-fn serve(args: &[&str]) -> (Daemon, u16) {
-    let port = free_port();
-    // Wrapped at once, so every path out of here kills and reaps it.
-    let mut daemon = Daemon(
-        ftpdlib()
-            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut err = BufReader::new(daemon.0.stderr.take().unwrap());
-    let end = Instant::now() + Duration::from_secs(20);
-    let mut line = String::new();
-    while Instant::now() < end {
-        line.clear();
-        if err.read_line(&mut line).unwrap() == 0 {
-            panic!("ftpdlib exited before listening");
-        }
-        if line.contains("starting FTP server") {
-            // Keep draining stderr so the daemon never blocks on a full pipe.
-            std::thread::spawn(move || {
-                let mut sink = String::new();
-                while err.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                    sink.clear();
-                }
-            });
-            return (daemon, port);
-        }
-    }
-    panic!("ftpdlib did not start");
 }
 
 #[test]

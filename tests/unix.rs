@@ -11,13 +11,10 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use ftpdlib::{UnixAuthorizer, UnixOptions};
 use util::{require, Client, TempDir, TestServer};
@@ -270,57 +267,22 @@ fn filters(alice: &SystemUser, shell_less: &SystemUser) {
     assert!(unknown.is_err());
 }
 
-/// A running `ftpdlib`, killed when dropped.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn command_line(alice: &SystemUser, public: &TempDir) {
     if !require("curl") {
         return;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let logs = TempDir::new("unix-xferlog");
     let xferlog = logs.join("xferlog");
-    let mut daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_ftpdlib"))
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-w"])
-            .args(["--system-users", "--anonymous", "--require-valid-shell"])
-            .arg("-d")
-            .arg(public.path())
-            .arg("--xferlog")
-            .arg(&xferlog)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut err = BufReader::new(daemon.0.stderr.take().unwrap());
-    let end = Instant::now() + Duration::from_secs(20);
-    let mut line = String::new();
-    loop {
-        assert!(Instant::now() < end, "ftpdlib did not start");
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "ftpdlib exited");
-        if line.contains("starting FTP server") {
-            break;
-        }
-    }
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        while err.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-            sink.clear();
-        }
-    });
+    let (daemon, port) = util::serve_daemon(&[
+        "-w",
+        "--system-users",
+        "--anonymous",
+        "--require-valid-shell",
+        "-d",
+        public.path().to_str().unwrap(),
+        "--xferlog",
+        xferlog.to_str().unwrap(),
+    ]);
 
     let local = TempDir::new("unix-local");
     std::fs::write(local.join("up.txt"), b"via curl").unwrap();

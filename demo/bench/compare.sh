@@ -265,10 +265,17 @@ EOF
             setsid "$VSFTPD" "$WORK/vsftpd.conf" >"$log" 2>&1 &
             ;;
     esac
+    track_started "$name" "$SRV_PORT" "$log"
+}
+
+# track_started NAME PORT LOG: records the server just started in the background as
+# SRV_PID and waits for it to listen on PORT; on failure shows LOG's tail and stops it.
+track_started() {
+    local name=$1 port=$2 log=$3
     SRV_PID=$!
     STARTED+=("$SRV_PID")
-    if ! wait_listen "$SRV_PID" "$SRV_PORT"; then
-        say "$name did not start listening on $HOST:$SRV_PORT; log tail:"
+    if ! wait_listen "$SRV_PID" "$port"; then
+        say "$name did not start listening on $HOST:$port; log tail:"
         tail -n 5 "$log" >&2 || true
         stop_server
         return 1
@@ -343,14 +350,7 @@ tls_round() {
                 "$USER_PASS" "$TLS_CERT" "$TLS_KEY" >"$log" 2>&1 &
             ;;
     esac
-    SRV_PID=$!
-    STARTED+=("$SRV_PID")
-    if ! wait_listen "$SRV_PID" "$port"; then
-        say "$name did not start with TLS; log tail:"
-        tail -n 5 "$log" >&2 || true
-        stop_server
-        return 0
-    fi
+    track_started "$name (TLS)" "$port" "$log" || return 0
     local url="ftp://$USER_NAME:$USER_PASS@$HOST:$port" bps
     for _ in 1 2 3; do
         bps="$(curl -sS --ssl-reqd -k --max-time "$TIMEOUT" -o /dev/null \
