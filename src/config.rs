@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::authorizer::{Authorizer, DummyAuthorizer};
-use crate::filesystem::{Filesystem, OsFilesystem};
+use crate::filesystem::legacy::{Filesystem, OsFilesystem};
 use crate::hooks::{Hooks, NoHooks};
 use crate::throttle::Limits;
 use crate::tls::TlsConfig;

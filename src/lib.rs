@@ -92,7 +92,7 @@ pub use authorizer::unix::{UnixAuthorizer, UnixOptions};
 pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Perms};
 pub use config::{Config, DtpConfig, FloodConfig, MasqueradeRule};
 pub use control::session::Session;
-pub use filesystem::{Filesystem, OsFilesystem};
+pub use filesystem::legacy::{Filesystem, OsFilesystem};
 pub use hooks::{HookList, Hooks, NoHooks, SessionInfo, TransferRecord};
 pub use ioloop::token::TOKEN_SPAN;
 pub use server::{CallLater, FtpServer, StopHandle};

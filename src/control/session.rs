@@ -33,7 +33,7 @@ use crate::authorizer::Perms;
 use crate::config::Config;
 use crate::control::command::{self, Arg, CommandSpec, Verb, COMMANDS};
 use crate::control::reply::{quote_path, Reply};
-use crate::filesystem::Filesystem;
+use crate::filesystem::legacy::Filesystem;
 use crate::hooks::{Hooks, SessionInfo, TransferRecord};
 use crate::listing::{self, NameCache};
 use crate::logger;
