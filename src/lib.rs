@@ -83,6 +83,7 @@ pub mod hooks;
 pub mod ioloop;
 pub mod listing;
 pub mod logger;
+pub mod pool;
 pub mod server;
 pub mod throttle;
 pub mod tls;

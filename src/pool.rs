@@ -1,0 +1,239 @@
+//! The worker pool: work that may block (filesystem calls, password hashing, a user's own
+//! authorizer) runs here, off the reactor thread, and comes back as a completion.
+//!
+//! The pool knows nothing of FTP. A job is a closure tagged with the slab key of the channel
+//! that asked and a request id; a worker runs it, queues `(key, id, result)` and wakes the
+//! reactor through a callback (the server's socket-pair waker). The reactor drains the queue
+//! with [`WorkerPool::drain`] and hands each result to its channel, which drops it if it no
+//! longer waits for that id (the session ended, or the slab key was reused): dropping a
+//! result releases what it holds (an open file, a half-written upload).
+//!
+//! A job that panics is caught: its result is `None` (the session answers 451 and goes on)
+//! and the worker carries on with the next job. A job that leaves its thread unusable (an
+//! impersonation that could not be undone) calls [`retire_current_worker`]: the worker ends
+//! after the job and a fresh one takes its place.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+
+/// A job: runs on a worker thread and yields a result.
+pub type Job<C> = Box<dyn FnOnce() -> C + Send>;
+
+/// Called by a worker after queueing a result: wakes the reactor.
+pub type WakeFn = Arc<dyn Fn() + Send + Sync>;
+
+/// A finished job.
+#[derive(Debug)]
+pub struct Done<C> {
+    /// Slab key of the channel that submitted the job.
+    pub key: usize,
+    /// The id it was submitted with.
+    pub id: u64,
+    /// The job's result; `None` if it panicked.
+    pub result: Option<C>,
+}
+
+struct Task<C> {
+    key: usize,
+    id: u64,
+    job: Job<C>,
+}
+
+struct Shared<C> {
+    jobs: Mutex<Receiver<Task<C>>>,
+    done: Mutex<VecDeque<Done<C>>>,
+    wake: WakeFn,
+}
+
+thread_local! {
+    static RETIRE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Ends the calling worker thread once its current job has returned; a new worker replaces
+/// it. For a job that leaves the thread in a state no later job may run in.
+pub fn retire_current_worker() {
+    RETIRE.with(|r| r.set(true));
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Jobs run outside these locks, so a poisoned lock only means a panic between two plain
+    // queue operations; the queue itself is intact.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A fixed number of worker threads sharing one job queue.
+pub struct WorkerPool<C: Send + 'static> {
+    tx: Option<Sender<Task<C>>>,
+    shared: Arc<Shared<C>>,
+    size: usize,
+}
+
+impl<C: Send + 'static> fmt::Debug for WorkerPool<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPool").field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+/// The default number of workers: the machine's cores, at least 2.
+pub fn default_size() -> usize {
+    thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+}
+
+fn spawn<C: Send + 'static>(shared: Arc<Shared<C>>) -> std::io::Result<()> {
+    thread::Builder::new()
+        .name("ftpdlib-worker".into())
+        .spawn(move || worker(shared))
+        .map(drop)
+}
+
+fn worker<C: Send + 'static>(shared: Arc<Shared<C>>) {
+    loop {
+        let task = {
+            let rx = lock(&shared.jobs);
+            match rx.recv() {
+                Ok(t) => t,
+                // The pool is gone.
+                Err(_) => return,
+            }
+        };
+        let result = catch_unwind(AssertUnwindSafe(task.job)).ok();
+        lock(&shared.done).push_back(Done {
+            key: task.key,
+            id: task.id,
+            result,
+        });
+        (shared.wake)();
+        if RETIRE.with(|r| r.replace(false)) {
+            if let Err(e) = spawn(Arc::clone(&shared)) {
+                log::error!(target: crate::logger::ERROR, "can't replace a retired worker: {e}");
+            }
+            return;
+        }
+    }
+}
+
+impl<C: Send + 'static> WorkerPool<C> {
+    /// Starts `size` workers (at least 1); `wake` is called after each result is queued.
+    ///
+    /// # Errors
+    /// A thread could not be started.
+    pub fn new(size: usize, wake: WakeFn) -> std::io::Result<WorkerPool<C>> {
+        let (tx, rx) = channel();
+        let shared = Arc::new(Shared {
+            jobs: Mutex::new(rx),
+            done: Mutex::new(VecDeque::new()),
+            wake,
+        });
+        let size = size.max(1);
+        for _ in 0..size {
+            spawn(Arc::clone(&shared))?;
+        }
+        Ok(WorkerPool {
+            tx: Some(tx),
+            shared,
+            size,
+        })
+    }
+
+    /// The number of workers.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Queues a job for the channel `key` under request `id`.
+    pub fn submit(&self, key: usize, id: u64, job: Job<C>) {
+        let task = Task { key, id, job };
+        let sent = self.tx.as_ref().map(|tx| tx.send(task));
+        if !matches!(sent, Some(Ok(()))) {
+            // Every worker is gone (they only end with the pool): report it as a failure.
+            lock(&self.shared.done).push_back(Done {
+                key,
+                id,
+                result: None,
+            });
+            (self.shared.wake)();
+        }
+    }
+
+    /// Takes every finished job.
+    pub fn drain(&self) -> VecDeque<Done<C>> {
+        std::mem::take(&mut *lock(&self.shared.done))
+    }
+}
+
+impl<C: Send + 'static> Drop for WorkerPool<C> {
+    fn drop(&mut self) {
+        // Closing the queue ends each worker after its current job; nobody waits for them, so
+        // a job stuck on a dead disk cannot hang the owner. Results still queued are dropped
+        // here, releasing what they hold.
+        self.tx = None;
+        lock(&self.shared.done).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    fn wait_for<C: Send + 'static>(pool: &WorkerPool<C>, n: usize) -> Vec<Done<C>> {
+        let mut out = Vec::new();
+        let start = Instant::now();
+        while out.len() < n && start.elapsed() < Duration::from_secs(10) {
+            out.extend(pool.drain());
+            thread::sleep(Duration::from_millis(1));
+        }
+        out
+    }
+
+    #[test]
+    fn jobs_run_off_thread_and_wake() {
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let w = Arc::clone(&wakes);
+        let pool = WorkerPool::new(2, Arc::new(move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        }))
+        .unwrap();
+        let me = thread::current().id();
+        for i in 0..10 {
+            pool.submit(i, i as u64 * 10, Box::new(move || thread::current().id() != me));
+        }
+        let mut done = wait_for(&pool, 10);
+        done.sort_by_key(|d| d.key);
+        assert_eq!(done.len(), 10);
+        for (i, d) in done.iter().enumerate() {
+            assert_eq!((d.key, d.id, d.result), (i, i as u64 * 10, Some(true)));
+        }
+        assert!(wakes.load(Ordering::SeqCst) >= 10);
+    }
+
+    #[test]
+    fn a_panicking_job_is_a_none_and_the_worker_goes_on() {
+        let pool = WorkerPool::new(1, Arc::new(|| {})).unwrap();
+        pool.submit(1, 1, Box::new(|| panic!("job fails")));
+        pool.submit(2, 2, Box::new(|| 7));
+        let done = wait_for(&pool, 2);
+        assert_eq!(done.len(), 2);
+        assert!(done.iter().any(|d| d.key == 1 && d.result.is_none()));
+        assert!(done.iter().any(|d| d.key == 2 && d.result == Some(7)));
+    }
+
+    #[test]
+    fn a_retired_worker_is_replaced() {
+        let pool = WorkerPool::new(1, Arc::new(|| {})).unwrap();
+        pool.submit(1, 1, Box::new(|| {
+            retire_current_worker();
+            thread::current().id()
+        }));
+        let first = wait_for(&pool, 1);
+        pool.submit(2, 2, Box::new(|| thread::current().id()));
+        let second = wait_for(&pool, 1);
+        assert_ne!(first[0].result, second[0].result);
+    }
+}
