@@ -1,0 +1,224 @@
+//! Inputs from the data side: the passive listener is ready, the data connection is up or
+//! failed, a transfer ended, the data channel closed; and the one place a transfer ends.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use crate::hooks::TransferRecord;
+use crate::logger;
+
+#[cfg(doc)]
+use super::Action;
+use super::{
+    canonical, strerror, DataFailure, DataState, Pending, Session, TransferError, XferKind,
+};
+
+impl Session {
+    /// The passive listener is bound (or failed to be).
+    pub fn handle_passive_ready(
+        &mut self,
+        _now: Instant,
+        result: io::Result<SocketAddr>,
+        extended: bool,
+    ) {
+        match result {
+            Ok(addr) => {
+                self.data = DataState::Listening;
+                if extended {
+                    self.reply(
+                        229,
+                        format!("Entering extended passive mode (|||{}|).", addr.port()),
+                    );
+                } else {
+                    let mapped = self
+                        .config
+                        .masquerade_map
+                        .iter()
+                        .find(|r| r.matches(self.peer.ip()))
+                        .map(|r| r.address);
+                    let ip = match mapped.or(self.config.masquerade_address) {
+                        Some(IpAddr::V4(ip)) => ip,
+                        _ => match canonical(addr.ip()) {
+                            IpAddr::V4(ip) => ip,
+                            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                        },
+                    };
+                    let [a, b, c, d] = ip.octets();
+                    let port = addr.port();
+                    self.reply(
+                        227,
+                        format!(
+                            "Entering passive mode ({a},{b},{c},{d},{},{}).",
+                            port >> 8,
+                            port & 0xff
+                        ),
+                    );
+                }
+            }
+            Err(e) => {
+                self.data = DataState::None;
+                logger::logerror(&format!(
+                    "{} can't open passive listener: {e}",
+                    self.prefix()
+                ));
+                self.reply(425, "Can't open passive connection.");
+            }
+        }
+    }
+
+    /// The data connection is up (passive accept or active connect).
+    pub fn handle_data_connected(&mut self, _now: Instant) {
+        let was = self.data;
+        self.data = DataState::Connected;
+        if was == DataState::Connecting && self.awaiting_connect {
+            self.awaiting_connect = false;
+            self.reply(200, "Active data connection established.");
+        }
+        if self.pending.is_some() {
+            self.transfer_running = true;
+        }
+    }
+
+    /// The data connection could not be made.
+    pub fn handle_data_failed(&mut self, now: Instant, why: DataFailure) {
+        match why {
+            DataFailure::ForeignPeer(addr) => {
+                self.reply(
+                    425,
+                    format!("Rejected data connection from foreign address {addr}."),
+                );
+                return;
+            }
+            DataFailure::ConnectFailed(e) => {
+                self.log(&format!("active connection failed: {e}"));
+                self.reply(425, "Can't connect to specified address.");
+            }
+            DataFailure::ConnectTimeout => {
+                self.reply(421, "Active data channel timed out.");
+                self.log("Active data channel timed out.");
+            }
+            DataFailure::AcceptTimeout => {
+                self.reply(421, "Passive data channel timed out.");
+                self.log("Passive data channel timed out.");
+            }
+        }
+        self.awaiting_connect = false;
+        self.data = DataState::None;
+        if let Some(p) = self.pending.take() {
+            self.end_transfer(now, &p, 0, false);
+        }
+        if let Some(t) = self.config.timeout {
+            self.idle_deadline = Some(now + t);
+        }
+        self.after_transfer();
+    }
+
+    /// A transfer ended; `bytes` is what moved over the data connection.
+    pub fn handle_transfer_done(
+        &mut self,
+        now: Instant,
+        bytes: u64,
+        result: Result<(), TransferError>,
+    ) {
+        self.data = DataState::None;
+        self.transfer_running = false;
+        if let Some(t) = self.config.timeout {
+            self.idle_deadline = Some(now + t);
+        }
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let ok = result.is_ok();
+        let stalled = matches!(result, Err(TransferError::Stalled));
+        match result {
+            Ok(()) => self.reply(226, "Transfer complete."),
+            Err(TransferError::Connection(e)) => self.reply(
+                426,
+                format!(
+                    "Connection closed; transfer aborted ({}, {bytes} bytes moved).",
+                    strerror(&e)
+                ),
+            ),
+            Err(TransferError::File(e)) => {
+                self.reply(426, format!("{}; transfer aborted.", strerror(&e)))
+            }
+            Err(TransferError::Stalled) => {
+                self.reply(421, "Data connection timed out.");
+                self.log("Data connection timed out.");
+            }
+            Err(TransferError::Tls(msg)) => {
+                self.log(&format!("data connection: {msg}"));
+                self.reply(522, format!("{msg}."));
+            }
+        }
+        self.end_transfer(now, &p, bytes, ok);
+        if stalled {
+            // As pyftpdlib does: a stalled transfer ends the session.
+            self.close();
+            return;
+        }
+        self.after_transfer();
+    }
+
+    /// The one place a file transfer ends, whichever way: the log line and the hooks.
+    pub(super) fn end_transfer(&self, now: Instant, p: &Pending, bytes: u64, completed: bool) {
+        if p.kind == XferKind::Listing {
+            return;
+        }
+        let seconds = now.saturating_duration_since(p.started).as_secs_f64();
+        self.log(&format!(
+            "{} {} completed={} bytes={bytes} seconds={seconds:.3}",
+            p.verb,
+            p.ftp_path,
+            u8::from(completed)
+        ));
+        match (p.kind, completed) {
+            (XferKind::Retr, true) => self.hook(|h, i| h.on_file_sent(i, &p.real)),
+            (XferKind::Retr, false) => self.hook(|h, i| h.on_incomplete_file_sent(i, &p.real)),
+            (_, true) => self.hook(|h, i| h.on_file_received(i, &p.real)),
+            (_, false) => self.hook(|h, i| h.on_incomplete_file_received(i, &p.real)),
+        }
+        let record = TransferRecord {
+            verb: p.verb,
+            ftp_path: &p.ftp_path,
+            path: &p.real,
+            bytes,
+            seconds,
+            ascii: p.ascii,
+            completed,
+        };
+        self.hook(|h, i| h.on_transfer_end(i, &record));
+    }
+
+    /// The data channel was closed at the session's request ([`Action::CloseData`]);
+    /// `bytes` is what it had moved of a running transfer. Completes an ABOR.
+    pub fn handle_data_closed(&mut self, now: Instant, bytes: Option<u64>) {
+        if !std::mem::take(&mut self.aborting) {
+            return;
+        }
+        let running = std::mem::take(&mut self.transfer_running);
+        if let Some(p) = self.pending.take() {
+            self.end_transfer(now, &p, bytes.unwrap_or(0), false);
+        }
+        if running {
+            self.reply(426, "Transfer aborted via ABOR.");
+            self.reply(226, "ABOR command successful.");
+        } else {
+            self.reply(225, "ABOR command successful; data channel closed.");
+        }
+        if let Some(t) = self.config.timeout {
+            self.idle_deadline = Some(now + t);
+        }
+        self.after_transfer();
+    }
+
+    pub(super) fn after_transfer(&mut self) {
+        if self.quit_pending {
+            self.quit_pending = false;
+            let msg = self.quit_message();
+            self.reply(221, msg);
+            self.close();
+        }
+    }
+}

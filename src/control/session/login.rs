@@ -1,0 +1,125 @@
+//! Login and logout: USER, PASS, QUIT, and what REIN and a second USER forget.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::control::reply::Reply;
+use crate::logger;
+
+use super::{Action, Auth, DataState, Delayed, Session};
+
+impl Session {
+    pub(super) fn cmd_user(&mut self, arg: &str) {
+        if self.control_tls_missing(arg) {
+            return;
+        }
+        if let Auth::LoggedIn(_) = self.auth {
+            self.flush_account();
+            self.reply(
+                331,
+                "Previous account information was flushed, send password.",
+            );
+        } else {
+            self.reply(331, "Username ok, send password.");
+        }
+        self.auth = Auth::UserGiven(arg.to_string());
+    }
+
+    /// Forgets the login (a new USER): RFC 959 lets a running transfer finish.
+    pub(super) fn flush_account(&mut self) {
+        if self.pending.is_none() && self.data != DataState::None {
+            self.actions.push_back(Action::CloseData);
+            self.data = DataState::None;
+        }
+        self.hook(|h, i| h.on_logout(i));
+        self.auth = Auth::Anonymous;
+        self.fs = None;
+        self.rnfr = None;
+        self.rest = None;
+    }
+
+    pub(super) fn cmd_pass(&mut self, now: Instant, password: &str) {
+        let user = match &self.auth {
+            Auth::LoggedIn(_) => return self.reply(503, "User already authenticated."),
+            Auth::Anonymous => return self.reply(503, "Login with USER first."),
+            Auth::UserGiven(u) => u.clone(),
+        };
+        if self.control_tls_missing(&user) {
+            return;
+        }
+        let authorizer = Arc::clone(&self.config.authorizer);
+        let verdict = authorizer.validate_authentication(&user, password);
+        let home = match verdict {
+            Ok(()) => authorizer
+                .home_dir(&user)
+                .ok_or(crate::AuthError::BadCredentials),
+            Err(e) => Err(e),
+        };
+        let fs = home.and_then(|h| {
+            (self.config.filesystem)(&h).map_err(|e| {
+                logger::logerror(&format!("{} home of {user} unusable: {e}", self.prefix()));
+                crate::AuthError::Refused("Home directory unavailable.".to_string())
+            })
+        });
+        match fs {
+            Ok(fs) => {
+                self.fs = Some(fs);
+                self.auth = Auth::LoggedIn(user.clone());
+                self.attempts = 0;
+                self.login_deadline = None;
+                let msg = authorizer.msg_login(&user);
+                self.reply(230, msg);
+                self.log(&format!("USER '{user}' logged in."));
+                self.hook(|h, i| h.on_login(i));
+            }
+            Err(e) => {
+                self.attempts += 1;
+                self.actions.push_back(Action::LoginFailed);
+                self.hook(|h, i| h.on_login_failed(i, &user));
+                self.log(&format!("USER '{user}' failed login."));
+                self.auth = Auth::Anonymous;
+                let mut text = match e {
+                    crate::AuthError::BadCredentials if user == "anonymous" => {
+                        "Anonymous access not allowed.".to_string()
+                    }
+                    other => other.to_string(),
+                };
+                let close = self.attempts >= self.config.max_login_attempts;
+                if close {
+                    text.push_str(" Disconnecting.");
+                }
+                let reply = Reply::new(530, text);
+                if self.config.auth_failed_timeout.is_zero() {
+                    self.reply(reply.code, reply.text);
+                    if close {
+                        self.close();
+                    }
+                } else {
+                    self.delayed = Some(Delayed {
+                        at: now + self.config.auth_failed_timeout,
+                        reply,
+                        close,
+                    });
+                }
+            }
+        }
+    }
+
+    pub(super) fn quit_message(&self) -> String {
+        match &self.auth {
+            Auth::LoggedIn(u) => self.config.authorizer.msg_quit(u),
+            _ => "Goodbye.".to_string(),
+        }
+    }
+
+    pub(super) fn cmd_quit(&mut self) {
+        if self.pending.is_some() {
+            // RFC 959: a running transfer finishes first; its reply precedes the 221.
+            self.quit_pending = true;
+            return;
+        }
+        let msg = self.quit_message();
+        self.reply(221, msg);
+        self.close();
+    }
+}

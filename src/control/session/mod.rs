@@ -1,0 +1,745 @@
+//! The session state machine: command lines and data-channel events in, replies and
+//! actions out (pyftpdlib's `FTPHandler.ftp_*` methods, without the sockets).
+//!
+//! Before working on this module read RFC 959 (FTP), RFC 1123 section 4.1 (FTP requirements),
+//! RFC 2428 (EPRT, EPSV), RFC 2577 (security: PORT checks, login delays), RFC 2389 (FEAT),
+//! RFC 3659 (SIZE, MDTM, REST), RFC 4217 (AUTH, PBSZ, PROT: FTP over TLS).
+//!
+//! A [`Session`] owns no socket and reads no clock. Its owner, the control channel, feeds it
+//! complete lines ([`handle_line`](Session::handle_line)), results from the data side
+//! ([`handle_passive_ready`](Session::handle_passive_ready),
+//! [`handle_data_connected`](Session::handle_data_connected),
+//! [`handle_transfer_done`](Session::handle_transfer_done), ...) and the current time, then
+//! collects the reply bytes ([`output`](Session::output)), the [`Action`]s to carry out
+//! ([`poll_action`](Session::poll_action)) and the next deadline
+//! ([`poll_timeout`](Session::poll_timeout)).
+//!
+//! Filesystem calls are made here, synchronously, through the session's [`Filesystem`]; a
+//! file to transfer is opened here and handed over in the [`Transfer`], so a later command
+//! can never change which file a pending transfer uses.
+//!
+//! # Layout
+//!
+//! This file holds the state, the outputs, the inputs and the dispatch of a command to its
+//! handler. The handlers live by command family, each file an `impl Session` block:
+//! `login.rs` (USER, PASS, QUIT), `tls.rs` (AUTH, PBSZ, PROT, CCC and the TLS policy
+//! checks), `info.rs` (HELP, FEAT, OPTS, STAT), `paths.rs` (CWD, MKD, RNFR/RNTO, SIZE, MLST,
+//! MFMT, SITE, ...), `transfers.rs` (TYPE, REST, PASV/PORT and their extended forms, ABOR,
+//! RETR, STOR, STOU, the listings). `data.rs` takes the data side's reports, `parse.rs` has the argument parsers, `contract.rs` the
+//! types exchanged with the data side ([`Action`], [`Transfer`], ...), `tests.rs` the
+//! harness and the unit tests.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::authorizer::Perms;
+use crate::config::Config;
+use crate::control::command::{self, Arg, CommandSpec, Verb};
+use crate::control::reply::{quote_path, Reply};
+use crate::filesystem::legacy::Filesystem;
+use crate::hooks::{Hooks, SessionInfo};
+use crate::listing;
+use crate::logger;
+
+mod contract;
+mod data;
+mod info;
+mod login;
+mod parse;
+mod paths;
+#[cfg(test)]
+mod tests;
+mod tls;
+mod transfers;
+
+pub use contract::{Action, DataFailure, Direction, Source, Transfer, TransferError};
+
+use parse::strip_ls_flags;
+
+/// The state of the data connection as the session sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataState {
+    None,
+    Listening,
+    Connecting,
+    Connected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum XferKind {
+    Retr,
+    Store,
+    Listing,
+}
+
+/// The transfer the session is waiting on.
+#[derive(Debug)]
+struct Pending {
+    kind: XferKind,
+    verb: &'static str,
+    ftp_path: String,
+    real: PathBuf,
+    started: Instant,
+    ascii: bool,
+}
+
+/// A reply held back until a deadline (the failed-login delay).
+#[derive(Debug)]
+struct Delayed {
+    at: Instant,
+    reply: Reply,
+    close: bool,
+}
+
+/// Login state.
+#[derive(Debug)]
+enum Auth {
+    /// No USER yet, or a failed PASS.
+    Anonymous,
+    /// USER given, PASS awaited.
+    UserGiven(String),
+    /// Logged in.
+    LoggedIn(String),
+}
+
+/// One FTP session, without sockets.
+#[doc(alias = "FTPHandler")]
+pub struct Session {
+    config: Arc<Config>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    auth: Auth,
+    fs: Option<Box<dyn Filesystem>>,
+    attempts: u32,
+    out: Vec<u8>,
+    actions: VecDeque<Action>,
+    idle_deadline: Option<Instant>,
+    /// Connect time plus `login_timeout`, until the login succeeds.
+    login_deadline: Option<Instant>,
+    /// Start of the current one-second window of the command-rate limit, and the commands
+    /// seen in it.
+    rate_window: Instant,
+    rate_count: u32,
+    delayed: Option<Delayed>,
+    ascii: bool,
+    rest: Option<u64>,
+    rnfr: Option<PathBuf>,
+    data: DataState,
+    /// PORT/EPRT sent, connection pending: no further command until it settles, so replies
+    /// stay in order.
+    awaiting_connect: bool,
+    pending: Option<Pending>,
+    transfer_running: bool,
+    epsv_all: bool,
+    quit_pending: bool,
+    /// ABOR of a pending transfer sent; waiting for the data channel's report.
+    aborting: bool,
+    /// The facts MLSD and MLST show (OPTS MLST).
+    mlst_facts: Vec<&'static str>,
+    /// A hook panicked: the session ends at the next chance.
+    hook_panicked: std::cell::Cell<bool>,
+    closed: bool,
+    /// The end-of-session hooks have run.
+    finished: bool,
+    /// The control connection is protected by TLS (or will be once the 234 is out).
+    control_tls: bool,
+    /// AUTH answered with 234; no command is taken until the owner switched to TLS.
+    tls_switching: bool,
+    /// PBSZ given (RFC 4217 wants it before PROT).
+    pbsz: bool,
+    /// PROT P: data connections run TLS.
+    prot_private: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("peer", &self.peer)
+            .field("auth", &self.auth)
+            .field("data", &self.data)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An impersonation in force: [`end`](Impersonation::end) terminates it and reports the
+/// outcome; dropping it unended (a panic) terminates it too.
+struct Impersonation<'a> {
+    authorizer: &'a dyn crate::Authorizer,
+    user: &'a str,
+}
+
+impl Impersonation<'_> {
+    fn end(self) -> Result<(), crate::AuthError> {
+        let result = self.authorizer.terminate_impersonation(self.user);
+        std::mem::forget(self);
+        result
+    }
+}
+
+impl Drop for Impersonation<'_> {
+    fn drop(&mut self) {
+        let _ = self.authorizer.terminate_impersonation(self.user);
+    }
+}
+
+/// The text of an I/O error without Rust's " (os error N)" suffix.
+pub fn strerror(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Normalises an IPv4-mapped IPv6 address to IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+impl Session {
+    /// A new session for a client at `peer` that reached us at `local`; queues the 220
+    /// greeting.
+    pub fn new(config: Arc<Config>, peer: SocketAddr, local: SocketAddr, now: Instant) -> Session {
+        let mut s = Session {
+            idle_deadline: config.timeout.map(|t| now + t),
+            login_deadline: config.login_timeout.map(|t| now + t),
+            rate_window: now,
+            rate_count: 0,
+            config,
+            peer: SocketAddr::new(canonical(peer.ip()), peer.port()),
+            local: SocketAddr::new(canonical(local.ip()), local.port()),
+            auth: Auth::Anonymous,
+            fs: None,
+            attempts: 0,
+            out: Vec::new(),
+            actions: VecDeque::new(),
+            delayed: None,
+            ascii: false,
+            rest: None,
+            rnfr: None,
+            data: DataState::None,
+            awaiting_connect: false,
+            pending: None,
+            transfer_running: false,
+            epsv_all: false,
+            quit_pending: false,
+            aborting: false,
+            mlst_facts: listing::MLSX_DEFAULT_FACTS.to_vec(),
+            hook_panicked: std::cell::Cell::new(false),
+            closed: false,
+            finished: false,
+            control_tls: false,
+            tls_switching: false,
+            pbsz: false,
+            prot_private: false,
+        };
+        let banner = s.config.banner.clone();
+        s.reply(220, banner);
+        s.log("FTP session opened (connect)");
+        s.hook(|h, i| h.on_connect(i));
+        s
+    }
+
+    // ---- outputs -------------------------------------------------------------------
+
+    /// Reply bytes waiting to be written; drain with [`consume_output`](Self::consume_output).
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Marks `n` bytes of [`output`](Self::output) as written.
+    pub fn consume_output(&mut self, n: usize) {
+        self.out.drain(..n.min(self.out.len()));
+    }
+
+    /// The next action for the owner to carry out.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        // The owner collects actions after every input, so a hook that panicked during that
+        // input ends the session here.
+        self.check_hooks();
+        self.actions.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        let next = if let Some(d) = &self.delayed {
+            Some(d.at)
+        } else if self.pending.is_some() || self.awaiting_connect {
+            // Idle time does not run during a transfer: the data channel has its own.
+            None
+        } else {
+            self.idle_deadline
+        };
+        match (next, self.login_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the owner should hand over the next command line now. False while a reply
+    /// is held back, while an active connection is pending, and after QUIT.
+    pub fn accepts_commands(&self) -> bool {
+        !self.closed
+            && self.delayed.is_none()
+            && !self.awaiting_connect
+            && !self.quit_pending
+            && !self.aborting
+            && !self.tls_switching
+    }
+
+    /// Marks the control connection as TLS from the first byte (implicit FTPS). Data
+    /// connections start protected too, as implicit FTPS clients expect.
+    pub fn set_implicit_tls(&mut self) {
+        self.control_tls = true;
+        self.prot_private = true;
+    }
+
+    /// The owner switched the control connection to TLS after [`Action::StartTls`]; commands
+    /// are taken again (from the TLS stream).
+    pub fn handle_tls_started(&mut self, now: Instant) {
+        self.tls_switching = false;
+        if let Some(t) = self.config.timeout {
+            self.idle_deadline = Some(now + t);
+        }
+    }
+
+    /// The control connection is back to plaintext after CCC.
+    pub fn handle_tls_ended(&mut self, now: Instant) {
+        self.tls_switching = false;
+        self.control_tls = false;
+        self.log("control connection back to plaintext (CCC)");
+        if let Some(t) = self.config.timeout {
+            self.idle_deadline = Some(now + t);
+        }
+    }
+
+    /// Whether the control connection is protected by TLS.
+    pub fn control_tls(&self) -> bool {
+        self.control_tls
+    }
+
+    /// Whether data connections are to be protected (PROT P).
+    pub fn data_protected(&self) -> bool {
+        self.prot_private
+    }
+
+    /// Whether the session has ended; the owner closes the connection once output is written.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The client's address (IPv4-mapped addresses shown as IPv4).
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The logged-in user, if any.
+    pub fn username(&self) -> Option<&str> {
+        match &self.auth {
+            Auth::LoggedIn(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Whether a transfer has been queued or is running.
+    pub fn transfer_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn info(&self) -> SessionInfo<'_> {
+        let username = match &self.auth {
+            Auth::Anonymous => "",
+            Auth::UserGiven(u) | Auth::LoggedIn(u) => u,
+        };
+        SessionInfo {
+            peer: self.peer,
+            username,
+        }
+    }
+
+    /// Runs one hook. A panicking hook is caught and logged; the session then ends (see
+    /// [`check_hooks`](Self::check_hooks)) and the rest of the server carries on.
+    fn hook(&self, f: impl FnOnce(&dyn Hooks, SessionInfo<'_>)) {
+        let hooks = Arc::clone(&self.config.hooks);
+        let info = self.info();
+        if catch_unwind(AssertUnwindSafe(|| f(hooks.as_ref(), info))).is_err() {
+            logger::logerror(&format!(
+                "{} a hook panicked; closing the session",
+                self.prefix()
+            ));
+            self.hook_panicked.set(true);
+        }
+    }
+
+    /// Ends the session if a hook panicked during the last input; called from
+    /// [`poll_action`](Self::poll_action).
+    fn check_hooks(&mut self) {
+        if self.hook_panicked.get() && !self.closed {
+            self.reply(421, "Internal error; closing the connection.");
+            self.close();
+        }
+    }
+
+    fn prefix(&self) -> String {
+        format!("{}-[{}]", self.peer, self.username().unwrap_or(""))
+    }
+
+    fn log(&self, msg: &str) {
+        if log::log_enabled!(target: logger::LOG, log::Level::Info) {
+            log::info!(target: logger::LOG, "{} {msg}", self.prefix());
+        }
+    }
+
+    fn reply(&mut self, code: u16, text: impl Into<String>) {
+        let r = Reply::new(code, text);
+        if log::log_enabled!(target: logger::LINE, log::Level::Debug) {
+            log::debug!(target: logger::LINE, "{} -> {r}", self.prefix());
+        }
+        r.encode(&mut self.out);
+    }
+
+    fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.actions.push_back(Action::CloseData);
+            self.actions.push_back(Action::Close);
+        }
+    }
+
+    // ---- inputs --------------------------------------------------------------------
+
+    /// Handles one command line (without its CRLF).
+    pub fn handle_line(&mut self, now: Instant, line: &[u8]) {
+        if self.closed || self.flooding(now) {
+            return;
+        }
+        if let Some(t) = self.config.timeout {
+            self.idle_deadline = Some(now + t);
+        }
+        let req = command::parse_line(line);
+        if log::log_enabled!(target: logger::LINE, log::Level::Debug) {
+            let shown = if req.name == "PASS" {
+                "PASS ******".to_string()
+            } else {
+                String::from_utf8_lossy(line).into_owned()
+            };
+            log::debug!(target: logger::LINE, "{} <- {shown}", self.prefix());
+        }
+        if req.name.is_empty() {
+            self.reply(500, "Command \"\" not understood.");
+            return;
+        }
+        let Some(spec) = command::lookup(&req.name) else {
+            let name = req.name.chars().take(32).collect::<String>();
+            self.reply(500, format!("Command \"{name}\" not understood."));
+            return;
+        };
+        self.run(now, spec, &req.arg);
+    }
+
+    /// Handles a line that exceeded [`command::MAX_LINE`]; the owner has dropped it.
+    pub fn handle_line_too_long(&mut self, now: Instant) {
+        if self.closed || self.flooding(now) {
+            return;
+        }
+        if let Some(t) = self.config.timeout {
+            self.idle_deadline = Some(now + t);
+        }
+        self.reply(500, "Command too long.");
+    }
+
+    /// Counts a command against `max_commands_per_sec`; past the limit, answers 421 and
+    /// closes the session. Returns whether it did.
+    fn flooding(&mut self, now: Instant) -> bool {
+        let max = self.config.flood.max_commands_per_sec;
+        if max == 0 {
+            return false;
+        }
+        if now.saturating_duration_since(self.rate_window) >= std::time::Duration::from_secs(1) {
+            self.rate_window = now;
+            self.rate_count = 0;
+        }
+        self.rate_count += 1;
+        if self.rate_count <= max {
+            return false;
+        }
+        self.reply(421, "Too many commands per second.");
+        self.log("Too many commands per second; closing.");
+        self.close();
+        true
+    }
+
+    /// Called when deadlines from [`poll_timeout`](Self::poll_timeout) pass.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        if self.login_deadline.is_some_and(|d| d <= now) {
+            // A failed-login reply still held back is dropped: the 421 says it all.
+            self.delayed = None;
+            self.reply(421, "Login timed out.");
+            self.log("Login timed out.");
+            self.close();
+            return;
+        }
+        if let Some(d) = &self.delayed {
+            if d.at <= now {
+                let Some(d) = self.delayed.take() else { return };
+                self.reply(d.reply.code, d.reply.text);
+                if d.close {
+                    self.close();
+                }
+            }
+            return;
+        }
+        if self.pending.is_some() || self.awaiting_connect {
+            return;
+        }
+        if self.idle_deadline.is_some_and(|d| d <= now) {
+            self.reply(421, "Control connection timed out.");
+            self.log("Control connection timed out.");
+            self.close();
+        }
+    }
+
+    /// The control connection is gone (the peer closed it, it failed, or the server closed
+    /// it). `bytes` is what the data channel had moved of a transfer still running. Ends the
+    /// session.
+    pub fn handle_closed(&mut self, now: Instant, bytes: Option<u64>) {
+        if let Some(p) = self.pending.take() {
+            self.end_transfer(now, &p, bytes.unwrap_or(0), false);
+        }
+        self.finish();
+    }
+
+    /// Runs the hooks and log line of the end of a session. Idempotent.
+    fn finish(&mut self) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        self.closed = true;
+        self.delayed = None;
+        if let Auth::LoggedIn(_) = self.auth {
+            self.hook(|h, i| h.on_logout(i));
+        }
+        self.hook(|h, i| h.on_disconnect(i));
+        self.log("FTP session closed (disconnect).");
+        self.auth = Auth::Anonymous;
+    }
+
+    // The inputs from the data side (handle_passive_ready, handle_data_connected,
+    // handle_data_failed, handle_transfer_done, handle_data_closed) are in data.rs.
+
+    // ---- dispatch ------------------------------------------------------------------
+
+    fn run(&mut self, now: Instant, spec: &'static CommandSpec, raw_arg: &str) {
+        let arg = match spec.verb {
+            Verb::List | Verb::Nlst => strip_ls_flags(raw_arg),
+            _ => raw_arg,
+        };
+        // 1. The argument rule.
+        match spec.arg {
+            Arg::Required if arg.is_empty() => {
+                return self.reply(501, "Syntax error: command needs an argument.")
+            }
+            Arg::None if !arg.is_empty() => {
+                return self.reply(501, "Syntax error: command does not accept arguments.")
+            }
+            _ => {}
+        }
+        // 2. Login.
+        let user = match &self.auth {
+            Auth::LoggedIn(u) => Some(u.clone()),
+            _ => None,
+        };
+        if user.is_none() && (spec.auth || (spec.verb == Verb::Stat && !arg.is_empty())) {
+            return self.reply(530, "Log in with USER and PASS first.");
+        }
+        let Some(user) = user else {
+            return self.dispatch(now, spec, arg, None);
+        };
+        // 3. The path, inside the root; 4. the permission.
+        let mut real = None;
+        if spec.path && !(spec.verb == Verb::Stat && arg.is_empty()) {
+            match self.resolve(arg, spec.perm) {
+                Some(r) => real = Some(r),
+                None => return,
+            }
+        }
+        let authorizer = Arc::clone(&self.config.authorizer);
+        if let Err(e) = authorizer.impersonate_user(&user) {
+            // Whatever part of the switch happened is undone; terminating is idempotent.
+            let _ = authorizer.terminate_impersonation(&user);
+            logger::logerror(&format!("{} can't impersonate {user}: {e}", self.prefix()));
+            return self.reply(550, "Can't switch to the user's identity.");
+        }
+        // Undoes the impersonation even if the command panics, so the reactor never goes on
+        // under a user's ids.
+        let guard = Impersonation {
+            authorizer: &*authorizer,
+            user: &user,
+        };
+        self.dispatch(now, spec, arg, real);
+        if let Err(e) = guard.end() {
+            // Carrying on under the wrong identity is never safe: end the session.
+            logger::logerror(&format!(
+                "{} can't end impersonation of {user}: {e}",
+                self.prefix()
+            ));
+            self.reply(421, "Internal error; closing the connection.");
+            self.close();
+        }
+    }
+
+    /// Maps an FTP path to a real one inside the root and checks `perm` on it; replies 550
+    /// and returns `None` when either fails. Every command that names a path goes through
+    /// here, the table-driven ones and those with two arguments (MFMT, SITE CHMOD) alike.
+    fn resolve(&mut self, arg: &str, perm: Option<Perms>) -> Option<(String, PathBuf)> {
+        let Some(fs) = self.fs.as_ref() else {
+            self.reply(550, "No filesystem for this session.");
+            return None;
+        };
+        let ftp = fs.ftpnorm(arg);
+        let path = fs.ftp2fs(&ftp);
+        if !fs.validpath(&path) {
+            self.reply(
+                550,
+                format!(
+                    "{} points to a path outside the user's root directory.",
+                    quote_path(&ftp)
+                ),
+            );
+            return None;
+        }
+        if let Some(perm) = perm {
+            let user = self.username().unwrap_or("");
+            if !self.config.authorizer.has_perm(user, perm, &path) {
+                self.reply(550, "Not enough privileges.");
+                return None;
+            }
+        }
+        Some((ftp, path))
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        spec: &'static CommandSpec,
+        arg: &str,
+        path: Option<(String, PathBuf)>,
+    ) {
+        // REST is consumed by the next transfer command; clients send PASV or TYPE between
+        // the two (ftplib sends REST after opening the data connection).
+        let rest = match spec.verb {
+            Verb::Retr | Verb::Stor | Verb::Appe | Verb::Stou => self.rest.take(),
+            _ => None,
+        };
+        if spec.verb != Verb::Rnto && spec.verb != Verb::Rnfr {
+            self.rnfr = None;
+        }
+        match spec.verb {
+            Verb::User => self.cmd_user(arg),
+            Verb::Pass => self.cmd_pass(now, arg),
+            Verb::Quit => self.cmd_quit(),
+            Verb::Noop => self.reply(200, "NOOP ok."),
+            Verb::Syst => self.reply(215, "UNIX Type: L8"),
+            Verb::Help => self.cmd_help(arg),
+            Verb::Feat => self.cmd_feat(),
+            Verb::Opts => self.cmd_opts(arg),
+            Verb::Allo => self.reply(202, "No storage allocation necessary."),
+            Verb::Pwd => {
+                let cwd = self
+                    .fs
+                    .as_ref()
+                    .map_or("/".to_string(), |f| f.cwd().to_string());
+                self.reply(
+                    257,
+                    format!("{} is the current directory.", quote_path(&cwd)),
+                );
+            }
+            Verb::Cwd => self.cmd_cwd(path),
+            Verb::Cdup => self.cmd_cdup(spec),
+            Verb::Type => self.cmd_type(arg),
+            Verb::Mode => match arg.to_ascii_uppercase().as_str() {
+                "S" => self.reply(200, "Transfer mode set to: S"),
+                "B" | "C" => self.reply(504, "Unimplemented MODE type."),
+                _ => self.reply(501, "Unrecognized MODE type."),
+            },
+            Verb::Stru => match arg.to_ascii_uppercase().as_str() {
+                "F" => self.reply(200, "File transfer structure set to: F."),
+                "P" | "R" => self.reply(504, "Unimplemented STRU type."),
+                _ => self.reply(501, "Unrecognized STRU type."),
+            },
+            Verb::Rest => self.cmd_rest(arg),
+            Verb::Pasv => self.cmd_pasv(false, ""),
+            Verb::Epsv => self.cmd_pasv(true, arg),
+            Verb::Port => self.cmd_port(arg, false),
+            Verb::Eprt => self.cmd_port(arg, true),
+            Verb::Abor => self.cmd_abor(),
+            Verb::Mkd => self.with_path(path, |s, ftp, p| s.cmd_mkd(ftp, p)),
+            Verb::Rmd => self.with_path(path, |s, ftp, p| s.cmd_rmd(ftp, p)),
+            Verb::Dele => self.with_path(path, |s, ftp, p| s.cmd_dele(ftp, p)),
+            Verb::Rnfr => self.with_path(path, |s, ftp, p| s.cmd_rnfr(ftp, p)),
+            Verb::Rnto => self.with_path(path, |s, ftp, p| s.cmd_rnto(ftp, p)),
+            Verb::Size => self.with_path(path, |s, ftp, p| s.cmd_size(ftp, p)),
+            Verb::Mdtm => self.with_path(path, |s, ftp, p| s.cmd_mdtm(ftp, p)),
+            Verb::Retr => self.with_path(path, |s, ftp, p| s.cmd_retr(now, ftp, p, rest)),
+            Verb::Stor => self.with_path(path, |s, ftp, p| s.cmd_stor(now, ftp, p, rest, false)),
+            Verb::Appe => {
+                if rest.is_some() {
+                    return self.reply(450, "Can't APPE while REST request is pending.");
+                }
+                self.with_path(path, |s, ftp, p| s.cmd_stor(now, ftp, p, None, true))
+            }
+            Verb::Stou => self.cmd_stou(now, arg, rest),
+            Verb::List | Verb::Nlst => self.cmd_list(now, spec.verb, path),
+            Verb::Stat => self.cmd_stat(path),
+            Verb::Mlsd => self.cmd_list(now, spec.verb, path),
+            Verb::Mlst => self.with_path(path, |s, ftp, p| s.cmd_mlst(ftp, p)),
+            Verb::Mfmt => self.cmd_mfmt(arg),
+            Verb::Site => self.cmd_site(arg),
+            Verb::Rein => {
+                if let Auth::LoggedIn(_) = self.auth {
+                    self.flush_account();
+                }
+                self.auth = Auth::Anonymous;
+                self.reply(220, "Ready for new user.");
+            }
+            Verb::Acct => self.reply(202, "No account information is needed here."),
+            Verb::Smnt => self.reply(502, "SMNT not implemented."),
+            Verb::Auth => self.cmd_auth(arg),
+            Verb::Pbsz => self.cmd_pbsz(arg),
+            Verb::Prot => self.cmd_prot(arg),
+            Verb::Ccc => self.cmd_ccc(),
+            Verb::Unknown => self.reply(500, "Command not understood."),
+        }
+    }
+
+    fn with_path(
+        &mut self,
+        path: Option<(String, PathBuf)>,
+        f: impl FnOnce(&mut Self, String, PathBuf),
+    ) {
+        match path {
+            Some((ftp, p)) => f(self, ftp, p),
+            None => self.reply(550, "No such file or directory."),
+        }
+    }
+
+    fn fs(&self) -> Option<&dyn Filesystem> {
+        self.fs.as_deref()
+    }
+
+    fn log_cmd(&self, verb: &str, arg: &str, code: u16) {
+        self.log(&format!("{verb} {arg} {code}"));
+    }
+}
