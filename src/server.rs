@@ -28,20 +28,18 @@
 //!
 //! # Stopping
 //!
-//! [`StopHandle`] stops the server from any thread through a socket pair registered in the
-//! same poll. A socket pair rather than `mio::Waker`, because mio allows one waker per
-//! `Poll` and an embedding program may already own that one.
+//! [`StopHandle`] stops the server from any thread: it sets the stop state and wakes the
+//! reactor through an [`ioloop::waker`](crate::ioloop::waker) registered in the same poll.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
-use mio::net::{TcpListener, TcpStream, UnixStream};
+use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 
@@ -51,6 +49,7 @@ use crate::control::{ControlChannel, Line};
 use crate::data::{DataChannel, DataEvent};
 use crate::ioloop::timer::{Due, TimerHeap, TimerId};
 use crate::ioloop::token::TokenRange;
+use crate::ioloop::waker::{self, WakeReceiver, Waker};
 use crate::ioloop::IoLoop;
 use crate::logger;
 use crate::throttle::{Buckets, Throttle, Way};
@@ -135,25 +134,27 @@ struct Entry {
     timer: Option<TimerId>,
 }
 
-#[derive(Debug)]
-struct StopShared {
-    state: AtomicU8,
-    tx: Mutex<StdUnixStream>,
-}
-
 /// Stops a server from another thread (or from inside a callback).
 #[derive(Debug, Clone)]
 pub struct StopHandle {
-    shared: Arc<StopShared>,
+    /// `RUNNING`, `CLOSE` or `CLOSE_ALL`; only ever raised.
+    state: Arc<AtomicU8>,
+    waker: Waker,
 }
 
 impl StopHandle {
     fn signal(&self, state: u8) {
-        self.shared.state.fetch_max(state, Ordering::SeqCst);
-        if let Ok(mut tx) = self.shared.tx.lock() {
-            // A full pipe already holds a wake-up; nothing more to do.
-            let _ = tx.write(&[1]);
-        }
+        // The state first: the reactor may look the moment it is woken.
+        self.state.fetch_max(state, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    fn state(&self) -> u8 {
+        self.state.load(Ordering::SeqCst)
+    }
+
+    fn raise(&self, state: u8) {
+        self.state.fetch_max(state, Ordering::SeqCst);
     }
 
     /// Stops listening; sessions already connected carry on (pyftpdlib's `close()`).
@@ -228,8 +229,8 @@ pub struct FtpServer {
     sessions: usize,
     ready: VecDeque<usize>,
     queued: HashSet<usize>,
-    wake_rx: UnixStream,
-    stop: Arc<StopShared>,
+    wake_rx: WakeReceiver,
+    stop: StopHandle,
     ioloop: Option<IoLoop>,
     /// The whole server's buckets, made from `config.max_rate`.
     server_buckets: Buckets,
@@ -313,15 +314,13 @@ impl FtpServer {
     /// Serves on listeners the caller bound (say with socket options of its own).
     ///
     /// # Errors
-    /// When the wake-up socket pair cannot be made.
+    /// When the waker's socket pair cannot be made.
     pub fn from_listeners(listeners: Vec<TcpListener>, config: Config) -> io::Result<FtpServer> {
         let local_addrs = listeners
             .iter()
             .map(|l| l.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
-        let (tx, rx) = StdUnixStream::pair()?;
-        tx.set_nonblocking(true)?;
-        rx.set_nonblocking(true)?;
+        let (waker, wake_rx) = waker::pair()?;
         let server_buckets = Buckets::new(config.max_rate, Instant::now());
         Ok(FtpServer {
             server_buckets,
@@ -343,11 +342,11 @@ impl FtpServer {
             sessions: 0,
             ready: VecDeque::new(),
             queued: HashSet::new(),
-            wake_rx: UnixStream::from_std(rx),
-            stop: Arc::new(StopShared {
-                state: AtomicU8::new(RUNNING),
-                tx: Mutex::new(tx),
-            }),
+            wake_rx,
+            stop: StopHandle {
+                state: Arc::new(AtomicU8::new(RUNNING)),
+                waker,
+            },
             ioloop: None,
         })
     }
@@ -387,9 +386,7 @@ impl FtpServer {
 
     /// A handle that stops the server from any thread.
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle {
-            shared: Arc::clone(&self.stop),
-        }
+        self.stop.clone()
     }
 
     /// Sessions connected now.
@@ -520,7 +517,7 @@ impl FtpServer {
             }
             self.poll_once(timeout)?;
             n += 1;
-            let state = self.stop.state.load(Ordering::SeqCst);
+            let state = self.stop.state();
             if state == CLOSE_ALL || (state == CLOSE && self.channels.is_empty()) {
                 self.close_all();
                 return Ok(());
@@ -566,7 +563,7 @@ impl FtpServer {
 
     /// Stops listening; connected sessions carry on (pyftpdlib's `close()`).
     pub fn close(&mut self) {
-        self.stop.state.fetch_max(CLOSE, Ordering::SeqCst);
+        self.stop.raise(CLOSE);
         self.unregistered.clear();
         let keys: Vec<usize> = self
             .channels
@@ -582,7 +579,7 @@ impl FtpServer {
     /// Stops listening and drops every session, leaving no socket or timer behind
     /// (pyftpdlib's `close_all()`).
     pub fn close_all(&mut self) {
-        self.stop.state.fetch_max(CLOSE_ALL, Ordering::SeqCst);
+        self.stop.raise(CLOSE_ALL);
         self.close();
         let now = Instant::now();
         let keys: Vec<usize> = self.channels.iter().map(|(k, _)| k).collect();
@@ -606,20 +603,13 @@ impl FtpServer {
     }
 
     fn drain_wake(&mut self) {
-        let mut buf = [0u8; 64];
-        loop {
-            match io::Read::read(&mut self.wake_rx, &mut buf) {
-                Ok(0) => break,
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
-        }
+        // Woken for whatever reason, the stop state is the one thing to look at.
+        self.wake_rx.drain();
         self.apply_stop();
     }
 
     fn apply_stop(&mut self) {
-        match self.stop.state.load(Ordering::SeqCst) {
+        match self.stop.state() {
             CLOSE_ALL if !self.channels.is_empty() || !self.timers.is_empty() => self.close_all(),
             CLOSE
                 if self
