@@ -21,10 +21,10 @@
 //!
 //! # Flood limits
 //!
-//! Sessions report failed logins ([`Action::LoginFailed`]); the server counts them per IP
-//! address in a table with a size cap, bans an address that fails too often and answers
-//! its connections with 421 until the ban ends. One timer on the heap sweeps expired
-//! entries.
+//! Sessions report failed logins ([`Action::LoginFailed`]); the server records them in the
+//! flood table (`src/flood.rs`: failures per IP address with a size cap, and bans), answers
+//! a banned address's connections with 421 until the ban ends, and keeps one timer on the
+//! heap that sweeps expired entries.
 //!
 //! # Stopping
 //!
@@ -43,10 +43,11 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 
-use crate::config::{Config, FloodConfig};
+use crate::config::Config;
 use crate::control::session::{Action, Direction, Session, TransferError};
 use crate::control::{ControlChannel, Line};
 use crate::data::{DataChannel, DataEvent};
+use crate::flood::FloodTable;
 use crate::ioloop::timer::{Due, TimerHeap, TimerId};
 use crate::ioloop::token::TokenRange;
 use crate::ioloop::waker::{self, WakeReceiver, Waker};
@@ -93,24 +94,6 @@ fn way_index(way: Way) -> usize {
     match way {
         Way::Read => 0,
         Way::Write => 1,
-    }
-}
-
-/// What the flood table knows of one address.
-#[derive(Debug, Clone, Copy)]
-struct FloodEntry {
-    window_start: Instant,
-    failures: u32,
-    banned_until: Option<Instant>,
-}
-
-impl FloodEntry {
-    /// When the entry can be forgotten.
-    fn expiry(&self, config: &FloodConfig) -> Instant {
-        match self.banned_until {
-            Some(t) => t,
-            None => self.window_start + config.failed_login_window,
-        }
     }
 }
 
@@ -241,8 +224,8 @@ pub struct FtpServer {
     server_sharers: [usize; 2],
     /// Transfers drawing on each limited user's buckets, per direction.
     user_sharers: HashMap<String, [usize; 2]>,
-    /// Failed logins and bans per address; at most `config.flood.max_tracked` entries.
-    flood: HashMap<IpAddr, FloodEntry>,
+    /// Failed logins and bans per address ([`flood`](crate::flood)).
+    flood: FloodTable,
     flood_timer: Option<TimerId>,
 }
 
@@ -327,7 +310,7 @@ impl FtpServer {
             user_buckets: HashMap::new(),
             server_sharers: [0; 2],
             user_sharers: HashMap::new(),
-            flood: HashMap::new(),
+            flood: FloodTable::default(),
             flood_timer: None,
             config: Arc::new(config),
             max_cons: 512,
@@ -378,10 +361,7 @@ impl FtpServer {
 
     /// Whether `ip` is banned at `now` for failing to log in too often.
     pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
-        self.flood
-            .get(&ip.to_canonical())
-            .and_then(|e| e.banned_until)
-            .is_some_and(|t| t > now)
+        self.flood.is_banned(ip, now)
     }
 
     /// A handle that stops the server from any thread.
@@ -1320,54 +1300,12 @@ impl FtpServer {
 
     // ---- flood limits ------------------------------------------------------------------
 
-    /// Counts a failed login from `ip`; bans it once it reaches the configured number
-    /// within the window.
+    /// Counts a failed login from `ip` in the flood table, and keeps the sweep timer no
+    /// later than the entry's expiry.
     fn record_failed_login(&mut self, ip: IpAddr, now: Instant) {
-        let config = Arc::clone(&self.config);
-        let flood = &config.flood;
-        if flood.max_failed_logins == 0 || flood.max_tracked == 0 {
+        let Some(expiry) = self.flood.record_failed_login(ip, &self.config.flood, now) else {
             return;
-        }
-        if !self.flood.contains_key(&ip) && self.flood.len() >= flood.max_tracked {
-            self.sweep_flood(now);
-            if self.flood.len() >= flood.max_tracked {
-                // Make room with the entry closest to its end: the table stays bounded,
-                // and the address that loses its count is the one about to lose it anyway.
-                let oldest = self
-                    .flood
-                    .iter()
-                    .min_by_key(|(_, e)| e.expiry(flood))
-                    .map(|(ip, _)| *ip);
-                if let Some(old) = oldest {
-                    self.flood.remove(&old);
-                }
-            }
-        }
-        let e = self.flood.entry(ip).or_insert(FloodEntry {
-            window_start: now,
-            failures: 0,
-            banned_until: None,
-        });
-        if e.banned_until.is_some() {
-            // Already banned (a session that was in before the ban keeps failing): the ban
-            // stands as it is.
-            return;
-        }
-        if now >= e.window_start + flood.failed_login_window {
-            e.window_start = now;
-            e.failures = 0;
-        }
-        e.failures += 1;
-        if e.failures >= flood.max_failed_logins {
-            e.banned_until = Some(now + flood.ban_duration);
-            log::warn!(
-                target: logger::LOG,
-                "{ip} banned for {:?} after {} failed logins",
-                flood.ban_duration,
-                e.failures
-            );
-        }
-        let expiry = e.expiry(flood);
+        };
         let current = self.flood_timer.and_then(|id| self.timers.deadline(id));
         match (self.flood_timer, current) {
             (Some(_), Some(at)) if at <= expiry => {}
@@ -1378,12 +1316,10 @@ impl FtpServer {
         }
     }
 
-    /// Forgets entries whose window and ban are over, and sets the sweep timer to the next
+    /// Forgets the flood table's expired entries, and sets the sweep timer to the next
     /// expiry.
     fn sweep_flood(&mut self, now: Instant) {
-        let config = Arc::clone(&self.config);
-        self.flood.retain(|_, e| e.expiry(&config.flood) > now);
-        let next = self.flood.values().map(|e| e.expiry(&config.flood)).min();
+        let next = self.flood.sweep(&self.config.flood, now);
         match (self.flood_timer, next) {
             (Some(id), Some(at)) => {
                 if !self.timers.reschedule(id, at) {
