@@ -14,7 +14,8 @@
 //!
 //! Before driving a data channel the server takes the smallest allowance of the token
 //! buckets that apply to it ([`throttle`](crate::throttle)): the transfer's own
-//! (`read_limit`/`write_limit`), its user's and the whole server's. That is the channel's
+//! (`read_limit`/`write_limit`), its user's and the whole server's (the last two, and the
+//! fair shares of them, are the throttle module's `BandwidthPool`). That is the channel's
 //! budget for the turn. A channel whose budget is spent is paused: it drops the interest
 //! its transfer uses and its one timer is set to when the buckets will have refilled, so a
 //! throttled transfer costs one timer wake-up per burst and nothing in between.
@@ -53,7 +54,7 @@ use crate::ioloop::token::TokenRange;
 use crate::ioloop::waker::{self, WakeReceiver, Waker};
 use crate::ioloop::IoLoop;
 use crate::logger;
-use crate::throttle::{Buckets, Throttle, Way};
+use crate::throttle::{Allowance, BandwidthPool, Way};
 
 /// Bytes a data channel may move per turn before others get theirs.
 const TURN_BUDGET: usize = 4 << 20;
@@ -74,27 +75,6 @@ enum TimerTarget {
     Call(Option<Callback>),
     /// Sweep expired entries of the flood table.
     FloodSweep,
-}
-
-/// What a throttled data channel may do this turn.
-#[derive(Debug, Clone, Copy)]
-struct Allowance {
-    /// Bytes it may move.
-    budget: u64,
-    /// The budget is a share of a bucket other transfers draw on too.
-    shared_cap: bool,
-    /// When to wake it if `budget` is 0.
-    wake: Instant,
-    /// When its next share is due, if `shared_cap`.
-    turn_end: Instant,
-}
-
-/// Index of a direction in the per-direction counts.
-fn way_index(way: Way) -> usize {
-    match way {
-        Way::Read => 0,
-        Way::Write => 1,
-    }
 }
 
 #[derive(Debug)]
@@ -215,15 +195,8 @@ pub struct FtpServer {
     wake_rx: WakeReceiver,
     stop: StopHandle,
     ioloop: Option<IoLoop>,
-    /// The whole server's buckets, made from `config.max_rate`.
-    server_buckets: Buckets,
-    /// Buckets of the users named in `config.user_limits`, made on first use; bounded by
-    /// the size of that map.
-    user_buckets: HashMap<String, Buckets>,
-    /// Transfers drawing on the server's buckets, per direction ([`way_index`]).
-    server_sharers: [usize; 2],
-    /// Transfers drawing on each limited user's buckets, per direction.
-    user_sharers: HashMap<String, [usize; 2]>,
+    /// The user and server buckets and the transfers sharing them.
+    bandwidth: BandwidthPool,
     /// Failed logins and bans per address ([`flood`](crate::flood)).
     flood: FloodTable,
     flood_timer: Option<TimerId>,
@@ -304,12 +277,10 @@ impl FtpServer {
             .map(|l| l.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
         let (waker, wake_rx) = waker::pair()?;
-        let server_buckets = Buckets::new(config.max_rate, Instant::now());
+        let bandwidth =
+            BandwidthPool::new(config.max_rate, config.user_limits.clone(), Instant::now());
         Ok(FtpServer {
-            server_buckets,
-            user_buckets: HashMap::new(),
-            server_sharers: [0; 2],
-            user_sharers: HashMap::new(),
+            bandwidth,
             flood: FloodTable::default(),
             flood_timer: None,
             config: Arc::new(config),
@@ -348,9 +319,8 @@ impl FtpServer {
     /// Bandwidth limits apply at once to every transfer: the server and user buckets are
     /// made anew (full).
     pub fn set_config(&mut self, config: Config) {
-        let now = Instant::now();
-        self.server_buckets = Buckets::new(config.max_rate, now);
-        self.user_buckets.clear();
+        self.bandwidth
+            .set_limits(config.max_rate, config.user_limits.clone(), Instant::now());
         self.config = Arc::new(config);
     }
 
@@ -1054,139 +1024,9 @@ impl FtpServer {
         Ok(key)
     }
 
-    /// Calls `f` on every bucket that limits the data channel `key` in direction `way`:
-    /// its own, its user's (`user`, when `config.user_limits` names it) and the server's,
-    /// with the number of transfers that share the bucket.
-    fn for_each_throttle(
-        &mut self,
-        key: usize,
-        way: Way,
-        user: Option<&str>,
-        now: Instant,
-        mut f: impl FnMut(&mut Throttle, u64),
-    ) {
-        let w = way_index(way);
-        if let Some(t) = self.data_mut(key).and_then(|dc| dc.throttle_mut(way)) {
-            f(t, 1);
-        }
-        if let Some(u) = user {
-            if let Some(limits) = self.config.user_limits.get(u) {
-                let n = self.user_sharers.get(u).map_or(1, |c| c[w].max(1));
-                let b = match self.user_buckets.get_mut(u) {
-                    Some(b) => b,
-                    None => self
-                        .user_buckets
-                        .entry(u.to_string())
-                        .or_insert_with(|| Buckets::new(*limits, now)),
-                };
-                if let Some(t) = b.get_mut(way) {
-                    f(t, n as u64);
-                }
-            }
-        }
-        let n = self.server_sharers[w].max(1);
-        if let Some(t) = self.server_buckets.get_mut(way) {
-            f(t, n as u64);
-        }
-    }
-
-    /// What data channel `key` may move this turn. `None` when no limit applies.
-    ///
-    /// A bucket shared by `n` transfers gives each at most its quantum, `1/n` of half a
-    /// burst, and then makes it wait half a burst's time before its next turn: each gets
-    /// `rate / n` and together they get the rate. Letting a transfer also take what the
-    /// others left unused looked kinder but was not fair: whoever woke first to a full
-    /// bucket took all but one quantum, and kept winning that race (measured 2:1 between
-    /// two equal downloads). The cost is that a slow client's unused share is not handed
-    /// to the others.
-    fn allowance(
-        &mut self,
-        key: usize,
-        way: Way,
-        user: Option<&str>,
-        now: Instant,
-    ) -> Option<Allowance> {
-        let mut a = Allowance {
-            budget: u64::MAX,
-            shared_cap: false,
-            wake: now,
-            turn_end: now,
-        };
-        let mut want = u64::MAX;
-        let mut limited = false;
-        self.for_each_throttle(key, way, user, now, |t, n| {
-            limited = true;
-            let avail = t.allowance(now);
-            let quantum = (t.burst() / 2 / n).max(1);
-            let take = if n > 1 { avail.min(quantum) } else { avail };
-            if take < a.budget {
-                a.budget = take;
-            }
-            if n > 1 {
-                // A transfer that took its quantum waits for the others to take theirs.
-                a.shared_cap = true;
-                a.turn_end = a.turn_end.max(now + t.time_for(t.burst() / 2));
-            }
-            want = want.min(quantum);
-        });
-        if !limited {
-            return None;
-        }
-        if a.budget == 0 {
-            // Wake for the smallest quantum of the buckets (the tightest one decides, the
-            // others are there by then or soon after), or for what is left of the
-            // transfer when that is less, so the last bytes of a download do not wait a
-            // whole period.
-            if let Some(left) = self.data(key).and_then(|dc| dc.remaining()) {
-                want = want.min(left.max(1));
-            }
-            let mut wake = now;
-            self.for_each_throttle(key, way, user, now, |t, _| {
-                if let Some(at) = t.next_refill(now, want) {
-                    wake = wake.max(at);
-                }
-            });
-            a.wake = wake;
-        }
-        Some(a)
-    }
-
-    /// Counts data channel `key` among the transfers sharing the user and server buckets
-    /// for `way`, once.
-    fn join_share(&mut self, key: usize, way: Way, user: Option<&str>) {
-        let Some(dc) = self.data_mut(key) else {
-            return;
-        };
-        if dc.share.is_some() {
-            return;
-        }
-        dc.share = Some(Box::new((way, user.map(str::to_string))));
-        let w = way_index(way);
-        self.server_sharers[w] += 1;
-        if let Some(u) = user {
-            self.user_sharers.entry(u.to_string()).or_default()[w] += 1;
-        }
-    }
-
-    /// Undoes [`join_share`](Self::join_share) for a data channel being removed.
-    fn leave_share(&mut self, share: Option<Box<(Way, Option<String>)>>) {
-        let Some(share) = share else { return };
-        let (way, user) = *share;
-        let w = way_index(way);
-        self.server_sharers[w] = self.server_sharers[w].saturating_sub(1);
-        if let Some(u) = user {
-            if let Some(c) = self.user_sharers.get_mut(&u) {
-                c[w] = c[w].saturating_sub(1);
-                if *c == [0, 0] {
-                    self.user_sharers.remove(&u);
-                }
-            }
-        }
-    }
-
     /// The user whose limits apply to transfers of session `owner`, if any.
     fn limited_user(&self, owner: usize) -> Option<String> {
-        if self.config.user_limits.is_empty() {
+        if !self.bandwidth.has_user_limits() {
             return None;
         }
         match self.channels.get(owner) {
@@ -1196,10 +1036,31 @@ impl FtpServer {
             }) => c
                 .session
                 .username()
-                .filter(|u| self.config.user_limits.contains_key(*u))
+                .filter(|u| self.bandwidth.limits_user(u))
                 .map(str::to_string),
             _ => None,
         }
+    }
+
+    /// What data channel `key` may move this turn ([`BandwidthPool::allowance`]).
+    fn allowance(
+        &mut self,
+        key: usize,
+        way: Way,
+        user: Option<&str>,
+        now: Instant,
+    ) -> Option<Allowance> {
+        let (own, remaining) = match self.channels.get_mut(key) {
+            Some(Entry {
+                chan: Channel::Data(dc),
+                ..
+            }) => {
+                let remaining = dc.remaining();
+                (dc.throttle_mut(way), remaining)
+            }
+            _ => (None, None),
+        };
+        self.bandwidth.allowance(own, way, user, remaining, now)
     }
 
     fn pause_data(&mut self, key: usize, until: Instant, now: Instant) {
@@ -1237,8 +1098,14 @@ impl FtpServer {
         let mut budget = TURN_BUDGET;
         let mut turn_end = None;
         if let Some(way) = way {
-            if user.is_some() || self.server_buckets.get_mut(way).is_some() {
-                self.join_share(key, way, user.as_deref());
+            if let Some(Entry {
+                chan: Channel::Data(dc),
+                ..
+            }) = self.channels.get_mut(key)
+            {
+                if dc.share.is_none() {
+                    dc.share = self.bandwidth.join(way, user.as_deref()).map(Box::new);
+                }
             }
             if let Some(a) = self.allowance(key, way, user.as_deref(), now) {
                 if a.budget == 0 && connected {
@@ -1273,9 +1140,15 @@ impl FtpServer {
         let mut paused = false;
         if let Some(way) = way {
             if moved > 0 {
-                self.for_each_throttle(key, way, user.as_deref(), now, |t, _| {
-                    t.consume(now, moved)
-                });
+                let own = match self.channels.get_mut(key) {
+                    Some(Entry {
+                        chan: Channel::Data(dc),
+                        ..
+                    }) => dc.throttle_mut(way),
+                    _ => None,
+                };
+                self.bandwidth
+                    .consume(own, way, user.as_deref(), moved, now);
             }
             if again {
                 match (turn_end, self.allowance(key, way, user.as_deref(), now)) {
@@ -1402,7 +1275,9 @@ impl FtpServer {
             self.timers.cancel(id);
         }
         if let Channel::Data(d) = &mut entry.chan {
-            self.leave_share(d.share.take());
+            if let Some(share) = d.share.take() {
+                self.bandwidth.leave(*share);
+            }
         }
         if self.queued.remove(&key) {
             self.ready.retain(|k| *k != key);
