@@ -49,6 +49,8 @@ use crate::control::session::{Action, Direction, Session, TransferError};
 use crate::control::{ControlChannel, Line};
 use crate::data::{DataChannel, DataEvent};
 use crate::flood::FloodTable;
+pub use crate::ioloop::call::CallLater;
+use crate::ioloop::call::Calls;
 use crate::ioloop::timer::{Due, TimerHeap, TimerId};
 use crate::ioloop::token::TokenRange;
 use crate::ioloop::waker::{self, WakeReceiver, Waker};
@@ -67,12 +69,9 @@ const RUNNING: u8 = 0;
 const CLOSE: u8 = 1;
 const CLOSE_ALL: u8 = 2;
 
-/// A callback on the timer heap.
-type Callback = Box<dyn FnMut(&mut FtpServer) + Send>;
-
+#[derive(Debug)]
 enum TimerTarget {
     Channel(usize),
-    Call(Option<Callback>),
     /// Sweep expired entries of the flood table.
     FloodSweep,
 }
@@ -131,35 +130,6 @@ impl StopHandle {
     }
 }
 
-/// A handle to a [`FtpServer::call_later`] or [`FtpServer::call_every`] callback
-/// (the seed's `CallLater`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallLater {
-    id: TimerId,
-}
-
-impl CallLater {
-    /// Whether the call was cancelled or has already run (one-shot).
-    pub fn cancelled(&self, server: &FtpServer) -> bool {
-        !server.timers.is_pending(self.id)
-    }
-
-    /// Unschedules the call.
-    pub fn cancel(&self, server: &mut FtpServer) {
-        server.timers.cancel(self.id);
-    }
-
-    /// Restarts the countdown from now with the original delay.
-    pub fn reset(&self, server: &mut FtpServer) {
-        server.timers.reset(self.id, Instant::now());
-    }
-
-    /// Reschedules the call `delay` from now.
-    pub fn delay(&self, server: &mut FtpServer, delay: Duration) {
-        server.timers.delay(self.id, Instant::now(), delay);
-    }
-}
-
 /// An FTP server: listeners and sessions on one reactor thread.
 ///
 /// # Examples
@@ -186,6 +156,8 @@ pub struct FtpServer {
     unregistered: Vec<TcpListener>,
     channels: Slab<Entry>,
     timers: TimerHeap<TimerTarget>,
+    /// Callbacks of [`call_later`](Self::call_later) and [`call_every`](Self::call_every).
+    calls: Calls<FtpServer>,
     tokens: TokenRange,
     registry: Option<Registry>,
     per_ip: HashMap<IpAddr, usize>,
@@ -210,7 +182,7 @@ impl std::fmt::Debug for FtpServer {
             .field("max_cons_per_ip", &self.max_cons_per_ip)
             .field("sessions", &self.sessions)
             .field("channels", &self.channels.len())
-            .field("timers", &self.timers.len())
+            .field("timers", &self.timer_count())
             .finish_non_exhaustive()
     }
 }
@@ -290,6 +262,7 @@ impl FtpServer {
             unregistered: listeners,
             channels: Slab::new(),
             timers: TimerHeap::new(),
+            calls: Calls::new(),
             tokens: TokenRange::new(Token(0)),
             registry: None,
             per_ip: HashMap::new(),
@@ -351,7 +324,7 @@ impl FtpServer {
 
     /// Timers on the heap, callbacks included.
     pub fn timer_count(&self) -> usize {
-        self.timers.len()
+        self.timers.len() + self.calls.len()
     }
 
     // ---- embedding -----------------------------------------------------------------
@@ -403,38 +376,41 @@ impl FtpServer {
         if !self.ready.is_empty() {
             return Some(Instant::now());
         }
-        self.timers.next_deadline()
+        match (self.timers.next_deadline(), self.calls.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fires due timers and gives queued channels their turn. Call once per loop iteration,
     /// after the events.
     pub fn handle_timeouts(&mut self, now: Instant) {
-        while let Some(due) = self.timers.pop_due(now) {
-            match due {
-                Due::Once(_, TimerTarget::Channel(key)) => {
-                    if let Some(e) = self.channels.get_mut(key) {
-                        e.timer = None;
-                    }
-                    self.fire_channel(key, now);
+        // Timers and callbacks in deadline order, as if on one heap.
+        loop {
+            let timer = self.timers.next_deadline().filter(|t| *t <= now);
+            let call = self.calls.next_deadline().filter(|t| *t <= now);
+            match (timer, call) {
+                (Some(t), Some(c)) if c < t => {
+                    Calls::run_next(self, now);
                 }
-                Due::Once(_, TimerTarget::Call(Some(mut f))) => f(self),
-                Due::Once(_, TimerTarget::Call(None)) => {}
-                Due::Once(_, TimerTarget::FloodSweep) => {
-                    self.flood_timer = None;
-                    self.sweep_flood(now);
-                }
-                Due::Every(id) => {
-                    let f = match self.timers.get_mut(id) {
-                        Some(TimerTarget::Call(f)) => f.take(),
-                        _ => None,
-                    };
-                    if let Some(mut f) = f {
-                        f(self);
-                        if let Some(TimerTarget::Call(slot)) = self.timers.get_mut(id) {
-                            *slot = Some(f);
+                (Some(_), _) => match self.timers.pop_due(now) {
+                    Some(Due::Once(_, TimerTarget::Channel(key))) => {
+                        if let Some(e) = self.channels.get_mut(key) {
+                            e.timer = None;
                         }
+                        self.fire_channel(key, now);
                     }
+                    Some(Due::Once(_, TimerTarget::FloodSweep)) => {
+                        self.flood_timer = None;
+                        self.sweep_flood(now);
+                    }
+                    // The server's own timers do not repeat.
+                    Some(Due::Every(_)) | None => {}
+                },
+                (None, Some(_)) => {
+                    Calls::run_next(self, now);
                 }
+                (None, None) => break,
             }
         }
         for _ in 0..self.ready.len() {
@@ -548,6 +524,7 @@ impl FtpServer {
         self.ready.clear();
         self.queued.clear();
         self.timers.clear();
+        self.calls.clear();
         self.flood_timer = None;
         self.flood.clear();
     }
@@ -560,7 +537,7 @@ impl FtpServer {
 
     fn apply_stop(&mut self) {
         match self.stop.state() {
-            CLOSE_ALL if !self.channels.is_empty() || !self.timers.is_empty() => self.close_all(),
+            CLOSE_ALL if !self.channels.is_empty() || self.timer_count() > 0 => self.close_all(),
             CLOSE
                 if self
                     .channels
@@ -575,23 +552,13 @@ impl FtpServer {
 
     // ---- timers -----------------------------------------------------------------------
 
-    /// Runs `f` once after `delay` on the reactor thread (the seed's `CallLater`).
+    /// Runs `f` once after `delay` on the reactor thread (pyftpdlib's `CallLater`).
     pub fn call_later(
         &mut self,
         delay: Duration,
         f: impl FnOnce(&mut FtpServer) + Send + 'static,
     ) -> CallLater {
-        let mut f = Some(f);
-        let cb: Callback = Box::new(move |s| {
-            if let Some(f) = f.take() {
-                f(s);
-            }
-        });
-        CallLater {
-            id: self
-                .timers
-                .call_later(Instant::now(), delay, TimerTarget::Call(Some(cb))),
-        }
+        self.calls.call_later(Instant::now(), delay, f)
     }
 
     /// Runs `f` every `period` until cancelled (pyftpdlib's `CallEvery`).
@@ -600,13 +567,7 @@ impl FtpServer {
         period: Duration,
         f: impl FnMut(&mut FtpServer) + Send + 'static,
     ) -> CallLater {
-        CallLater {
-            id: self.timers.call_every(
-                Instant::now(),
-                period,
-                TimerTarget::Call(Some(Box::new(f))),
-            ),
-        }
+        self.calls.call_every(Instant::now(), period, f)
     }
 
     fn sync_timer(&mut self, key: usize, now: Instant) {
@@ -1316,6 +1277,18 @@ impl FtpServer {
                 self.per_ip.remove(&ip);
             }
         }
+    }
+}
+
+impl AsRef<Calls<FtpServer>> for FtpServer {
+    fn as_ref(&self) -> &Calls<FtpServer> {
+        &self.calls
+    }
+}
+
+impl AsMut<Calls<FtpServer>> for FtpServer {
+    fn as_mut(&mut self) -> &mut Calls<FtpServer> {
+        &mut self.calls
     }
 }
 
