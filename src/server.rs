@@ -45,8 +45,8 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 
 use crate::config::Config;
-use crate::control::session::{Action, Direction, Session, TransferError};
-use crate::control::{ControlChannel, Line};
+use crate::control::session::{Action, DataFailure, Direction, Session, TransferError};
+use crate::control::{ControlChannel, Drive};
 use crate::data::{DataChannel, DataEvent};
 use crate::flood::FloodTable;
 pub use crate::ioloop::call::CallLater;
@@ -60,8 +60,6 @@ use crate::throttle::{Allowance, BandwidthPool, Way};
 
 /// Bytes a data channel may move per turn before others get theirs.
 const TURN_BUDGET: usize = 4 << 20;
-/// How long a closed session may take to flush its last replies.
-const LINGER: Duration = Duration::from_secs(5);
 /// Pause before accepting again after running out of file descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -576,10 +574,7 @@ impl FtpServer {
         };
         let want = match &entry.chan {
             Channel::Listener(l) => l.retry_at,
-            Channel::Control(c) => match c.closed_at {
-                Some(t) => Some(t + LINGER),
-                None => c.poll_timeout(),
-            },
+            Channel::Control(c) => c.poll_timeout(),
             Channel::Data(d) => d.poll_timeout(),
         };
         let current = entry.timer;
@@ -613,12 +608,11 @@ impl FtpServer {
                 self.drive(key, now);
             }
             Channel::Control(c) => {
-                if c.closed_at.is_some_and(|t| t + LINGER <= now) {
+                if c.linger_over(now) {
                     self.remove_control(key, now);
                     return;
                 }
-                c.handshake_expired(now);
-                c.session.handle_timeout(now);
+                c.handle_timeout(now);
                 self.drive_control(key, now);
             }
             Channel::Data(d) => {
@@ -766,13 +760,9 @@ impl FtpServer {
             now,
         ));
         if let Some(reg) = &self.registry {
-            if let Err(e) = reg.register(
-                &mut chan.stream,
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
+            if let Err(e) = chan.register(reg, token) {
                 logger::logerror(&format!("{peer} register failed: {e}"));
-                chan.session.handle_closed(now, None);
+                chan.handle_closed(now, None);
                 return;
             }
         }
@@ -800,40 +790,18 @@ impl FtpServer {
             let Some(c) = self.control_mut(key) else {
                 return;
             };
-            c.fill();
-            while let Some(line) = c.next_line(now) {
-                match line {
-                    Line::Complete(l) => c.session.handle_line(now, &l),
-                    Line::TooLong => c.session.handle_line_too_long(now),
+            match c.drive(now) {
+                Drive::Apply(actions) => {
+                    for a in actions {
+                        self.apply(key, a, now);
+                    }
                 }
-                if !c.wants_line() {
-                    break;
+                Drive::Close => {
+                    self.remove_control(key, now);
+                    return;
                 }
+                Drive::Wait => break,
             }
-            let actions: Vec<Action> = std::iter::from_fn(|| c.session.poll_action()).collect();
-            if !actions.is_empty() {
-                for a in actions {
-                    self.apply(key, a, now);
-                }
-                continue;
-            }
-            c.flush();
-            if c.start_tls_if_due(now) || c.end_tls_if_due(now) {
-                continue;
-            }
-            if c.session.is_closed() && c.closed_at.is_none() {
-                c.closed_at = Some(now);
-            }
-            let done = c.eof || (c.session.is_closed() && c.drained());
-            if done {
-                self.remove_control(key, now);
-                return;
-            }
-            // Output drained below the limit may let a waiting line through.
-            if c.wants_line() && c.input.has_line() {
-                continue;
-            }
-            break;
         }
         self.sync_timer(key, now);
     }
@@ -842,38 +810,29 @@ impl FtpServer {
         let config = Arc::clone(&self.config);
         match action {
             Action::CloseData => {
-                let dkey = self.control_mut(key).and_then(|c| c.data.take());
+                let dkey = self.control_mut(key).and_then(|c| c.take_data());
                 let bytes = dkey.and_then(|d| self.data_bytes(d));
                 if let Some(d) = dkey {
                     self.remove(d);
                 }
                 if let Some(c) = self.control_mut(key) {
-                    c.session.handle_data_closed(now, bytes);
+                    c.handle_data_closed(now, bytes);
                 }
             }
-            Action::Close => {}
+            // The channel closes itself once the replies are out, and switches TLS itself.
+            Action::Close | Action::StartTls | Action::EndTls => {}
             Action::LoginFailed => {
                 if let Some(c) = self.control_mut(key) {
-                    let ip = c.peer.ip().to_canonical();
+                    let ip = c.peer_ip();
                     self.record_failed_login(ip, now);
-                }
-            }
-            Action::StartTls => {
-                if let Some(c) = self.control_mut(key) {
-                    c.request_tls();
-                }
-            }
-            Action::EndTls => {
-                if let Some(c) = self.control_mut(key) {
-                    c.request_plain();
                 }
             }
             Action::Listen { extended } => {
                 let Some(c) = self.control_mut(key) else {
                     return;
                 };
-                let local = c.stream.local_addr().map(|a| a.ip());
-                let client = c.session.peer().ip();
+                let local = c.local_ip();
+                let client = c.client_ip();
                 let result = local.and_then(|ip| {
                     DataChannel::listen(
                         key,
@@ -887,10 +846,10 @@ impl FtpServer {
                 let early = self.early_data_tls(key, &config);
                 let result = result.and_then(|(mut dc, addr)| {
                     dc.set_early_tls(early);
-                    self.insert_data(key, dc).map(|_| addr)
+                    self.insert_data(key, dc, now).map(|_| addr)
                 });
                 if let Some(c) = self.control_mut(key) {
-                    c.session.handle_passive_ready(now, result, extended);
+                    c.handle_passive_ready(now, result, extended);
                 }
             }
             Action::Connect(addr) => {
@@ -898,16 +857,13 @@ impl FtpServer {
                 let result =
                     DataChannel::connect(key, addr, &config.dtp, now).and_then(|mut dc| {
                         dc.set_early_tls(early);
-                        self.insert_data(key, dc)
+                        self.insert_data(key, dc, now)
                     });
                 match result {
                     Ok(dkey) => self.enqueue(dkey),
                     Err(e) => {
                         if let Some(c) = self.control_mut(key) {
-                            c.session.handle_data_failed(
-                                now,
-                                crate::control::session::DataFailure::ConnectFailed(e),
-                            );
+                            c.handle_data_failed(now, DataFailure::ConnectFailed(e));
                         }
                     }
                 }
@@ -916,19 +872,18 @@ impl FtpServer {
                 let tls = match (&config.tls, self.control_mut(key)) {
                     (Some(tc), Some(c)) if t.tls => {
                         let sending = matches!(t.direction, Direction::Send(_));
-                        c.keys.data(tc, sending)
+                        c.data_tls(tc, sending)
                     }
                     _ => None,
                 };
                 if t.tls && tls.is_none() {
                     if let Some(c) = self.control_mut(key) {
                         let e = "TLS is not available for the data connection".to_string();
-                        c.session
-                            .handle_transfer_done(now, 0, Err(TransferError::Tls(e)));
+                        c.handle_transfer_failed(now, TransferError::Tls(e));
                     }
                     return;
                 }
-                let dkey = self.control_mut(key).and_then(|c| c.data);
+                let dkey = self.control_mut(key).and_then(|c| c.data());
                 match dkey.and_then(|d| self.data_mut(d).map(|dc| (d, dc))) {
                     Some((d, dc)) => {
                         dc.attach(
@@ -945,11 +900,7 @@ impl FtpServer {
                         if let Some(c) = self.control_mut(key) {
                             let e =
                                 io::Error::new(io::ErrorKind::NotConnected, "no data connection");
-                            c.session.handle_transfer_done(
-                                now,
-                                0,
-                                Err(TransferError::Connection(e)),
-                            );
+                            c.handle_transfer_failed(now, TransferError::Connection(e));
                         }
                     }
                 }
@@ -961,14 +912,15 @@ impl FtpServer {
     /// PROT P, the no-ticket ones (see [`DataChannel::set_early_tls`]).
     fn early_data_tls(&mut self, key: usize, config: &Config) -> Option<crate::tls::DataTls> {
         let tc = config.tls.as_ref()?;
-        let c = self.control_mut(key)?;
-        if !c.session.data_protected() {
-            return None;
-        }
-        c.keys.data(tc, false)
+        self.control_mut(key)?.early_data_tls(tc)
     }
 
-    fn insert_data(&mut self, owner: usize, mut dc: DataChannel) -> io::Result<usize> {
+    fn insert_data(
+        &mut self,
+        owner: usize,
+        mut dc: DataChannel,
+        now: Instant,
+    ) -> io::Result<usize> {
         let (key, token) = self.next_token()?;
         let entry = self.channels.vacant_entry();
         if let Some(reg) = &self.registry {
@@ -979,9 +931,9 @@ impl FtpServer {
             timer: None,
         });
         if let Some(c) = self.control_mut(owner) {
-            c.data = Some(key);
+            c.set_data(Some(key));
         }
-        self.sync_timer(key, Instant::now());
+        self.sync_timer(key, now);
         Ok(key)
     }
 
@@ -995,7 +947,6 @@ impl FtpServer {
                 chan: Channel::Control(c),
                 ..
             }) => c
-                .session
                 .username()
                 .filter(|u| self.bandwidth.limits_user(u))
                 .map(str::to_string),
@@ -1178,8 +1129,8 @@ impl FtpServer {
         if finished {
             self.remove(key);
             if let Some(c) = self.control_mut(owner) {
-                if c.data == Some(key) {
-                    c.data = None;
+                if c.data() == Some(key) {
+                    c.set_data(None);
                 }
             }
         } else {
@@ -1189,15 +1140,7 @@ impl FtpServer {
             return;
         }
         if let Some(c) = self.control_mut(owner) {
-            for ev in events {
-                match ev {
-                    DataEvent::Connected => c.session.handle_data_connected(now),
-                    DataEvent::Failed(f) => c.session.handle_data_failed(now, f),
-                    DataEvent::Done(bytes, result) => {
-                        c.session.handle_transfer_done(now, bytes, result)
-                    }
-                }
-            }
+            c.handle_data_events(now, events);
             self.drive_control(owner, now);
         }
     }
@@ -1249,9 +1192,7 @@ impl FtpServer {
             Channel::Listener(l) => {
                 let _ = reg.deregister(&mut l.sock);
             }
-            Channel::Control(c) => {
-                let _ = reg.deregister(&mut c.stream);
-            }
+            Channel::Control(c) => c.deregister(reg),
             Channel::Data(d) => d.deregister(reg),
         }
     }
@@ -1260,11 +1201,11 @@ impl FtpServer {
         let Some(c) = self.control_mut(key) else {
             return;
         };
-        let data = c.data.take();
-        let ip = c.peer.ip().to_canonical();
+        let data = c.take_data();
+        let ip = c.peer_ip();
         let bytes = data.and_then(|d| self.data_bytes(d));
         if let Some(c) = self.control_mut(key) {
-            c.session.handle_closed(now, bytes);
+            c.handle_closed(now, bytes);
         }
         if let Some(d) = data {
             self.remove(d);
