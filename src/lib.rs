@@ -79,6 +79,7 @@ pub mod config;
 pub mod control;
 mod data;
 pub mod filesystem;
+mod flood;
 pub mod hooks;
 pub mod ioloop;
 pub mod listing;

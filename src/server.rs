@@ -14,51 +14,52 @@
 //!
 //! Before driving a data channel the server takes the smallest allowance of the token
 //! buckets that apply to it ([`throttle`](crate::throttle)): the transfer's own
-//! (`read_limit`/`write_limit`), its user's and the whole server's. That is the channel's
+//! (`read_limit`/`write_limit`), its user's and the whole server's (the last two, and the
+//! fair shares of them, are the throttle module's `BandwidthPool`). That is the channel's
 //! budget for the turn. A channel whose budget is spent is paused: it drops the interest
 //! its transfer uses and its one timer is set to when the buckets will have refilled, so a
 //! throttled transfer costs one timer wake-up per burst and nothing in between.
 //!
 //! # Flood limits
 //!
-//! Sessions report failed logins ([`Action::LoginFailed`]); the server counts them per IP
-//! address in a table with a size cap, bans an address that fails too often and answers
-//! its connections with 421 until the ban ends. One timer on the heap sweeps expired
-//! entries.
+//! Sessions report failed logins ([`Action::LoginFailed`]); the server records them in the
+//! flood table (`src/flood.rs`: failures per IP address with a size cap, and bans), answers
+//! a banned address's connections with 421 until the ban ends, and keeps one timer on the
+//! heap that sweeps expired entries.
 //!
 //! # Stopping
 //!
-//! [`StopHandle`] stops the server from any thread through a socket pair registered in the
-//! same poll. A socket pair rather than `mio::Waker`, because mio allows one waker per
-//! `Poll` and an embedding program may already own that one.
+//! [`StopHandle`] stops the server from any thread: it sets the stop state and wakes the
+//! reactor through an [`ioloop::waker`](crate::ioloop::waker) registered in the same poll.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
-use mio::net::{TcpListener, TcpStream, UnixStream};
+use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 
-use crate::config::{Config, FloodConfig};
-use crate::control::session::{Action, Direction, Session, TransferError};
-use crate::control::{ControlChannel, Line};
+use crate::config::Config;
+use crate::control::session::{Action, DataFailure, Direction, Session, TransferError};
+use crate::control::{ControlChannel, Drive};
 use crate::data::{DataChannel, DataEvent};
+use crate::flood::FloodTable;
+pub use crate::ioloop::call::CallLater;
+use crate::ioloop::call::Calls;
 use crate::ioloop::timer::{Due, TimerHeap, TimerId};
 use crate::ioloop::token::TokenRange;
+use crate::ioloop::waker::{self, WakeReceiver, Waker};
 use crate::ioloop::IoLoop;
 use crate::logger;
-use crate::throttle::{Buckets, Throttle, Way};
+use crate::throttle::{Allowance, BandwidthPool, Way};
 
 /// Bytes a data channel may move per turn before others get theirs.
 const TURN_BUDGET: usize = 4 << 20;
-/// How long a closed session may take to flush its last replies.
-const LINGER: Duration = Duration::from_secs(5);
 /// Pause before accepting again after running out of file descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -66,53 +67,11 @@ const RUNNING: u8 = 0;
 const CLOSE: u8 = 1;
 const CLOSE_ALL: u8 = 2;
 
-/// A callback on the timer heap.
-type Callback = Box<dyn FnMut(&mut FtpServer) + Send>;
-
+#[derive(Debug)]
 enum TimerTarget {
     Channel(usize),
-    Call(Option<Callback>),
     /// Sweep expired entries of the flood table.
     FloodSweep,
-}
-
-/// What a throttled data channel may do this turn.
-#[derive(Debug, Clone, Copy)]
-struct Allowance {
-    /// Bytes it may move.
-    budget: u64,
-    /// The budget is a share of a bucket other transfers draw on too.
-    shared_cap: bool,
-    /// When to wake it if `budget` is 0.
-    wake: Instant,
-    /// When its next share is due, if `shared_cap`.
-    turn_end: Instant,
-}
-
-/// Index of a direction in the per-direction counts.
-fn way_index(way: Way) -> usize {
-    match way {
-        Way::Read => 0,
-        Way::Write => 1,
-    }
-}
-
-/// What the flood table knows of one address.
-#[derive(Debug, Clone, Copy)]
-struct FloodEntry {
-    window_start: Instant,
-    failures: u32,
-    banned_until: Option<Instant>,
-}
-
-impl FloodEntry {
-    /// When the entry can be forgotten.
-    fn expiry(&self, config: &FloodConfig) -> Instant {
-        match self.banned_until {
-            Some(t) => t,
-            None => self.window_start + config.failed_login_window,
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -135,25 +94,27 @@ struct Entry {
     timer: Option<TimerId>,
 }
 
-#[derive(Debug)]
-struct StopShared {
-    state: AtomicU8,
-    tx: Mutex<StdUnixStream>,
-}
-
 /// Stops a server from another thread (or from inside a callback).
 #[derive(Debug, Clone)]
 pub struct StopHandle {
-    shared: Arc<StopShared>,
+    /// `RUNNING`, `CLOSE` or `CLOSE_ALL`; only ever raised.
+    state: Arc<AtomicU8>,
+    waker: Waker,
 }
 
 impl StopHandle {
     fn signal(&self, state: u8) {
-        self.shared.state.fetch_max(state, Ordering::SeqCst);
-        if let Ok(mut tx) = self.shared.tx.lock() {
-            // A full pipe already holds a wake-up; nothing more to do.
-            let _ = tx.write(&[1]);
-        }
+        // The state first: the reactor may look the moment it is woken.
+        self.state.fetch_max(state, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    fn state(&self) -> u8 {
+        self.state.load(Ordering::SeqCst)
+    }
+
+    fn raise(&self, state: u8) {
+        self.state.fetch_max(state, Ordering::SeqCst);
     }
 
     /// Stops listening; sessions already connected carry on (pyftpdlib's `close()`).
@@ -164,35 +125,6 @@ impl StopHandle {
     /// Stops listening and drops every session (pyftpdlib's `close_all()`).
     pub fn close_all(&self) {
         self.signal(CLOSE_ALL);
-    }
-}
-
-/// A handle to a [`FtpServer::call_later`] or [`FtpServer::call_every`] callback
-/// (the seed's `CallLater`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallLater {
-    id: TimerId,
-}
-
-impl CallLater {
-    /// Whether the call was cancelled or has already run (one-shot).
-    pub fn cancelled(&self, server: &FtpServer) -> bool {
-        !server.timers.is_pending(self.id)
-    }
-
-    /// Unschedules the call.
-    pub fn cancel(&self, server: &mut FtpServer) {
-        server.timers.cancel(self.id);
-    }
-
-    /// Restarts the countdown from now with the original delay.
-    pub fn reset(&self, server: &mut FtpServer) {
-        server.timers.reset(self.id, Instant::now());
-    }
-
-    /// Reschedules the call `delay` from now.
-    pub fn delay(&self, server: &mut FtpServer, delay: Duration) {
-        server.timers.delay(self.id, Instant::now(), delay);
     }
 }
 
@@ -222,26 +154,21 @@ pub struct FtpServer {
     unregistered: Vec<TcpListener>,
     channels: Slab<Entry>,
     timers: TimerHeap<TimerTarget>,
+    /// Callbacks of [`call_later`](Self::call_later) and [`call_every`](Self::call_every).
+    calls: Calls<FtpServer>,
     tokens: TokenRange,
     registry: Option<Registry>,
     per_ip: HashMap<IpAddr, usize>,
     sessions: usize,
     ready: VecDeque<usize>,
     queued: HashSet<usize>,
-    wake_rx: UnixStream,
-    stop: Arc<StopShared>,
+    wake_rx: WakeReceiver,
+    stop: StopHandle,
     ioloop: Option<IoLoop>,
-    /// The whole server's buckets, made from `config.max_rate`.
-    server_buckets: Buckets,
-    /// Buckets of the users named in `config.user_limits`, made on first use; bounded by
-    /// the size of that map.
-    user_buckets: HashMap<String, Buckets>,
-    /// Transfers drawing on the server's buckets, per direction ([`way_index`]).
-    server_sharers: [usize; 2],
-    /// Transfers drawing on each limited user's buckets, per direction.
-    user_sharers: HashMap<String, [usize; 2]>,
-    /// Failed logins and bans per address; at most `config.flood.max_tracked` entries.
-    flood: HashMap<IpAddr, FloodEntry>,
+    /// The user and server buckets and the transfers sharing them.
+    bandwidth: BandwidthPool,
+    /// Failed logins and bans per address ([`flood`](crate::flood)).
+    flood: FloodTable,
     flood_timer: Option<TimerId>,
 }
 
@@ -253,7 +180,7 @@ impl std::fmt::Debug for FtpServer {
             .field("max_cons_per_ip", &self.max_cons_per_ip)
             .field("sessions", &self.sessions)
             .field("channels", &self.channels.len())
-            .field("timers", &self.timers.len())
+            .field("timers", &self.timer_count())
             .finish_non_exhaustive()
     }
 }
@@ -313,22 +240,18 @@ impl FtpServer {
     /// Serves on listeners the caller bound (say with socket options of its own).
     ///
     /// # Errors
-    /// When the wake-up socket pair cannot be made.
+    /// When the waker's socket pair cannot be made.
     pub fn from_listeners(listeners: Vec<TcpListener>, config: Config) -> io::Result<FtpServer> {
         let local_addrs = listeners
             .iter()
             .map(|l| l.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
-        let (tx, rx) = StdUnixStream::pair()?;
-        tx.set_nonblocking(true)?;
-        rx.set_nonblocking(true)?;
-        let server_buckets = Buckets::new(config.max_rate, Instant::now());
+        let (waker, wake_rx) = waker::pair()?;
+        let bandwidth =
+            BandwidthPool::new(config.max_rate, config.user_limits.clone(), Instant::now());
         Ok(FtpServer {
-            server_buckets,
-            user_buckets: HashMap::new(),
-            server_sharers: [0; 2],
-            user_sharers: HashMap::new(),
-            flood: HashMap::new(),
+            bandwidth,
+            flood: FloodTable::default(),
             flood_timer: None,
             config: Arc::new(config),
             max_cons: 512,
@@ -337,17 +260,18 @@ impl FtpServer {
             unregistered: listeners,
             channels: Slab::new(),
             timers: TimerHeap::new(),
+            calls: Calls::new(),
             tokens: TokenRange::new(Token(0)),
             registry: None,
             per_ip: HashMap::new(),
             sessions: 0,
             ready: VecDeque::new(),
             queued: HashSet::new(),
-            wake_rx: UnixStream::from_std(rx),
-            stop: Arc::new(StopShared {
-                state: AtomicU8::new(RUNNING),
-                tx: Mutex::new(tx),
-            }),
+            wake_rx,
+            stop: StopHandle {
+                state: Arc::new(AtomicU8::new(RUNNING)),
+                waker,
+            },
             ioloop: None,
         })
     }
@@ -366,9 +290,8 @@ impl FtpServer {
     /// Bandwidth limits apply at once to every transfer: the server and user buckets are
     /// made anew (full).
     pub fn set_config(&mut self, config: Config) {
-        let now = Instant::now();
-        self.server_buckets = Buckets::new(config.max_rate, now);
-        self.user_buckets.clear();
+        self.bandwidth
+            .set_limits(config.max_rate, config.user_limits.clone(), Instant::now());
         self.config = Arc::new(config);
     }
 
@@ -379,17 +302,12 @@ impl FtpServer {
 
     /// Whether `ip` is banned at `now` for failing to log in too often.
     pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
-        self.flood
-            .get(&ip.to_canonical())
-            .and_then(|e| e.banned_until)
-            .is_some_and(|t| t > now)
+        self.flood.is_banned(ip, now)
     }
 
     /// A handle that stops the server from any thread.
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle {
-            shared: Arc::clone(&self.stop),
-        }
+        self.stop.clone()
     }
 
     /// Sessions connected now.
@@ -404,7 +322,7 @@ impl FtpServer {
 
     /// Timers on the heap, callbacks included.
     pub fn timer_count(&self) -> usize {
-        self.timers.len()
+        self.timers.len() + self.calls.len()
     }
 
     // ---- embedding -----------------------------------------------------------------
@@ -456,38 +374,41 @@ impl FtpServer {
         if !self.ready.is_empty() {
             return Some(Instant::now());
         }
-        self.timers.next_deadline()
+        match (self.timers.next_deadline(), self.calls.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fires due timers and gives queued channels their turn. Call once per loop iteration,
     /// after the events.
     pub fn handle_timeouts(&mut self, now: Instant) {
-        while let Some(due) = self.timers.pop_due(now) {
-            match due {
-                Due::Once(_, TimerTarget::Channel(key)) => {
-                    if let Some(e) = self.channels.get_mut(key) {
-                        e.timer = None;
-                    }
-                    self.fire_channel(key, now);
+        // Timers and callbacks in deadline order, as if on one heap.
+        loop {
+            let timer = self.timers.next_deadline().filter(|t| *t <= now);
+            let call = self.calls.next_deadline().filter(|t| *t <= now);
+            match (timer, call) {
+                (Some(t), Some(c)) if c < t => {
+                    Calls::run_next(self, now);
                 }
-                Due::Once(_, TimerTarget::Call(Some(mut f))) => f(self),
-                Due::Once(_, TimerTarget::Call(None)) => {}
-                Due::Once(_, TimerTarget::FloodSweep) => {
-                    self.flood_timer = None;
-                    self.sweep_flood(now);
-                }
-                Due::Every(id) => {
-                    let f = match self.timers.get_mut(id) {
-                        Some(TimerTarget::Call(f)) => f.take(),
-                        _ => None,
-                    };
-                    if let Some(mut f) = f {
-                        f(self);
-                        if let Some(TimerTarget::Call(slot)) = self.timers.get_mut(id) {
-                            *slot = Some(f);
+                (Some(_), _) => match self.timers.pop_due(now) {
+                    Some(Due::Once(_, TimerTarget::Channel(key))) => {
+                        if let Some(e) = self.channels.get_mut(key) {
+                            e.timer = None;
                         }
+                        self.fire_channel(key, now);
                     }
+                    Some(Due::Once(_, TimerTarget::FloodSweep)) => {
+                        self.flood_timer = None;
+                        self.sweep_flood(now);
+                    }
+                    // The server's own timers do not repeat.
+                    Some(Due::Every(_)) | None => {}
+                },
+                (None, Some(_)) => {
+                    Calls::run_next(self, now);
                 }
+                (None, None) => break,
             }
         }
         for _ in 0..self.ready.len() {
@@ -520,7 +441,7 @@ impl FtpServer {
             }
             self.poll_once(timeout)?;
             n += 1;
-            let state = self.stop.state.load(Ordering::SeqCst);
+            let state = self.stop.state();
             if state == CLOSE_ALL || (state == CLOSE && self.channels.is_empty()) {
                 self.close_all();
                 return Ok(());
@@ -566,7 +487,7 @@ impl FtpServer {
 
     /// Stops listening; connected sessions carry on (pyftpdlib's `close()`).
     pub fn close(&mut self) {
-        self.stop.state.fetch_max(CLOSE, Ordering::SeqCst);
+        self.stop.raise(CLOSE);
         self.unregistered.clear();
         let keys: Vec<usize> = self
             .channels
@@ -582,7 +503,7 @@ impl FtpServer {
     /// Stops listening and drops every session, leaving no socket or timer behind
     /// (pyftpdlib's `close_all()`).
     pub fn close_all(&mut self) {
-        self.stop.state.fetch_max(CLOSE_ALL, Ordering::SeqCst);
+        self.stop.raise(CLOSE_ALL);
         self.close();
         let now = Instant::now();
         let keys: Vec<usize> = self.channels.iter().map(|(k, _)| k).collect();
@@ -601,26 +522,20 @@ impl FtpServer {
         self.ready.clear();
         self.queued.clear();
         self.timers.clear();
+        self.calls.clear();
         self.flood_timer = None;
         self.flood.clear();
     }
 
     fn drain_wake(&mut self) {
-        let mut buf = [0u8; 64];
-        loop {
-            match io::Read::read(&mut self.wake_rx, &mut buf) {
-                Ok(0) => break,
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
-        }
+        // Woken for whatever reason, the stop state is the one thing to look at.
+        self.wake_rx.drain();
         self.apply_stop();
     }
 
     fn apply_stop(&mut self) {
-        match self.stop.state.load(Ordering::SeqCst) {
-            CLOSE_ALL if !self.channels.is_empty() || !self.timers.is_empty() => self.close_all(),
+        match self.stop.state() {
+            CLOSE_ALL if !self.channels.is_empty() || self.timer_count() > 0 => self.close_all(),
             CLOSE
                 if self
                     .channels
@@ -635,23 +550,13 @@ impl FtpServer {
 
     // ---- timers -----------------------------------------------------------------------
 
-    /// Runs `f` once after `delay` on the reactor thread (the seed's `CallLater`).
+    /// Runs `f` once after `delay` on the reactor thread (pyftpdlib's `CallLater`).
     pub fn call_later(
         &mut self,
         delay: Duration,
         f: impl FnOnce(&mut FtpServer) + Send + 'static,
     ) -> CallLater {
-        let mut f = Some(f);
-        let cb: Callback = Box::new(move |s| {
-            if let Some(f) = f.take() {
-                f(s);
-            }
-        });
-        CallLater {
-            id: self
-                .timers
-                .call_later(Instant::now(), delay, TimerTarget::Call(Some(cb))),
-        }
+        self.calls.call_later(Instant::now(), delay, f)
     }
 
     /// Runs `f` every `period` until cancelled (pyftpdlib's `CallEvery`).
@@ -660,13 +565,7 @@ impl FtpServer {
         period: Duration,
         f: impl FnMut(&mut FtpServer) + Send + 'static,
     ) -> CallLater {
-        CallLater {
-            id: self.timers.call_every(
-                Instant::now(),
-                period,
-                TimerTarget::Call(Some(Box::new(f))),
-            ),
-        }
+        self.calls.call_every(Instant::now(), period, f)
     }
 
     fn sync_timer(&mut self, key: usize, now: Instant) {
@@ -675,10 +574,7 @@ impl FtpServer {
         };
         let want = match &entry.chan {
             Channel::Listener(l) => l.retry_at,
-            Channel::Control(c) => match c.closed_at {
-                Some(t) => Some(t + LINGER),
-                None => c.poll_timeout(),
-            },
+            Channel::Control(c) => c.poll_timeout(),
             Channel::Data(d) => d.poll_timeout(),
         };
         let current = entry.timer;
@@ -712,12 +608,11 @@ impl FtpServer {
                 self.drive(key, now);
             }
             Channel::Control(c) => {
-                if c.closed_at.is_some_and(|t| t + LINGER <= now) {
+                if c.linger_over(now) {
                     self.remove_control(key, now);
                     return;
                 }
-                c.handshake_expired(now);
-                c.session.handle_timeout(now);
+                c.handle_timeout(now);
                 self.drive_control(key, now);
             }
             Channel::Data(d) => {
@@ -865,13 +760,9 @@ impl FtpServer {
             now,
         ));
         if let Some(reg) = &self.registry {
-            if let Err(e) = reg.register(
-                &mut chan.stream,
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
+            if let Err(e) = chan.register(reg, token) {
                 logger::logerror(&format!("{peer} register failed: {e}"));
-                chan.session.handle_closed(now, None);
+                chan.handle_closed(now, None);
                 return;
             }
         }
@@ -899,40 +790,18 @@ impl FtpServer {
             let Some(c) = self.control_mut(key) else {
                 return;
             };
-            c.fill();
-            while let Some(line) = c.next_line(now) {
-                match line {
-                    Line::Complete(l) => c.session.handle_line(now, &l),
-                    Line::TooLong => c.session.handle_line_too_long(now),
+            match c.drive(now) {
+                Drive::Apply(actions) => {
+                    for a in actions {
+                        self.apply(key, a, now);
+                    }
                 }
-                if !c.wants_line() {
-                    break;
+                Drive::Close => {
+                    self.remove_control(key, now);
+                    return;
                 }
+                Drive::Wait => break,
             }
-            let actions: Vec<Action> = std::iter::from_fn(|| c.session.poll_action()).collect();
-            if !actions.is_empty() {
-                for a in actions {
-                    self.apply(key, a, now);
-                }
-                continue;
-            }
-            c.flush();
-            if c.start_tls_if_due(now) || c.end_tls_if_due(now) {
-                continue;
-            }
-            if c.session.is_closed() && c.closed_at.is_none() {
-                c.closed_at = Some(now);
-            }
-            let done = c.eof || (c.session.is_closed() && c.drained());
-            if done {
-                self.remove_control(key, now);
-                return;
-            }
-            // Output drained below the limit may let a waiting line through.
-            if c.wants_line() && c.input.has_line() {
-                continue;
-            }
-            break;
         }
         self.sync_timer(key, now);
     }
@@ -941,38 +810,29 @@ impl FtpServer {
         let config = Arc::clone(&self.config);
         match action {
             Action::CloseData => {
-                let dkey = self.control_mut(key).and_then(|c| c.data.take());
+                let dkey = self.control_mut(key).and_then(|c| c.take_data());
                 let bytes = dkey.and_then(|d| self.data_bytes(d));
                 if let Some(d) = dkey {
                     self.remove(d);
                 }
                 if let Some(c) = self.control_mut(key) {
-                    c.session.handle_data_closed(now, bytes);
+                    c.handle_data_closed(now, bytes);
                 }
             }
-            Action::Close => {}
+            // The channel closes itself once the replies are out, and switches TLS itself.
+            Action::Close | Action::StartTls | Action::EndTls => {}
             Action::LoginFailed => {
                 if let Some(c) = self.control_mut(key) {
-                    let ip = c.peer.ip().to_canonical();
+                    let ip = c.peer_ip();
                     self.record_failed_login(ip, now);
-                }
-            }
-            Action::StartTls => {
-                if let Some(c) = self.control_mut(key) {
-                    c.request_tls();
-                }
-            }
-            Action::EndTls => {
-                if let Some(c) = self.control_mut(key) {
-                    c.request_plain();
                 }
             }
             Action::Listen { extended } => {
                 let Some(c) = self.control_mut(key) else {
                     return;
                 };
-                let local = c.stream.local_addr().map(|a| a.ip());
-                let client = c.session.peer().ip();
+                let local = c.local_ip();
+                let client = c.client_ip();
                 let result = local.and_then(|ip| {
                     DataChannel::listen(
                         key,
@@ -986,10 +846,10 @@ impl FtpServer {
                 let early = self.early_data_tls(key, &config);
                 let result = result.and_then(|(mut dc, addr)| {
                     dc.set_early_tls(early);
-                    self.insert_data(key, dc).map(|_| addr)
+                    self.insert_data(key, dc, now).map(|_| addr)
                 });
                 if let Some(c) = self.control_mut(key) {
-                    c.session.handle_passive_ready(now, result, extended);
+                    c.handle_passive_ready(now, result, extended);
                 }
             }
             Action::Connect(addr) => {
@@ -997,16 +857,13 @@ impl FtpServer {
                 let result =
                     DataChannel::connect(key, addr, &config.dtp, now).and_then(|mut dc| {
                         dc.set_early_tls(early);
-                        self.insert_data(key, dc)
+                        self.insert_data(key, dc, now)
                     });
                 match result {
                     Ok(dkey) => self.enqueue(dkey),
                     Err(e) => {
                         if let Some(c) = self.control_mut(key) {
-                            c.session.handle_data_failed(
-                                now,
-                                crate::control::session::DataFailure::ConnectFailed(e),
-                            );
+                            c.handle_data_failed(now, DataFailure::ConnectFailed(e));
                         }
                     }
                 }
@@ -1015,19 +872,18 @@ impl FtpServer {
                 let tls = match (&config.tls, self.control_mut(key)) {
                     (Some(tc), Some(c)) if t.tls => {
                         let sending = matches!(t.direction, Direction::Send(_));
-                        c.keys.data(tc, sending)
+                        c.data_tls(tc, sending)
                     }
                     _ => None,
                 };
                 if t.tls && tls.is_none() {
                     if let Some(c) = self.control_mut(key) {
                         let e = "TLS is not available for the data connection".to_string();
-                        c.session
-                            .handle_transfer_done(now, 0, Err(TransferError::Tls(e)));
+                        c.handle_transfer_failed(now, TransferError::Tls(e));
                     }
                     return;
                 }
-                let dkey = self.control_mut(key).and_then(|c| c.data);
+                let dkey = self.control_mut(key).and_then(|c| c.data());
                 match dkey.and_then(|d| self.data_mut(d).map(|dc| (d, dc))) {
                     Some((d, dc)) => {
                         dc.attach(
@@ -1044,11 +900,7 @@ impl FtpServer {
                         if let Some(c) = self.control_mut(key) {
                             let e =
                                 io::Error::new(io::ErrorKind::NotConnected, "no data connection");
-                            c.session.handle_transfer_done(
-                                now,
-                                0,
-                                Err(TransferError::Connection(e)),
-                            );
+                            c.handle_transfer_failed(now, TransferError::Connection(e));
                         }
                     }
                 }
@@ -1060,14 +912,15 @@ impl FtpServer {
     /// PROT P, the no-ticket ones (see [`DataChannel::set_early_tls`]).
     fn early_data_tls(&mut self, key: usize, config: &Config) -> Option<crate::tls::DataTls> {
         let tc = config.tls.as_ref()?;
-        let c = self.control_mut(key)?;
-        if !c.session.data_protected() {
-            return None;
-        }
-        c.keys.data(tc, false)
+        self.control_mut(key)?.early_data_tls(tc)
     }
 
-    fn insert_data(&mut self, owner: usize, mut dc: DataChannel) -> io::Result<usize> {
+    fn insert_data(
+        &mut self,
+        owner: usize,
+        mut dc: DataChannel,
+        now: Instant,
+    ) -> io::Result<usize> {
         let (key, token) = self.next_token()?;
         let entry = self.channels.vacant_entry();
         if let Some(reg) = &self.registry {
@@ -1078,145 +931,15 @@ impl FtpServer {
             timer: None,
         });
         if let Some(c) = self.control_mut(owner) {
-            c.data = Some(key);
+            c.set_data(Some(key));
         }
-        self.sync_timer(key, Instant::now());
+        self.sync_timer(key, now);
         Ok(key)
-    }
-
-    /// Calls `f` on every bucket that limits the data channel `key` in direction `way`:
-    /// its own, its user's (`user`, when `config.user_limits` names it) and the server's,
-    /// with the number of transfers that share the bucket.
-    fn for_each_throttle(
-        &mut self,
-        key: usize,
-        way: Way,
-        user: Option<&str>,
-        now: Instant,
-        mut f: impl FnMut(&mut Throttle, u64),
-    ) {
-        let w = way_index(way);
-        if let Some(t) = self.data_mut(key).and_then(|dc| dc.throttle_mut(way)) {
-            f(t, 1);
-        }
-        if let Some(u) = user {
-            if let Some(limits) = self.config.user_limits.get(u) {
-                let n = self.user_sharers.get(u).map_or(1, |c| c[w].max(1));
-                let b = match self.user_buckets.get_mut(u) {
-                    Some(b) => b,
-                    None => self
-                        .user_buckets
-                        .entry(u.to_string())
-                        .or_insert_with(|| Buckets::new(*limits, now)),
-                };
-                if let Some(t) = b.get_mut(way) {
-                    f(t, n as u64);
-                }
-            }
-        }
-        let n = self.server_sharers[w].max(1);
-        if let Some(t) = self.server_buckets.get_mut(way) {
-            f(t, n as u64);
-        }
-    }
-
-    /// What data channel `key` may move this turn. `None` when no limit applies.
-    ///
-    /// A bucket shared by `n` transfers gives each at most its quantum, `1/n` of half a
-    /// burst, and then makes it wait half a burst's time before its next turn: each gets
-    /// `rate / n` and together they get the rate. Letting a transfer also take what the
-    /// others left unused looked kinder but was not fair: whoever woke first to a full
-    /// bucket took all but one quantum, and kept winning that race (measured 2:1 between
-    /// two equal downloads). The cost is that a slow client's unused share is not handed
-    /// to the others.
-    fn allowance(
-        &mut self,
-        key: usize,
-        way: Way,
-        user: Option<&str>,
-        now: Instant,
-    ) -> Option<Allowance> {
-        let mut a = Allowance {
-            budget: u64::MAX,
-            shared_cap: false,
-            wake: now,
-            turn_end: now,
-        };
-        let mut want = u64::MAX;
-        let mut limited = false;
-        self.for_each_throttle(key, way, user, now, |t, n| {
-            limited = true;
-            let avail = t.allowance(now);
-            let quantum = (t.burst() / 2 / n).max(1);
-            let take = if n > 1 { avail.min(quantum) } else { avail };
-            if take < a.budget {
-                a.budget = take;
-            }
-            if n > 1 {
-                // A transfer that took its quantum waits for the others to take theirs.
-                a.shared_cap = true;
-                a.turn_end = a.turn_end.max(now + t.time_for(t.burst() / 2));
-            }
-            want = want.min(quantum);
-        });
-        if !limited {
-            return None;
-        }
-        if a.budget == 0 {
-            // Wake for the smallest quantum of the buckets (the tightest one decides, the
-            // others are there by then or soon after), or for what is left of the
-            // transfer when that is less, so the last bytes of a download do not wait a
-            // whole period.
-            if let Some(left) = self.data(key).and_then(|dc| dc.remaining()) {
-                want = want.min(left.max(1));
-            }
-            let mut wake = now;
-            self.for_each_throttle(key, way, user, now, |t, _| {
-                if let Some(at) = t.next_refill(now, want) {
-                    wake = wake.max(at);
-                }
-            });
-            a.wake = wake;
-        }
-        Some(a)
-    }
-
-    /// Counts data channel `key` among the transfers sharing the user and server buckets
-    /// for `way`, once.
-    fn join_share(&mut self, key: usize, way: Way, user: Option<&str>) {
-        let Some(dc) = self.data_mut(key) else {
-            return;
-        };
-        if dc.share.is_some() {
-            return;
-        }
-        dc.share = Some(Box::new((way, user.map(str::to_string))));
-        let w = way_index(way);
-        self.server_sharers[w] += 1;
-        if let Some(u) = user {
-            self.user_sharers.entry(u.to_string()).or_default()[w] += 1;
-        }
-    }
-
-    /// Undoes [`join_share`](Self::join_share) for a data channel being removed.
-    fn leave_share(&mut self, share: Option<Box<(Way, Option<String>)>>) {
-        let Some(share) = share else { return };
-        let (way, user) = *share;
-        let w = way_index(way);
-        self.server_sharers[w] = self.server_sharers[w].saturating_sub(1);
-        if let Some(u) = user {
-            if let Some(c) = self.user_sharers.get_mut(&u) {
-                c[w] = c[w].saturating_sub(1);
-                if *c == [0, 0] {
-                    self.user_sharers.remove(&u);
-                }
-            }
-        }
     }
 
     /// The user whose limits apply to transfers of session `owner`, if any.
     fn limited_user(&self, owner: usize) -> Option<String> {
-        if self.config.user_limits.is_empty() {
+        if !self.bandwidth.has_user_limits() {
             return None;
         }
         match self.channels.get(owner) {
@@ -1224,12 +947,32 @@ impl FtpServer {
                 chan: Channel::Control(c),
                 ..
             }) => c
-                .session
                 .username()
-                .filter(|u| self.config.user_limits.contains_key(*u))
+                .filter(|u| self.bandwidth.limits_user(u))
                 .map(str::to_string),
             _ => None,
         }
+    }
+
+    /// What data channel `key` may move this turn ([`BandwidthPool::allowance`]).
+    fn allowance(
+        &mut self,
+        key: usize,
+        way: Way,
+        user: Option<&str>,
+        now: Instant,
+    ) -> Option<Allowance> {
+        let (own, remaining) = match self.channels.get_mut(key) {
+            Some(Entry {
+                chan: Channel::Data(dc),
+                ..
+            }) => {
+                let remaining = dc.remaining();
+                (dc.throttle_mut(way), remaining)
+            }
+            _ => (None, None),
+        };
+        self.bandwidth.allowance(own, way, user, remaining, now)
     }
 
     fn pause_data(&mut self, key: usize, until: Instant, now: Instant) {
@@ -1267,8 +1010,14 @@ impl FtpServer {
         let mut budget = TURN_BUDGET;
         let mut turn_end = None;
         if let Some(way) = way {
-            if user.is_some() || self.server_buckets.get_mut(way).is_some() {
-                self.join_share(key, way, user.as_deref());
+            if let Some(Entry {
+                chan: Channel::Data(dc),
+                ..
+            }) = self.channels.get_mut(key)
+            {
+                if dc.share.is_none() {
+                    dc.share = self.bandwidth.join(way, user.as_deref()).map(Box::new);
+                }
             }
             if let Some(a) = self.allowance(key, way, user.as_deref(), now) {
                 if a.budget == 0 && connected {
@@ -1303,9 +1052,15 @@ impl FtpServer {
         let mut paused = false;
         if let Some(way) = way {
             if moved > 0 {
-                self.for_each_throttle(key, way, user.as_deref(), now, |t, _| {
-                    t.consume(now, moved)
-                });
+                let own = match self.channels.get_mut(key) {
+                    Some(Entry {
+                        chan: Channel::Data(dc),
+                        ..
+                    }) => dc.throttle_mut(way),
+                    _ => None,
+                };
+                self.bandwidth
+                    .consume(own, way, user.as_deref(), moved, now);
             }
             if again {
                 match (turn_end, self.allowance(key, way, user.as_deref(), now)) {
@@ -1330,54 +1085,12 @@ impl FtpServer {
 
     // ---- flood limits ------------------------------------------------------------------
 
-    /// Counts a failed login from `ip`; bans it once it reaches the configured number
-    /// within the window.
+    /// Counts a failed login from `ip` in the flood table, and keeps the sweep timer no
+    /// later than the entry's expiry.
     fn record_failed_login(&mut self, ip: IpAddr, now: Instant) {
-        let config = Arc::clone(&self.config);
-        let flood = &config.flood;
-        if flood.max_failed_logins == 0 || flood.max_tracked == 0 {
+        let Some(expiry) = self.flood.record_failed_login(ip, &self.config.flood, now) else {
             return;
-        }
-        if !self.flood.contains_key(&ip) && self.flood.len() >= flood.max_tracked {
-            self.sweep_flood(now);
-            if self.flood.len() >= flood.max_tracked {
-                // Make room with the entry closest to its end: the table stays bounded,
-                // and the address that loses its count is the one about to lose it anyway.
-                let oldest = self
-                    .flood
-                    .iter()
-                    .min_by_key(|(_, e)| e.expiry(flood))
-                    .map(|(ip, _)| *ip);
-                if let Some(old) = oldest {
-                    self.flood.remove(&old);
-                }
-            }
-        }
-        let e = self.flood.entry(ip).or_insert(FloodEntry {
-            window_start: now,
-            failures: 0,
-            banned_until: None,
-        });
-        if e.banned_until.is_some() {
-            // Already banned (a session that was in before the ban keeps failing): the ban
-            // stands as it is.
-            return;
-        }
-        if now >= e.window_start + flood.failed_login_window {
-            e.window_start = now;
-            e.failures = 0;
-        }
-        e.failures += 1;
-        if e.failures >= flood.max_failed_logins {
-            e.banned_until = Some(now + flood.ban_duration);
-            log::warn!(
-                target: logger::LOG,
-                "{ip} banned for {:?} after {} failed logins",
-                flood.ban_duration,
-                e.failures
-            );
-        }
-        let expiry = e.expiry(flood);
+        };
         let current = self.flood_timer.and_then(|id| self.timers.deadline(id));
         match (self.flood_timer, current) {
             (Some(_), Some(at)) if at <= expiry => {}
@@ -1388,12 +1101,10 @@ impl FtpServer {
         }
     }
 
-    /// Forgets entries whose window and ban are over, and sets the sweep timer to the next
+    /// Forgets the flood table's expired entries, and sets the sweep timer to the next
     /// expiry.
     fn sweep_flood(&mut self, now: Instant) {
-        let config = Arc::clone(&self.config);
-        self.flood.retain(|_, e| e.expiry(&config.flood) > now);
-        let next = self.flood.values().map(|e| e.expiry(&config.flood)).min();
+        let next = self.flood.sweep(&self.config.flood, now);
         match (self.flood_timer, next) {
             (Some(id), Some(at)) => {
                 if !self.timers.reschedule(id, at) {
@@ -1418,8 +1129,8 @@ impl FtpServer {
         if finished {
             self.remove(key);
             if let Some(c) = self.control_mut(owner) {
-                if c.data == Some(key) {
-                    c.data = None;
+                if c.data() == Some(key) {
+                    c.set_data(None);
                 }
             }
         } else {
@@ -1429,15 +1140,7 @@ impl FtpServer {
             return;
         }
         if let Some(c) = self.control_mut(owner) {
-            for ev in events {
-                match ev {
-                    DataEvent::Connected => c.session.handle_data_connected(now),
-                    DataEvent::Failed(f) => c.session.handle_data_failed(now, f),
-                    DataEvent::Done(bytes, result) => {
-                        c.session.handle_transfer_done(now, bytes, result)
-                    }
-                }
-            }
+            c.handle_data_events(now, events);
             self.drive_control(owner, now);
         }
     }
@@ -1476,7 +1179,9 @@ impl FtpServer {
             self.timers.cancel(id);
         }
         if let Channel::Data(d) = &mut entry.chan {
-            self.leave_share(d.share.take());
+            if let Some(share) = d.share.take() {
+                self.bandwidth.leave(*share);
+            }
         }
         if self.queued.remove(&key) {
             self.ready.retain(|k| *k != key);
@@ -1487,9 +1192,7 @@ impl FtpServer {
             Channel::Listener(l) => {
                 let _ = reg.deregister(&mut l.sock);
             }
-            Channel::Control(c) => {
-                let _ = reg.deregister(&mut c.stream);
-            }
+            Channel::Control(c) => c.deregister(reg),
             Channel::Data(d) => d.deregister(reg),
         }
     }
@@ -1498,11 +1201,11 @@ impl FtpServer {
         let Some(c) = self.control_mut(key) else {
             return;
         };
-        let data = c.data.take();
-        let ip = c.peer.ip().to_canonical();
+        let data = c.take_data();
+        let ip = c.peer_ip();
         let bytes = data.and_then(|d| self.data_bytes(d));
         if let Some(c) = self.control_mut(key) {
-            c.session.handle_closed(now, bytes);
+            c.handle_closed(now, bytes);
         }
         if let Some(d) = data {
             self.remove(d);
@@ -1515,6 +1218,18 @@ impl FtpServer {
                 self.per_ip.remove(&ip);
             }
         }
+    }
+}
+
+impl AsRef<Calls<FtpServer>> for FtpServer {
+    fn as_ref(&self) -> &Calls<FtpServer> {
+        &self.calls
+    }
+}
+
+impl AsMut<Calls<FtpServer>> for FtpServer {
+    fn as_mut(&mut self) -> &mut Calls<FtpServer> {
+        &mut self.calls
     }
 }
 

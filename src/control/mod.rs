@@ -4,7 +4,10 @@
 //! The channel reads until `WouldBlock` (mio delivers readiness edges, so a read left short
 //! would never be signalled again), splits the input into lines of at most
 //! [`command::MAX_LINE`] bytes, hands them to the session one by one while it accepts
-//! commands, and writes the session's replies back.
+//! commands, and writes the session's replies back. It drives itself: the server calls
+//! `drive(now)` on each event and gets back the [`Action`](session::Action)s that need the
+//! server (data channels, the flood table), or word that the connection is done; it hands
+//! the answers back through the channel's `handle_*` methods, which pass them to the session.
 //!
 //! The socket is a `tls::Stream`: plain, or TLS from the first byte (implicit FTPS) or from the
 //! moment the 234 reply to AUTH has been written. At that moment every byte already read is
@@ -17,13 +20,16 @@ pub mod reply;
 pub mod session;
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
-use std::time::Instant;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
 
+use crate::data::DataEvent;
 use crate::logger;
-use crate::tls::{self, SessionTls, Stream, TlsConfig};
+use crate::tls::{self, DataTls, SessionTls, Stream, TlsConfig};
+use session::{Action, DataFailure, TransferError};
 
 pub use session::Session;
 
@@ -31,10 +37,24 @@ pub use session::Session;
 const MAX_BUFFERED_INPUT: usize = 64 * 1024;
 /// Stop handing commands to the session while this much output is unsent.
 const MAX_BUFFERED_OUTPUT: usize = 256 * 1024;
+/// How long a closed session may take to flush its last replies.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// What [`ControlChannel::drive`] leaves to the server.
+#[derive(Debug)]
+pub(crate) enum Drive {
+    /// The session asked for these; apply them, then drive the channel again.
+    Apply(Vec<Action>),
+    /// The connection is over (the peer left, or the session ended and its replies are
+    /// out): remove the channel.
+    Close,
+    /// Nothing to do until the next event or timer.
+    Wait,
+}
 
 /// A line taken from the input buffer.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Line {
+enum Line {
     /// A complete line without its line ending.
     Complete(Vec<u8>),
     /// A line longer than the limit was dropped.
@@ -43,7 +63,7 @@ pub(crate) enum Line {
 
 /// The line splitter, apart from the socket so it can be tested alone.
 #[derive(Debug, Default)]
-pub(crate) struct LineBuffer {
+struct LineBuffer {
     buf: Vec<u8>,
     /// Inside an over-long line: drop bytes up to the next LF.
     discarding: bool,
@@ -108,20 +128,20 @@ impl LineBuffer {
 #[doc(alias = "FTPHandler")]
 #[derive(Debug)]
 pub(crate) struct ControlChannel {
-    pub stream: Stream,
-    pub session: Session,
-    pub input: LineBuffer,
+    stream: Stream,
+    session: Session,
+    input: LineBuffer,
     /// Slab key of the data channel, if any.
-    pub data: Option<usize>,
+    data: Option<usize>,
     /// When the session closed, for the lingering flush of its last replies.
-    pub closed_at: Option<Instant>,
-    pub peer: SocketAddr,
+    closed_at: Option<Instant>,
+    peer: SocketAddr,
     /// The peer closed its side or the socket failed.
-    pub eof: bool,
+    eof: bool,
     /// FTPS settings, if the server has a certificate.
     tls: Option<TlsConfig>,
     /// The session's TLS keys, shared with its data connections.
-    pub keys: SessionTls,
+    keys: SessionTls,
     /// AUTH answered: switch to TLS once the reply is written.
     tls_pending: bool,
     /// CCC accepted; our close_notify goes once the 200 is written.
@@ -170,14 +190,14 @@ impl ControlChannel {
     }
 
     /// The session accepted CCC ([`Action::EndTls`](session::Action::EndTls)).
-    pub fn request_plain(&mut self) {
+    fn request_plain(&mut self) {
         self.ccc_pending = true;
         self.stream.cut_records();
     }
 
     /// Drives CCC: sends our close_notify once the 200 is out, and switches to plaintext
     /// once the client's close_notify is read; true when it switched.
-    pub fn end_tls_if_due(&mut self, now: Instant) -> bool {
+    fn end_tls_if_due(&mut self, now: Instant) -> bool {
         if self.ccc_pending && self.session.output().is_empty() && !self.stream.wants_write() {
             self.ccc_pending = false;
             self.ccc_draining = true;
@@ -201,12 +221,12 @@ impl ControlChannel {
     }
 
     /// The session asked for TLS ([`Action::StartTls`](session::Action::StartTls)).
-    pub fn request_tls(&mut self) {
+    fn request_tls(&mut self) {
         self.tls_pending = true;
     }
 
     /// Switches to TLS once the 234 is out; true when it did.
-    pub fn start_tls_if_due(&mut self, now: Instant) -> bool {
+    fn start_tls_if_due(&mut self, now: Instant) -> bool {
         if !self.tls_pending || !self.session.output().is_empty() || self.eof {
             return false;
         }
@@ -246,13 +266,30 @@ impl ControlChannel {
         }
     }
 
-    /// The next deadline of the channel: the session's, or the handshake's.
+    /// The next deadline of the channel: the session's, or the handshake's; once the
+    /// session has ended, the end of the time its last replies get to go out.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        tls::earliest(self.session.poll_timeout(), self.handshake_deadline)
+        match self.closed_at {
+            Some(t) => Some(t + LINGER),
+            None => tls::earliest(self.session.poll_timeout(), self.handshake_deadline),
+        }
+    }
+
+    /// Whether the session ended so long ago that the channel should go even with replies
+    /// unsent (the client does not read them).
+    pub fn linger_over(&self, now: Instant) -> bool {
+        self.closed_at.is_some_and(|t| t + LINGER <= now)
+    }
+
+    /// A deadline of the channel passed: the TLS handshake's or the session's. Drive the
+    /// channel afterwards.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.handshake_expired(now);
+        self.session.handle_timeout(now);
     }
 
     /// Ends a connection whose TLS handshake did not finish in time; true if it did so.
-    pub fn handshake_expired(&mut self, now: Instant) -> bool {
+    fn handshake_expired(&mut self, now: Instant) -> bool {
         match self.handshake_deadline {
             Some(d) if d <= now && self.stream.is_handshaking() => {
                 log::info!(target: logger::LOG, "{} TLS handshake timed out", self.peer);
@@ -270,12 +307,12 @@ impl ControlChannel {
     }
 
     /// Whether every reply, TLS records included, is on the wire.
-    pub fn drained(&self) -> bool {
+    fn drained(&self) -> bool {
         self.session.output().is_empty() && !self.stream.wants_write()
     }
 
     /// Reads what the socket has, unless enough is already waiting.
-    pub fn fill(&mut self) {
+    fn fill(&mut self) {
         let mut chunk = [0u8; 4096];
         while !self.eof && self.input.len() < MAX_BUFFERED_INPUT {
             match self.stream.read(&mut chunk) {
@@ -297,12 +334,12 @@ impl ControlChannel {
     }
 
     /// Whether the session may be handed another line now.
-    pub fn wants_line(&self) -> bool {
+    fn wants_line(&self) -> bool {
         self.session.accepts_commands() && self.session.output().len() < MAX_BUFFERED_OUTPUT
     }
 
     /// Writes pending replies until the socket blocks.
-    pub fn flush(&mut self) {
+    fn flush(&mut self) {
         while !self.session.output().is_empty() {
             match self.stream.write(self.session.output()) {
                 Ok(0) => {
@@ -340,11 +377,173 @@ impl ControlChannel {
     }
 
     /// The next line for the session, if it wants one.
-    pub fn next_line(&mut self, _now: Instant) -> Option<Line> {
+    fn next_line(&mut self) -> Option<Line> {
         if !self.wants_line() {
             return None;
         }
         self.input.next_line()
+    }
+
+    /// One turn of the channel on an event or timer: reads what the socket has, hands the
+    /// session its lines, and writes its replies, until either the session asks for
+    /// something only the server can do, the connection is over, or nothing is left to
+    /// do. TLS switches (AUTH, CCC) are the channel's own and never reach the server.
+    pub fn drive(&mut self, now: Instant) -> Drive {
+        loop {
+            self.fill();
+            while let Some(line) = self.next_line() {
+                match line {
+                    Line::Complete(l) => self.session.handle_line(now, &l),
+                    Line::TooLong => self.session.handle_line_too_long(now),
+                }
+                if !self.wants_line() {
+                    break;
+                }
+            }
+            let mut actions = Vec::new();
+            let mut handled = false;
+            while let Some(a) = self.session.poll_action() {
+                match a {
+                    Action::StartTls => self.request_tls(),
+                    Action::EndTls => self.request_plain(),
+                    a => actions.push(a),
+                }
+                handled = true;
+            }
+            if !actions.is_empty() {
+                return Drive::Apply(actions);
+            }
+            if handled {
+                // A TLS request may have let more lines through or changed what to write.
+                continue;
+            }
+            self.flush();
+            if self.start_tls_if_due(now) || self.end_tls_if_due(now) {
+                continue;
+            }
+            if self.session.is_closed() && self.closed_at.is_none() {
+                self.closed_at = Some(now);
+            }
+            if self.eof || (self.session.is_closed() && self.drained()) {
+                return Drive::Close;
+            }
+            // Output drained below the limit may let a waiting line through.
+            if self.wants_line() && self.input.has_line() {
+                continue;
+            }
+            return Drive::Wait;
+        }
+    }
+
+    /// Registers the socket for both directions under `token`.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(
+            &mut self.stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    /// Deregisters the socket; a failure means it was never registered.
+    pub fn deregister(&mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.stream);
+    }
+
+    /// The client's address as accepted, IPv4-mapped addresses shown as IPv4: the key of
+    /// the per-address limits.
+    pub fn peer_ip(&self) -> IpAddr {
+        self.peer.ip().to_canonical()
+    }
+
+    /// The client's address as the session sees it: the only one that may connect to a
+    /// passive listener.
+    pub fn client_ip(&self) -> IpAddr {
+        self.session.peer().ip()
+    }
+
+    /// The address the client reached us on: where passive listeners bind.
+    pub fn local_ip(&self) -> io::Result<IpAddr> {
+        self.stream.local_addr().map(|a| a.ip())
+    }
+
+    /// The logged-in user, if any.
+    pub fn username(&self) -> Option<&str> {
+        self.session.username()
+    }
+
+    /// Slab key of the session's data channel, if it has one.
+    pub fn data(&self) -> Option<usize> {
+        self.data
+    }
+
+    /// Records the session's data channel (`None` once it is gone).
+    pub fn set_data(&mut self, key: Option<usize>) {
+        self.data = key;
+    }
+
+    /// Forgets the session's data channel and returns its key.
+    pub fn take_data(&mut self) -> Option<usize> {
+        self.data.take()
+    }
+
+    /// The TLS settings for a data connection of this session under `config`, sending or
+    /// receiving; `None` before the control connection runs TLS.
+    pub fn data_tls(&self, config: &TlsConfig, sending: bool) -> Option<DataTls> {
+        self.keys.data(config, sending)
+    }
+
+    /// The TLS settings a new data connection starts with at once: under PROT P, the
+    /// no-ticket ones (see `DataChannel::set_early_tls`).
+    pub fn early_data_tls(&self, config: &TlsConfig) -> Option<DataTls> {
+        if !self.session.data_protected() {
+            return None;
+        }
+        self.keys.data(config, false)
+    }
+
+    // The server's answers to the session's actions, passed on.
+
+    /// What the session's data channel reported.
+    pub fn handle_data_events(&mut self, now: Instant, events: Vec<DataEvent>) {
+        for ev in events {
+            match ev {
+                DataEvent::Connected => self.session.handle_data_connected(now),
+                DataEvent::Failed(f) => self.session.handle_data_failed(now, f),
+                DataEvent::Done(bytes, result) => {
+                    self.session.handle_transfer_done(now, bytes, result)
+                }
+            }
+        }
+    }
+
+    /// The data channel could not be made ([`Action::Connect`]).
+    pub fn handle_data_failed(&mut self, now: Instant, why: DataFailure) {
+        self.session.handle_data_failed(now, why);
+    }
+
+    /// The data channel was dropped on request ([`Action::CloseData`]).
+    pub fn handle_data_closed(&mut self, now: Instant, bytes: Option<u64>) {
+        self.session.handle_data_closed(now, bytes);
+    }
+
+    /// The passive listener is up, or not ([`Action::Listen`]).
+    pub fn handle_passive_ready(
+        &mut self,
+        now: Instant,
+        result: io::Result<SocketAddr>,
+        extended: bool,
+    ) {
+        self.session.handle_passive_ready(now, result, extended);
+    }
+
+    /// A transfer could not start ([`Action::Transfer`]).
+    pub fn handle_transfer_failed(&mut self, now: Instant, why: TransferError) {
+        self.session.handle_transfer_done(now, 0, Err(why));
+    }
+
+    /// The connection is being removed; `bytes` of a transfer under way were moved.
+    pub fn handle_closed(&mut self, now: Instant, bytes: Option<u64>) {
+        self.session.handle_closed(now, bytes);
     }
 }
 

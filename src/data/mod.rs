@@ -26,7 +26,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::config::DtpConfig;
 use crate::control::session::{DataFailure, Transfer, TransferError};
-use crate::throttle::{Buckets, Limits, Throttle, Way};
+use crate::throttle::{Buckets, Limits, Share, Throttle, Way};
 use crate::tls::{self, DataTls, Stream};
 
 pub(crate) use transfer::Running;
@@ -71,9 +71,9 @@ pub(crate) struct DataChannel {
     /// its transfer uses and the server wakes it with the timer at this instant.
     paused_until: Option<Instant>,
     /// The direction and limited user under which the server counts this channel among
-    /// the transfers sharing its user and server buckets; the server keeps it. Boxed, as
+    /// the transfers sharing its user and server buckets ([`BandwidthPool`](crate::throttle::BandwidthPool)). Boxed, as
     /// only transfers under a shared limit have one.
-    pub share: Option<Box<(Way, Option<String>)>>,
+    pub share: Option<Box<Share>>,
     /// PROT P: TLS to start once connected with a transfer attached.
     tls: Option<DataTls>,
     /// The TLS handshake is running (its deadline is in `deadline` once a transfer waits).

@@ -1,12 +1,16 @@
-//! The reactor's parts (pyftpdlib's `ioloop.py`): the [`timer`] heap, the [`token`] range
-//! and [`IoLoop`], the `Poll` a server runs on when it is not embedded in another loop.
+//! The reactor's parts (pyftpdlib's `ioloop.py`): the [`timer`] heap, the [`call`]backs
+//! scheduled on it (`CallLater`, `CallEvery`), the [`token`] range, the cross-thread
+//! [`waker`], and [`IoLoop`], the `Poll` a server runs on when it is not embedded in another
+//! loop.
 //!
 //! One thread, one `Poll`, a slab of channels and a timer heap: each loop iteration waits
 //! for readiness or the next deadline, hands the events to the server, then fires the
 //! timers that are due.
 
+pub mod call;
 pub mod timer;
 pub mod token;
+pub mod waker;
 
 use std::io;
 use std::time::Duration;
