@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::authorizer::{Authorizer, DummyAuthorizer};
-use crate::filesystem::legacy::{Filesystem, OsFilesystem};
+use crate::filesystem::{Filesystem, OsFilesystem};
 use crate::hooks::{Hooks, NoHooks};
 use crate::throttle::Limits;
 use crate::tls::TlsConfig;
 
 /// Makes the [`Filesystem`] of a session from the user's home directory.
-pub type FilesystemFactory = Arc<dyn Fn(&Path) -> io::Result<Box<dyn Filesystem>> + Send + Sync>;
+pub type FilesystemFactory = Arc<dyn Fn(&Path) -> io::Result<Arc<dyn Filesystem>> + Send + Sync>;
 
 /// Settings of the control channel, shared by all sessions (pyftpdlib's `FTPHandler`
 /// attributes).
@@ -83,6 +83,9 @@ pub struct Config {
     pub user_limits: HashMap<String, Limits>,
     /// Flood limits (failed-login bans, command rate); default all off.
     pub flood: FloodConfig,
+    /// Worker threads for work that may block (storage calls, password checks); default 0,
+    /// meaning the number of cores and at least 2. Read when the server first needs them.
+    pub io_threads: usize,
     /// FTPS: certificate and policies; default none (plain FTP, AUTH answered with 502).
     pub tls: Option<TlsConfig>,
 }
@@ -93,7 +96,7 @@ impl Config {
         Config {
             authorizer,
             filesystem: Arc::new(|root: &Path| {
-                Ok(Box::new(OsFilesystem::new(root)?) as Box<dyn Filesystem>)
+                Ok(Arc::new(OsFilesystem::new(root)?) as Arc<dyn Filesystem>)
             }),
             hooks: Arc::new(NoHooks),
             banner: format!("ftpdlib {} ready.", crate::VERSION),
@@ -113,6 +116,7 @@ impl Config {
             user_limits: HashMap::new(),
             flood: FloodConfig::default(),
             tls: None,
+            io_threads: 0,
         }
     }
 }

@@ -94,7 +94,7 @@ pub use authorizer::unix::{UnixAuthorizer, UnixOptions};
 pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Perms};
 pub use config::{Config, DtpConfig, FloodConfig, MasqueradeRule};
 pub use control::session::Session;
-pub use filesystem::legacy::{Filesystem, OsFilesystem};
+pub use filesystem::{Filesystem, MemoryFilesystem, MemoryStore, OsFilesystem};
 pub use hooks::{HookList, Hooks, NoHooks, SessionInfo, TransferRecord};
 pub use ioloop::token::TOKEN_SPAN;
 pub use server::{CallLater, FtpServer, StopHandle};

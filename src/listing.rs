@@ -16,10 +16,14 @@
 
 use std::collections::HashMap;
 use std::ffi::CStr;
-use std::fs::Metadata;
+use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::authorizer::Authorizer;
+use crate::filesystem::{DirEntry, DirStream, Filesystem, Stat, StatMode, VirtualPath};
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -233,29 +237,28 @@ pub fn ls_time(mtime: i64, now: i64, gmt: bool) -> String {
     }
 }
 
-/// Appends one LIST line for `name` with metadata `meta` (from lstat) to `out`. `link` is
-/// the target of a symbolic link, shown after `->`.
+/// Appends one LIST line for `name` with metadata `meta` (not following links) to `out`;
+/// a link's target ([`Stat::link_target`]) is shown after `->`.
 pub fn push_list_line(
     out: &mut Vec<u8>,
     name: &[u8],
-    meta: &Metadata,
-    link: Option<&[u8]>,
+    meta: &Stat,
     names: &mut NameCache,
     now: i64,
     gmt: bool,
 ) {
     let head = format!(
         "{} {:>3} {:<8} {:<8} {:>8} {} ",
-        mode_string(meta.mode()),
-        meta.nlink(),
-        names.user(meta.uid()).to_string(),
-        names.group(meta.gid()),
-        meta.size(),
-        ls_time(meta.mtime(), now, gmt),
+        mode_string(meta.mode),
+        meta.nlink,
+        names.user(meta.uid).to_string(),
+        names.group(meta.gid),
+        meta.size,
+        ls_time(meta.mtime, now, gmt),
     );
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(name);
-    if let Some(target) = link {
+    if let Some(target) = &meta.link_target {
         out.extend_from_slice(b" -> ");
         out.extend_from_slice(target);
     }
@@ -313,7 +316,7 @@ pub fn mlsx_perm(is_dir: bool, has: impl Fn(crate::Perms) -> bool) -> String {
 /// Appends one MLSx line: the enabled `facts`, then a space and `name`, then CRLF. `meta`
 /// follows symbolic links, as the entry a client would get is the target; `perm` is the
 /// computed `perm` fact.
-pub fn push_mlsx_line(out: &mut Vec<u8>, name: &[u8], meta: &Metadata, facts: &[&str], perm: &str) {
+pub fn push_mlsx_line(out: &mut Vec<u8>, name: &[u8], meta: &Stat, facts: &[&str], perm: &str) {
     let mut line = String::new();
     for fact in MLSX_FACTS.iter().filter(|f| facts.contains(f)) {
         let value = match *fact {
@@ -325,14 +328,14 @@ pub fn push_mlsx_line(out: &mut Vec<u8>, name: &[u8], meta: &Metadata, facts: &[
                 "OS.unix=special"
             }
             .to_string(),
-            "size" => meta.size().to_string(),
+            "size" => meta.size.to_string(),
             // RFC 3659 times are always UTC.
-            "modify" => CivilTime::from_unix(meta.mtime()).time_val(),
+            "modify" => CivilTime::from_unix(meta.mtime).time_val(),
             "perm" => perm.to_string(),
-            "unique" => format!("{:x}g{:x}", meta.dev(), meta.ino()),
-            "unix.mode" => format!("{:04o}", meta.mode() & 0o7777),
-            "unix.uid" => meta.uid().to_string(),
-            "unix.gid" => meta.gid().to_string(),
+            "unique" => format!("{:x}g{:x}", meta.dev, meta.ino),
+            "unix.mode" => format!("{:04o}", meta.mode & 0o7777),
+            "unix.uid" => meta.uid.to_string(),
+            "unix.gid" => meta.gid.to_string(),
             _ => continue,
         };
         line.push_str(fact);
@@ -344,6 +347,196 @@ pub fn push_mlsx_line(out: &mut Vec<u8>, name: &[u8], meta: &Metadata, facts: &[
     out.push(b' ');
     out.extend_from_slice(name);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Entries formatted per piece of a listing: a few hundred, about a millisecond of work.
+pub const CHUNK_ENTRIES: usize = 256;
+
+/// Which listing a [`Listing`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// `ls -l` lines (LIST, STAT with a path).
+    List,
+    /// Bare names (NLST).
+    Nlst,
+    /// RFC 3659 fact lines (MLSD).
+    Mlsd,
+}
+
+/// What the MLSx `perm` fact is computed from: the user's permissions on each entry.
+#[derive(Clone)]
+pub struct PermContext {
+    /// The authorizer to ask.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// The user.
+    pub user: String,
+}
+
+impl std::fmt::Debug for PermContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PermContext")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+enum Entries {
+    Dir(Box<dyn DirStream>),
+    /// A listing of one file (LIST or NLST of a file name).
+    One(Option<DirEntry>),
+}
+
+/// A listing being made a piece at a time ([`next_chunk`](Self::next_chunk)), so that a
+/// directory of a million entries is never read or held whole: the data channel asks for
+/// the next piece only when it has sent the last one.
+#[derive(Debug)]
+pub struct Listing {
+    entries: Entries,
+    format: ListFormat,
+    facts: Vec<&'static str>,
+    perm: Option<PermContext>,
+    /// Where the listed directory lives (for per-entry permissions).
+    real_dir: PathBuf,
+    names: NameCache,
+    now: i64,
+    gmt: bool,
+    inline: bool,
+}
+
+impl Listing {
+    /// Opens a listing of `path` (a virtual path) in `fs`: a directory's entries, or the one
+    /// entry of a file (not for MLSD, which names directories only: `NotADirectory`).
+    /// `facts` and `perm` are MLSD's; `now` and `gmt` LIST's time column.
+    ///
+    /// # Errors
+    /// The path cannot be read.
+    pub fn open(
+        fs: &dyn Filesystem,
+        path: &Path,
+        format: ListFormat,
+        facts: Vec<&'static str>,
+        perm: Option<PermContext>,
+        now: i64,
+        gmt: bool,
+    ) -> io::Result<Listing> {
+        let meta = fs.stat(path)?;
+        let (entries, real_dir) = if meta.is_dir() {
+            (Entries::Dir(fs.read_dir(path)?), fs.real_path(path))
+        } else if format == ListFormat::Mlsd {
+            // RFC 3659 section 7.2.1: MLSD names a directory; a file is a 501.
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "Not a directory",
+            ));
+        } else {
+            let vp = VirtualPath::new(path);
+            let (dir, name) = vp.split_last().unwrap_or((b"", b""));
+            let stat = match format {
+                ListFormat::Nlst => None,
+                _ => Some(fs.lstat(path)?),
+            };
+            let dir = Path::new(std::ffi::OsStr::from_bytes(dir));
+            (
+                Entries::One(Some(DirEntry {
+                    name: name.to_vec(),
+                    stat,
+                })),
+                fs.real_path(&Path::new("/").join(dir)),
+            )
+        };
+        Ok(Listing {
+            entries,
+            format,
+            facts,
+            perm,
+            real_dir,
+            names: NameCache::default(),
+            now,
+            gmt,
+            inline: fs.is_inline(),
+        })
+    }
+
+    /// A listing with nothing in it (a placeholder).
+    pub(crate) fn empty() -> Listing {
+        Listing {
+            entries: Entries::One(None),
+            format: ListFormat::Nlst,
+            facts: Vec::new(),
+            perm: None,
+            real_dir: PathBuf::new(),
+            names: NameCache::default(),
+            now: 0,
+            gmt: true,
+            inline: true,
+        }
+    }
+
+    /// Whether the pieces are cheap enough to make on the reactor thread (the storage says
+    /// so: [`Filesystem::is_inline`]).
+    pub fn is_inline(&self) -> bool {
+        self.inline
+    }
+
+    /// The next piece of the listing, at most `max` entries' lines; `None` at the end.
+    ///
+    /// # Errors
+    /// Reading the directory failed.
+    pub fn next_chunk(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
+        let mode = match self.format {
+            ListFormat::List => StatMode::Link,
+            ListFormat::Nlst => StatMode::None,
+            ListFormat::Mlsd => StatMode::Follow,
+        };
+        let batch = match &mut self.entries {
+            Entries::Dir(d) => d.next_batch(max.max(1), mode)?,
+            Entries::One(e) => e.take().into_iter().collect(),
+        };
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(batch.len() * 64);
+        for e in batch {
+            match self.format {
+                ListFormat::Nlst => {
+                    out.extend_from_slice(&e.name);
+                    out.extend_from_slice(b"\r\n");
+                }
+                // An entry that vanished or cannot be read is left out rather than failing
+                // the whole listing.
+                ListFormat::List => {
+                    if let Some(st) = &e.stat {
+                        push_list_line(&mut out, &e.name, st, &mut self.names, self.now, self.gmt);
+                    }
+                }
+                ListFormat::Mlsd => {
+                    let Some(st) = &e.stat else { continue };
+                    let perm = match &self.perm {
+                        Some(p) => {
+                            let real = self.real_dir.join(std::ffi::OsStr::from_bytes(&e.name));
+                            mlsx_perm(st.is_dir(), |x| p.authorizer.has_perm(&p.user, x, &real))
+                        }
+                        None => String::new(),
+                    };
+                    push_mlsx_line(&mut out, &e.name, st, &self.facts, &perm);
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// The whole listing at once (STAT with a path: the reply is one message).
+    ///
+    /// # Errors
+    /// As [`next_chunk`](Self::next_chunk).
+    pub fn collect_all(mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.next_chunk(CHUNK_ENTRIES)? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -389,7 +582,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("f");
         std::fs::write(&f, b"12345").unwrap();
-        let meta = std::fs::metadata(&f).unwrap();
+        let fs = crate::filesystem::OsFilesystem::new(&dir).unwrap();
+        let meta = fs.stat(Path::new("/f")).unwrap();
         let mut out = Vec::new();
         push_mlsx_line(&mut out, b"f", &meta, &MLSX_DEFAULT_FACTS, "adfrw");
         let line = String::from_utf8(out).unwrap();
@@ -404,6 +598,63 @@ mod tests {
         assert_eq!(mlsx_perm(true, |_| true), "elcmdfp");
         assert_eq!(mlsx_perm(false, |p| p == crate::Perms::RETR), "r");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn listings_come_in_pieces() {
+        use crate::filesystem::{MemoryFilesystem, WriteMode};
+        let fs = MemoryFilesystem::new();
+        fs.mkdir(Path::new("/d")).unwrap();
+        for i in 0..1000 {
+            fs.open_write(Path::new(&format!("/d/f{i:04}")), WriteMode::Truncate)
+                .unwrap();
+        }
+        let mut l = Listing::open(
+            &fs,
+            Path::new("/d"),
+            ListFormat::Nlst,
+            vec![],
+            None,
+            0,
+            true,
+        )
+        .unwrap();
+        let mut lines = 0;
+        let mut pieces = 0;
+        while let Some(chunk) = l.next_chunk(100).unwrap() {
+            pieces += 1;
+            lines += chunk
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count();
+        }
+        assert_eq!((pieces, lines), (10, 1000));
+        let one = Listing::open(
+            &fs,
+            Path::new("/d/f0001"),
+            ListFormat::List,
+            vec![],
+            None,
+            0,
+            true,
+        )
+        .unwrap()
+        .collect_all()
+        .unwrap();
+        let one = String::from_utf8(one).unwrap();
+        assert!(one.starts_with("-rw-r--r--"), "{one}");
+        assert!(one.ends_with(" f0001\r\n"), "{one}");
+        let err = Listing::open(
+            &fs,
+            Path::new("/d/f0001"),
+            ListFormat::Mlsd,
+            vec![],
+            None,
+            0,
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotADirectory);
     }
 
     #[test]

@@ -75,13 +75,17 @@ pub struct WorkerPool<C: Send + 'static> {
 
 impl<C: Send + 'static> fmt::Debug for WorkerPool<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WorkerPool").field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("WorkerPool")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
     }
 }
 
 /// The default number of workers: the machine's cores, at least 2.
 pub fn default_size() -> usize {
-    thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+    thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2)
 }
 
 fn spawn<C: Send + 'static>(shared: Arc<Shared<C>>) -> std::io::Result<()> {
@@ -196,13 +200,20 @@ mod tests {
     fn jobs_run_off_thread_and_wake() {
         let wakes = Arc::new(AtomicUsize::new(0));
         let w = Arc::clone(&wakes);
-        let pool = WorkerPool::new(2, Arc::new(move || {
-            w.fetch_add(1, Ordering::SeqCst);
-        }))
+        let pool = WorkerPool::new(
+            2,
+            Arc::new(move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
         .unwrap();
         let me = thread::current().id();
         for i in 0..10 {
-            pool.submit(i, i as u64 * 10, Box::new(move || thread::current().id() != me));
+            pool.submit(
+                i,
+                i as u64 * 10,
+                Box::new(move || thread::current().id() != me),
+            );
         }
         let mut done = wait_for(&pool, 10);
         done.sort_by_key(|d| d.key);
@@ -227,10 +238,14 @@ mod tests {
     #[test]
     fn a_retired_worker_is_replaced() {
         let pool = WorkerPool::new(1, Arc::new(|| {})).unwrap();
-        pool.submit(1, 1, Box::new(|| {
-            retire_current_worker();
-            thread::current().id()
-        }));
+        pool.submit(
+            1,
+            1,
+            Box::new(|| {
+                retire_current_worker();
+                thread::current().id()
+            }),
+        );
         let first = wait_for(&pool, 1);
         pool.submit(2, 2, Box::new(|| thread::current().id()));
         let second = wait_for(&pool, 1);

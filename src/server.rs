@@ -45,7 +45,9 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 
 use crate::config::Config;
-use crate::control::session::{Action, DataFailure, Direction, Session, TransferError};
+use crate::control::session::{
+    request, Action, Completion, DataFailure, Direction, Session, TransferError,
+};
 use crate::control::{ControlChannel, Drive};
 use crate::data::{DataChannel, DataEvent};
 use crate::flood::FloodTable;
@@ -55,8 +57,18 @@ use crate::ioloop::timer::{Due, TimerHeap, TimerId};
 use crate::ioloop::token::TokenRange;
 use crate::ioloop::waker::{self, WakeReceiver, Waker};
 use crate::ioloop::IoLoop;
+use crate::listing::{Listing, CHUNK_ENTRIES};
 use crate::logger;
+use crate::pool::{Done, WorkerPool};
 use crate::throttle::{Allowance, BandwidthPool, Way};
+
+/// What comes back from the worker pool.
+enum Work {
+    /// A session's request, done.
+    Session(Completion),
+    /// A listing's next piece, and the listing.
+    Chunk(Box<Listing>, io::Result<Option<Vec<u8>>>),
+}
 
 /// Bytes a data channel may move per turn before others get theirs.
 const TURN_BUDGET: usize = 4 << 20;
@@ -165,6 +177,8 @@ pub struct FtpServer {
     wake_rx: WakeReceiver,
     stop: StopHandle,
     ioloop: Option<IoLoop>,
+    /// The worker pool, started on first use.
+    pool: Option<WorkerPool<Work>>,
     /// The user and server buckets and the transfers sharing them.
     bandwidth: BandwidthPool,
     /// Failed logins and bans per address ([`flood`](crate::flood)).
@@ -273,6 +287,7 @@ impl FtpServer {
                 waker,
             },
             ioloop: None,
+            pool: None,
         })
     }
 
@@ -360,7 +375,7 @@ impl FtpServer {
         let now = Instant::now();
         let token = event.token();
         if token == self.tokens.waker() {
-            self.drain_wake();
+            self.drain_wake(now);
             return;
         }
         if let Some(key) = self.tokens.key(token) {
@@ -523,14 +538,140 @@ impl FtpServer {
         self.queued.clear();
         self.timers.clear();
         self.calls.clear();
+        // Work already done for channels now gone: drop it, releasing its files.
+        if let Some(p) = &self.pool {
+            drop(p.drain());
+        }
         self.flood_timer = None;
         self.flood.clear();
     }
 
-    fn drain_wake(&mut self) {
-        // Woken for whatever reason, the stop state is the one thing to look at.
+    fn drain_wake(&mut self, now: Instant) {
+        // Woken by the stop handle or by the worker pool: look at both.
         self.wake_rx.drain();
         self.apply_stop();
+        let done = self
+            .pool
+            .as_ref()
+            .map(WorkerPool::drain)
+            .unwrap_or_default();
+        for d in done {
+            self.complete(d, now);
+        }
+    }
+
+    // ---- the worker pool ---------------------------------------------------------------
+
+    /// The pool, started on first use with `config.io_threads` workers.
+    fn pool(&mut self) -> Option<&WorkerPool<Work>> {
+        if self.pool.is_none() {
+            let waker = self.stop.waker.clone();
+            let size = match self.config.io_threads {
+                0 => crate::pool::default_size(),
+                n => n,
+            };
+            match WorkerPool::new(size, Arc::new(move || waker.wake())) {
+                Ok(p) => self.pool = Some(p),
+                Err(e) => logger::logerror(&format!("can't start the worker pool: {e}")),
+            }
+        }
+        self.pool.as_ref()
+    }
+
+    /// Runs a session's request: at once where it is cheap, else on the pool.
+    fn run_request(&mut self, key: usize, req: request::Request, now: Instant) {
+        if req.is_inline() {
+            let id = req.id;
+            let c = req.run();
+            if let Some(ctl) = self.control_mut(key) {
+                ctl.handle_completion(now, id, c);
+            }
+            return;
+        }
+        let id = req.id;
+        match self.pool() {
+            Some(pool) => pool.submit(key, id, Box::new(move || Work::Session(req.run()))),
+            None => {
+                if let Some(ctl) = self.control_mut(key) {
+                    ctl.handle_completion(now, id, Completion::panicked());
+                }
+            }
+        }
+    }
+
+    /// Makes the next piece of a data channel's listing: at once where cheap, else on the
+    /// pool (the channel sends nothing meanwhile).
+    fn make_chunk(&mut self, key: usize, mut listing: Box<Listing>) {
+        if listing.is_inline() {
+            let piece = listing.next_chunk(CHUNK_ENTRIES);
+            if let Some(dc) = self.data_mut(key) {
+                dc.put_chunk(listing, piece);
+            }
+            self.enqueue(key);
+            return;
+        }
+        let id = request::next_id();
+        if let Some(dc) = self.data_mut(key) {
+            dc.set_chunk_id(id);
+        }
+        let job = Box::new(move || {
+            let piece = listing.next_chunk(CHUNK_ENTRIES);
+            Work::Chunk(listing, piece)
+        });
+        match self.pool() {
+            Some(pool) => pool.submit(key, id, job),
+            None => {
+                if let Some(dc) = self.data_mut(key) {
+                    let e = io::Error::other("no worker pool");
+                    dc.put_chunk(Box::new(Listing::empty()), Err(e));
+                }
+                self.enqueue(key);
+            }
+        }
+    }
+
+    /// A job came back: hand it to the channel that asked, if that channel still waits for
+    /// it; otherwise it is dropped here, releasing what it holds.
+    fn complete(&mut self, d: Done<Work>, now: Instant) {
+        match d.result {
+            Some(Work::Chunk(listing, piece)) => self.chunk_back(d.key, d.id, listing, piece),
+            Some(Work::Session(c)) => self.completion_back(d.key, d.id, c, now),
+            None => {
+                // A job panicked: whoever waits for that id learns it failed.
+                if self
+                    .data_mut(d.key)
+                    .is_some_and(|dc| dc.chunk_id() == Some(d.id))
+                {
+                    let e = io::Error::other("listing failed");
+                    self.chunk_back(d.key, d.id, Box::new(Listing::empty()), Err(e));
+                } else {
+                    self.completion_back(d.key, d.id, Completion::panicked(), now);
+                }
+            }
+        }
+    }
+
+    fn completion_back(&mut self, key: usize, id: u64, c: Completion, now: Instant) {
+        if let Some(ctl) = self.control_mut(key) {
+            ctl.handle_completion(now, id, c);
+            self.drive_control(key, now);
+        }
+    }
+
+    fn chunk_back(
+        &mut self,
+        key: usize,
+        id: u64,
+        listing: Box<Listing>,
+        piece: io::Result<Option<Vec<u8>>>,
+    ) {
+        let Some(dc) = self.data_mut(key) else { return };
+        if dc.chunk_id() != Some(id) {
+            return;
+        }
+        dc.set_chunk_id(0);
+        dc.put_chunk(listing, piece);
+        self.enqueue(key);
     }
 
     fn apply_stop(&mut self) {
@@ -868,6 +1009,7 @@ impl FtpServer {
                     }
                 }
             }
+            Action::Request(req) => self.run_request(key, req, now),
             Action::Transfer(t) => {
                 let tls = match (&config.tls, self.control_mut(key)) {
                     (Some(tc), Some(c)) if t.tls => {
@@ -1048,6 +1190,7 @@ impl FtpServer {
             })
         });
         let owner = dc.owner;
+        let listing = dc.take_listing();
         let moved = after.unwrap_or(before).saturating_sub(before);
         let mut paused = false;
         if let Some(way) = way {
@@ -1079,6 +1222,9 @@ impl FtpServer {
         }
         if again && !paused {
             self.enqueue(key);
+        }
+        if let Some(l) = listing {
+            self.make_chunk(key, l);
         }
         self.deliver(key, owner, events, now);
     }

@@ -598,6 +598,13 @@ pub struct Request {
     pub arg: String,
 }
 
+/// Whether a line is ABOR or QUIT, the commands still heard while another is being worked
+/// on (RFC 959 section 4.1.3: they may arrive during a transfer, too).
+pub fn is_urgent(line: &[u8]) -> bool {
+    let req = parse_line(line);
+    req.arg.is_empty() && (req.name == "ABOR" || req.name == "QUIT")
+}
+
 /// Splits one line (without its line ending) into verb and argument.
 ///
 /// The verb is upper-cased; the argument keeps its case and inner spaces but loses the one

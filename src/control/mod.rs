@@ -29,7 +29,7 @@ use mio::{Interest, Registry, Token};
 use crate::data::DataEvent;
 use crate::logger;
 use crate::tls::{self, DataTls, SessionTls, Stream, TlsConfig};
-use session::{Action, DataFailure, TransferError};
+use session::{Action, Completion, DataFailure, TransferError};
 
 pub use session::Session;
 
@@ -76,6 +76,16 @@ impl LineBuffer {
 
     pub fn len(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Whether the next complete line is ABOR or QUIT (see [`command::is_urgent`]).
+    pub fn urgent_next(&self) -> bool {
+        !self.discarding
+            && self
+                .buf
+                .iter()
+                .position(|&b| b == b'\n')
+                .is_some_and(|i| command::is_urgent(&self.buf[..i]))
     }
 
     /// Whether [`next_line`](Self::next_line) would return something.
@@ -378,10 +388,15 @@ impl ControlChannel {
 
     /// The next line for the session, if it wants one.
     fn next_line(&mut self) -> Option<Line> {
-        if !self.wants_line() {
-            return None;
+        if self.wants_line() || (self.session.accepts_urgent() && self.input.urgent_next()) {
+            return self.input.next_line();
         }
-        self.input.next_line()
+        None
+    }
+
+    /// A request of the session's is done ([`Action::Request`]).
+    pub fn handle_completion(&mut self, now: Instant, id: u64, c: Completion) {
+        self.session.handle_completion(now, id, c);
     }
 
     /// One turn of the channel on an event or timer: reads what the socket has, hands the
@@ -396,7 +411,7 @@ impl ControlChannel {
                     Line::Complete(l) => self.session.handle_line(now, &l),
                     Line::TooLong => self.session.handle_line_too_long(now),
                 }
-                if !self.wants_line() {
+                if !self.wants_line() && !self.session.accepts_urgent() {
                     break;
                 }
             }

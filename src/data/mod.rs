@@ -80,6 +80,8 @@ pub(crate) struct DataChannel {
     handshaking: bool,
     /// The handshake timeout of the TLS settings in use.
     handshake_timeout: Option<Duration>,
+    /// The id of the listing piece being made for this channel, 0 if none.
+    chunk_id: u64,
 }
 
 /// Turns Nagle's algorithm off on a data connection, as on control connections. Bulk
@@ -156,6 +158,7 @@ impl DataChannel {
                 tls: None,
                 handshaking: false,
                 handshake_timeout: None,
+                chunk_id: 0,
             },
             addr,
         ))
@@ -182,6 +185,7 @@ impl DataChannel {
             tls: None,
             handshaking: false,
             handshake_timeout: None,
+            chunk_id: 0,
         })
     }
 
@@ -360,6 +364,37 @@ impl DataChannel {
         events.push(event);
     }
 
+    /// The listing being sent, when its next piece is to be made (after a drive that
+    /// stopped for it); hand it back with [`put_chunk`](Self::put_chunk).
+    pub fn take_listing(&mut self) -> Option<Box<crate::listing::Listing>> {
+        let running = self.transfer.as_mut()?;
+        if running.chunk_away() {
+            return None;
+        }
+        running.take_listing()
+    }
+
+    /// The id of the listing piece being made on the pool, if one is.
+    pub fn chunk_id(&self) -> Option<u64> {
+        (self.chunk_id != 0).then_some(self.chunk_id)
+    }
+
+    /// Records (or clears, with 0) the id of the piece being made.
+    pub fn set_chunk_id(&mut self, id: u64) {
+        self.chunk_id = id;
+    }
+
+    /// A listing's next piece is back (see [`take_listing`](Self::take_listing)).
+    pub fn put_chunk(
+        &mut self,
+        listing: Box<crate::listing::Listing>,
+        piece: io::Result<Option<Vec<u8>>>,
+    ) {
+        if let Some(running) = self.transfer.as_mut() {
+            running.put_chunk(listing, piece);
+        }
+    }
+
     /// Does whatever the socket allows: accept, finish connecting, move bytes. Stops at
     /// `WouldBlock` or after `budget` bytes; returns `true` when it stopped on the budget
     /// and should be driven again soon without waiting for an event.
@@ -494,6 +529,9 @@ impl DataChannel {
         match step {
             transfer::Step::Blocked => false,
             transfer::Step::Budget => true,
+            // The owner sees it in `take_listing` and drives the channel again once the
+            // piece is back.
+            transfer::Step::NeedChunk => false,
             transfer::Step::Done(result) => {
                 let result = result.map_err(|e| match e {
                     TransferError::Connection(e) => match tls::tls_failure(&e) {

@@ -10,11 +10,12 @@
 //! wire, and a receive only on the client's close_notify: a TLS data connection that just
 //! stops is a failed transfer, never a complete one.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 
 use crate::control::session::{Direction, Source, Transfer, TransferError};
+use crate::filesystem::FileWriter;
+use crate::listing::Listing;
 use crate::throttle::Way;
 use crate::tls::Stream;
 
@@ -28,8 +29,22 @@ pub(crate) enum Step {
     Blocked,
     /// The byte budget is spent; more can be done right away.
     Budget,
+    /// A listing's buffer is sent: take the listing ([`Running::take_listing`]), make its
+    /// next piece off the reactor and hand it back ([`Running::put_chunk`]).
+    NeedChunk,
     /// The transfer ended.
     Done(Result<(), TransferError>),
+}
+
+/// Where a listing being sent is.
+#[derive(Debug)]
+enum ListingAt {
+    /// Not a listing.
+    None,
+    /// Here, ready to make its next piece.
+    Here(Box<Listing>),
+    /// Away, making a piece.
+    Away,
 }
 
 /// A transfer in progress.
@@ -47,6 +62,9 @@ pub(crate) struct Running {
     /// Last byte seen, for line-ending conversion across buffer boundaries.
     last_cr: bool,
     source_done: bool,
+    listing: ListingAt,
+    /// A listing's piece failed: the transfer ends with it.
+    chunk_error: Option<io::Error>,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -93,8 +111,15 @@ impl Running {
         } else {
             out_buf
         };
+        let mut transfer = transfer;
+        let listing = match &mut transfer.direction {
+            Direction::Send(Source::Listing(l)) => {
+                ListingAt::Here(std::mem::replace(l, Box::new(Listing::empty())))
+            }
+            _ => ListingAt::None,
+        };
         let (buf, len, offset, source_done) = match &transfer.direction {
-            Direction::Send(Source::Bytes(_)) => (Vec::new(), 0, 0, false),
+            Direction::Send(Source::Listing(_)) => (Vec::new(), 0, 0, false),
             Direction::Send(Source::File { offset, .. }) => (
                 Vec::with_capacity(out_buf.max(512)),
                 0,
@@ -113,16 +138,41 @@ impl Running {
             in_buf: in_buf.max(512),
             last_cr: false,
             source_done,
+            listing,
+            chunk_error: None,
         };
         r.buf.reserve(out_buf.max(512));
-        // A listing is sent from its own buffer.
-        if let Direction::Send(Source::Bytes(b)) = &mut r.transfer.direction {
-            let bytes = std::mem::take(b);
-            r.len = bytes.len();
-            r.buf = bytes;
-            r.source_done = true;
-        }
         r
+    }
+
+    /// Takes the listing out to make its next piece (after [`Step::NeedChunk`]).
+    pub fn take_listing(&mut self) -> Option<Box<Listing>> {
+        match std::mem::replace(&mut self.listing, ListingAt::Away) {
+            ListingAt::Here(l) => Some(l),
+            other => {
+                self.listing = other;
+                None
+            }
+        }
+    }
+
+    /// Whether a listing's piece is being made.
+    pub fn chunk_away(&self) -> bool {
+        matches!(self.listing, ListingAt::Away)
+    }
+
+    /// The listing is back with its next piece (`None`: it is complete).
+    pub fn put_chunk(&mut self, listing: Box<Listing>, piece: io::Result<Option<Vec<u8>>>) {
+        self.listing = ListingAt::Here(listing);
+        match piece {
+            Ok(Some(bytes)) => {
+                self.len = bytes.len();
+                self.buf = bytes;
+                self.pos = 0;
+            }
+            Ok(None) => self.source_done = true,
+            Err(e) => self.chunk_error = Some(e),
+        }
     }
 
     /// Bytes moved over the data connection so far.
@@ -135,11 +185,12 @@ impl Running {
     /// uploads and converted (TYPE A) downloads.
     pub fn remaining(&self) -> Option<u64> {
         match &self.transfer.direction {
-            Direction::Send(Source::Bytes(_)) => Some((self.len - self.pos) as u64),
-            Direction::Send(Source::File { file, .. }) if self.transfer.use_sendfile => file
-                .metadata()
-                .ok()
-                .map(|m| m.len().saturating_sub(self.offset as u64)),
+            Direction::Send(Source::Listing(_)) if self.source_done => {
+                Some((self.len - self.pos) as u64)
+            }
+            Direction::Send(Source::File { file, .. }) if self.transfer.use_sendfile => {
+                Some(file.size().saturating_sub(self.offset as u64))
+            }
             _ => None,
         }
     }
@@ -172,14 +223,16 @@ impl Running {
         let Some(sock) = stream.plain() else {
             return self.send_buffered(stream, budget);
         };
-        let in_fd = file.as_raw_fd();
+        let Some(in_fd) = file.raw_fd() else {
+            return self.send_buffered(stream, budget);
+        };
         let out_fd = sock.as_raw_fd();
         let mut spent = 0usize;
         loop {
             if spent >= budget {
                 // A throttled transfer that has sent the whole file ends now, not after
                 // waiting for more allowance only to find the end of the file.
-                if file.metadata().is_ok_and(|m| self.offset as u64 >= m.len()) {
+                if self.offset as u64 >= file.size() {
                     return Step::Done(Ok(()));
                 }
                 return Step::Budget;
@@ -226,12 +279,12 @@ impl Running {
         let Direction::Send(Source::File { file, offset }) = &mut self.transfer.direction else {
             return Ok(false);
         };
-        if *offset > 0 {
-            use std::io::Seek;
-            file.seek(io::SeekFrom::Start(*offset))
-                .map_err(TransferError::File)?;
-            *offset = 0;
+        if *offset > 0 && self.bytes > 0 {
+            // Back from sendfile, which reads at its own offset and leaves the file
+            // position where it was: go on from where sendfile stopped.
+            reposition(file.raw_fd(), *offset).map_err(TransferError::File)?;
         }
+        *offset = 0;
         let cap = self.buf.capacity().max(512);
         let mut raw = vec![0u8; if self.transfer.ascii { cap / 2 } else { cap }];
         let n = loop {
@@ -269,8 +322,17 @@ impl Running {
         let mut spent = 0usize;
         loop {
             if self.pos == self.len {
+                if let Some(e) = self.chunk_error.take() {
+                    return Step::Done(Err(TransferError::File(e)));
+                }
                 if self.source_done {
                     return Self::finish_send(stream);
+                }
+                match self.listing {
+                    ListingAt::Here(_) => return Step::NeedChunk,
+                    // The piece is being made; the owner drives the channel when it is back.
+                    ListingAt::Away => return Step::Blocked,
+                    ListingAt::None => {}
                 }
                 match self.refill() {
                     Ok(true) => {}
@@ -358,19 +420,30 @@ impl Running {
 
 /// The client closed the data connection: the upload is complete. A CR held back by the
 /// ASCII conversion was not part of a CRLF, so it goes into the file.
-fn end_of_upload(file: &mut File, ascii: bool, pending_cr: bool) -> Step {
+fn end_of_upload(file: &mut Box<dyn FileWriter>, ascii: bool, pending_cr: bool) -> Step {
     if ascii && pending_cr {
         if let Err(e) = write_all(file, b"\r") {
             return Step::Done(Err(e));
         }
     }
-    match file.flush() {
+    match file.finish() {
         Ok(()) => Step::Done(Ok(())),
         Err(e) => Step::Done(Err(TransferError::File(e))),
     }
 }
 
-fn write_all(file: &mut File, data: &[u8]) -> Result<(), TransferError> {
+/// Moves a file descriptor's position (after sendfile fell back to reads part-way).
+fn reposition(fd: Option<std::os::fd::RawFd>, offset: u64) -> io::Result<()> {
+    let Some(fd) = fd else { return Ok(()) };
+    // SAFETY: `fd` belongs to the open file the transfer holds; lseek touches nothing else.
+    let rc = unsafe { libc::lseek(fd, offset as libc::off_t, libc::SEEK_SET) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn write_all(file: &mut Box<dyn FileWriter>, data: &[u8]) -> Result<(), TransferError> {
     file.write_all(data).map_err(TransferError::File)
 }
 

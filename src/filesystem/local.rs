@@ -23,15 +23,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::{
-    DirEntry, DirStream, FileKind, FileReader, FileWriter, Filesystem, Stat, StatMode,
-    VirtualPath, WriteMode,
+    DirEntry, DirStream, FileKind, FileReader, FileWriter, Filesystem, Stat, StatMode, VirtualPath,
+    WriteMode,
 };
 
 /// Links followed in one resolution before ELOOP, as the kernel's limit.
 const MAX_LINKS: u32 = 40;
 
 fn cstr(bytes: &[u8]) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
+    CString::new(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
 }
 
 fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
@@ -182,10 +183,8 @@ impl Jail {
     /// the link is (relative); `..` at the home stays at the home.
     fn walk(&self, rel: &[u8], flags: i32, mode: u32) -> io::Result<OwnedFd> {
         let mut stack: Vec<OwnedFd> = Vec::new();
-        let mut todo: std::collections::VecDeque<Vec<u8>> = rel
-            .split(|&b| b == b'/')
-            .map(<[u8]>::to_vec)
-            .collect();
+        let mut todo: std::collections::VecDeque<Vec<u8>> =
+            rel.split(|&b| b == b'/').map(<[u8]>::to_vec).collect();
         let mut links = 0u32;
         while let Some(name) = todo.pop_front() {
             match name.as_slice() {
@@ -196,7 +195,9 @@ impl Jail {
                 }
                 _ => {}
             }
-            let cur = stack.last().map_or(self.root_fd.as_raw_fd(), AsRawFd::as_raw_fd);
+            let cur = stack
+                .last()
+                .map_or(self.root_fd.as_raw_fd(), AsRawFd::as_raw_fd);
             let last = todo.iter().all(|n| n.is_empty() || n == b".");
             let c = cstr(&name)?;
             let probe = match openat(cur, &c, libc::O_PATH | libc::O_NOFOLLOW, 0) {
@@ -228,7 +229,9 @@ impl Jail {
             }
             stack.push(probe);
         }
-        let cur = stack.last().map_or(self.root_fd.as_raw_fd(), AsRawFd::as_raw_fd);
+        let cur = stack
+            .last()
+            .map_or(self.root_fd.as_raw_fd(), AsRawFd::as_raw_fd);
         openat(cur, &cstr(b".")?, flags, mode)
     }
 
@@ -284,7 +287,8 @@ impl OsFilesystem {
     }
 
     fn open(&self, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
-        self.jail.open(VirtualPath::new(path).relative(), flags, mode)
+        self.jail
+            .open(VirtualPath::new(path).relative(), flags, mode)
     }
 }
 
@@ -367,8 +371,7 @@ impl Filesystem for OsFilesystem {
     fn rmdir(&self, path: &Path) -> io::Result<()> {
         let (dir, name) = self.jail.parent(path)?;
         // SAFETY: as in `mkdir`.
-        cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) })
-            .map(drop)
+        cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) }).map(drop)
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
@@ -577,8 +580,14 @@ mod tests {
     fn check_links(fs: &OsFilesystem, d: &Path) {
         let root = fs.root().to_path_buf();
         // Absolute and relative links out of the home resolve inside it (or not at all).
-        assert_eq!(fs.stat(p("/leak")).unwrap_err().kind(), io::ErrorKind::NotFound);
-        assert_eq!(fs.stat(p("/updir/secret")).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            fs.stat(p("/leak")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            fs.stat(p("/updir/secret")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
         assert!(fs.open_read(p("/rel-up"), 0).is_err());
         // `..` stops at the home.
         let mut r = fs.open_read(p("/sub/../../../sub/inside"), 0).unwrap();
@@ -598,7 +607,9 @@ mod tests {
         fs.remove(p("/dangling")).unwrap();
         assert!(fs::symlink_metadata(root.join("dangling")).is_err());
         fs.rename(p("/abs-sub"), p("/renamed-link")).unwrap();
-        assert!(fs::symlink_metadata(root.join("renamed-link")).unwrap().is_symlink());
+        assert!(fs::symlink_metadata(root.join("renamed-link"))
+            .unwrap()
+            .is_symlink());
         assert!(root.join("sub/inside").exists());
         // A listing that follows links does not follow them out of the home.
         let mut dir = fs.read_dir(p("/")).unwrap();
@@ -663,7 +674,9 @@ mod tests {
         drop(w);
         assert_eq!(fs.stat(p("/f")).unwrap().size, 7);
         assert_eq!(
-            fs.open_write(p("/f"), WriteMode::CreateNew).unwrap_err().kind(),
+            fs.open_write(p("/f"), WriteMode::CreateNew)
+                .unwrap_err()
+                .kind(),
             io::ErrorKind::AlreadyExists
         );
         fs.mkdir(p("/d")).unwrap();
@@ -686,8 +699,14 @@ mod tests {
         let (_d, fs) = jail("bytes");
         let a = Path::new(std::ffi::OsStr::from_bytes(b"/caf\xe9"));
         let b = Path::new(std::ffi::OsStr::from_bytes(b"/caf\xe8"));
-        fs.open_write(a, WriteMode::Truncate).unwrap().write_all(b"1").unwrap();
-        fs.open_write(b, WriteMode::Truncate).unwrap().write_all(b"22").unwrap();
+        fs.open_write(a, WriteMode::Truncate)
+            .unwrap()
+            .write_all(b"1")
+            .unwrap();
+        fs.open_write(b, WriteMode::Truncate)
+            .unwrap()
+            .write_all(b"22")
+            .unwrap();
         assert_eq!(fs.stat(a).unwrap().size, 1);
         assert_eq!(fs.stat(b).unwrap().size, 2);
         let mut dir = fs.read_dir(p("/")).unwrap();
@@ -698,7 +717,10 @@ mod tests {
             .map(|e| e.name)
             .collect();
         names.sort();
-        assert_eq!(names, vec![b"caf\xe8".to_vec(), b"caf\xe9".to_vec(), b"sub".to_vec()]);
+        assert_eq!(
+            names,
+            vec![b"caf\xe8".to_vec(), b"caf\xe9".to_vec(), b"sub".to_vec()]
+        );
         assert!(fs.stat(Path::new("/a\0b")).is_err());
     }
 

@@ -124,7 +124,11 @@ impl MemoryFilesystem {
 
     fn parent_key(key: &[u8]) -> Option<Vec<u8>> {
         let i = key.iter().rposition(|&b| b == b'/')?;
-        Some(if i == 0 { b"/".to_vec() } else { key[..i].to_vec() })
+        Some(if i == 0 {
+            b"/".to_vec()
+        } else {
+            key[..i].to_vec()
+        })
     }
 
     /// The keys of the direct children of `key`, in order.
@@ -158,12 +162,14 @@ impl Default for MemoryFilesystem {
 fn stat_of(key: &[u8], node: &Node) -> Stat {
     let (kind, size, mtime, mode) = match node {
         Node::Dir { mtime, mode } => (FileKind::Dir, 0, *mtime, *mode),
-        Node::File { data, mtime, mode } => (FileKind::File, lock(data).len() as u64, *mtime, *mode),
+        Node::File { data, mtime, mode } => {
+            (FileKind::File, lock(data).len() as u64, *mtime, *mode)
+        }
     };
     // A stable number per path for the MLSx `unique` fact.
-    let ino = key
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let ino = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     Stat {
         kind,
         size,
@@ -182,7 +188,9 @@ impl Filesystem for MemoryFilesystem {
     fn stat(&self, path: &Path) -> io::Result<Stat> {
         let key = self.full(path);
         let tree = lock(&self.store.tree);
-        tree.get(&key).map(|n| stat_of(&key, n)).ok_or_else(not_found)
+        tree.get(&key)
+            .map(|n| stat_of(&key, n))
+            .ok_or_else(not_found)
     }
 
     fn lstat(&self, path: &Path) -> io::Result<Stat> {
@@ -393,7 +401,9 @@ struct MemoryFile {
 impl Read for MemoryFile {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let data = lock(&self.data);
-        let start = usize::try_from(self.pos).unwrap_or(usize::MAX).min(data.len());
+        let start = usize::try_from(self.pos)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         let n = buf.len().min(data.len() - start);
         buf[..n].copy_from_slice(&data[start..start + n]);
         self.pos += n as u64;
@@ -404,7 +414,9 @@ impl Read for MemoryFile {
 impl Write for MemoryFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut data = lock(&self.data);
-        let at = usize::try_from(self.pos).unwrap_or(usize::MAX).min(data.len());
+        let at = usize::try_from(self.pos)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         let end = at + buf.len();
         if data.len() < end {
             data.resize(end, 0);
@@ -467,8 +479,14 @@ mod tests {
     fn files_and_directories() {
         let fs = MemoryFilesystem::new();
         fs.mkdir(p("/d")).unwrap();
-        assert_eq!(fs.mkdir(p("/d")).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs.mkdir(p("/x/y")).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            fs.mkdir(p("/d")).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            fs.mkdir(p("/x/y")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
         let mut w = fs.open_write(p("/d/f"), WriteMode::Truncate).unwrap();
         w.write_all(b"hello world").unwrap();
         w.finish().unwrap();
@@ -484,7 +502,10 @@ mod tests {
         r.read_to_string(&mut s).unwrap();
         assert_eq!(s, "llo!?");
         assert!(fs.open_read(p("/d"), 0).is_err());
-        assert_eq!(fs.rmdir(p("/d")).unwrap_err().raw_os_error(), Some(libc::ENOTEMPTY));
+        assert_eq!(
+            fs.rmdir(p("/d")).unwrap_err().raw_os_error(),
+            Some(libc::ENOTEMPTY)
+        );
         fs.rename(p("/d"), p("/e")).unwrap();
         assert!(fs.stat(p("/e/f")).unwrap().is_file());
         assert!(fs.stat(p("/d/f")).is_err());
@@ -511,7 +532,12 @@ mod tests {
         assert!(root.stat(p("/home/a/x")).unwrap().is_dir());
         assert_eq!(a.real_path(p("/x")), PathBuf::from("/home/a/x"));
         let mut d = root.read_dir(p("/home")).unwrap();
-        let names: Vec<_> = d.next_batch(10, StatMode::None).unwrap().into_iter().map(|e| e.name).collect();
+        let names: Vec<_> = d
+            .next_batch(10, StatMode::None)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         assert_eq!(names, vec![b"a".to_vec()]);
     }
 }

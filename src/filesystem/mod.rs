@@ -34,8 +34,6 @@
 //! by prefix; `chmod` is `Unsupported`. Every error becomes a reply (550, 451, 452, 553) and
 //! the session goes on. See docs/architecture.md.
 
-#[doc(hidden)]
-pub mod legacy;
 mod local;
 mod memory;
 

@@ -3,12 +3,14 @@
 //! ([`DataFailure`], [`TransferError`]). Re-exported from [`session`](super), where every
 //! user names them.
 
-use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
 
+use super::Request;
 #[cfg(doc)]
 use super::Session;
+use crate::filesystem::{FileReader, FileWriter};
+use crate::listing::Listing;
 
 /// Something the session needs its owner to do.
 #[derive(Debug)]
@@ -36,6 +38,10 @@ pub enum Action {
     /// written, discarding whatever plaintext the client sent after AUTH; then call
     /// [`Session::handle_tls_started`].
     StartTls,
+    /// Run a request that may block (a storage call, a password check), on the worker pool
+    /// or at once where [`Request::is_inline`] allows; report with
+    /// [`Session::handle_completion`].
+    Request(Request),
     /// CCC: once the 200 is written, send close_notify, read up to the client's, and go on
     /// in plaintext; then call [`Session::handle_tls_ended`].
     EndTls,
@@ -60,7 +66,7 @@ pub enum Direction {
     /// Server to client.
     Send(Source),
     /// Client to server, into this file (already positioned).
-    Receive(File),
+    Receive(Box<dyn FileWriter>),
 }
 
 /// What a sending transfer sends.
@@ -68,13 +74,13 @@ pub enum Direction {
 pub enum Source {
     /// A file from `offset` to its end.
     File {
-        /// The open file.
-        file: File,
-        /// Where to start (REST).
+        /// The open file, positioned at `offset`.
+        file: Box<dyn FileReader>,
+        /// Where it starts (REST); sendfile(2) reads the descriptor from here.
         offset: u64,
     },
-    /// Bytes made in memory: a listing.
-    Bytes(Vec<u8>),
+    /// A listing, made a piece at a time as the data channel asks for it.
+    Listing(Box<Listing>),
 }
 
 /// Why a data connection could not be made or kept.

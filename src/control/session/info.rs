@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use crate::control::command::{self, Verb, COMMANDS};
+use crate::control::command::{self, COMMANDS};
 use crate::control::reply::quote_path;
 use crate::listing;
 
-use super::{strerror, Auth, DataState, Session};
+use super::{strerror, Auth, DataState, Session, Then};
 
 impl Session {
     pub(super) fn cmd_help(&mut self, arg: &str) {
@@ -116,7 +116,13 @@ impl Session {
             text.push_str(&format!(" {data}\nEnd of status."));
             return self.reply(211, text);
         };
-        match self.make_listing(&real, Verb::Stat) {
+        let op = self.list_op(real, crate::listing::ListFormat::List, true);
+        self.request(op, Then::Stat { ftp });
+    }
+
+    /// STAT with a path, once the listing is made.
+    pub(super) fn finish_stat(&mut self, ftp: String, r: std::io::Result<Vec<u8>>) {
+        match r {
             Ok(bytes) => {
                 let body = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
                 let mut text = format!("Status of {}:\n", quote_path(&ftp));

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::control::reply::Reply;
-use crate::logger;
+use crate::filesystem::Filesystem;
 
-use super::{Action, Auth, DataState, Delayed, Session};
+use super::{Action, Auth, DataState, Delayed, Op, Session, Then};
 
 impl Session {
     pub(super) fn cmd_user(&mut self, arg: &str) {
@@ -38,7 +38,7 @@ impl Session {
         self.rest = None;
     }
 
-    pub(super) fn cmd_pass(&mut self, now: Instant, password: &str) {
+    pub(super) fn cmd_pass(&mut self, password: &str) {
         let user = match &self.auth {
             Auth::LoggedIn(_) => return self.reply(503, "User already authenticated."),
             Auth::Anonymous => return self.reply(503, "Login with USER first."),
@@ -47,23 +47,27 @@ impl Session {
         if self.control_tls_missing(&user) {
             return;
         }
+        self.request(
+            Op::Login {
+                user: user.clone(),
+                password: password.to_string(),
+            },
+            Then::Pass { user },
+        );
+    }
+
+    /// PASS, once the authorizer has answered.
+    pub(super) fn finish_pass(
+        &mut self,
+        now: Instant,
+        user: String,
+        fs: Result<Arc<dyn Filesystem>, crate::AuthError>,
+    ) {
         let authorizer = Arc::clone(&self.config.authorizer);
-        let verdict = authorizer.validate_authentication(&user, password);
-        let home = match verdict {
-            Ok(()) => authorizer
-                .home_dir(&user)
-                .ok_or(crate::AuthError::BadCredentials),
-            Err(e) => Err(e),
-        };
-        let fs = home.and_then(|h| {
-            (self.config.filesystem)(&h).map_err(|e| {
-                logger::logerror(&format!("{} home of {user} unusable: {e}", self.prefix()));
-                crate::AuthError::Refused("Home directory unavailable.".to_string())
-            })
-        });
         match fs {
             Ok(fs) => {
                 self.fs = Some(fs);
+                self.cwd = "/".to_string();
                 self.auth = Auth::LoggedIn(user.clone());
                 self.attempts = 0;
                 self.login_deadline = None;

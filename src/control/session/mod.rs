@@ -14,9 +14,12 @@
 //! ([`poll_action`](Session::poll_action)) and the next deadline
 //! ([`poll_timeout`](Session::poll_timeout)).
 //!
-//! Filesystem calls are made here, synchronously, through the session's [`Filesystem`]; a
-//! file to transfer is opened here and handed over in the [`Transfer`], so a later command
-//! can never change which file a pending transfer uses.
+//! The session makes no call that may block. Storage calls and password checks leave as
+//! [`Action::Request`]s ([`request`]): the session reads no further command until its owner
+//! hands back the [`Completion`] ([`handle_completion`](Session::handle_completion)), so
+//! replies stay in order. A file to transfer is opened by such a request and handed over in
+//! the [`Transfer`], so a later command can never change which file a pending transfer
+//! uses.
 //!
 //! # Layout
 //!
@@ -26,8 +29,8 @@
 //! checks), `info.rs` (HELP, FEAT, OPTS, STAT), `paths.rs` (CWD, MKD, RNFR/RNTO, SIZE, MLST,
 //! MFMT, SITE, ...), `transfers.rs` (TYPE, REST, PASV/PORT and their extended forms, ABOR,
 //! RETR, STOR, STOU, the listings). `data.rs` takes the data side's reports, `parse.rs` has the argument parsers, `contract.rs` the
-//! types exchanged with the data side ([`Action`], [`Transfer`], ...), `tests.rs` the
-//! harness and the unit tests.
+//! types exchanged with the data side ([`Action`], [`Transfer`], ...), `request.rs` the
+//! requests and completions, `tests.rs` the harness and the unit tests.
 
 use std::collections::VecDeque;
 use std::io;
@@ -41,7 +44,7 @@ use crate::authorizer::Perms;
 use crate::config::Config;
 use crate::control::command::{self, Arg, CommandSpec, Verb};
 use crate::control::reply::{quote_path, Reply};
-use crate::filesystem::legacy::Filesystem;
+use crate::filesystem::{ftpnorm, Filesystem};
 use crate::hooks::{Hooks, SessionInfo};
 use crate::listing;
 use crate::logger;
@@ -52,12 +55,14 @@ mod info;
 mod login;
 mod parse;
 mod paths;
+pub mod request;
 #[cfg(test)]
 mod tests;
 mod tls;
 mod transfers;
 
 pub use contract::{Action, DataFailure, Direction, Source, Transfer, TransferError};
+pub use request::{Completion, Op, Request};
 
 use parse::strip_ls_flags;
 
@@ -88,6 +93,84 @@ struct Pending {
     ascii: bool,
 }
 
+/// A command waiting for its request's completion, with what it needs to finish.
+#[derive(Debug)]
+enum Then {
+    Pass {
+        user: String,
+    },
+    Cwd {
+        ftp: String,
+    },
+    Mkd {
+        ftp: String,
+        real: PathBuf,
+    },
+    Rmd {
+        ftp: String,
+        real: PathBuf,
+    },
+    Dele {
+        ftp: String,
+        real: PathBuf,
+    },
+    Rnfr {
+        vpath: PathBuf,
+    },
+    Rnto {
+        ftp: String,
+        from: PathBuf,
+        real: PathBuf,
+    },
+    Size {
+        ftp: String,
+    },
+    Mdtm {
+        ftp: String,
+    },
+    Mlst {
+        ftp: String,
+        real: PathBuf,
+    },
+    Mfmt {
+        ftp: String,
+        secs: i64,
+    },
+    Chmod {
+        ftp: String,
+    },
+    Stat {
+        ftp: String,
+    },
+    Retr {
+        pending: Pending,
+        offset: u64,
+    },
+    /// STOR/APPE: the checks on the target, then the open.
+    StorCheck {
+        pending: Pending,
+        vpath: PathBuf,
+        rest: Option<u64>,
+        append: bool,
+    },
+    Stor {
+        pending: Pending,
+    },
+    Stou {
+        pending: Pending,
+    },
+    List {
+        pending: Pending,
+    },
+}
+
+/// The request a command waits on.
+#[derive(Debug)]
+struct Waiting {
+    id: u64,
+    then: Then,
+}
+
 /// A reply held back until a deadline (the failed-login delay).
 #[derive(Debug)]
 struct Delayed {
@@ -114,7 +197,13 @@ pub struct Session {
     peer: SocketAddr,
     local: SocketAddr,
     auth: Auth,
-    fs: Option<Box<dyn Filesystem>>,
+    fs: Option<Arc<dyn Filesystem>>,
+    /// The current directory, a virtual path.
+    cwd: String,
+    /// The request a command waits on.
+    waiting: Option<Waiting>,
+    /// ABOR arrived while a request was out: answered once it completes.
+    abor_after: bool,
     attempts: u32,
     out: Vec<u8>,
     actions: VecDeque<Action>,
@@ -128,6 +217,7 @@ pub struct Session {
     delayed: Option<Delayed>,
     ascii: bool,
     rest: Option<u64>,
+    /// RNFR's source, a virtual path.
     rnfr: Option<PathBuf>,
     data: DataState,
     /// PORT/EPRT sent, connection pending: no further command until it settles, so replies
@@ -167,27 +257,6 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// An impersonation in force: [`end`](Impersonation::end) terminates it and reports the
-/// outcome; dropping it unended (a panic) terminates it too.
-struct Impersonation<'a> {
-    authorizer: &'a dyn crate::Authorizer,
-    user: &'a str,
-}
-
-impl Impersonation<'_> {
-    fn end(self) -> Result<(), crate::AuthError> {
-        let result = self.authorizer.terminate_impersonation(self.user);
-        std::mem::forget(self);
-        result
-    }
-}
-
-impl Drop for Impersonation<'_> {
-    fn drop(&mut self) {
-        let _ = self.authorizer.terminate_impersonation(self.user);
-    }
-}
-
 /// The text of an I/O error without Rust's " (os error N)" suffix.
 pub fn strerror(e: &io::Error) -> String {
     let s = e.to_string();
@@ -216,6 +285,9 @@ impl Session {
             local: SocketAddr::new(canonical(local.ip()), local.port()),
             auth: Auth::Anonymous,
             fs: None,
+            cwd: "/".to_string(),
+            waiting: None,
+            abor_after: false,
             attempts: 0,
             out: Vec::new(),
             actions: VecDeque::new(),
@@ -294,6 +366,13 @@ impl Session {
             && !self.quit_pending
             && !self.aborting
             && !self.tls_switching
+            && self.waiting.is_none()
+    }
+
+    /// Whether the owner should hand over the next line if it is ABOR or QUIT
+    /// ([`command::is_urgent`]): while a request is out, those two are still heard.
+    pub fn accepts_urgent(&self) -> bool {
+        !self.closed && self.waiting.is_some() && !self.quit_pending
     }
 
     /// Marks the control connection as TLS from the first byte (implicit FTPS). Data
@@ -443,7 +522,42 @@ impl Session {
             self.reply(500, format!("Command \"{name}\" not understood."));
             return;
         };
+        if self.waiting.is_some() {
+            return self.urgent(spec.verb);
+        }
         self.run(now, spec, &req.arg);
+    }
+
+    /// ABOR or QUIT while a request is out. A transfer command still waiting for its file
+    /// or listing is abandoned (426; the completion is dropped when it comes, releasing
+    /// the file); any other request is left to finish and the command answered after it.
+    /// Other lines are not handed over while a request is out.
+    fn urgent(&mut self, verb: Verb) {
+        let transfer = matches!(
+            self.waiting.as_ref().map(|w| &w.then),
+            Some(
+                Then::Retr { .. }
+                    | Then::StorCheck { .. }
+                    | Then::Stor { .. }
+                    | Then::Stou { .. }
+                    | Then::List { .. }
+            )
+        );
+        match verb {
+            Verb::Abor if transfer => {
+                self.waiting = None;
+                self.reply(426, "Transfer aborted via ABOR.");
+                self.reply(226, "ABOR command successful.");
+            }
+            Verb::Abor => self.abor_after = true,
+            Verb::Quit if transfer => {
+                self.waiting = None;
+                self.reply(426, "Transfer aborted; the session is ending.");
+                self.cmd_quit();
+            }
+            Verb::Quit => self.quit_pending = true,
+            _ => self.reply(503, "Bad sequence of commands: a command is still running."),
+        }
     }
 
     /// Handles a line that exceeded [`command::MAX_LINE`]; the owner has dropped it.
@@ -575,59 +689,137 @@ impl Session {
                 None => return,
             }
         }
-        let authorizer = Arc::clone(&self.config.authorizer);
-        if let Err(e) = authorizer.impersonate_user(&user) {
-            // Whatever part of the switch happened is undone; terminating is idempotent.
-            let _ = authorizer.terminate_impersonation(&user);
-            logger::logerror(&format!("{} can't impersonate {user}: {e}", self.prefix()));
-            return self.reply(550, "Can't switch to the user's identity.");
-        }
-        // Undoes the impersonation even if the command panics, so the reactor never goes on
-        // under a user's ids.
-        let guard = Impersonation {
-            authorizer: &*authorizer,
-            user: &user,
-        };
+        // The user's identity is taken by the requests, where the work is done.
+        let _ = user;
         self.dispatch(now, spec, arg, real);
-        if let Err(e) = guard.end() {
-            // Carrying on under the wrong identity is never safe: end the session.
-            logger::logerror(&format!(
-                "{} can't end impersonation of {user}: {e}",
-                self.prefix()
-            ));
-            self.reply(421, "Internal error; closing the connection.");
-            self.close();
-        }
     }
 
-    /// Maps an FTP path to a real one inside the root and checks `perm` on it; replies 550
-    /// and returns `None` when either fails. Every command that names a path goes through
-    /// here, the table-driven ones and those with two arguments (MFMT, SITE CHMOD) alike.
+    /// Maps an FTP path to a virtual one (see [`ftpnorm`]) and checks `perm` on where it
+    /// lives; replies 550 and returns `None` when the permission is missing. Every command
+    /// that names a path goes through here, the table-driven ones and those with two
+    /// arguments (MFMT, SITE CHMOD) alike. The storage keeps the path inside the home.
     fn resolve(&mut self, arg: &str, perm: Option<Perms>) -> Option<(String, PathBuf)> {
         let Some(fs) = self.fs.as_ref() else {
             self.reply(550, "No filesystem for this session.");
             return None;
         };
-        let ftp = fs.ftpnorm(arg);
-        let path = fs.ftp2fs(&ftp);
-        if !fs.validpath(&path) {
-            self.reply(
-                550,
-                format!(
-                    "{} points to a path outside the user's root directory.",
-                    quote_path(&ftp)
-                ),
-            );
-            return None;
-        }
+        use std::os::unix::ffi::OsStringExt;
+        let vpath = PathBuf::from(std::ffi::OsString::from_vec(ftpnorm(
+            self.cwd.as_bytes(),
+            arg.as_bytes(),
+        )));
+        let ftp = vpath.to_string_lossy().into_owned();
         if let Some(perm) = perm {
+            let real = fs.real_path(&vpath);
             let user = self.username().unwrap_or("");
-            if !self.config.authorizer.has_perm(user, perm, &path) {
+            if !self.config.authorizer.has_perm(user, perm, &real) {
                 self.reply(550, "Not enough privileges.");
                 return None;
             }
         }
-        Some((ftp, path))
+        Some((ftp, vpath))
+    }
+
+    /// Where a virtual path lives, for hooks and permissions.
+    fn real(&self, vpath: &std::path::Path) -> PathBuf {
+        self.fs
+            .as_ref()
+            .map_or_else(|| vpath.to_path_buf(), |fs| fs.real_path(vpath))
+    }
+
+    /// Hands `op` out and waits for its completion, which `then` finishes.
+    fn request(&mut self, op: Op, then: Then) {
+        let id = request::next_id();
+        let user = self.username().map(str::to_string);
+        let req = Request::new(
+            id,
+            op,
+            self.fs.clone(),
+            Arc::clone(&self.config.authorizer),
+            Arc::clone(&self.config.filesystem),
+            user,
+        );
+        self.waiting = Some(Waiting { id, then });
+        self.actions.push_back(Action::Request(req));
+    }
+
+    /// Whether a request is out.
+    pub fn waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    /// The owner ran request `id`; finishes the command that waits on it. A completion the
+    /// session no longer waits for (it was abandoned, or the session ended) is dropped,
+    /// which releases what it holds.
+    pub fn handle_completion(&mut self, now: Instant, id: u64, completion: Completion) {
+        if self.closed || self.waiting.as_ref().is_none_or(|w| w.id != id) {
+            return;
+        }
+        let Some(w) = self.waiting.take() else { return };
+        if let Some(t) = self.config.timeout {
+            self.idle_deadline = Some(now + t);
+        }
+        if let Completion::Internal { code, text, close } = completion {
+            if let Then::Pass { .. } = w.then {
+                self.auth = Auth::Anonymous;
+            }
+            self.reply(code, text);
+            if close {
+                self.close();
+            }
+        } else {
+            self.finish_request(now, w.then, completion);
+        }
+        if self.waiting.is_none() && self.pending.is_none() {
+            if std::mem::take(&mut self.abor_after) {
+                self.cmd_abor();
+            }
+            if self.quit_pending {
+                self.after_transfer();
+            }
+        }
+    }
+
+    fn finish_request(&mut self, now: Instant, then: Then, c: Completion) {
+        match (then, c) {
+            (Then::Pass { user }, Completion::Login(r)) => self.finish_pass(now, user, r),
+            (Then::Cwd { ftp }, Completion::Done(r)) => self.finish_cwd(ftp, r),
+            (Then::Mkd { ftp, real }, Completion::Done(r)) => self.finish_mkd(ftp, real, r),
+            (Then::Rmd { ftp, real }, Completion::Done(r)) => self.finish_rmd(ftp, real, r),
+            (Then::Dele { ftp, real }, Completion::Done(r)) => self.finish_dele(ftp, real, r),
+            (Then::Rnfr { vpath }, Completion::Stat(r)) => self.finish_rnfr(vpath, r),
+            (Then::Rnto { ftp, from, real }, Completion::Done(r)) => {
+                self.finish_rnto(ftp, from, real, r)
+            }
+            (Then::Size { ftp }, Completion::Stat(r)) => self.finish_size(ftp, r),
+            (Then::Mdtm { ftp }, Completion::Stat(r)) => self.finish_mdtm(ftp, r),
+            (Then::Mlst { ftp, real }, Completion::Stat(r)) => self.finish_mlst(ftp, real, r),
+            (Then::Mfmt { ftp, secs }, Completion::Done(r)) => self.finish_mfmt(ftp, secs, r),
+            (Then::Chmod { ftp }, Completion::Done(r)) => self.finish_chmod(ftp, r),
+            (Then::Stat { ftp }, Completion::Text(r)) => self.finish_stat(ftp, r),
+            (Then::Retr { pending, offset }, Completion::Reader(r)) => {
+                self.finish_retr(pending, offset, r)
+            }
+            (
+                Then::StorCheck {
+                    pending,
+                    vpath,
+                    rest,
+                    append,
+                },
+                Completion::Stat(r),
+            ) => self.check_stor(pending, vpath, rest, append, r),
+            (Then::Stor { pending }, Completion::Writer(r)) => self.finish_stor(pending, r),
+            (Then::Stou { pending }, Completion::Unique(r)) => self.finish_stou(pending, r),
+            (Then::List { pending }, Completion::Listing(r)) => self.finish_list(pending, r),
+            (then, c) => {
+                logger::logerror(&format!(
+                    "{} completion {c:?} does not finish {then:?}",
+                    self.prefix()
+                ));
+                self.reply(451, "Requested action aborted: local error in processing.");
+            }
+        }
     }
 
     fn dispatch(
@@ -648,7 +840,7 @@ impl Session {
         }
         match spec.verb {
             Verb::User => self.cmd_user(arg),
-            Verb::Pass => self.cmd_pass(now, arg),
+            Verb::Pass => self.cmd_pass(arg),
             Verb::Quit => self.cmd_quit(),
             Verb::Noop => self.reply(200, "NOOP ok."),
             Verb::Syst => self.reply(215, "UNIX Type: L8"),
@@ -657,10 +849,7 @@ impl Session {
             Verb::Opts => self.cmd_opts(arg),
             Verb::Allo => self.reply(202, "No storage allocation necessary."),
             Verb::Pwd => {
-                let cwd = self
-                    .fs
-                    .as_ref()
-                    .map_or("/".to_string(), |f| f.cwd().to_string());
+                let cwd = self.cwd.clone();
                 self.reply(
                     257,
                     format!("{} is the current directory.", quote_path(&cwd)),
@@ -733,10 +922,6 @@ impl Session {
             Some((ftp, p)) => f(self, ftp, p),
             None => self.reply(550, "No such file or directory."),
         }
-    }
-
-    fn fs(&self) -> Option<&dyn Filesystem> {
-        self.fs.as_deref()
     }
 
     fn log_cmd(&self, verb: &str, arg: &str, code: u16) {

@@ -1,160 +1,200 @@
 //! Commands on paths: CWD, CDUP, MKD, RMD, DELE, RNFR/RNTO, SIZE, MDTM, MLST, MFMT and
-//! SITE.
+//! SITE. Each asks for its storage call with a request and answers in its `finish_*` half,
+//! when the completion comes back.
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::authorizer::Perms;
 use crate::control::command::CommandSpec;
 use crate::control::reply::quote_path;
+use crate::filesystem::Stat;
 use crate::listing;
 
 use super::parse::parse_time_val;
-use super::{strerror, Session};
+use super::{strerror, Op, Session, Then};
+
+/// The 550 reply text of a storage error.
+fn err_text(e: &io::Error) -> String {
+    format!("{}.", strerror(e))
+}
 
 impl Session {
     // ---- navigation ------------------------------------------------------------------
 
     pub(super) fn cmd_cwd(&mut self, path: Option<(String, PathBuf)>) {
-        let Some((ftp, real)) = path else {
+        let Some((ftp, vpath)) = path else {
             return self.reply(550, "No such file or directory.");
         };
-        let Some(fs) = self.fs.as_mut() else { return };
-        match fs.stat(&real) {
-            Ok(m) if m.is_dir() => {
-                // A directory that cannot be listed may still be entered, as with cd; but it
-                // must be searchable by the server process.
-                if let Err(e) = std::fs::read_dir(&real) {
-                    if e.kind() == io::ErrorKind::PermissionDenied {
-                        return self.reply(550, format!("{}.", strerror(&e)));
-                    }
-                }
-                fs.set_cwd(ftp.clone());
+        self.request(Op::Cwd { path: vpath }, Then::Cwd { ftp });
+    }
+
+    pub(super) fn finish_cwd(&mut self, ftp: String, r: io::Result<()>) {
+        match r {
+            Ok(()) => {
+                self.cwd = ftp.clone();
                 self.reply(
                     250,
                     format!("{} is the current directory.", quote_path(&ftp)),
                 );
                 self.log_cmd("CWD", &ftp, 250);
             }
-            Ok(_) => self.reply(550, "Not a directory."),
-            Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                self.reply(550, "Not a directory.")
+            }
+            Err(e) => self.reply(550, err_text(&e)),
         }
     }
 
     pub(super) fn cmd_cdup(&mut self, spec: &'static CommandSpec) {
-        let Some(fs) = self.fs() else { return };
-        let ftp = fs.ftpnorm("..");
-        let real = fs.ftp2fs(&ftp);
-        let user = self.username().unwrap_or("").to_string();
-        if let Some(perm) = spec.perm {
-            if !self.config.authorizer.has_perm(&user, perm, &real) {
-                return self.reply(550, "Not enough privileges.");
-            }
-        }
-        self.cmd_cwd(Some((ftp, real)));
+        let Some(path) = self.resolve("..", spec.perm) else {
+            return;
+        };
+        self.cmd_cwd(Some(path));
     }
 
     // ---- file operations ---------------------------------------------------------------
 
-    pub(super) fn cmd_mkd(&mut self, ftp: String, real: PathBuf) {
-        let Some(fs) = self.fs() else { return };
-        match fs.mkdir(&real) {
+    pub(super) fn cmd_mkd(&mut self, ftp: String, vpath: PathBuf) {
+        let real = self.real(&vpath);
+        self.request(Op::Mkdir { path: vpath }, Then::Mkd { ftp, real });
+    }
+
+    pub(super) fn finish_mkd(&mut self, ftp: String, real: PathBuf, r: io::Result<()>) {
+        match r {
             Ok(()) => {
                 self.reply(257, format!("{} directory created.", quote_path(&ftp)));
                 self.log_cmd("MKD", &ftp, 257);
                 self.hook(|h, i| h.on_dir_created(i, &real));
             }
-            Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+            Err(e) => self.reply(550, err_text(&e)),
         }
     }
 
-    pub(super) fn is_root(&self, real: &Path) -> bool {
-        self.fs().is_some_and(|fs| real == fs.root())
-    }
-
-    pub(super) fn cmd_rmd(&mut self, ftp: String, real: PathBuf) {
-        if self.is_root(&real) {
+    pub(super) fn cmd_rmd(&mut self, ftp: String, vpath: PathBuf) {
+        if vpath.as_os_str() == "/" {
             return self.reply(550, "Can't remove root directory.");
         }
-        let Some(fs) = self.fs() else { return };
-        match fs.rmdir(&real) {
+        let real = self.real(&vpath);
+        self.request(Op::Rmdir { path: vpath }, Then::Rmd { ftp, real });
+    }
+
+    pub(super) fn finish_rmd(&mut self, ftp: String, real: PathBuf, r: io::Result<()>) {
+        match r {
             Ok(()) => {
                 self.reply(250, "Directory removed.");
                 self.log_cmd("RMD", &ftp, 250);
                 self.hook(|h, i| h.on_dir_removed(i, &real));
             }
-            Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+            Err(e) => self.reply(550, err_text(&e)),
         }
     }
 
-    pub(super) fn cmd_dele(&mut self, ftp: String, real: PathBuf) {
-        let Some(fs) = self.fs() else { return };
-        match fs.remove(&real) {
+    pub(super) fn cmd_dele(&mut self, ftp: String, vpath: PathBuf) {
+        let real = self.real(&vpath);
+        self.request(Op::Remove { path: vpath }, Then::Dele { ftp, real });
+    }
+
+    pub(super) fn finish_dele(&mut self, ftp: String, real: PathBuf, r: io::Result<()>) {
+        match r {
             Ok(()) => {
                 self.reply(250, "File removed.");
                 self.log_cmd("DELE", &ftp, 250);
                 self.hook(|h, i| h.on_file_deleted(i, &real));
             }
-            Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+            Err(e) => self.reply(550, err_text(&e)),
         }
     }
 
-    pub(super) fn cmd_rnfr(&mut self, _ftp: String, real: PathBuf) {
-        if self.is_root(&real) {
+    pub(super) fn cmd_rnfr(&mut self, _ftp: String, vpath: PathBuf) {
+        if vpath.as_os_str() == "/" {
             return self.reply(550, "Can't rename home directory.");
         }
-        let Some(fs) = self.fs() else { return };
-        if fs.lstat(&real).is_err() {
+        self.request(
+            Op::Lstat {
+                path: vpath.clone(),
+            },
+            Then::Rnfr { vpath },
+        );
+    }
+
+    pub(super) fn finish_rnfr(&mut self, vpath: PathBuf, r: io::Result<Stat>) {
+        if r.is_err() {
             return self.reply(550, "No such file or directory.");
         }
-        self.rnfr = Some(real);
+        self.rnfr = Some(vpath);
         self.reply(350, "Ready for destination name.");
     }
 
-    pub(super) fn cmd_rnto(&mut self, ftp: String, real: PathBuf) {
+    pub(super) fn cmd_rnto(&mut self, ftp: String, vpath: PathBuf) {
         let Some(from) = self.rnfr.take() else {
             return self.reply(503, "Bad sequence of commands: use RNFR first.");
         };
-        if self.is_root(&real) {
+        if vpath.as_os_str() == "/" {
             return self.reply(550, "Can't overwrite the root directory.");
         }
-        let Some(fs) = self.fs() else { return };
-        match fs.rename(&from, &real) {
+        let real = self.real(&vpath);
+        self.request(
+            Op::Rename {
+                from: from.clone(),
+                to: vpath,
+            },
+            Then::Rnto { ftp, from, real },
+        );
+    }
+
+    pub(super) fn finish_rnto(
+        &mut self,
+        ftp: String,
+        from: PathBuf,
+        real: PathBuf,
+        r: io::Result<()>,
+    ) {
+        match r {
             Ok(()) => {
-                let from_ftp = fs.fs2ftp(&from);
+                let from_real = self.real(&from);
                 self.reply(250, "Renaming ok.");
-                self.log(&format!("RNFR {from_ftp} RNTO {ftp} 250"));
-                self.hook(|h, i| h.on_file_renamed(i, &from, &real));
+                self.log(&format!("RNFR {} RNTO {ftp} 250", from.to_string_lossy()));
+                self.hook(|h, i| h.on_file_renamed(i, &from_real, &real));
             }
-            Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+            Err(e) => self.reply(550, err_text(&e)),
         }
     }
 
-    pub(super) fn cmd_size(&mut self, ftp: String, real: PathBuf) {
-        let Some(fs) = self.fs() else { return };
-        match fs.stat(&real) {
-            Ok(m) if m.is_file() => self.reply(213, m.len().to_string()),
+    pub(super) fn cmd_size(&mut self, ftp: String, vpath: PathBuf) {
+        self.request(Op::Stat { path: vpath }, Then::Size { ftp });
+    }
+
+    pub(super) fn finish_size(&mut self, ftp: String, r: io::Result<Stat>) {
+        match r {
+            Ok(m) if m.is_file() => self.reply(213, m.size.to_string()),
             Ok(_) => self.reply(550, format!("{ftp} is not retrievable.")),
-            Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+            Err(e) => self.reply(550, err_text(&e)),
         }
     }
 
-    pub(super) fn cmd_mdtm(&mut self, ftp: String, real: PathBuf) {
-        let Some(fs) = self.fs() else { return };
-        match fs.stat(&real) {
+    pub(super) fn cmd_mdtm(&mut self, ftp: String, vpath: PathBuf) {
+        self.request(Op::Stat { path: vpath }, Then::Mdtm { ftp });
+    }
+
+    pub(super) fn finish_mdtm(&mut self, ftp: String, r: io::Result<Stat>) {
+        match r {
             Ok(m) if m.is_file() => {
-                let t = listing::civil(m.mtime(), self.config.use_gmt_times);
+                let t = listing::civil(m.mtime, self.config.use_gmt_times);
                 self.reply(213, t.time_val());
             }
             Ok(_) => self.reply(550, format!("{ftp} is not retrievable.")),
-            Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+            Err(e) => self.reply(550, err_text(&e)),
         }
     }
 
-    pub(super) fn cmd_mlst(&mut self, ftp: String, real: PathBuf) {
-        let Some(fs) = self.fs() else { return };
-        match fs.stat(&real) {
+    pub(super) fn cmd_mlst(&mut self, ftp: String, vpath: PathBuf) {
+        let real = self.real(&vpath);
+        self.request(Op::Stat { path: vpath }, Then::Mlst { ftp, real });
+    }
+
+    pub(super) fn finish_mlst(&mut self, ftp: String, real: PathBuf, r: io::Result<Stat>) {
+        match r {
             Ok(m) => {
                 let perm = self.mlsx_perm(&real, m.is_dir());
                 let mut line = Vec::new();
@@ -162,7 +202,7 @@ impl Session {
                 let fact_line = String::from_utf8_lossy(&line).trim_end().to_string();
                 self.reply(250, format!("Listing {ftp}\n {fact_line}\nEnd MLST."));
             }
-            Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+            Err(e) => self.reply(550, err_text(&e)),
         }
     }
 
@@ -174,22 +214,23 @@ impl Session {
         let Some(secs) = parse_time_val(timeval) else {
             return self.reply(501, "Invalid time format; expected YYYYMMDDHHMMSS.");
         };
-        let Some((ftp, real)) = self.resolve(target, Some(Perms::MFMT)) else {
+        let Some((ftp, vpath)) = self.resolve(target, Some(Perms::MFMT)) else {
             return;
         };
-        let Some(fs) = self.fs() else { return };
-        match fs.stat(&real) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => return self.reply(550, format!("{ftp} is not a regular file.")),
-            Err(e) => return self.reply(550, format!("{}.", strerror(&e))),
-        }
-        match fs.set_mtime(&real, secs) {
+        self.request(Op::SetMtime { path: vpath, secs }, Then::Mfmt { ftp, secs });
+    }
+
+    pub(super) fn finish_mfmt(&mut self, ftp: String, secs: i64, r: io::Result<()>) {
+        match r {
             Ok(()) => {
                 let t = listing::CivilTime::from_unix(secs).time_val();
                 self.reply(213, format!("Modify={t}; {ftp}."));
                 self.log_cmd("MFMT", &ftp, 213);
             }
-            Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                self.reply(550, format!("{ftp} is not a regular file."))
+            }
+            Err(e) => self.reply(550, err_text(&e)),
         }
     }
 
@@ -205,18 +246,21 @@ impl Session {
                     Ok(m) if m <= 0o777 => m,
                     _ => return self.reply(501, "Invalid SITE CHMOD format; expected an octal mode up to 777."),
                 };
-                let Some((ftp, real)) = self.resolve(target, Some(Perms::CHMOD)) else { return };
-                let Some(fs) = self.fs() else { return };
-                match fs.chmod(&real, mode) {
-                    Ok(()) => {
-                        self.reply(200, "SITE CHMOD successful.");
-                        self.log_cmd("SITE CHMOD", &ftp, 200);
-                    }
-                    Err(e) => self.reply(550, format!("{}.", strerror(&e))),
-                }
+                let Some((ftp, vpath)) = self.resolve(target, Some(Perms::CHMOD)) else { return };
+                self.request(Op::Chmod { path: vpath, mode }, Then::Chmod { ftp });
             }
             "HELP" => self.reply(214, "The following SITE commands are recognized:\n CHMOD\n HELP\nHelp SITE command successful."),
             _ => self.reply(501, "Unrecognized SITE command."),
+        }
+    }
+
+    pub(super) fn finish_chmod(&mut self, ftp: String, r: io::Result<()>) {
+        match r {
+            Ok(()) => {
+                self.reply(200, "SITE CHMOD successful.");
+                self.log_cmd("SITE CHMOD", &ftp, 200);
+            }
+            Err(e) => self.reply(550, err_text(&e)),
         }
     }
 }

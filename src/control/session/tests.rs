@@ -13,6 +13,17 @@ struct Harness {
     s: Session,
     now: Instant,
     dir: PathBuf,
+    /// Actions other than requests, for `actions` to return.
+    held: VecDeque<Action>,
+    /// Run requests as they come (else they wait in `requests`).
+    auto: bool,
+    requests: VecDeque<Request>,
+}
+
+/// Runs a request as the pool does: a panic becomes the panicked completion.
+fn run_request(req: Request) -> Completion {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| req.run()))
+        .unwrap_or_else(|_| Completion::panicked())
 }
 
 impl Harness {
@@ -36,6 +47,9 @@ impl Harness {
             s: Session::new(Arc::new(config), peer, local, now),
             now,
             dir,
+            held: VecDeque::new(),
+            auto: true,
+            requests: VecDeque::new(),
         };
         assert!(h.take().starts_with("220 ftpdlib "));
         h
@@ -50,7 +64,27 @@ impl Harness {
 
     fn send(&mut self, line: &str) -> String {
         self.s.handle_line(self.now, line.as_bytes());
+        self.pump();
         self.take()
+    }
+
+    /// Collects the session's actions: requests are run and completed at once (unless
+    /// `auto` is off), the rest kept for `actions`.
+    fn pump(&mut self) {
+        while let Some(a) = self.s.poll_action() {
+            match a {
+                Action::Request(r) => self.requests.push_back(r),
+                a => self.held.push_back(a),
+            }
+            while self.auto {
+                let Some(r) = self.requests.pop_front() else {
+                    break;
+                };
+                let id = r.id;
+                let c = run_request(r);
+                self.s.handle_completion(self.now, id, c);
+            }
+        }
     }
 
     fn login(&mut self, user: &str) {
@@ -62,7 +96,8 @@ impl Harness {
     }
 
     fn actions(&mut self) -> Vec<Action> {
-        std::iter::from_fn(|| self.s.poll_action()).collect()
+        self.pump();
+        self.held.drain(..).collect()
     }
 }
 
@@ -209,8 +244,10 @@ fn navigation_and_traversal() {
     assert_eq!(h.send("CDUP"), "250 \"/\" is the current directory.\r\n");
     assert_eq!(h.send("XPWD"), "257 \"/\" is the current directory.\r\n");
     std::os::unix::fs::symlink("/etc", h.dir.join("etc")).unwrap();
-    let r = expect!(h, "CWD etc", "550");
-    assert!(r.contains("outside"), "{r}");
+    // An absolute link is resolved inside the home (as under chroot): /etc here is the
+    // link itself again, a loop, never the machine's /etc.
+    expect!(h, "CWD etc", "550");
+    assert_eq!(h.send("PWD"), "257 \"/\" is the current directory.\r\n");
     expect!(h, "SIZE etc/passwd", "550");
 }
 
@@ -417,21 +454,50 @@ impl crate::Authorizer for Recording {
     }
 }
 
-/// A filesystem whose `stat` panics, to show a panicking command is undone too.
+/// A filesystem whose `stat` panics, to show a panicking request is undone too.
+#[derive(Debug)]
 struct PanickyFs(crate::OsFilesystem);
 
 impl Filesystem for PanickyFs {
-    fn root(&self) -> &Path {
-        self.0.root()
-    }
-    fn cwd(&self) -> &str {
-        self.0.cwd()
-    }
-    fn set_cwd(&mut self, ftppath: String) {
-        self.0.set_cwd(ftppath)
-    }
-    fn stat(&self, _path: &Path) -> io::Result<std::fs::Metadata> {
+    fn stat(&self, _path: &Path) -> io::Result<crate::filesystem::Stat> {
         panic!("stat panicked");
+    }
+    fn lstat(&self, p: &Path) -> io::Result<crate::filesystem::Stat> {
+        self.0.lstat(p)
+    }
+    fn read_dir(&self, p: &Path) -> io::Result<Box<dyn crate::filesystem::DirStream>> {
+        self.0.read_dir(p)
+    }
+    fn open_read(&self, p: &Path, o: u64) -> io::Result<Box<dyn crate::filesystem::FileReader>> {
+        self.0.open_read(p, o)
+    }
+    fn open_write(
+        &self,
+        p: &Path,
+        m: crate::filesystem::WriteMode,
+    ) -> io::Result<Box<dyn crate::filesystem::FileWriter>> {
+        self.0.open_write(p, m)
+    }
+    fn mkdir(&self, p: &Path) -> io::Result<()> {
+        self.0.mkdir(p)
+    }
+    fn rmdir(&self, p: &Path) -> io::Result<()> {
+        self.0.rmdir(p)
+    }
+    fn remove(&self, p: &Path) -> io::Result<()> {
+        self.0.remove(p)
+    }
+    fn rename(&self, a: &Path, b: &Path) -> io::Result<()> {
+        self.0.rename(a, b)
+    }
+    fn chmod(&self, p: &Path, m: u32) -> io::Result<()> {
+        self.0.chmod(p, m)
+    }
+    fn set_mtime(&self, p: &Path, t: i64) -> io::Result<()> {
+        self.0.set_mtime(p, t)
+    }
+    fn real_path(&self, p: &Path) -> PathBuf {
+        self.0.real_path(p)
     }
 }
 
@@ -440,7 +506,7 @@ fn impersonation_is_always_undone() {
     use std::sync::atomic::Ordering::SeqCst;
     let mut inner = DummyAuthorizer::new();
     inner
-        .add_user("user", "pw", std::env::temp_dir(), "elr")
+        .add_user("user", "pw", std::env::temp_dir(), "elrm")
         .unwrap();
     let auth = Arc::new(Recording {
         inner,
@@ -450,34 +516,96 @@ fn impersonation_is_always_undone() {
     let mut h = Harness::new("impersonation", move |c| {
         c.authorizer = a;
         c.filesystem = Arc::new(|root: &Path| {
-            Ok(Box::new(PanickyFs(crate::OsFilesystem::new(root)?)) as Box<dyn Filesystem>)
+            Ok(Arc::new(PanickyFs(crate::OsFilesystem::new(root)?)) as Arc<dyn Filesystem>)
         });
     });
     h.login("user");
-    expect!(h, "PWD", "257");
+    let _ = std::fs::remove_dir(std::env::temp_dir().join("ftpdlib-imp-d"));
+    let _ = std::fs::remove_dir(std::env::temp_dir().join("ftpdlib-imp-f"));
+    expect!(h, "MKD ftpdlib-imp-d", "257");
     assert!(!auth.switched.load(SeqCst));
     // A switch that fails half-way is undone before the 550.
     auth.fail_impersonate.store(true, SeqCst);
-    let r = expect!(h, "PWD", "550");
+    let r = expect!(h, "MKD ftpdlib-imp-e", "550");
     assert!(r.contains("identity"), "{r}");
     assert!(!auth.switched.load(SeqCst));
     auth.fail_impersonate.store(false, SeqCst);
-    // A command that panics is undone by the guard.
+    // A request that panics is undone by the guard, and answered 451; the session goes on.
     let before = auth.terminations.load(SeqCst);
-    let now = h.now;
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        h.s.handle_line(now, b"SIZE x");
-    }));
-    assert!(caught.is_err());
+    expect!(h, "SIZE x", "451");
     assert!(!auth.switched.load(SeqCst));
     assert_eq!(auth.terminations.load(SeqCst), before + 1);
+    expect!(h, "NOOP", "200");
     // Failing to switch back ends the session.
     auth.fail_terminate.store(true, SeqCst);
-    let r = h.send("NOOP");
+    let r = h.send("MKD ftpdlib-imp-f");
     assert!(
         r.ends_with("421 Internal error; closing the connection.\r\n"),
         "{r}"
     );
+    assert!(h.s.is_closed());
+    let _ = std::fs::remove_dir(std::env::temp_dir().join("ftpdlib-imp-d"));
+    let _ = std::fs::remove_dir(std::env::temp_dir().join("ftpdlib-imp-f"));
+}
+
+/// Requests are answered in order, a late or foreign completion is dropped, and ABOR and
+/// QUIT are still heard while a request is out.
+#[test]
+fn requests_and_completions_by_hand() {
+    let mut h = Harness::new("requests", |_| {});
+    h.login("user");
+    h.auto = false;
+    assert_eq!(h.send("SIZE file.txt"), "");
+    assert!(!h.s.accepts_commands());
+    let req = h.requests.pop_front().unwrap();
+    assert!(matches!(&req.op, Op::Stat { path } if path == Path::new("/file.txt")));
+    // A completion for another id changes nothing.
+    h.s.handle_completion(h.now, req.id + 1000, Completion::Done(Ok(())));
+    assert_eq!(h.take(), "");
+    let id = req.id;
+    let c = run_request(req);
+    h.s.handle_completion(h.now, id, c);
+    assert_eq!(h.take(), "213 6\r\n");
+    assert!(h.s.accepts_commands());
+    // The same id again is dropped.
+    h.s.handle_completion(h.now, id, Completion::Done(Ok(())));
+    assert_eq!(h.take(), "");
+    // A storage error is a reply and the session goes on.
+    h.send("MKD x");
+    let req = h.requests.pop_front().unwrap();
+    let eio = io::Error::from_raw_os_error(libc::EIO);
+    h.s.handle_completion(h.now, req.id, Completion::Done(Err(eio)));
+    assert!(h.take().starts_with("550 Input/output error."));
+    // ABOR while a RETR waits for its file: 426 for the RETR, 226 for the ABOR; the file
+    // arriving later is dropped.
+    h.send("PASV");
+    h.actions();
+    h.s.handle_passive_ready(h.now, Ok("127.0.0.1:5001".parse().unwrap()), false);
+    h.take();
+    h.send("RETR file.txt");
+    let req = h.requests.pop_front().unwrap();
+    assert!(h.s.accepts_urgent());
+    assert_eq!(
+        h.send("ABOR"),
+        "426 Transfer aborted via ABOR.\r\n226 ABOR command successful.\r\n"
+    );
+    let id = req.id;
+    let c = run_request(req);
+    h.s.handle_completion(h.now, id, c);
+    assert_eq!(h.take(), "");
+    assert!(h
+        .actions()
+        .iter()
+        .all(|a| !matches!(a, Action::Transfer(_))));
+    // QUIT while a MKD is out: the MKD is answered, then 221.
+    h.send("MKD y");
+    let req = h.requests.pop_front().unwrap();
+    assert_eq!(h.send("QUIT"), "");
+    let id = req.id;
+    let c = run_request(req);
+    h.s.handle_completion(h.now, id, c);
+    let r = h.take();
+    assert!(r.starts_with("257 ") && r.contains("\r\n221 "), "{r}");
     assert!(h.s.is_closed());
 }
 
@@ -520,7 +648,7 @@ fn auth_switches_and_holds_commands() {
     h.s.handle_data_connected(h.now);
     h.take();
     expect!(h, "RETR file.txt", "125");
-    let Some(Action::Transfer(t)) = h.s.poll_action() else {
+    let Some(Action::Transfer(t)) = h.actions().into_iter().next() else {
         panic!("no transfer")
     };
     assert!(t.tls && !t.use_sendfile);

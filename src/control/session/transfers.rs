@@ -3,18 +3,18 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use crate::authorizer::Perms;
 use crate::control::command::Verb;
-use crate::control::reply::quote_path;
-use crate::listing::{self, NameCache};
+use crate::filesystem::{FileReader, FileWriter, Stat, WriteMode};
+use crate::listing::{self, ListFormat, Listing, PermContext};
 
 use super::parse::{parse_eprt, parse_port};
 use super::{
-    canonical, strerror, Action, DataState, Direction, Pending, Session, Source, Transfer, XferKind,
+    canonical, strerror, Action, DataState, Direction, Op, Pending, Session, Source, Then,
+    Transfer, XferKind,
 };
 
 impl Session {
@@ -227,39 +227,56 @@ impl Session {
         true
     }
 
-    pub(super) fn cmd_retr(&mut self, now: Instant, ftp: String, real: PathBuf, rest: Option<u64>) {
-        let Some(fs) = self.fs() else { return };
-        let file = match fs.stat(&real) {
-            Ok(m) if m.is_dir() => return self.reply(550, "Is a directory."),
-            Ok(_) => fs.open_read(&real),
-            Err(e) => Err(e),
+    pub(super) fn cmd_retr(
+        &mut self,
+        now: Instant,
+        ftp: String,
+        vpath: PathBuf,
+        rest: Option<u64>,
+    ) {
+        let offset = rest.unwrap_or(0);
+        let pending = Pending {
+            kind: XferKind::Retr,
+            verb: "RETR",
+            ftp_path: ftp,
+            real: self.real(&vpath),
+            started: now,
+            ascii: false,
         };
-        let file = match file {
+        self.request(
+            Op::OpenRead {
+                path: vpath,
+                offset,
+            },
+            Then::Retr { pending, offset },
+        );
+    }
+
+    pub(super) fn finish_retr(
+        &mut self,
+        pending: Pending,
+        offset: u64,
+        r: io::Result<Box<dyn FileReader>>,
+    ) {
+        let file = match r {
             Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                return self.reply(550, "Is a directory.")
+            }
             Err(e) => return self.reply(550, format!("{}.", strerror(&e))),
         };
         if !self.need_data() {
             return;
         }
-        let offset = rest.unwrap_or(0);
-        if offset > 0 {
-            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            if offset > size {
-                return self.reply(
-                    554,
-                    format!("REST position ({offset}) > file size ({size})."),
-                );
-            }
+        let size = file.size();
+        if offset > size {
+            return self.reply(
+                554,
+                format!("REST position ({offset}) > file size ({size})."),
+            );
         }
         self.start_transfer(
-            Pending {
-                kind: XferKind::Retr,
-                verb: "RETR",
-                ftp_path: ftp,
-                real,
-                started: now,
-                ascii: false,
-            },
+            pending,
             Direction::Send(Source::File { file, offset }),
             None,
         );
@@ -269,179 +286,136 @@ impl Session {
         &mut self,
         now: Instant,
         ftp: String,
-        real: PathBuf,
+        vpath: PathBuf,
         rest: Option<u64>,
         append: bool,
     ) {
-        let Some(fs) = self.fs() else { return };
+        let pending = Pending {
+            kind: XferKind::Store,
+            verb: if append { "APPE" } else { "STOR" },
+            ftp_path: ftp,
+            real: self.real(&vpath),
+            started: now,
+            ascii: false,
+        };
+        self.request(
+            Op::Stat {
+                path: vpath.clone(),
+            },
+            Then::StorCheck {
+                pending,
+                vpath,
+                rest,
+                append,
+            },
+        );
+    }
+
+    /// STOR/APPE: the target checked; opens it unless it is a directory, the restart point
+    /// lies beyond its end, or there is no data connection (a STOR without one must not
+    /// truncate the file).
+    pub(super) fn check_stor(
+        &mut self,
+        pending: Pending,
+        vpath: PathBuf,
+        rest: Option<u64>,
+        append: bool,
+        r: io::Result<Stat>,
+    ) {
+        let stat = r.ok();
         if let Some(off) = rest {
-            let size = fs.stat(&real).map(|m| m.len()).unwrap_or(0);
+            let size = stat.as_ref().map_or(0, |m| m.size);
             if off > size {
                 return self.reply(554, format!("REST position ({off}) > file size ({size})."));
             }
         }
-        if fs.isdir(&real) {
+        if stat.as_ref().is_some_and(Stat::is_dir) {
             return self.reply(550, "Is a directory.");
         }
-        // Before the file is opened: a STOR without a data connection must not truncate it.
         if !self.need_data() {
             return;
         }
-        let Some(fs) = self.fs() else { return };
-        let file = match fs.open_write(&real, append, rest) {
+        let mode = match (append, rest) {
+            (true, _) => WriteMode::Append,
+            (false, Some(off)) => WriteMode::At(off),
+            (false, None) => WriteMode::Truncate,
+        };
+        self.request(Op::OpenWrite { path: vpath, mode }, Then::Stor { pending });
+    }
+
+    pub(super) fn finish_stor(&mut self, pending: Pending, r: io::Result<Box<dyn FileWriter>>) {
+        let file = match r {
             Ok(f) => f,
             Err(e) => return self.reply(550, format!("{}.", strerror(&e))),
         };
-        let verb = if append { "APPE" } else { "STOR" };
-        self.start_transfer(
-            Pending {
-                kind: XferKind::Store,
-                verb,
-                ftp_path: ftp,
-                real,
-                started: now,
-                ascii: false,
-            },
-            Direction::Receive(file),
-            None,
-        );
+        // The data connection may have gone (a timeout) while the file was opened.
+        if !self.need_data() {
+            return;
+        }
+        self.start_transfer(pending, Direction::Receive(file), None);
     }
 
     pub(super) fn cmd_stou(&mut self, now: Instant, arg: &str, rest: Option<u64>) {
         if rest.is_some() {
             return self.reply(450, "Can't STOU while REST request is pending.");
         }
-        let Some(fs) = self.fs() else { return };
         // The name is made here from the last part of the argument, in the current
         // directory: a client cannot aim STOU through another path.
         let base = arg
             .rsplit('/')
             .next()
             .filter(|b| !b.is_empty() && *b != "." && *b != "..")
-            .unwrap_or("ftpd");
-        let dir_ftp = fs.cwd().to_string();
-        let dir = fs.ftp2fs(&dir_ftp);
-        if !fs.validpath(&dir) {
-            return self.reply(
-                550,
-                format!(
-                    "{} points to a path outside the user's root directory.",
-                    quote_path(&dir_ftp)
-                ),
-            );
-        }
-        let user = self.username().unwrap_or("").to_string();
-        if !self.config.authorizer.has_perm(&user, Perms::STORE, &dir) {
-            return self.reply(550, "Not enough privileges.");
-        }
+            .unwrap_or("ftpd")
+            .to_string();
+        let cwd = self.cwd.clone();
+        let Some((dir_ftp, dir)) = self.resolve(&cwd, Some(Perms::STORE)) else {
+            return;
+        };
         if !self.need_data() {
             return;
         }
-        let Some(fs) = self.fs() else { return };
-        let mut made = None;
-        for n in 0..100u32 {
-            let name = if n == 0 {
-                base.to_string()
-            } else {
-                format!("{base}.{n}")
-            };
-            let real = dir.join(&name);
-            if !fs.validpath(&real) {
-                continue;
-            }
-            match fs.create_new(&real) {
-                Ok(f) => {
-                    made = Some((name, real, f));
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return self.reply(450, format!("{}.", strerror(&e))),
-            }
-        }
-        let Some((name, real, file)) = made else {
-            return self.reply(450, "No usable unique file name found.");
+        let pending = Pending {
+            kind: XferKind::Store,
+            verb: "STOU",
+            ftp_path: dir_ftp,
+            real: self.real(&dir),
+            started: now,
+            ascii: false,
         };
-        let ftp = fs.fs2ftp(&real);
-        self.start_transfer(
-            Pending {
-                kind: XferKind::Store,
-                verb: "STOU",
-                ftp_path: ftp,
-                real,
-                started: now,
-                ascii: false,
+        self.request(
+            Op::CreateUnique {
+                dir,
+                base: base.into_bytes(),
             },
-            Direction::Receive(file),
-            Some(format!("FILE: {name}")),
+            Then::Stou { pending },
         );
     }
 
-    /// Builds a listing of a directory, or of one file, in the format `verb` asks for
-    /// (LIST and STAT: `ls -l` lines; NLST: names; MLSD: RFC 3659 facts).
-    pub(super) fn make_listing(&self, real: &Path, verb: Verb) -> io::Result<Vec<u8>> {
-        let fs = self
-            .fs()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no filesystem"))?;
-        let now = listing::unix_secs(SystemTime::now());
-        let gmt = self.config.use_gmt_times;
-        let mut names = NameCache::default();
-        let mut out = Vec::new();
-        let meta = fs.stat(real)?;
-        let entries: Vec<(Vec<u8>, PathBuf)> = if meta.is_dir() {
-            fs.listdir(real)?
-                .into_iter()
-                .map(|n| (n.as_bytes().to_vec(), real.join(&n)))
-                .collect()
-        } else if verb == Verb::Mlsd {
-            // RFC 3659 section 7.2.1: MLSD names a directory; a file is a 501.
-            return Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                "Not a directory",
-            ));
-        } else {
-            let name = real
-                .file_name()
-                .map(|n| n.as_bytes().to_vec())
-                .unwrap_or_default();
-            vec![(name, real.to_path_buf())]
+    pub(super) fn finish_stou(
+        &mut self,
+        mut pending: Pending,
+        r: io::Result<(Vec<u8>, Box<dyn FileWriter>)>,
+    ) {
+        let (name, file) = match r {
+            Ok(x) => x,
+            Err(e) => return self.reply(450, format!("{}.", strerror(&e))),
         };
-        for (name, path) in entries {
-            match verb {
-                Verb::Nlst => {
-                    out.extend_from_slice(&name);
-                    out.extend_from_slice(b"\r\n");
-                }
-                Verb::Mlsd => {
-                    // Facts describe what a client would get, so links are followed; an
-                    // entry that vanished or is a dangling link is left out.
-                    let Ok(m) = fs.stat(&path) else { continue };
-                    let perm = self.mlsx_perm(&path, m.is_dir());
-                    listing::push_mlsx_line(&mut out, &name, &m, &self.mlst_facts, &perm);
-                }
-                _ => {
-                    // An entry that vanished or cannot be read is left out rather than
-                    // failing the whole listing.
-                    let Ok(lmeta) = fs.lstat(&path) else { continue };
-                    let target = if lmeta.file_type().is_symlink() {
-                        fs.readlink(&path)
-                            .ok()
-                            .map(|t| t.as_os_str().as_bytes().to_vec())
-                    } else {
-                        None
-                    };
-                    listing::push_list_line(
-                        &mut out,
-                        &name,
-                        &lmeta,
-                        target.as_deref(),
-                        &mut names,
-                        now,
-                        gmt,
-                    );
-                }
-            }
+        if !self.need_data() {
+            return;
         }
-        Ok(out)
+        let name = String::from_utf8_lossy(&name).into_owned();
+        let dir = std::mem::take(&mut pending.ftp_path);
+        pending.ftp_path = if dir == "/" {
+            format!("/{name}")
+        } else {
+            format!("{dir}/{name}")
+        };
+        pending.real = pending.real.join(&name);
+        self.start_transfer(
+            pending,
+            Direction::Receive(file),
+            Some(format!("FILE: {name}")),
+        );
     }
 
     /// The MLSx `perm` fact of a real path for this session's user.
@@ -451,31 +425,50 @@ impl Session {
         listing::mlsx_perm(is_dir, |p| auth.has_perm(user, p, path))
     }
 
+    /// The request that opens a listing of `vpath` (or makes it whole, for STAT).
+    pub(super) fn list_op(&self, vpath: PathBuf, format: ListFormat, whole: bool) -> Op {
+        let perm = self.username().map(|u| PermContext {
+            authorizer: std::sync::Arc::clone(&self.config.authorizer),
+            user: u.to_string(),
+        });
+        Op::List {
+            path: vpath,
+            format,
+            facts: self.mlst_facts.clone(),
+            perm,
+            now: listing::unix_secs(SystemTime::now()),
+            gmt: self.config.use_gmt_times,
+            whole,
+        }
+    }
+
     pub(super) fn cmd_list(&mut self, now: Instant, verb: Verb, path: Option<(String, PathBuf)>) {
-        let Some((ftp, real)) = path else {
+        let Some((ftp, vpath)) = path else {
             return self.reply(550, "No such file or directory.");
         };
-        match self.make_listing(&real, verb) {
+        let (name, format) = match verb {
+            Verb::Nlst => ("NLST", ListFormat::Nlst),
+            Verb::Mlsd => ("MLSD", ListFormat::Mlsd),
+            _ => ("LIST", ListFormat::List),
+        };
+        let pending = Pending {
+            kind: XferKind::Listing,
+            verb: name,
+            ftp_path: ftp,
+            real: self.real(&vpath),
+            started: now,
+            ascii: false,
+        };
+        let op = self.list_op(vpath, format, false);
+        self.request(op, Then::List { pending });
+    }
+
+    pub(super) fn finish_list(&mut self, pending: Pending, r: io::Result<Listing>) {
+        match r {
             Ok(_) if !self.need_data() => {}
-            Ok(bytes) => {
-                let name = match verb {
-                    Verb::Nlst => "NLST",
-                    Verb::Mlsd => "MLSD",
-                    _ => "LIST",
-                };
-                self.log_cmd(name, &ftp, 125);
-                self.start_transfer(
-                    Pending {
-                        kind: XferKind::Listing,
-                        verb: name,
-                        ftp_path: ftp,
-                        real,
-                        started: now,
-                        ascii: false,
-                    },
-                    Direction::Send(Source::Bytes(bytes)),
-                    None,
-                );
+            Ok(l) => {
+                self.log_cmd(pending.verb, &pending.ftp_path, 125);
+                self.start_transfer(pending, Direction::Send(Source::Listing(Box::new(l))), None);
             }
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
                 self.reply(501, "No such directory.")

@@ -1,0 +1,398 @@
+//! Requests: the work that may block, which a session hands out instead of doing it, and
+//! the completions it gets back.
+//!
+//! The session emits [`Action::Request`](super::Action::Request) and reads no further
+//! command until its owner calls [`Session::handle_completion`](super::Session::handle_completion)
+//! with the request's id. The owner decides where [`Request::run`] runs: on the worker pool,
+//! or at once on its own thread when [`Request::is_inline`] says the work is cheap. A
+//! [`Request`] carries everything it needs (the storage, the authorizer, the user to
+//! impersonate), so running it touches nothing of the session; tests run it by hand or
+//! answer with a made-up [`Completion`].
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::authorizer::{AuthError, Authorizer};
+use crate::config::FilesystemFactory;
+use crate::filesystem::{FileReader, FileWriter, Filesystem, Stat, WriteMode};
+use crate::listing::{ListFormat, Listing, PermContext};
+
+/// What to do.
+#[derive(Debug)]
+pub enum Op {
+    /// Check a password, find the home and open the user's storage (PASS).
+    Login {
+        /// The user name.
+        user: String,
+        /// The password as sent.
+        password: String,
+    },
+    /// Metadata, following links (SIZE, MDTM, MLST, RNFR's check; STOR's checks).
+    Stat {
+        /// Virtual path.
+        path: PathBuf,
+    },
+    /// Metadata of the object itself, not following a link (RNFR).
+    Lstat {
+        /// Virtual path.
+        path: PathBuf,
+    },
+    /// Check that a directory can be entered (CWD).
+    Cwd {
+        /// Virtual path.
+        path: PathBuf,
+    },
+    /// Make a directory.
+    Mkdir {
+        /// Virtual path.
+        path: PathBuf,
+    },
+    /// Remove an empty directory.
+    Rmdir {
+        /// Virtual path.
+        path: PathBuf,
+    },
+    /// Remove a file or a link.
+    Remove {
+        /// Virtual path.
+        path: PathBuf,
+    },
+    /// Rename.
+    Rename {
+        /// Virtual path of the source.
+        from: PathBuf,
+        /// Virtual path of the destination.
+        to: PathBuf,
+    },
+    /// Set the permission bits.
+    Chmod {
+        /// Virtual path.
+        path: PathBuf,
+        /// The bits, at most 0o777.
+        mode: u32,
+    },
+    /// Set the modification time of a regular file (MFMT).
+    SetMtime {
+        /// Virtual path.
+        path: PathBuf,
+        /// Seconds since the epoch.
+        secs: i64,
+    },
+    /// Open a file for reading (RETR); a directory is `IsADirectory`.
+    OpenRead {
+        /// Virtual path.
+        path: PathBuf,
+        /// Where to start (REST).
+        offset: u64,
+    },
+    /// Open a file for writing (STOR, APPE).
+    OpenWrite {
+        /// Virtual path.
+        path: PathBuf,
+        /// How.
+        mode: WriteMode,
+    },
+    /// Create a file with a name not yet taken in `dir`: `base`, then `base.1` ... (STOU).
+    CreateUnique {
+        /// Virtual path of the directory.
+        dir: PathBuf,
+        /// The name to start from.
+        base: Vec<u8>,
+    },
+    /// Open a listing (LIST, NLST, MLSD), or make it whole (`whole`: STAT with a path).
+    List {
+        /// Virtual path.
+        path: PathBuf,
+        /// Which listing.
+        format: ListFormat,
+        /// MLSD's facts.
+        facts: Vec<&'static str>,
+        /// MLSD's perm fact.
+        perm: Option<PermContext>,
+        /// Now, seconds since the epoch, for LIST's time column.
+        now: i64,
+        /// LIST times in UTC.
+        gmt: bool,
+        /// Make the whole listing now.
+        whole: bool,
+    },
+}
+
+/// The result of an [`Op`].
+pub enum Completion {
+    /// [`Op::Login`]: the user's storage, or why not.
+    Login(Result<Arc<dyn Filesystem>, AuthError>),
+    /// [`Op::Stat`], [`Op::Lstat`].
+    Stat(io::Result<Stat>),
+    /// Operations that return nothing.
+    Done(io::Result<()>),
+    /// [`Op::OpenRead`].
+    Reader(io::Result<Box<dyn FileReader>>),
+    /// [`Op::OpenWrite`].
+    Writer(io::Result<Box<dyn FileWriter>>),
+    /// [`Op::CreateUnique`]: the name made, and the file.
+    Unique(io::Result<(Vec<u8>, Box<dyn FileWriter>)>),
+    /// [`Op::List`] (not whole).
+    Listing(io::Result<Listing>),
+    /// [`Op::List`] (whole).
+    Text(io::Result<Vec<u8>>),
+    /// The work failed inside: it panicked (`close` false), the user's identity could not be
+    /// taken (`code` 550) or could not be given back (`close` true: the session ends).
+    Internal {
+        /// The reply code.
+        code: u16,
+        /// The reply text.
+        text: String,
+        /// End the session.
+        close: bool,
+    },
+}
+
+impl fmt::Debug for Completion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Completion::Login(r) => write!(f, "Login({:?})", r.as_ref().map(|_| ())),
+            Completion::Stat(r) => write!(f, "Stat({r:?})"),
+            Completion::Done(r) => write!(f, "Done({r:?})"),
+            Completion::Reader(r) => write!(f, "Reader({:?})", r.as_ref().map(|_| ())),
+            Completion::Writer(r) => write!(f, "Writer({:?})", r.as_ref().map(|_| ())),
+            Completion::Unique(r) => write!(f, "Unique({:?})", r.as_ref().map(|(n, _)| n)),
+            Completion::Listing(r) => write!(f, "Listing({:?})", r.as_ref().map(|_| ())),
+            Completion::Text(r) => write!(f, "Text({:?})", r.as_ref().map(Vec::len)),
+            Completion::Internal { code, text, close } => {
+                write!(f, "Internal({code}, {text:?}, close={close})")
+            }
+        }
+    }
+}
+
+impl Completion {
+    /// What a request that panicked completes with.
+    pub fn panicked() -> Completion {
+        Completion::Internal {
+            code: 451,
+            text: "Requested action aborted: local error in processing.".into(),
+            close: false,
+        }
+    }
+}
+
+/// A piece of work for the session's owner to run, and give back with its id.
+pub struct Request {
+    /// The id to complete it with.
+    pub id: u64,
+    /// What to do.
+    pub op: Op,
+    fs: Option<Arc<dyn Filesystem>>,
+    authorizer: Arc<dyn Authorizer>,
+    factory: FilesystemFactory,
+    /// The logged-in user whose identity the work runs under (system users).
+    user: Option<String>,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = match &self.op {
+            // Never show a password.
+            Op::Login { user, .. } => format!("Login {{ user: {user:?}, .. }}"),
+            op => format!("{op:?}"),
+        };
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("op", &op)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request id unique in the process: a completion can never be taken for another
+/// session's, even when the slab key that asked has been reused.
+pub fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+fn not_found() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "No such file or directory")
+}
+
+impl Request {
+    pub(super) fn new(
+        id: u64,
+        op: Op,
+        fs: Option<Arc<dyn Filesystem>>,
+        authorizer: Arc<dyn Authorizer>,
+        factory: FilesystemFactory,
+        user: Option<String>,
+    ) -> Request {
+        Request {
+            id,
+            op,
+            fs,
+            authorizer,
+            factory,
+            user,
+        }
+    }
+
+    /// Whether the work is cheap enough to run on the reactor thread: storage calls on a
+    /// storage that says so ([`Filesystem::is_inline`]). A login never is: password hashes
+    /// are slow on purpose, and a user's authorizer may ask the network.
+    pub fn is_inline(&self) -> bool {
+        !matches!(self.op, Op::Login { .. }) && self.fs.as_ref().is_some_and(|f| f.is_inline())
+    }
+
+    /// Does the work, under the user's identity where the authorizer impersonates (system
+    /// users): the switch is per thread, so the thread that runs this may be any.
+    pub fn run(self) -> Completion {
+        let Request {
+            op,
+            fs,
+            authorizer,
+            factory,
+            user,
+            ..
+        } = self;
+        if let Op::Login { user, password } = op {
+            return Completion::Login(login(&*authorizer, &factory, &user, &password));
+        }
+        let Some(fs) = fs else {
+            return Completion::Done(Err(not_found()));
+        };
+        let Some(user) = user else {
+            return perform(&*fs, op);
+        };
+        if let Err(e) = authorizer.impersonate_user(&user) {
+            // Whatever part of the switch happened is undone; terminating is idempotent.
+            let _ = authorizer.terminate_impersonation(&user);
+            crate::logger::logerror(&format!("can't impersonate {user}: {e}"));
+            return Completion::Internal {
+                code: 550,
+                text: "Can't switch to the user's identity.".into(),
+                close: false,
+            };
+        }
+        // The identity is given back even if the work panics, so no thread goes on under a
+        // user's ids.
+        struct Restore<'a>(&'a dyn Authorizer, &'a str, bool);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                if !self.2 && self.0.terminate_impersonation(self.1).is_err() {
+                    crate::pool::retire_current_worker();
+                }
+            }
+        }
+        let mut guard = Restore(&*authorizer, &user, false);
+        let result = perform(&*fs, op);
+        guard.2 = true;
+        drop(guard);
+        if let Err(e) = authorizer.terminate_impersonation(&user) {
+            // This thread must not run anything else: it still holds the user's ids.
+            crate::pool::retire_current_worker();
+            crate::logger::logerror(&format!("can't end impersonation of {user}: {e}"));
+            return Completion::Internal {
+                code: 421,
+                text: "Internal error; closing the connection.".into(),
+                close: true,
+            };
+        }
+        result
+    }
+}
+
+fn login(
+    authorizer: &dyn Authorizer,
+    factory: &FilesystemFactory,
+    user: &str,
+    password: &str,
+) -> Result<Arc<dyn Filesystem>, AuthError> {
+    authorizer.validate_authentication(user, password)?;
+    let home = authorizer.home_dir(user).ok_or(AuthError::BadCredentials)?;
+    factory(&home).map_err(|e| {
+        crate::logger::logerror(&format!("home of {user} unusable: {e}"));
+        AuthError::Refused("Home directory unavailable.".to_string())
+    })
+}
+
+fn perform(fs: &dyn Filesystem, op: Op) -> Completion {
+    match op {
+        Op::Login { .. } => Completion::Done(Err(not_found())),
+        Op::Stat { path } => Completion::Stat(fs.stat(&path)),
+        Op::Lstat { path } => Completion::Stat(fs.lstat(&path)),
+        Op::Cwd { path } => Completion::Done(cwd(fs, &path)),
+        Op::Mkdir { path } => Completion::Done(fs.mkdir(&path)),
+        Op::Rmdir { path } => Completion::Done(fs.rmdir(&path)),
+        Op::Remove { path } => Completion::Done(fs.remove(&path)),
+        Op::Rename { from, to } => Completion::Done(fs.rename(&from, &to)),
+        Op::Chmod { path, mode } => Completion::Done(fs.chmod(&path, mode)),
+        Op::SetMtime { path, secs } => Completion::Done(match fs.stat(&path) {
+            Ok(m) if m.is_file() => fs.set_mtime(&path, secs),
+            Ok(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )),
+            Err(e) => Err(e),
+        }),
+        Op::OpenRead { path, offset } => Completion::Reader(fs.open_read(&path, offset)),
+        Op::OpenWrite { path, mode } => Completion::Writer(fs.open_write(&path, mode)),
+        Op::CreateUnique { dir, base } => Completion::Unique(unique(fs, &dir, &base)),
+        Op::List {
+            path,
+            format,
+            facts,
+            perm,
+            now,
+            gmt,
+            whole,
+        } => {
+            let l = Listing::open(fs, &path, format, facts, perm, now, gmt);
+            if whole {
+                Completion::Text(l.and_then(Listing::collect_all))
+            } else {
+                Completion::Listing(l)
+            }
+        }
+    }
+}
+
+/// CWD: a directory that cannot be listed may still be entered, as with cd, but it must be
+/// searchable.
+fn cwd(fs: &dyn Filesystem, path: &Path) -> io::Result<()> {
+    let m = fs.stat(path)?;
+    if !m.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "Not a directory",
+        ));
+    }
+    match fs.read_dir(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn unique(
+    fs: &dyn Filesystem,
+    dir: &Path,
+    base: &[u8],
+) -> io::Result<(Vec<u8>, Box<dyn FileWriter>)> {
+    use std::os::unix::ffi::OsStrExt;
+    for n in 0..100u32 {
+        let mut name = base.to_vec();
+        if n > 0 {
+            name.extend_from_slice(format!(".{n}").as_bytes());
+        }
+        let path = dir.join(std::ffi::OsStr::from_bytes(&name));
+        match fs.open_write(&path, WriteMode::CreateNew) {
+            Ok(f) => return Ok((name, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "No usable unique file name found",
+    ))
+}
