@@ -70,8 +70,10 @@ fn symlinks_out_of_the_root_are_closed() {
     std::os::unix::fs::symlink(outside.path(), s.root.join("out")).unwrap();
     std::os::unix::fs::symlink(outside.join("secret"), s.root.join("secret-link")).unwrap();
     let mut c = s.login("user");
-    let r = c.cmd("CWD etc", 550);
-    assert!(r.text().contains("outside"), "{:?}", r.lines);
+    // An absolute link resolves inside the root, as under chroot: "etc" -> "/etc" is the
+    // link itself again (a loop), never the machine's /etc.
+    c.cmd("CWD etc", 550);
+    c.cmd("PWD", 257);
     c.cmd("RETR etc/passwd", 550);
     c.cmd("RETR secret-link", 550);
     c.cmd("SIZE out/secret", 550);

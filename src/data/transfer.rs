@@ -145,8 +145,12 @@ impl Running {
         r
     }
 
-    /// Takes the listing out to make its next piece (after [`Step::NeedChunk`]).
+    /// Takes the listing out to make its next piece, once its buffer is sent (after
+    /// [`Step::NeedChunk`]); `None` before that.
     pub fn take_listing(&mut self) -> Option<Box<Listing>> {
+        if self.pos != self.len || self.source_done || self.chunk_error.is_some() {
+            return None;
+        }
         match std::mem::replace(&mut self.listing, ListingAt::Away) {
             ListingAt::Here(l) => Some(l),
             other => {

@@ -39,6 +39,12 @@ pub enum Op {
         /// Virtual path.
         path: PathBuf,
     },
+    /// What a STOR would write into: the file's metadata, an empty file where it does not
+    /// exist yet but its directory does, `NotFound` where the directory is missing.
+    WriteTarget {
+        /// Virtual path.
+        path: PathBuf,
+    },
     /// Check that a directory can be entered (CWD).
     Cwd {
         /// Virtual path.
@@ -321,6 +327,7 @@ fn perform(fs: &dyn Filesystem, op: Op) -> Completion {
         Op::Login { .. } => Completion::Done(Err(not_found())),
         Op::Stat { path } => Completion::Stat(fs.stat(&path)),
         Op::Lstat { path } => Completion::Stat(fs.lstat(&path)),
+        Op::WriteTarget { path } => Completion::Stat(write_target(fs, &path)),
         Op::Cwd { path } => Completion::Done(cwd(fs, &path)),
         Op::Mkdir { path } => Completion::Done(fs.mkdir(&path)),
         Op::Rmdir { path } => Completion::Done(fs.rmdir(&path)),
@@ -354,6 +361,30 @@ fn perform(fs: &dyn Filesystem, op: Op) -> Completion {
                 Completion::Listing(l)
             }
         }
+    }
+}
+
+fn write_target(fs: &dyn Filesystem, path: &Path) -> io::Result<Stat> {
+    match fs.stat(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = path.parent().unwrap_or(Path::new("/"));
+            if !fs.stat(parent)?.is_dir() {
+                return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+            }
+            Ok(Stat {
+                kind: crate::filesystem::FileKind::File,
+                size: 0,
+                mtime: 0,
+                mode: libc::S_IFREG,
+                uid: 0,
+                gid: 0,
+                nlink: 0,
+                dev: 0,
+                ino: 0,
+                link_target: None,
+            })
+        }
+        other => other,
     }
 }
 

@@ -299,7 +299,7 @@ impl Session {
             ascii: false,
         };
         self.request(
-            Op::Stat {
+            Op::WriteTarget {
                 path: vpath.clone(),
             },
             Then::StorCheck {
@@ -322,7 +322,17 @@ impl Session {
         append: bool,
         r: io::Result<Stat>,
     ) {
-        let stat = r.ok();
+        let stat = match r {
+            Ok(m) => Some(m),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                return self.reply(550, format!("{}.", strerror(&e)));
+            }
+            // Anything else (permission to look, say) is for the open to report.
+            Err(_) => None,
+        };
         if let Some(off) = rest {
             let size = stat.as_ref().map_or(0, |m| m.size);
             if off > size {
