@@ -14,7 +14,7 @@ use crate::authorizer::{Authorizer, DummyAuthorizer};
 use crate::filesystem::{Filesystem, OsFilesystem};
 use crate::hooks::{Hooks, NoHooks};
 use crate::throttle::Limits;
-use crate::tls::TlsConfig;
+use crate::tls::policy::TlsConfig;
 
 /// Makes the [`Filesystem`] of a session from the user's home directory.
 pub type FilesystemFactory = Arc<dyn Fn(&Path) -> io::Result<Arc<dyn Filesystem>> + Send + Sync>;

@@ -5,9 +5,10 @@
 //! remove them afterwards, also when a check fails. Outside CI a non-root run skips them;
 //! under CI (env CI set) not being root is a failure.
 //!
-//! Impersonation changes the ids of the whole process, test threads included, so everything
-//! that runs a server impersonating users is one #[test], run step by step, in its own test
-//! binary.
+//! Impersonation changes the ids of the calling thread only (the server's), and the checks
+//! here read the ids of every thread of the process from /proc, expecting them all back at
+//! root's after each command; so everything that impersonates users is one #[test], run step
+//! by step, in its own test binary, with no other thread switching ids meanwhile.
 
 mod util;
 
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use ftpdlib::{UnixAuthorizer, UnixOptions};
+use ftpdlib::{Authorizer, UnixAuthorizer, UnixOptions};
 use util::{require, Client, TempDir, TestServer};
 
 /// Whether the tests may run: root, or a skip outside CI.
@@ -32,7 +33,7 @@ fn require_root() -> bool {
     false
 }
 
-/// The process's effective uid and gid and its supplementary groups.
+/// The calling thread's effective uid and gid and its supplementary groups.
 fn ids() -> (u32, u32, Vec<u32>) {
     // SAFETY: plain queries; getgroups writes at most 256 entries into a buffer of 256.
     unsafe {
@@ -43,10 +44,52 @@ fn ids() -> (u32, u32, Vec<u32>) {
     }
 }
 
+/// The effective uid and gid and the supplementary groups of every thread of the process,
+/// from /proc: impersonation is per thread, so the server's threads are read, not ours.
+fn thread_ids() -> Vec<(u32, u32, Vec<u32>)> {
+    let mut all = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("read /proc/self/task") {
+        let path = task.expect("a task entry").path().join("status");
+        // A thread that ended since the listing has no status left to read.
+        let Ok(status) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let field = |name: &str| -> Vec<u32> {
+            let line = status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("{name} in {}", path.display()));
+            line.split_whitespace()
+                .map(|n| n.parse().unwrap())
+                .collect()
+        };
+        // Uid: and Gid: list the real, effective, saved and filesystem ids.
+        let mut groups = field("Groups:");
+        groups.sort_unstable();
+        all.push((field("Uid:")[1], field("Gid:")[1], groups));
+    }
+    all
+}
+
+/// Checks that every thread of the process has root's ids.
+#[track_caller]
+fn assert_all_root(after: &str) {
+    let (uid, gid, mut groups) = root_ids();
+    groups.sort_unstable();
+    for t in thread_ids() {
+        assert_eq!(
+            t,
+            (uid, gid, groups.clone()),
+            "ids not restored after {after:?}"
+        );
+    }
+}
+
 /// A system account that exists as long as this value does.
 struct SystemUser {
     name: String,
     uid: u32,
+    gid: u32,
     home: PathBuf,
 }
 
@@ -68,6 +111,7 @@ impl SystemUser {
         let mut user = SystemUser {
             name,
             uid: 0,
+            gid: 0,
             home: PathBuf::new(),
         };
         let mut child = Command::new("chpasswd")
@@ -88,6 +132,7 @@ impl SystemUser {
         let entry = String::from_utf8_lossy(&entry.stdout).into_owned();
         let fields: Vec<&str> = entry.trim().split(':').collect();
         user.uid = fields[2].parse().unwrap();
+        user.gid = fields[3].parse().unwrap();
         user.home = PathBuf::from(fields[5]);
         user
     }
@@ -119,7 +164,7 @@ fn unix_server(auth: UnixAuthorizer) -> TestServer {
 #[track_caller]
 fn step(c: &mut Client, line: &str, code: u16) {
     c.cmd(line, code);
-    assert_eq!(ids(), root_ids(), "ids not restored after {line:?}");
+    assert_all_root(line);
 }
 
 fn root_ids() -> (u32, u32, Vec<u32>) {
@@ -139,10 +184,61 @@ fn system_users() {
     let public = TempDir::new("unix-public");
     std::fs::write(public.join("readme"), b"hello").unwrap();
 
+    impersonation_is_per_thread(&alice);
     logins_uploads_and_ids(&alice, &shell_less, &public);
     filters(&alice, &shell_less);
     command_line(&alice, &public);
     not_root_is_a_clear_error();
+}
+
+/// Impersonating a user on one thread leaves the others root meanwhile, as a pool of
+/// workers serving different users at once needs.
+fn impersonation_is_per_thread(alice: &SystemUser) {
+    let auth = Arc::new(
+        UnixAuthorizer::new(UnixOptions {
+            require_valid_shell: false,
+            ..UnixOptions::default()
+        })
+        .expect("root may build a UnixAuthorizer"),
+    );
+    let (to_main, from_worker) = std::sync::mpsc::channel();
+    let (to_worker, from_main) = std::sync::mpsc::channel::<()>();
+    let worker = std::thread::spawn({
+        let auth = Arc::clone(&auth);
+        let name = alice.name.clone();
+        move || {
+            auth.impersonate_user(&name).expect("impersonate");
+            to_main.send(ids()).unwrap();
+            // Stay switched until the main thread has looked at its own ids.
+            let _ = from_main.recv();
+            auth.terminate_impersonation(&name).expect("terminate");
+            ids()
+        }
+    });
+    let (uid, gid, groups) = from_worker.recv().expect("the worker impersonated");
+    assert_eq!(
+        (uid, gid),
+        (alice.uid, alice.gid),
+        "the worker runs as the user"
+    );
+    assert!(
+        groups.contains(&alice.gid) && !groups.contains(&0),
+        "{groups:?}"
+    );
+    // At the same time, this thread is still root: geteuid reads the calling thread's.
+    // SAFETY: geteuid cannot fail and touches no memory.
+    assert_eq!(unsafe { libc::geteuid() }, 0);
+    assert_eq!(ids(), root_ids());
+    let switched = thread_ids().iter().filter(|t| t.0 == alice.uid).count();
+    assert_eq!(switched, 1, "only the worker thread runs as the user");
+    to_worker.send(()).unwrap();
+    let after = worker.join().expect("the worker ended cleanly");
+    assert_eq!(
+        after,
+        root_ids(),
+        "terminate brings the worker back to root's ids"
+    );
+    assert_all_root("impersonation on another thread");
 }
 
 fn logins_uploads_and_ids(alice: &SystemUser, shell_less: &SystemUser, public: &TempDir) {
@@ -169,7 +265,7 @@ fn logins_uploads_and_ids(alice: &SystemUser, shell_less: &SystemUser, public: &
 
     // An upload belongs to the user.
     c.stor("STOR mine.txt", b"by alice");
-    assert_eq!(ids(), root_ids(), "ids not restored after STOR");
+    assert_all_root("STOR");
     let meta = std::fs::metadata(alice.home.join("mine.txt")).unwrap();
     assert_eq!(meta.uid(), alice.uid, "the upload belongs to its user");
     step(&mut c, "MKD dir", 257);
@@ -193,14 +289,14 @@ fn logins_uploads_and_ids(alice: &SystemUser, shell_less: &SystemUser, public: &
     step(&mut c, &format!("USER {}", shell_less.name), 331);
     let r = c.cmd("PASS false-pw", 530);
     assert!(r.text().contains("valid shell"), "{:?}", r.lines);
-    assert_eq!(ids(), root_ids());
+    assert_all_root("PASS");
 
     // Anonymous runs as nobody: it reads, but cannot write into a root-owned folder.
     let mut c = server.client();
     step(&mut c, "USER anonymous", 331);
     step(&mut c, "PASS guest@example.com", 230);
     assert_eq!(c.retr("RETR readme"), b"hello");
-    assert_eq!(ids(), root_ids());
+    assert_all_root("RETR");
     c.pasv();
     step(&mut c, "STOR upload.txt", 550);
     step(&mut c, "MKD newdir", 550);

@@ -5,9 +5,14 @@
 //!
 //! Switching ids needs root, so the server keeps root as its real and saved uid and changes
 //! only the effective ids, around each command (see docs/security.md for what that means).
-//! Linux keeps credentials per thread, but glibc applies `seteuid`, `setegid` and `setgroups`
-//! to every thread of the process: that is why the server must be the only thread of its
-//! process doing filesystem work while it serves system users.
+//!
+//! The switch changes the calling thread only. Linux keeps credentials per thread, but
+//! glibc's `seteuid`, `setegid` and `setgroups` apply the change to every thread of the
+//! process (POSIX wants process-wide ids); so this module makes the raw system calls
+//! (`setresuid`, `setresgid`, `setgroups`), which the kernel applies to the caller alone.
+//! Several threads can then work on files at once, each as the user of its own session,
+//! while the others stay root. Anything else in the process that calls glibc's wrappers
+//! still resets the ids of every thread, impersonating ones included.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -251,43 +256,84 @@ impl UnixAuthorizer {
         }
     }
 
-    /// Puts the process's effective ids back to the server's; returns the first failure but
-    /// tries every step.
+    /// Puts the calling thread's effective ids back to the server's; returns the first
+    /// failure but tries every step.
     fn restore(&self) -> io::Result<()> {
-        let mut result = Ok(());
         // The uid first: only with euid 0 again may the gid and groups change.
-        // SAFETY: plain system calls on integers.
-        if unsafe { libc::seteuid(self.server.uid) } != 0 {
-            result = Err(io::Error::last_os_error());
+        let mut result = set_thread_euid(self.server.uid);
+        let gid = set_thread_egid(self.server.gid);
+        if result.is_ok() {
+            result = gid;
         }
-        // SAFETY: as above.
-        if unsafe { libc::setegid(self.server.gid) } != 0 && result.is_ok() {
-            result = Err(io::Error::last_os_error());
-        }
-        // SAFETY: the pointer and length describe the server's group list, which lives as
-        // long as `self`.
-        let rc = unsafe { libc::setgroups(self.server.groups.len(), self.server.groups.as_ptr()) };
-        if rc != 0 && result.is_ok() {
-            result = Err(io::Error::last_os_error());
+        let groups = set_thread_groups(&self.server.groups);
+        if result.is_ok() {
+            result = groups;
         }
         result
     }
 
+    /// Switches the calling thread to `ids`; stops at the first failure, leaving whatever
+    /// part was done for [`restore`](Self::restore) to undo.
     fn switch_to(&self, ids: &Ids) -> io::Result<()> {
         // Groups and gid before the uid: once the euid is not 0 they can no longer change.
-        // SAFETY: the pointer and length describe `ids.groups`, alive for the call.
-        if unsafe { libc::setgroups(ids.groups.len(), ids.groups.as_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: plain system calls on integers.
-        if unsafe { libc::setegid(ids.gid) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: as above.
-        if unsafe { libc::seteuid(ids.uid) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        set_thread_groups(&ids.groups)?;
+        set_thread_egid(ids.gid)?;
+        set_thread_euid(ids.uid)
+    }
+}
+
+// The raw system call numbers. The 32-bit architectures whose original calls take 16-bit
+// ids have `*32` variants; everywhere else the plain calls already take 32-bit ids.
+#[cfg(any(target_arch = "x86", target_arch = "arm", target_arch = "sparc"))]
+const SYS_SETRESUID: libc::c_long = libc::SYS_setresuid32;
+#[cfg(any(target_arch = "x86", target_arch = "arm", target_arch = "sparc"))]
+const SYS_SETRESGID: libc::c_long = libc::SYS_setresgid32;
+#[cfg(any(target_arch = "x86", target_arch = "arm", target_arch = "sparc"))]
+const SYS_SETGROUPS: libc::c_long = libc::SYS_setgroups32;
+#[cfg(not(any(target_arch = "x86", target_arch = "arm", target_arch = "sparc")))]
+const SYS_SETRESUID: libc::c_long = libc::SYS_setresuid;
+#[cfg(not(any(target_arch = "x86", target_arch = "arm", target_arch = "sparc")))]
+const SYS_SETRESGID: libc::c_long = libc::SYS_setresgid;
+#[cfg(not(any(target_arch = "x86", target_arch = "arm", target_arch = "sparc")))]
+const SYS_SETGROUPS: libc::c_long = libc::SYS_setgroups;
+
+/// An id argument that leaves the id as it is (the kernel's `(uid_t) -1`).
+const KEEP: libc::uid_t = libc::uid_t::MAX;
+
+/// Sets the effective uid of the calling thread only (`setresuid(-1, uid, -1)`), unlike
+/// glibc's `seteuid`, which sets it in every thread.
+fn set_thread_euid(uid: libc::uid_t) -> io::Result<()> {
+    // SAFETY: setresuid takes three integers and touches no memory of ours; ids are passed
+    // as unsigned 32-bit values, as the kernel reads them.
+    let rc = unsafe { libc::syscall(SYS_SETRESUID, KEEP, uid, KEEP) };
+    if rc == 0 {
         Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets the effective gid of the calling thread only (`setresgid(-1, gid, -1)`).
+fn set_thread_egid(gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: as in set_thread_euid.
+    let rc = unsafe { libc::syscall(SYS_SETRESGID, KEEP, gid, KEEP) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets the supplementary groups of the calling thread only. Needs CAP_SETGID (root), even
+/// to set the list it already has.
+fn set_thread_groups(groups: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `groups`, alive for the call; the kernel
+    // only reads from it.
+    let rc = unsafe { libc::syscall(SYS_SETGROUPS, groups.len(), groups.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -543,7 +589,7 @@ fn user_groups(name: &str, gid: libc::gid_t) -> io::Result<Vec<libc::gid_t>> {
     }
 }
 
-/// The process's effective ids and supplementary groups.
+/// The calling thread's effective ids and supplementary groups.
 fn current_ids() -> io::Result<Ids> {
     // SAFETY: a call with size 0 only returns the count.
     let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
@@ -591,6 +637,20 @@ mod tests {
         assert!(getpwnam("a\0b").is_none());
         let groups = user_groups("root", 0).unwrap();
         assert!(groups.contains(&0));
+    }
+
+    #[test]
+    fn thread_id_calls_to_the_current_ids_change_nothing() {
+        // Runs as any user: setting the ids a thread already has needs no privilege (the
+        // group list excepted, which always needs CAP_SETGID).
+        let before = current_ids().unwrap();
+        set_thread_egid(before.gid).unwrap();
+        set_thread_euid(before.uid).unwrap();
+        match set_thread_groups(&before.groups) {
+            Ok(()) => assert_eq!(before.uid, 0, "only root may set the group list"),
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}"),
+        }
+        assert_eq!(current_ids().unwrap(), before);
     }
 
     #[test]

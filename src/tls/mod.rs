@@ -6,14 +6,16 @@
 //! docs/ftps.md (which clients need which policy).
 //!
 //! The policies ([`TlsConfig`], [`TlsRequired`]) are compiled in every build, so the session
-//! decides AUTH, PBSZ and PROT the same way with or without TLS support. The rustls machinery
+//! decides AUTH, PBSZ and PROT the same way with or without TLS support; they live in
+//! `policy.rs`, which imports no mio, so the session core that reads them stays clear of the
+//! reactor (`config.rs` imports them from there, not from this file). The rustls machinery
 //! (the `stream` module) is behind the `tls` cargo feature; without it a [`TlsConfig`]
 //! cannot be made, `Config::tls` stays `None`, and AUTH is answered with 502.
 
+pub(crate) mod policy;
 #[cfg(feature = "tls")]
 mod stream;
 
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -22,105 +24,11 @@ use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+pub use policy::{TlsConfig, TlsRequired};
 #[cfg(feature = "tls")]
 pub use stream::TlsError;
 #[cfg(feature = "tls")]
 use stream::{SessionKeys as Keys, TlsStream};
-
-/// Who must use TLS, on the control connection or on data connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TlsRequired {
-    /// Nobody: TLS is offered, plain FTP is allowed (the default).
-    #[default]
-    No,
-    /// Everyone but the anonymous user (`anonymous`), whose password protects nothing.
-    ExceptAnonymous,
-    /// Everyone.
-    Everyone,
-}
-
-impl TlsRequired {
-    /// Whether the policy applies to `user`.
-    pub fn applies_to(self, user: &str) -> bool {
-        match self {
-            TlsRequired::No => false,
-            TlsRequired::ExceptAnonymous => user != "anonymous",
-            TlsRequired::Everyone => true,
-        }
-    }
-}
-
-/// FTPS settings: the server's certificate and the policies (pyftpdlib's `TLS_FTPHandler`
-/// attributes). Put one in [`Config::tls`](crate::Config::tls) to serve FTPS.
-///
-/// Made with `TlsConfig::from_pem_files` or `TlsConfig::from_server_config`, which exist
-/// with the `tls` cargo feature (on by default).
-///
-/// # Examples
-/// ```no_run
-/// # #[cfg(feature = "tls")] {
-/// use std::sync::Arc;
-/// use ftpdlib::{Config, DummyAuthorizer, TlsConfig, TlsRequired};
-/// let mut auth = DummyAuthorizer::new();
-/// auth.add_user("user", "12345", "/srv/ftp", "elradfmw").unwrap();
-/// let mut tls = TlsConfig::from_pem_files("cert.pem", "key.pem").unwrap();
-/// tls.control_required = TlsRequired::ExceptAnonymous;
-/// tls.data_required = TlsRequired::ExceptAnonymous;
-/// let mut config = Config::new(Arc::new(auth));
-/// config.tls = Some(tls);
-/// # }
-/// ```
-#[doc(alias = "TLS_FTPHandler")]
-#[derive(Clone)]
-pub struct TlsConfig {
-    /// Implicit FTPS: TLS from the first byte on every listener of the server
-    /// (conventionally port 990), rather than after AUTH TLS. Data connections of implicit
-    /// sessions start protected (PROT P). Default false.
-    pub implicit: bool,
-    /// Who must secure the control connection before USER and PASS (reply 534 otherwise).
-    /// pyftpdlib's `tls_control_required`. Default [`TlsRequired::No`].
-    pub control_required: TlsRequired,
-    /// Who must use PROT P before opening data connections (reply 521 otherwise), and may
-    /// not go back to PROT C (534). pyftpdlib's `tls_data_required`. Default
-    /// [`TlsRequired::No`].
-    pub data_required: TlsRequired,
-    /// A protected data connection must resume the TLS session of its own control
-    /// connection (reply 522 otherwise), as vsftpd's `require_ssl_reuse` and proftpd do by
-    /// default: it proves the data connection comes from the client that logged in. Default
-    /// true; turn off for clients that cannot resume (docs/ftps.md lists them).
-    pub data_session_reuse_required: bool,
-    /// How long a TLS handshake may take, on control and data connections alike, before the
-    /// connection is closed (control) or the transfer fails with 522 (data). Default 30 s.
-    pub handshake_timeout: Duration,
-    /// Accept CCC (RFC 4217 section 6): after login, a client may take its control
-    /// connection back to plaintext, so that firewalls and NAT helpers can read PORT and
-    /// PASV again; data connections keep their protection. Refused for users who must keep
-    /// TLS on the control connection. Default false (534).
-    pub ccc_allowed: bool,
-    inner: Inner,
-}
-
-#[cfg(feature = "tls")]
-type Inner = std::sync::Arc<rustls::ServerConfig>;
-/// Without TLS support a [`TlsConfig`] cannot be made: its private part has no value.
-#[cfg(not(feature = "tls"))]
-type Inner = std::convert::Infallible;
-
-impl fmt::Debug for TlsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsConfig")
-            .field("implicit", &self.implicit)
-            .field("control_required", &self.control_required)
-            .field("data_required", &self.data_required)
-            .field(
-                "data_session_reuse_required",
-                &self.data_session_reuse_required,
-            )
-            .field("handshake_timeout", &self.handshake_timeout)
-            .field("ccc_allowed", &self.ccc_allowed)
-            .finish_non_exhaustive()
-    }
-}
 
 #[cfg(feature = "tls")]
 impl TlsConfig {
