@@ -355,9 +355,9 @@ impl FtpServer {
         self.tokens.contains(token)
     }
 
-    /// Handles one event for a token the server owns.
-    pub fn handle_event(&mut self, event: &Event) {
-        let now = Instant::now();
+    /// Handles one event for a token the server owns, at `now` (read the clock once per
+    /// poll and pass it to every event of the batch).
+    pub fn handle_event(&mut self, event: &Event, now: Instant) {
         let token = event.token();
         if token == self.tokens.waker() {
             self.drain_wake();
@@ -473,8 +473,9 @@ impl FtpServer {
             return Ok(None);
         };
         let result = l.wait(wait);
+        let now = Instant::now();
         for event in l.events.iter() {
-            self.handle_event(event);
+            self.handle_event(event, now);
         }
         self.ioloop = Some(l);
         result?;
