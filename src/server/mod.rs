@@ -33,10 +33,11 @@
 //!
 //! # Flood limits
 //!
-//! Sessions report failed logins ([`Action::LoginFailed`]); the server records them in the
-//! flood table (`src/flood.rs`: failures per IP address with a size cap, and bans), answers
-//! a banned address's connections with 421 until the ban ends, and keeps one timer on the
-//! heap that sweeps expired entries.
+//! Sessions report failed logins
+//! ([`Action::LoginFailed`](crate::control::session::Action::LoginFailed)); the server
+//! records them in the flood table (`src/flood.rs`: failures per IP address with a size
+//! cap, and bans), answers a banned address's connections with 421 until the ban ends, and
+//! keeps one timer on the heap that sweeps expired entries.
 //!
 //! # Stopping
 //!
@@ -678,8 +679,10 @@ mod tests {
 
     #[test]
     fn an_idle_session_times_out_on_the_made_up_clock() {
-        let mut config = Config::default();
-        config.timeout = Some(secs(60));
+        let config = Config {
+            timeout: Some(secs(60)),
+            ..Config::default()
+        };
         let (mut s, mut poll) = server(config);
         let mut c = connect(&s);
         let t0 = Instant::now();
