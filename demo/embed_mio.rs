@@ -65,10 +65,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             return Err(e.into());
         }
+        let now = Instant::now();
         for event in events.iter() {
             let token = event.token();
             if ftp.owns(token) {
-                ftp.handle_event(event);
+                ftp.handle_event(event, now);
             } else if token == ECHO_LISTENER {
                 loop {
                     match echo.accept() {

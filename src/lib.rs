@@ -55,9 +55,10 @@
 //! loop {
 //!     let timeout = ftp.next_timeout().map(|d| d.saturating_duration_since(Instant::now()));
 //!     poll.poll(&mut events, timeout).unwrap();
+//!     let now = Instant::now();
 //!     for event in events.iter() {
 //!         if ftp.owns(event.token()) {
-//!             ftp.handle_event(event);
+//!             ftp.handle_event(event, now);
 //!         } // else: your own sources
 //!     }
 //!     ftp.handle_timeouts(Instant::now());
@@ -66,9 +67,9 @@
 //!
 //! # Logging
 //!
-//! Through the `log` crate on three targets, the seed's `log`, `logline` and `logerror`; see
-//! [`logger`]. The library installs no logger. [`XferLog`] writes a transfer log in the
-//! xferlog format of wu-ftpd, vsftpd and proftpd.
+//! Through the `log` crate on three targets, after pyftpdlib's `log`, `logline` and
+//! `logerror`; see [`logger`]. The library installs no logger. [`XferLog`] writes a transfer
+//! log in the xferlog format of wu-ftpd, vsftpd and proftpd.
 
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(test, deny(warnings))]

@@ -7,9 +7,9 @@
 //! hundred bytes. The burst bounds how far a transfer can run ahead of its limit, which is
 //! what keeps the rate of a transfer of a couple of seconds within a few percent.
 //!
-//! [`BandwidthPool`] holds the buckets several transfers draw on, the user and server ones,
+//! `BandwidthPool` holds the buckets several transfers draw on, the user and server ones,
 //! and shares them fairly: a bucket shared by `n` transfers gives each `rate / n` (see
-//! [`BandwidthPool::allowance`] and `docs/throttling.md`).
+//! `BandwidthPool::allowance` and `docs/throttling.md`).
 //!
 //! Time is passed in; the tests drive the buckets on a made-up clock.
 

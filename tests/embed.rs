@@ -50,10 +50,11 @@ fn host_loop_runs_ftp_and_its_own_service() {
                 t.min(Duration::from_millis(100))
             }));
             poll.poll(&mut events, timeout).unwrap();
+            let now = Instant::now();
             for ev in events.iter() {
                 if ftp.owns(ev.token()) {
                     ftp_events += 1;
-                    ftp.handle_event(ev);
+                    ftp.handle_event(ev, now);
                 } else {
                     assert_eq!(
                         ev.token(),

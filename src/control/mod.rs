@@ -5,7 +5,7 @@
 //! would never be signalled again), splits the input into lines of at most
 //! [`command::MAX_LINE`] bytes, hands them to the session one by one while it accepts
 //! commands, and writes the session's replies back. It drives itself: the server calls
-//! `drive(now)` on each event and gets back the [`Action`](session::Action)s that need the
+//! `drive(now)` on each event and gets back the [`Action`]s that need the
 //! server (data channels, the flood table), or word that the connection is done; it hands
 //! the answers back through the channel's `handle_*` methods, which pass them to the session.
 //!

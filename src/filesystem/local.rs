@@ -91,6 +91,8 @@ fn readlinkat(dir: RawFd, name: &CString) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+// st_nlink is u64 on x86_64 and u32 on other targets.
+#[allow(clippy::unnecessary_cast)]
 fn to_stat(st: &libc::stat) -> Stat {
     let kind = match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => FileKind::File,

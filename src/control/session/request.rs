@@ -141,7 +141,7 @@ pub enum Completion {
     /// [`Op::CreateUnique`]: the name made, and the file.
     Unique(io::Result<(Vec<u8>, Box<dyn FileWriter>)>),
     /// [`Op::List`] (not whole).
-    Listing(io::Result<Listing>),
+    Listing(io::Result<Box<Listing>>),
     /// [`Op::List`] (whole).
     Text(io::Result<Vec<u8>>),
     /// The work failed inside: it panicked (`close` false), the user's identity could not be
@@ -358,7 +358,7 @@ fn perform(fs: &dyn Filesystem, op: Op) -> Completion {
             if whole {
                 Completion::Text(l.and_then(Listing::collect_all))
             } else {
-                Completion::Listing(l)
+                Completion::Listing(l.map(Box::new))
             }
         }
     }

@@ -473,12 +473,12 @@ impl Session {
         self.request(op, Then::List { pending });
     }
 
-    pub(super) fn finish_list(&mut self, pending: Pending, r: io::Result<Listing>) {
+    pub(super) fn finish_list(&mut self, pending: Pending, r: io::Result<Box<Listing>>) {
         match r {
             Ok(_) if !self.need_data() => {}
             Ok(l) => {
                 self.log_cmd(pending.verb, &pending.ftp_path, 125);
-                self.start_transfer(pending, Direction::Send(Source::Listing(Box::new(l))), None);
+                self.start_transfer(pending, Direction::Send(Source::Listing(l)), None);
             }
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
                 self.reply(501, "No such directory.")

@@ -1,0 +1,194 @@
+//! Driving data channels: the turn budget, bandwidth limits (the throttle module's
+//! `BandwidthPool` decides, the server pauses and wakes), and handing data events to the
+//! owning session.
+
+use std::time::Instant;
+
+use crate::data::DataEvent;
+use crate::throttle::{Allowance, Way};
+
+use super::{Channel, Entry, FtpServer};
+
+/// Bytes a data channel may move per turn before others get theirs.
+const TURN_BUDGET: usize = 4 << 20;
+
+impl FtpServer {
+    /// The user whose limits apply to transfers of session `owner`, if any.
+    pub(super) fn limited_user(&self, owner: usize) -> Option<String> {
+        if !self.bandwidth.has_user_limits() {
+            return None;
+        }
+        match self.channels.get(owner) {
+            Some(Entry {
+                chan: Channel::Control(c),
+                ..
+            }) => c
+                .username()
+                .filter(|u| self.bandwidth.limits_user(u))
+                .map(str::to_string),
+            _ => None,
+        }
+    }
+
+    /// What data channel `key` may move this turn ([`BandwidthPool::allowance`]).
+    pub(super) fn allowance(
+        &mut self,
+        key: usize,
+        way: Way,
+        user: Option<&str>,
+        now: Instant,
+    ) -> Option<Allowance> {
+        let (own, remaining) = match self.channels.get_mut(key) {
+            Some(Entry {
+                chan: Channel::Data(dc),
+                ..
+            }) => {
+                let remaining = dc.remaining();
+                (dc.throttle_mut(way), remaining)
+            }
+            _ => (None, None),
+        };
+        self.bandwidth.allowance(own, way, user, remaining, now)
+    }
+
+    pub(super) fn pause_data(&mut self, key: usize, until: Instant, now: Instant) {
+        let Some(token) = self.tokens.token(key) else {
+            return;
+        };
+        if let (
+            Some(Entry {
+                chan: Channel::Data(dc),
+                ..
+            }),
+            Some(reg),
+        ) = (self.channels.get_mut(key), &self.registry)
+        {
+            dc.pause(until, reg, token);
+        }
+        self.sync_timer(key, now);
+    }
+
+    pub(super) fn drive_data(&mut self, key: usize, now: Instant) {
+        let Some(token) = self.tokens.token(key) else {
+            return;
+        };
+        let (owner, way, connected) = match self.data(key) {
+            Some(dc) => {
+                if dc.paused_until().is_some_and(|t| t > now) {
+                    // Waiting for bandwidth; the wake-up timer drives it.
+                    return;
+                }
+                (dc.owner, dc.way(), dc.is_connected())
+            }
+            _ => return,
+        };
+        let user = way.and_then(|_| self.limited_user(owner));
+        let mut budget = TURN_BUDGET;
+        let mut turn_end = None;
+        if let Some(way) = way {
+            if let Some(Entry {
+                chan: Channel::Data(dc),
+                ..
+            }) = self.channels.get_mut(key)
+            {
+                if dc.share.is_none() {
+                    dc.share = self.bandwidth.join(way, user.as_deref()).map(Box::new);
+                }
+            }
+            if let Some(a) = self.allowance(key, way, user.as_deref(), now) {
+                if a.budget == 0 && connected {
+                    self.pause_data(key, a.wake, now);
+                    return;
+                }
+                budget = budget.min(usize::try_from(a.budget).unwrap_or(usize::MAX));
+                if a.shared_cap {
+                    turn_end = Some(a.turn_end);
+                }
+            }
+        }
+        let Some(Entry {
+            chan: Channel::Data(dc),
+            ..
+        }) = self.channels.get_mut(key)
+        else {
+            return;
+        };
+        let Some(reg) = &self.registry else { return };
+        let mut events = Vec::new();
+        let before = dc.bytes().unwrap_or(0);
+        let again = dc.drive(now, reg, token, budget, &mut events);
+        let after = dc.bytes().or_else(|| {
+            events.iter().find_map(|e| match e {
+                DataEvent::Done(b, _) => Some(*b),
+                _ => None,
+            })
+        });
+        let owner = dc.owner;
+        let listing = dc.take_listing();
+        let moved = after.unwrap_or(before).saturating_sub(before);
+        let mut paused = false;
+        if let Some(way) = way {
+            if moved > 0 {
+                let own = match self.channels.get_mut(key) {
+                    Some(Entry {
+                        chan: Channel::Data(dc),
+                        ..
+                    }) => dc.throttle_mut(way),
+                    _ => None,
+                };
+                self.bandwidth
+                    .consume(own, way, user.as_deref(), moved, now);
+            }
+            if again {
+                match (turn_end, self.allowance(key, way, user.as_deref(), now)) {
+                    // Took its share of a shared bucket: the others' turn.
+                    (Some(end), _) => {
+                        self.pause_data(key, end, now);
+                        paused = true;
+                    }
+                    (None, Some(a)) if a.budget == 0 => {
+                        self.pause_data(key, a.wake, now);
+                        paused = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if again && !paused {
+            self.enqueue(key);
+        }
+        if let Some(l) = listing {
+            self.make_chunk(key, l);
+        }
+        self.deliver(key, owner, events, now);
+    }
+
+    /// Hands data events to the owning session, removes a finished data channel and lets
+    /// the control channel answer.
+    pub(super) fn deliver(
+        &mut self,
+        key: usize,
+        owner: usize,
+        events: Vec<DataEvent>,
+        now: Instant,
+    ) {
+        let finished = self.data(key).is_some_and(|dc| dc.is_finished());
+        if finished {
+            self.remove(key);
+            if let Some(c) = self.control_mut(owner) {
+                if c.data() == Some(key) {
+                    c.set_data(None);
+                }
+            }
+        } else {
+            self.sync_timer(key, now);
+        }
+        if events.is_empty() {
+            return;
+        }
+        if let Some(c) = self.control_mut(owner) {
+            c.handle_data_events(now, events);
+            self.drive_control(owner, now);
+        }
+    }
+}

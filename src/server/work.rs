@@ -1,0 +1,136 @@
+//! The worker pool's side of the server: requests sessions hand out and listing pieces data
+//! channels need go to the pool (or run at once where cheap), and what comes back is handed
+//! to the channel that still waits for it.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::control::session::{request, Completion};
+use crate::listing::{Listing, CHUNK_ENTRIES};
+use crate::logger;
+use crate::pool::{Done, WorkerPool};
+
+use super::FtpServer;
+
+/// What comes back from the worker pool.
+pub(super) enum Work {
+    /// A session's request, done.
+    Session(Completion),
+    /// A listing's next piece, and the listing.
+    Chunk(Box<Listing>, io::Result<Option<Vec<u8>>>),
+}
+
+impl FtpServer {
+    /// The pool, started on first use with `config.io_threads` workers.
+    pub(super) fn pool(&mut self) -> Option<&WorkerPool<Work>> {
+        if self.pool.is_none() {
+            let waker = self.stop.waker();
+            let size = match self.config.io_threads {
+                0 => crate::pool::default_size(),
+                n => n,
+            };
+            match WorkerPool::new(size, Arc::new(move || waker.wake())) {
+                Ok(p) => self.pool = Some(p),
+                Err(e) => logger::logerror(&format!("can't start the worker pool: {e}")),
+            }
+        }
+        self.pool.as_ref()
+    }
+
+    /// Runs a session's request: at once where it is cheap, else on the pool.
+    pub(super) fn run_request(&mut self, key: usize, req: request::Request, now: Instant) {
+        if req.is_inline() {
+            let id = req.id;
+            let c = req.run();
+            if let Some(ctl) = self.control_mut(key) {
+                ctl.handle_completion(now, id, c);
+            }
+            return;
+        }
+        let id = req.id;
+        match self.pool() {
+            Some(pool) => pool.submit(key, id, Box::new(move || Work::Session(req.run()))),
+            None => {
+                if let Some(ctl) = self.control_mut(key) {
+                    ctl.handle_completion(now, id, Completion::panicked());
+                }
+            }
+        }
+    }
+
+    /// Makes the next piece of a data channel's listing: at once where cheap, else on the
+    /// pool (the channel sends nothing meanwhile).
+    pub(super) fn make_chunk(&mut self, key: usize, mut listing: Box<Listing>) {
+        if listing.is_inline() {
+            let piece = listing.next_chunk(CHUNK_ENTRIES);
+            if let Some(dc) = self.data_mut(key) {
+                dc.put_chunk(listing, piece);
+            }
+            self.enqueue(key);
+            return;
+        }
+        let id = request::next_id();
+        if let Some(dc) = self.data_mut(key) {
+            dc.set_chunk_id(id);
+        }
+        let job = Box::new(move || {
+            let piece = listing.next_chunk(CHUNK_ENTRIES);
+            Work::Chunk(listing, piece)
+        });
+        match self.pool() {
+            Some(pool) => pool.submit(key, id, job),
+            None => {
+                if let Some(dc) = self.data_mut(key) {
+                    let e = io::Error::other("no worker pool");
+                    dc.put_chunk(Box::new(Listing::empty()), Err(e));
+                }
+                self.enqueue(key);
+            }
+        }
+    }
+
+    /// A job came back: hand it to the channel that asked, if that channel still waits for
+    /// it; otherwise it is dropped here, releasing what it holds.
+    pub(super) fn complete(&mut self, d: Done<Work>, now: Instant) {
+        match d.result {
+            Some(Work::Chunk(listing, piece)) => self.chunk_back(d.key, d.id, listing, piece),
+            Some(Work::Session(c)) => self.completion_back(d.key, d.id, c, now),
+            None => {
+                // A job panicked: whoever waits for that id learns it failed.
+                if self
+                    .data_mut(d.key)
+                    .is_some_and(|dc| dc.chunk_id() == Some(d.id))
+                {
+                    let e = io::Error::other("listing failed");
+                    self.chunk_back(d.key, d.id, Box::new(Listing::empty()), Err(e));
+                } else {
+                    self.completion_back(d.key, d.id, Completion::panicked(), now);
+                }
+            }
+        }
+    }
+
+    fn completion_back(&mut self, key: usize, id: u64, c: Completion, now: Instant) {
+        if let Some(ctl) = self.control_mut(key) {
+            ctl.handle_completion(now, id, c);
+            self.drive_control(key, now);
+        }
+    }
+
+    fn chunk_back(
+        &mut self,
+        key: usize,
+        id: u64,
+        listing: Box<Listing>,
+        piece: io::Result<Option<Vec<u8>>>,
+    ) {
+        let Some(dc) = self.data_mut(key) else { return };
+        if dc.chunk_id() != Some(id) {
+            return;
+        }
+        dc.set_chunk_id(0);
+        dc.put_chunk(listing, piece);
+        self.enqueue(key);
+    }
+}
