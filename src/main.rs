@@ -33,6 +33,11 @@ Options:
   -p, --port PORT            port to listen on (default 2121)
   -w, --write                give write permissions (default read-only)
   -d, --directory DIR        directory to serve (default: the current one)
+      --memory               serve files held in memory instead of the disk, starting
+                             empty and lost at exit (for test suites); -d still names
+                             the home each user sees
+      --io-threads N         worker threads for disk calls and password checks
+                             (default: the number of cores, at least 2)
   -n, --nat-address ADDR     public address to announce in PASV replies (behind NAT)
   -r, --range FROM-TO        passive ports to use, e.g. 60000-65535
   -u, --username NAME        log in with this name instead of anonymously (needs -P)
@@ -120,6 +125,8 @@ struct Options {
     ban_time: Option<u64>,
     max_cmds_per_sec: u32,
     debug: bool,
+    memory: bool,
+    io_threads: usize,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_implicit: bool,
@@ -325,6 +332,12 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
                     .map_err(|_| format!("invalid --max-cmds-per-sec {v:?}"))?;
             }
             "-D" | "--debug" | "-V" | "--verbose" => o.debug = true,
+            "--memory" => o.memory = true,
+            "--io-threads" => {
+                o.io_threads = value(&flag)?
+                    .parse()
+                    .map_err(|_| format!("{flag}: expected a number of threads"))?
+            }
             "--tls-cert" => o.tls_cert = Some(PathBuf::from(value(&flag)?)),
             "--tls-key" => o.tls_key = Some(PathBuf::from(value(&flag)?)),
             "--tls-implicit" => o.tls_implicit = true,
@@ -447,6 +460,13 @@ fn run(o: Options) -> Result<(), String> {
     };
 
     let mut config = Config::new(authorizer);
+    config.io_threads = o.io_threads;
+    if o.memory {
+        let store = ftpdlib::MemoryStore::new();
+        config.filesystem = Arc::new(move |home: &Path| {
+            Ok(Arc::new(store.filesystem(home)?) as Arc<dyn ftpdlib::Filesystem>)
+        });
+    }
     if let Some(file) = &o.xferlog {
         let log = XferLog::open(file).map_err(|e| format!("can't open {}: {e}", file.display()))?;
         config.hooks = Arc::new(log);
