@@ -23,6 +23,9 @@
 #      otherwise the ftpdlib cell reads "n/a (no slow server given)".
 #      A reference row runs the same busy clients on ordinary storage.
 #
+# B records only the round trips made while A works, one per NOOP: a stall of 700 ms is
+# one sample, so where the server stalls B gets few samples and its p99 is its max.
+#
 # Everything runs on 127.0.0.1; every server is started here (each in its own process
 # group) and stopped on exit; every loop is bounded in time and count.
 #
@@ -394,6 +397,9 @@ ELAPSED=$(( $(date +%s) - START ))
 
 # --- report --------------------------------------------------------------------------------
 REV="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+# HEAD may be a commit that only touched benchmarks: name the server code's own too.
+SRC_REV="$(git -C "$REPO" log -1 --format=%h -- src Cargo.toml Cargo.lock 2>/dev/null || true)"
+[ -z "$SRC_REV" ] || [ "$SRC_REV" = "$REV" ] || REV="$REV (server code last changed in $SRC_REV)"
 if [ -n "$(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]; then
     REV="$REV (with uncommitted changes in src/ or Cargo.*)"
 fi
