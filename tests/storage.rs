@@ -35,14 +35,10 @@ impl Faulty {
                 std::thread::sleep(d);
                 f(&self.inner)
             }
-            Mode::Fail => Err(io::Error::from_raw_os_error(libc_eio())),
+            Mode::Fail => Err(io::Error::from_raw_os_error(libc::EIO)),
             Mode::Panic => panic!("storage panicked"),
         }
     }
-}
-
-fn libc_eio() -> i32 {
-    5
 }
 
 impl Filesystem for Faulty {
@@ -200,16 +196,8 @@ fn the_memory_backend_from_the_command_line() {
     let local = TempDir::new("memory-local");
     std::fs::write(local.join("up.bin"), &body).unwrap();
     let url = format!("ftp://user:secret@127.0.0.1:{port}/up.bin");
-    let st = Command::new("curl")
-        .args(["-sS", "--max-time", "60", "-T"])
-        .arg(local.join("up.bin"))
-        .arg(&url)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let out = run(Command::new("curl")
-        .args(["-sS", "--max-time", "60"])
-        .arg(&url));
+    run(curl().arg("-T").arg(local.join("up.bin")).arg(&url));
+    let out = run(curl().arg(&url));
     assert_same(&out.stdout, &body);
     // Nothing reached the disk.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

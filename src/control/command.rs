@@ -601,7 +601,6 @@ pub struct Request {
 /// Whether a line is ABOR or QUIT, the commands still heard while another is being worked
 /// on (RFC 959 section 4.1.3: they may arrive during a transfer, too).
 pub fn is_urgent(line: &[u8]) -> bool {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
     let req = parse_line(line);
     req.arg.is_empty() && (req.name == "ABOR" || req.name == "QUIT")
 }

@@ -80,12 +80,15 @@ impl LineBuffer {
 
     /// Whether the next complete line is ABOR or QUIT (see [`command::is_urgent`]).
     pub fn urgent_next(&self) -> bool {
-        !self.discarding
-            && self
-                .buf
-                .iter()
-                .position(|&b| b == b'\n')
-                .is_some_and(|i| command::is_urgent(&self.buf[..i]))
+        if self.discarding {
+            return false;
+        }
+        let Some(i) = self.buf.iter().position(|&b| b == b'\n') else {
+            return false;
+        };
+        // The line as `next_line` would give it: without its CR.
+        let line = &self.buf[..i];
+        command::is_urgent(line.strip_suffix(b"\r").unwrap_or(line))
     }
 
     /// Whether [`next_line`](Self::next_line) would return something.
@@ -411,9 +414,6 @@ impl ControlChannel {
                     Line::Complete(l) => self.session.handle_line(now, &l),
                     Line::TooLong => self.session.handle_line_too_long(now),
                 }
-                if !self.wants_line() && !self.session.accepts_urgent() {
-                    break;
-                }
             }
             let mut actions = Vec::new();
             let mut handled = false;
@@ -588,6 +588,25 @@ mod tests {
         b.extend(&long);
         assert_eq!(b.next_line(), Some(Line::TooLong));
         assert_eq!(b.next_line(), Some(Line::Complete(b"SYST".to_vec())));
+    }
+
+    #[test]
+    fn abor_and_quit_are_seen_ahead() {
+        let mut b = LineBuffer::default();
+        b.extend(b"AB");
+        assert!(!b.urgent_next());
+        b.extend(b"OR\r\nNOOP\r\n");
+        assert!(b.urgent_next());
+        assert_eq!(b.next_line(), Some(Line::Complete(b"ABOR".to_vec())));
+        assert!(!b.urgent_next());
+        b.next_line();
+        for line in [&b"quit\n"[..], b"\xff\xf4\xff\xf2ABOR\r\n"] {
+            b.extend(line);
+            assert!(b.urgent_next(), "{line:?}");
+            b.next_line();
+        }
+        b.extend(b"QUIT now\r\n");
+        assert!(!b.urgent_next());
     }
 
     #[test]

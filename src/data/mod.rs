@@ -80,8 +80,6 @@ pub(crate) struct DataChannel {
     handshaking: bool,
     /// The handshake timeout of the TLS settings in use.
     handshake_timeout: Option<Duration>,
-    /// The id of the listing piece being made for this channel, 0 if none.
-    chunk_id: u64,
 }
 
 /// Turns Nagle's algorithm off on a data connection, as on control connections. Bulk
@@ -158,7 +156,6 @@ impl DataChannel {
                 tls: None,
                 handshaking: false,
                 handshake_timeout: None,
-                chunk_id: 0,
             },
             addr,
         ))
@@ -185,7 +182,6 @@ impl DataChannel {
             tls: None,
             handshaking: false,
             handshake_timeout: None,
-            chunk_id: 0,
         })
     }
 
@@ -364,35 +360,31 @@ impl DataChannel {
         events.push(event);
     }
 
-    /// The listing being sent, when its next piece is to be made (after a drive that
-    /// stopped for it); hand it back with [`put_chunk`](Self::put_chunk).
-    pub fn take_listing(&mut self) -> Option<Box<crate::listing::Listing>> {
-        let running = self.transfer.as_mut()?;
-        if running.chunk_away() {
-            return None;
-        }
-        running.take_listing()
+    /// The listing being sent and a fresh id from `id`, when its next piece is to be made
+    /// (after a drive that stopped for it); hand it back with [`put_chunk`](Self::put_chunk).
+    pub fn take_listing(
+        &mut self,
+        id: impl FnOnce() -> u64,
+    ) -> Option<(u64, Box<crate::listing::Listing>)> {
+        self.transfer.as_mut()?.take_listing(id)
     }
 
-    /// The id of the listing piece being made on the pool, if one is.
+    /// The id of the listing piece being made for this channel, if one is.
     pub fn chunk_id(&self) -> Option<u64> {
-        (self.chunk_id != 0).then_some(self.chunk_id)
+        self.transfer.as_ref().and_then(Running::chunk_id)
     }
 
-    /// Records (or clears, with 0) the id of the piece being made.
-    pub fn set_chunk_id(&mut self, id: u64) {
-        self.chunk_id = id;
-    }
-
-    /// A listing's next piece is back (see [`take_listing`](Self::take_listing)).
+    /// Listing piece `id` is back (see [`take_listing`](Self::take_listing)); false, and
+    /// dropped, when the channel no longer waits for it.
     pub fn put_chunk(
         &mut self,
+        id: u64,
         listing: Box<crate::listing::Listing>,
         piece: io::Result<Option<Vec<u8>>>,
-    ) {
-        if let Some(running) = self.transfer.as_mut() {
-            running.put_chunk(listing, piece);
-        }
+    ) -> bool {
+        self.transfer
+            .as_mut()
+            .is_some_and(|r| r.put_chunk(id, listing, piece))
     }
 
     /// Does whatever the socket allows: accept, finish connecting, move bytes. Stops at

@@ -43,8 +43,8 @@ enum ListingAt {
     None,
     /// Here, ready to make its next piece.
     Here(Box<Listing>),
-    /// Away, making a piece.
-    Away,
+    /// Away, making the piece with this id.
+    Away(u64),
 }
 
 /// A transfer in progress.
@@ -118,26 +118,23 @@ impl Running {
             }
             _ => ListingAt::None,
         };
-        let (buf, len, offset, source_done) = match &transfer.direction {
-            Direction::Send(Source::Listing(_)) => (Vec::new(), 0, 0, false),
-            Direction::Send(Source::File { offset, .. }) => (
-                Vec::with_capacity(out_buf.max(512)),
-                0,
-                *offset as i64,
-                false,
-            ),
-            Direction::Receive(_) => (Vec::with_capacity(in_buf.max(512)), 0, 0, false),
+        let (buf, offset) = match &transfer.direction {
+            Direction::Send(Source::Listing(_)) => (Vec::new(), 0),
+            Direction::Send(Source::File { offset, .. }) => {
+                (Vec::with_capacity(out_buf.max(512)), *offset as i64)
+            }
+            Direction::Receive(_) => (Vec::with_capacity(in_buf.max(512)), 0),
         };
         let mut r = Running {
             transfer,
             bytes: 0,
             buf,
             pos: 0,
-            len,
+            len: 0,
             offset,
             in_buf: in_buf.max(512),
             last_cr: false,
-            source_done,
+            source_done: false,
             listing,
             chunk_error: None,
         };
@@ -146,13 +143,15 @@ impl Running {
     }
 
     /// Takes the listing out to make its next piece, once its buffer is sent (after
-    /// [`Step::NeedChunk`]); `None` before that.
-    pub fn take_listing(&mut self) -> Option<Box<Listing>> {
-        if self.pos != self.len || self.source_done || self.chunk_error.is_some() {
+    /// [`Step::NeedChunk`]), under an id from `id` (called only then); `None` before that.
+    pub fn take_listing(&mut self, id: impl FnOnce() -> u64) -> Option<(u64, Box<Listing>)> {
+        let sent = self.pos == self.len && !self.source_done && self.chunk_error.is_none();
+        if !sent || !matches!(self.listing, ListingAt::Here(_)) {
             return None;
         }
-        match std::mem::replace(&mut self.listing, ListingAt::Away) {
-            ListingAt::Here(l) => Some(l),
+        let id = id();
+        match std::mem::replace(&mut self.listing, ListingAt::Away(id)) {
+            ListingAt::Here(l) => Some((id, l)),
             other => {
                 self.listing = other;
                 None
@@ -160,13 +159,25 @@ impl Running {
         }
     }
 
-    /// Whether a listing's piece is being made.
-    pub fn chunk_away(&self) -> bool {
-        matches!(self.listing, ListingAt::Away)
+    /// The id of the listing piece being made, if one is.
+    pub fn chunk_id(&self) -> Option<u64> {
+        match self.listing {
+            ListingAt::Away(id) => Some(id),
+            _ => None,
+        }
     }
 
-    /// The listing is back with its next piece (`None`: it is complete).
-    pub fn put_chunk(&mut self, listing: Box<Listing>, piece: io::Result<Option<Vec<u8>>>) {
+    /// The listing is back with piece `id` (`None`: it is complete). Returns false, and
+    /// drops them, when that is not the piece awaited.
+    pub fn put_chunk(
+        &mut self,
+        id: u64,
+        listing: Box<Listing>,
+        piece: io::Result<Option<Vec<u8>>>,
+    ) -> bool {
+        if self.chunk_id() != Some(id) {
+            return false;
+        }
         self.listing = ListingAt::Here(listing);
         match piece {
             Ok(Some(bytes)) => {
@@ -177,6 +188,7 @@ impl Running {
             Ok(None) => self.source_done = true,
             Err(e) => self.chunk_error = Some(e),
         }
+        true
     }
 
     /// Bytes moved over the data connection so far.
@@ -260,16 +272,12 @@ impl Running {
                 Some(libc::EAGAIN) => return Step::Blocked,
                 Some(libc::EINTR) => continue,
                 // Files that cannot be mapped (some special or network filesystems): fall
-                // back to the buffered path from where we are.
+                // back to reading, before anything was sent. sendfile reads at its own
+                // offset, so the file is still positioned where it was opened (REST).
                 Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
                     if self.bytes == 0 =>
                 {
                     self.transfer.use_sendfile = false;
-                    if let Direction::Send(Source::File { offset, .. }) =
-                        &mut self.transfer.direction
-                    {
-                        *offset = self.offset as u64;
-                    }
                     return self.send_buffered(stream, budget);
                 }
                 Some(libc::EIO) => return Step::Done(Err(TransferError::File(e))),
@@ -280,15 +288,10 @@ impl Running {
 
     /// Refills `buf` from the file (with conversion); false at end of file.
     fn refill(&mut self) -> Result<bool, TransferError> {
-        let Direction::Send(Source::File { file, offset }) = &mut self.transfer.direction else {
+        // The reader was opened at the restart offset: read on from where it is.
+        let Direction::Send(Source::File { file, .. }) = &mut self.transfer.direction else {
             return Ok(false);
         };
-        if *offset > 0 && self.bytes > 0 {
-            // Back from sendfile, which reads at its own offset and leaves the file
-            // position where it was: go on from where sendfile stopped.
-            reposition(file.raw_fd(), *offset).map_err(TransferError::File)?;
-        }
-        *offset = 0;
         let cap = self.buf.capacity().max(512);
         let mut raw = vec![0u8; if self.transfer.ascii { cap / 2 } else { cap }];
         let n = loop {
@@ -335,7 +338,7 @@ impl Running {
                 match self.listing {
                     ListingAt::Here(_) => return Step::NeedChunk,
                     // The piece is being made; the owner drives the channel when it is back.
-                    ListingAt::Away => return Step::Blocked,
+                    ListingAt::Away(_) => return Step::Blocked,
                     ListingAt::None => {}
                 }
                 match self.refill() {
@@ -434,17 +437,6 @@ fn end_of_upload(file: &mut Box<dyn FileWriter>, ascii: bool, pending_cr: bool) 
         Ok(()) => Step::Done(Ok(())),
         Err(e) => Step::Done(Err(TransferError::File(e))),
     }
-}
-
-/// Moves a file descriptor's position (after sendfile fell back to reads part-way).
-fn reposition(fd: Option<std::os::fd::RawFd>, offset: u64) -> io::Result<()> {
-    let Some(fd) = fd else { return Ok(()) };
-    // SAFETY: `fd` belongs to the open file the transfer holds; lseek touches nothing else.
-    let rc = unsafe { libc::lseek(fd, offset as libc::off_t, libc::SEEK_SET) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 fn write_all(file: &mut Box<dyn FileWriter>, data: &[u8]) -> Result<(), TransferError> {

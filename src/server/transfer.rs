@@ -124,7 +124,7 @@ impl FtpServer {
             })
         });
         let owner = dc.owner;
-        let listing = dc.take_listing();
+        let listing = dc.take_listing(crate::control::session::request::next_id);
         let moved = after.unwrap_or(before).saturating_sub(before);
         let mut paused = false;
         if let Some(way) = way {
@@ -157,8 +157,8 @@ impl FtpServer {
         if again && !paused {
             self.enqueue(key);
         }
-        if let Some(l) = listing {
-            self.make_chunk(key, l);
+        if let Some((id, l)) = listing {
+            self.make_chunk(key, id, l);
         }
         self.deliver(key, owner, events, now);
     }

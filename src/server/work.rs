@@ -40,39 +40,26 @@ impl FtpServer {
 
     /// Runs a session's request: at once where it is cheap, else on the pool.
     pub(super) fn run_request(&mut self, key: usize, req: request::Request, now: Instant) {
-        if req.is_inline() {
-            let id = req.id;
-            let c = req.run();
-            if let Some(ctl) = self.control_mut(key) {
-                ctl.handle_completion(now, id, c);
-            }
-            return;
-        }
         let id = req.id;
-        match self.pool() {
-            Some(pool) => pool.submit(key, id, Box::new(move || Work::Session(req.run()))),
-            None => {
-                if let Some(ctl) = self.control_mut(key) {
-                    ctl.handle_completion(now, id, Completion::panicked());
-                }
-            }
+        let c = if req.is_inline() {
+            req.run()
+        } else if let Some(pool) = self.pool() {
+            return pool.submit(key, id, Box::new(move || Work::Session(req.run())));
+        } else {
+            Completion::panicked()
+        };
+        // Called from the channel's own turn, which goes on with the reply.
+        if let Some(ctl) = self.control_mut(key) {
+            ctl.handle_completion(now, id, c);
         }
     }
 
-    /// Makes the next piece of a data channel's listing: at once where cheap, else on the
-    /// pool (the channel sends nothing meanwhile).
-    pub(super) fn make_chunk(&mut self, key: usize, mut listing: Box<Listing>) {
+    /// Makes piece `id` of a data channel's listing: at once where cheap, else on the pool
+    /// (the channel sends nothing meanwhile).
+    pub(super) fn make_chunk(&mut self, key: usize, id: u64, mut listing: Box<Listing>) {
         if listing.is_inline() {
             let piece = listing.next_chunk(CHUNK_ENTRIES);
-            if let Some(dc) = self.data_mut(key) {
-                dc.put_chunk(listing, piece);
-            }
-            self.enqueue(key);
-            return;
-        }
-        let id = request::next_id();
-        if let Some(dc) = self.data_mut(key) {
-            dc.set_chunk_id(id);
+            return self.chunk_back(key, id, listing, piece);
         }
         let job = Box::new(move || {
             let piece = listing.next_chunk(CHUNK_ENTRIES);
@@ -81,11 +68,8 @@ impl FtpServer {
         match self.pool() {
             Some(pool) => pool.submit(key, id, job),
             None => {
-                if let Some(dc) = self.data_mut(key) {
-                    let e = io::Error::other("no worker pool");
-                    dc.put_chunk(Box::new(Listing::empty()), Err(e));
-                }
-                self.enqueue(key);
+                let e = io::Error::other("no worker pool");
+                self.chunk_back(key, id, Box::new(Listing::empty()), Err(e));
             }
         }
     }
@@ -99,7 +83,7 @@ impl FtpServer {
             None => {
                 // A job panicked: whoever waits for that id learns it failed.
                 if self
-                    .data_mut(d.key)
+                    .data(d.key)
                     .is_some_and(|dc| dc.chunk_id() == Some(d.id))
                 {
                     let e = io::Error::other("listing failed");
@@ -125,12 +109,11 @@ impl FtpServer {
         listing: Box<Listing>,
         piece: io::Result<Option<Vec<u8>>>,
     ) {
-        let Some(dc) = self.data_mut(key) else { return };
-        if dc.chunk_id() != Some(id) {
-            return;
+        if self
+            .data_mut(key)
+            .is_some_and(|dc| dc.put_chunk(id, listing, piece))
+        {
+            self.enqueue(key);
         }
-        dc.set_chunk_id(0);
-        dc.put_chunk(listing, piece);
-        self.enqueue(key);
     }
 }

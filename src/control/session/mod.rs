@@ -257,6 +257,11 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// The text of a 550 (or 450) reply for a storage error: its message and a full stop.
+fn err_text(e: &io::Error) -> String {
+    format!("{}.", strerror(e))
+}
+
 /// The text of an I/O error without Rust's " (os error N)" suffix.
 pub fn strerror(e: &io::Error) -> String {
     let s = e.to_string();
@@ -671,16 +676,13 @@ impl Session {
             _ => {}
         }
         // 2. Login.
-        let user = match &self.auth {
-            Auth::LoggedIn(u) => Some(u.clone()),
-            _ => None,
-        };
-        if user.is_none() && (spec.auth || (spec.verb == Verb::Stat && !arg.is_empty())) {
+        let logged_in = matches!(self.auth, Auth::LoggedIn(_));
+        if !logged_in && (spec.auth || (spec.verb == Verb::Stat && !arg.is_empty())) {
             return self.reply(530, "Log in with USER and PASS first.");
         }
-        let Some(user) = user else {
+        if !logged_in {
             return self.dispatch(now, spec, arg, None);
-        };
+        }
         // 3. The path, inside the root; 4. the permission.
         let mut real = None;
         if spec.path && !(spec.verb == Verb::Stat && arg.is_empty()) {
@@ -690,7 +692,6 @@ impl Session {
             }
         }
         // The user's identity is taken by the requests, where the work is done.
-        let _ = user;
         self.dispatch(now, spec, arg, real);
     }
 
@@ -743,19 +744,17 @@ impl Session {
         self.actions.push_back(Action::Request(req));
     }
 
-    /// Whether a request is out.
-    pub fn waiting(&self) -> bool {
-        self.waiting.is_some()
-    }
-
     /// The owner ran request `id`; finishes the command that waits on it. A completion the
     /// session no longer waits for (it was abandoned, or the session ended) is dropped,
     /// which releases what it holds.
     pub fn handle_completion(&mut self, now: Instant, id: u64, completion: Completion) {
-        if self.closed || self.waiting.as_ref().is_none_or(|w| w.id != id) {
-            return;
-        }
-        let Some(w) = self.waiting.take() else { return };
+        let w = match self.waiting.take() {
+            Some(w) if w.id == id && !self.closed => w,
+            other => {
+                self.waiting = other;
+                return;
+            }
+        };
         if let Some(t) = self.config.timeout {
             self.idle_deadline = Some(now + t);
         }

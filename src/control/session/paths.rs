@@ -12,12 +12,7 @@ use crate::filesystem::Stat;
 use crate::listing;
 
 use super::parse::parse_time_val;
-use super::{strerror, Op, Session, Then};
-
-/// The 550 reply text of a storage error.
-fn err_text(e: &io::Error) -> String {
-    format!("{}.", strerror(e))
-}
+use super::{err_text, Op, Session, Then};
 
 impl Session {
     // ---- navigation ------------------------------------------------------------------

@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -280,20 +281,10 @@ impl Request {
                 close: false,
             };
         }
-        // The identity is given back even if the work panics, so no thread goes on under a
-        // user's ids.
-        struct Restore<'a>(&'a dyn Authorizer, &'a str, bool);
-        impl Drop for Restore<'_> {
-            fn drop(&mut self) {
-                if !self.2 && self.0.terminate_impersonation(self.1).is_err() {
-                    crate::pool::retire_current_worker();
-                }
-            }
-        }
-        let mut guard = Restore(&*authorizer, &user, false);
-        let result = perform(&*fs, op);
-        guard.2 = true;
-        drop(guard);
+        // A panic in the work is caught here, so the identity is given back before this
+        // thread runs anything else.
+        let result = catch_unwind(AssertUnwindSafe(|| perform(&*fs, op)))
+            .unwrap_or_else(|_| Completion::panicked());
         if let Err(e) = authorizer.terminate_impersonation(&user) {
             // This thread must not run anything else: it still holds the user's ids.
             crate::pool::retire_current_worker();

@@ -13,7 +13,7 @@ use crate::listing::{self, ListFormat, Listing, PermContext};
 
 use super::parse::{parse_eprt, parse_port};
 use super::{
-    canonical, strerror, Action, DataState, Direction, Op, Pending, Session, Source, Then,
+    canonical, err_text, Action, DataState, Direction, Op, Pending, Session, Source, Then,
     Transfer, XferKind,
 };
 
@@ -235,14 +235,7 @@ impl Session {
         rest: Option<u64>,
     ) {
         let offset = rest.unwrap_or(0);
-        let pending = Pending {
-            kind: XferKind::Retr,
-            verb: "RETR",
-            ftp_path: ftp,
-            real: self.real(&vpath),
-            started: now,
-            ascii: false,
-        };
+        let pending = self.new_pending(XferKind::Retr, "RETR", ftp, &vpath, now);
         self.request(
             Op::OpenRead {
                 path: vpath,
@@ -263,7 +256,7 @@ impl Session {
             Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
                 return self.reply(550, "Is a directory.")
             }
-            Err(e) => return self.reply(550, format!("{}.", strerror(&e))),
+            Err(e) => return self.reply(550, err_text(&e)),
         };
         if !self.need_data() {
             return;
@@ -290,14 +283,13 @@ impl Session {
         rest: Option<u64>,
         append: bool,
     ) {
-        let pending = Pending {
-            kind: XferKind::Store,
-            verb: if append { "APPE" } else { "STOR" },
-            ftp_path: ftp,
-            real: self.real(&vpath),
-            started: now,
-            ascii: false,
-        };
+        let pending = self.new_pending(
+            XferKind::Store,
+            if append { "APPE" } else { "STOR" },
+            ftp,
+            &vpath,
+            now,
+        );
         self.request(
             Op::WriteTarget {
                 path: vpath.clone(),
@@ -328,7 +320,7 @@ impl Session {
                 if e.kind() == io::ErrorKind::NotFound
                     || e.raw_os_error() == Some(libc::ENOTDIR) =>
             {
-                return self.reply(550, format!("{}.", strerror(&e)));
+                return self.reply(550, err_text(&e));
             }
             // Anything else (permission to look, say) is for the open to report.
             Err(_) => None,
@@ -356,7 +348,7 @@ impl Session {
     pub(super) fn finish_stor(&mut self, pending: Pending, r: io::Result<Box<dyn FileWriter>>) {
         let file = match r {
             Ok(f) => f,
-            Err(e) => return self.reply(550, format!("{}.", strerror(&e))),
+            Err(e) => return self.reply(550, err_text(&e)),
         };
         // The data connection may have gone (a timeout) while the file was opened.
         if !self.need_data() {
@@ -384,14 +376,7 @@ impl Session {
         if !self.need_data() {
             return;
         }
-        let pending = Pending {
-            kind: XferKind::Store,
-            verb: "STOU",
-            ftp_path: dir_ftp,
-            real: self.real(&dir),
-            started: now,
-            ascii: false,
-        };
+        let pending = self.new_pending(XferKind::Store, "STOU", dir_ftp, &dir, now);
         self.request(
             Op::CreateUnique {
                 dir,
@@ -408,7 +393,7 @@ impl Session {
     ) {
         let (name, file) = match r {
             Ok(x) => x,
-            Err(e) => return self.reply(450, format!("{}.", strerror(&e))),
+            Err(e) => return self.reply(450, err_text(&e)),
         };
         if !self.need_data() {
             return;
@@ -426,6 +411,26 @@ impl Session {
             Direction::Receive(file),
             Some(format!("FILE: {name}")),
         );
+    }
+
+    /// The record of a transfer about to be asked for: what, which way, and since when (its
+    /// TYPE is taken when it starts).
+    fn new_pending(
+        &self,
+        kind: XferKind,
+        verb: &'static str,
+        ftp_path: String,
+        vpath: &Path,
+        started: Instant,
+    ) -> Pending {
+        Pending {
+            kind,
+            verb,
+            ftp_path,
+            real: self.real(vpath),
+            started,
+            ascii: false,
+        }
     }
 
     /// The MLSx `perm` fact of a real path for this session's user.
@@ -461,14 +466,7 @@ impl Session {
             Verb::Mlsd => ("MLSD", ListFormat::Mlsd),
             _ => ("LIST", ListFormat::List),
         };
-        let pending = Pending {
-            kind: XferKind::Listing,
-            verb: name,
-            ftp_path: ftp,
-            real: self.real(&vpath),
-            started: now,
-            ascii: false,
-        };
+        let pending = self.new_pending(XferKind::Listing, name, ftp, &vpath, now);
         let op = self.list_op(vpath, format, false);
         self.request(op, Then::List { pending });
     }
@@ -483,7 +481,7 @@ impl Session {
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
                 self.reply(501, "No such directory.")
             }
-            Err(e) => self.reply(550, format!("{}.", strerror(&e))),
+            Err(e) => self.reply(550, err_text(&e)),
         }
     }
 }
