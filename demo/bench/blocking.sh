@@ -19,8 +19,8 @@
 #      call. pyftpdlib gets an AbstractedFS subclass that sleeps in each storage call
 #      (open, listdir, stat, lstat, mkdir, rmdir, remove, rename, chmod, utime,
 #      readlink, isfile, isdir, islink, getsize, getmtime, lexists, chdir, validpath).
-#      ftpdlib has no such back-end in its daemon: give one with SLOW_SERVER_CMD,
-#      otherwise the ftpdlib cell reads "n/a (no slow server given)".
+#      ftpdlib runs demo/slow_ftpd.rs, OsFilesystem wrapped in the same sleep per call
+#      (and per batch of directory entries), or whatever SLOW_SERVER_CMD starts.
 #      A reference row runs the same busy clients on ordinary storage.
 #
 # B records only the round trips made while A works, one per NOOP: a stall of 700 ms is
@@ -41,14 +41,15 @@
 #                  added to FTPDLIB_ARGS, e.g. "--io-threads 1;--io-threads 2" gives
 #                  hashed logins per second with 1 and with 2 workers
 #   SLOW_SERVER_CMD  command that starts ftpdlib with storage sleeping SLOW_MS ms per
-#                  call, in the foreground, run with bash -c. These are substituted:
+#                  call, in the foreground, run with bash -c (default: the slow_ftpd
+#                  example, built with cargo build --release). These are substituted:
 #                  {port} (listen on 127.0.0.1 at this port), {root} (the directory to
 #                  serve), {users} (a --users file with the accounts below), {user} and
 #                  {pass} (the account the busy clients log in as, with write access),
 #                  {slow_ms} (SLOW_MS); it runs from the repository's top directory.
-#                  For example:
-#                    SLOW_SERVER_CMD='target/release/examples/slow_ftpd --delay-ms {slow_ms}
-#                      -i 127.0.0.1 -p {port} -d {root} --users {users} --max-cons 0'
+#                  The default is
+#                    target/release/examples/slow_ftpd --delay-ms {slow_ms} --port {port}
+#                      --dir {root} --user {user} --password {pass}
 #   SLOW_MS        the sleep per storage call in row 3 (default 50)
 #   FILES LIST_REPEAT LIST_SECONDS   row 1: 200000 files, 3 listings, 20 s
 #   LOGIN_CLIENTS LOGIN_SECONDS      row 2: 20 clients, 10 s
@@ -139,6 +140,11 @@ trap 'exit 130' INT TERM
 say() { echo "blocking.sh: $*" >&2; }
 
 # --- ftpdlib ------------------------------------------------------------------------
+if [ -z "$SLOW_SERVER_CMD" ]; then
+    say "building the slow storage example (cargo build --release --example slow_ftpd)"
+    (cd "$REPO" && cargo build --release --quiet --example slow_ftpd)
+    SLOW_SERVER_CMD='target/release/examples/slow_ftpd --delay-ms {slow_ms} --port {port} --dir {root} --user {user} --password {pass}'
+fi
 if [ -z "${FTPDLIB_BIN:-}" ]; then
     say "building the ftpdlib binary (cargo build --release)"
     (cd "$REPO" && cargo build --release --quiet --bin ftpdlib)
@@ -385,12 +391,7 @@ busy_row() { # KIND SERVER LABEL
     client busy "$label" "$name" "$BUSY_SECONDS" --clients "$BUSY_CLIENTS"
     stop_server
 }
-if [ -n "$SLOW_SERVER_CMD" ]; then
-    busy_row ftpdlib-slow ftpdlib "$SLOW_LABEL"
-else
-    say "$SLOW_LABEL: no SLOW_SERVER_CMD, ftpdlib cell n/a"
-    fail_row "$SLOW_LABEL" ftpdlib na "n/a (no slow server given)"
-fi
+busy_row ftpdlib-slow ftpdlib "$SLOW_LABEL"
 [ "$USE_PY" = 1 ] && busy_row pyftpdlib-slow pyftpdlib "$SLOW_LABEL"
 for name in "${SERVERS[@]}"; do busy_row "$name" "$name" "$BUSY_LABEL"; done
 ELAPSED=$(( $(date +%s) - START ))
@@ -414,7 +415,7 @@ TABLE="$WORK/table.md"
     echo "- session B: NOOP every 2 ms on its own connection (a process of its own), round trips in ms; 127.0.0.1 only; $ELAPSED s of workloads"
     echo "- row 1: session A lists $FILES_LABEL empty files, at most $LIST_REPEAT times or $LIST_SECONDS s"
     echo "- row 2: $LOGIN_CLIENTS clients connect, USER, PASS, QUIT in a loop for $LOGIN_SECONDS s. ftpdlib checks a yescrypt (\$y\$) hash from its --users file; **pyftpdlib has no crypt(3) hashes and checks an md5 hex digest** (a DummyAuthorizer subclass, the approach of pyftpdlib's tutorial), so its row shows the server without the cost of a slow hash"
-    echo "- row 3: $BUSY_CLIENTS clients loop LIST, RETR 4 KiB, STOR 4 KiB, MKD, RMD for $BUSY_SECONDS s; storage sleeps $SLOW_MS ms per call (pyftpdlib: an AbstractedFS subclass sleeping in each storage call; ftpdlib: ${SLOW_SERVER_CMD:-none given, set SLOW_SERVER_CMD})"
+    echo "- row 3: $BUSY_CLIENTS clients loop LIST, RETR 4 KiB, STOR 4 KiB, MKD, RMD for $BUSY_SECONDS s; storage sleeps $SLOW_MS ms per call (pyftpdlib: an AbstractedFS subclass sleeping in each storage call; ftpdlib: `$SLOW_SERVER_CMD`)"
     [ -z "$PY_NOTE" ] || echo "- note: $PY_NOTE"
     echo
     echo "Command: \`demo/bench/blocking.sh$( [ "$QUICK" = 1 ] && echo " --quick")\` (FILES=$FILES LIST_REPEAT=$LIST_REPEAT LIST_SECONDS=$LIST_SECONDS LOGIN_CLIENTS=$LOGIN_CLIENTS LOGIN_SECONDS=$LOGIN_SECONDS BUSY_CLIENTS=$BUSY_CLIENTS BUSY_SECONDS=$BUSY_SECONDS SLOW_MS=$SLOW_MS${FTPDLIB_LOGIN_VARIANTS:+ FTPDLIB_LOGIN_VARIANTS=\"$FTPDLIB_LOGIN_VARIANTS\"})"
