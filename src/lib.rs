@@ -91,6 +91,9 @@ pub mod throttle;
 pub mod tls;
 pub mod xferlog;
 
+#[cfg(test)]
+mod testutil;
+
 pub use authorizer::unix::{UnixAuthorizer, UnixOptions};
 pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Perms};
 pub use config::{Config, DtpConfig, FloodConfig, MasqueradeRule};

@@ -582,12 +582,13 @@ impl Authorizer for DummyAuthorizer {
 mod tests {
     use super::*;
 
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ftpdlib-auth-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+    use crate::testutil::TempDir;
+
+    fn tmpdir(name: &str) -> TempDir {
+        let d = TempDir::new(&format!("auth-{name}"));
         std::fs::create_dir_all(d.join("sub/deeper")).unwrap();
         std::fs::write(d.join("sub/file"), b"x").unwrap();
-        d.canonicalize().unwrap()
+        d
     }
 
     #[test]
@@ -628,7 +629,7 @@ mod tests {
         );
         a.add_anonymous(&d, "elr").unwrap();
         assert!(a.validate_authentication("anonymous", "whatever@").is_ok());
-        assert_eq!(a.home_dir("u"), Some(d.clone()));
+        assert_eq!(a.home_dir("u"), Some(d.to_path_buf()));
         assert!(a.remove_user("u"));
         assert!(!a.has_user("u"));
         assert!(!a.remove_user("u"));

@@ -565,9 +565,10 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::symlink;
 
-    fn jail(name: &str) -> (PathBuf, OsFilesystem) {
-        let d = std::env::temp_dir().join(format!("ftpdlib-local-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
+    use crate::testutil::TempDir;
+
+    fn jail(name: &str) -> (TempDir, OsFilesystem) {
+        let d = TempDir::new(&format!("local-{name}"));
         fs::create_dir_all(d.join("root/sub")).unwrap();
         fs::write(d.join("secret"), b"outside").unwrap();
         fs::write(d.join("root/sub/inside"), b"inside").unwrap();

@@ -8,11 +8,12 @@ use crate::DummyAuthorizer;
 
 use super::parse::parse_eprt;
 use super::*;
+use crate::testutil::TempDir;
 
 struct Harness {
     s: Session,
     now: Instant,
-    dir: PathBuf,
+    dir: TempDir,
     /// Actions other than requests, for `actions` to return.
     held: VecDeque<Action>,
     /// Run requests as they come (else they wait in `requests`).
@@ -28,9 +29,7 @@ fn run_request(req: Request) -> Completion {
 
 impl Harness {
     fn new(name: &str, tweak: impl FnOnce(&mut Config)) -> Harness {
-        let dir =
-            std::env::temp_dir().join(format!("ftpdlib-session-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = TempDir::new(&format!("session-{name}"));
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         std::fs::write(dir.join("file.txt"), b"hello\n").unwrap();
         let mut auth = DummyAuthorizer::new();
@@ -504,10 +503,9 @@ impl Filesystem for PanickyFs {
 #[test]
 fn impersonation_is_always_undone() {
     use std::sync::atomic::Ordering::SeqCst;
+    let home = TempDir::new("impersonation-home");
     let mut inner = DummyAuthorizer::new();
-    inner
-        .add_user("user", "pw", std::env::temp_dir(), "elrm")
-        .unwrap();
+    inner.add_user("user", "pw", &home, "elrm").unwrap();
     let auth = Arc::new(Recording {
         inner,
         ..Recording::default()
@@ -520,8 +518,6 @@ fn impersonation_is_always_undone() {
         });
     });
     h.login("user");
-    let _ = std::fs::remove_dir(std::env::temp_dir().join("ftpdlib-imp-d"));
-    let _ = std::fs::remove_dir(std::env::temp_dir().join("ftpdlib-imp-f"));
     expect!(h, "MKD ftpdlib-imp-d", "257");
     assert!(!auth.switched.load(SeqCst));
     // A switch that fails half-way is undone before the 550.
@@ -544,8 +540,6 @@ fn impersonation_is_always_undone() {
         "{r}"
     );
     assert!(h.s.is_closed());
-    let _ = std::fs::remove_dir(std::env::temp_dir().join("ftpdlib-imp-d"));
-    let _ = std::fs::remove_dir(std::env::temp_dir().join("ftpdlib-imp-f"));
 }
 
 /// Requests are answered in order, a late or foreign completion is dropped, and ABOR and
