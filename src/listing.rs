@@ -14,7 +14,7 @@
 //! year otherwise. Names are written as their raw bytes, so a name that is not valid UTF-8
 //! on disk does not break the listing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::CStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -380,9 +380,22 @@ impl std::fmt::Debug for PermContext {
     }
 }
 
+/// LIST, NLST and STAT list a directory of at most this many entries sorted by name, as
+/// pyftpdlib does; a larger one comes in the storage's order (readdir order on the local
+/// disk), so that no listing is ever held whole. MLSD is never sorted (nor is it in
+/// pyftpdlib).
+pub const SORT_LIMIT: usize = 10_000;
+
 #[derive(Debug)]
 enum Entries {
-    Dir(Box<dyn DirStream>),
+    Dir {
+        /// What is left to read; `None` once the end was seen.
+        stream: Option<Box<dyn DirStream>>,
+        /// Entries read ahead to sort them, served before the rest of `stream`.
+        queue: VecDeque<DirEntry>,
+        /// Whether the first piece still has to read ahead (up to `sort_limit` + 1).
+        sort_pending: bool,
+    },
     /// A listing of one file (LIST or NLST of a file name).
     One(Option<DirEntry>),
 }
@@ -402,6 +415,8 @@ pub struct Listing {
     now: i64,
     gmt: bool,
     inline: bool,
+    /// [`SORT_LIMIT`], smaller in tests.
+    sort_limit: usize,
 }
 
 impl Listing {
@@ -422,7 +437,12 @@ impl Listing {
     ) -> io::Result<Listing> {
         let meta = fs.stat(path)?;
         let (entries, real_dir) = if meta.is_dir() {
-            (Entries::Dir(fs.read_dir(path)?), fs.real_path(path))
+            let entries = Entries::Dir {
+                stream: Some(fs.read_dir(path)?),
+                queue: VecDeque::new(),
+                sort_pending: format != ListFormat::Mlsd,
+            };
+            (entries, fs.real_path(path))
         } else if format == ListFormat::Mlsd {
             // RFC 3659 section 7.2.1: MLSD names a directory; a file is a 501.
             return Err(io::Error::new(
@@ -455,6 +475,7 @@ impl Listing {
             now,
             gmt,
             inline: fs.is_inline(),
+            sort_limit: SORT_LIMIT,
         })
     }
 
@@ -470,6 +491,7 @@ impl Listing {
             now: 0,
             gmt: true,
             inline: true,
+            sort_limit: SORT_LIMIT,
         }
     }
 
@@ -489,10 +511,7 @@ impl Listing {
             ListFormat::Nlst => StatMode::None,
             ListFormat::Mlsd => StatMode::Follow,
         };
-        let batch = match &mut self.entries {
-            Entries::Dir(d) => d.next_batch(max.max(1), mode)?,
-            Entries::One(e) => e.take().into_iter().collect(),
-        };
+        let batch = self.next_entries(max.max(1), mode)?;
         if batch.is_empty() {
             return Ok(None);
         }
@@ -524,6 +543,50 @@ impl Listing {
             }
         }
         Ok(Some(out))
+    }
+
+    /// Up to `max` entries: first those read ahead (sorted when the directory ended within
+    /// the limit), then the rest of the directory; empty at the end.
+    fn next_entries(&mut self, max: usize, mode: StatMode) -> io::Result<Vec<DirEntry>> {
+        let (stream, queue, sort_pending) = match &mut self.entries {
+            Entries::One(e) => return Ok(e.take().into_iter().collect()),
+            Entries::Dir {
+                stream,
+                queue,
+                sort_pending,
+            } => (stream, queue, sort_pending),
+        };
+        if std::mem::take(sort_pending) {
+            let mut ended = false;
+            if let Some(s) = stream.as_mut() {
+                while queue.len() <= self.sort_limit {
+                    let batch = s.next_batch(self.sort_limit + 1 - queue.len(), mode)?;
+                    if batch.is_empty() {
+                        ended = true;
+                        break;
+                    }
+                    queue.extend(batch);
+                }
+            }
+            if ended {
+                *stream = None;
+                queue
+                    .make_contiguous()
+                    .sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            }
+        }
+        if !queue.is_empty() {
+            let n = max.min(queue.len());
+            return Ok(queue.drain(..n).collect());
+        }
+        let Some(s) = stream.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let batch = s.next_batch(max, mode)?;
+        if batch.is_empty() {
+            *stream = None;
+        }
+        Ok(batch)
     }
 
     /// The whole listing at once (STAT with a path: the reply is one message).
@@ -577,9 +640,7 @@ mod tests {
 
     #[test]
     fn mlsx_lines() {
-        let dir = std::env::temp_dir().join(format!("ftpdlib-mlsx-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testutil::TempDir::new("mlsx");
         let f = dir.join("f");
         std::fs::write(&f, b"12345").unwrap();
         let fs = crate::filesystem::OsFilesystem::new(&dir).unwrap();
@@ -598,6 +659,80 @@ mod tests {
         assert_eq!(mlsx_perm(true, |_| true), "elcmdfp");
         assert_eq!(mlsx_perm(false, |p| p == crate::Perms::RETR), "r");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A directory that gives `names` in this order, `batch` at a time.
+    #[derive(Debug)]
+    struct Fixed {
+        names: VecDeque<&'static str>,
+        batch: usize,
+    }
+
+    impl DirStream for Fixed {
+        fn next_batch(&mut self, max: usize, _: StatMode) -> io::Result<Vec<DirEntry>> {
+            let n = max.min(self.batch).min(self.names.len());
+            Ok(self
+                .names
+                .drain(..n)
+                .map(|name| DirEntry {
+                    name: name.as_bytes().to_vec(),
+                    stat: Some(Stat {
+                        kind: crate::filesystem::FileKind::File,
+                        size: 0,
+                        mtime: 0,
+                        mode: 0o100644,
+                        uid: 0,
+                        gid: 0,
+                        nlink: 1,
+                        dev: 0,
+                        ino: 0,
+                        link_target: None,
+                    }),
+                })
+                .collect())
+        }
+    }
+
+    /// The names a listing of `names` gives, in the order given, with `sort_limit`.
+    fn listed(names: &[&'static str], format: ListFormat, sort_limit: usize) -> Vec<String> {
+        let mut l = Listing::empty();
+        l.format = format;
+        l.facts = vec!["type"];
+        l.sort_limit = sort_limit;
+        l.entries = Entries::Dir {
+            stream: Some(Box::new(Fixed {
+                names: names.iter().copied().collect(),
+                batch: 2,
+            })),
+            queue: VecDeque::new(),
+            sort_pending: format != ListFormat::Mlsd,
+        };
+        let mut out = Vec::new();
+        while let Some(chunk) = l.next_chunk(3).unwrap() {
+            out.extend_from_slice(&chunk);
+        }
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|line| line.rsplit([' ', ';']).next().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn small_directories_are_sorted_for_list_and_nlst_only() {
+        let names = ["zeta", "Beta", "alpha", "b", "a.txt", "delta", "é"];
+        let sorted = ["Beta", "a.txt", "alpha", "b", "delta", "zeta", "é"];
+        for format in [ListFormat::List, ListFormat::Nlst] {
+            // Within the limit (equal to it too): sorted by name, bytewise as pyftpdlib's
+            // sort of str (UTF-8 byte order is code point order).
+            assert_eq!(listed(&names, format, 100), sorted, "{format:?}");
+            assert_eq!(listed(&names, format, names.len()), sorted, "{format:?}");
+            // Past it: every entry once, in the storage's order.
+            assert_eq!(listed(&names, format, names.len() - 1), names, "{format:?}");
+            assert_eq!(listed(&names, format, 0), names, "{format:?}");
+        }
+        assert_eq!(listed(&names, ListFormat::Mlsd, 100), names);
+        assert!(listed(&[], ListFormat::Nlst, 100).is_empty());
     }
 
     #[test]
