@@ -1,4 +1,4 @@
-//! A basic FTP server with virtual users and connection limits (the seed's section 3.1).
+//! A basic FTP server with virtual users and connection limits (pyftpdlib's tutorial, section 3.1).
 //!
 //! ```text
 //! cargo run --example basic_ftpd

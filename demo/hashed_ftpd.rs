@@ -1,4 +1,4 @@
-//! Virtual users whose passwords are stored as crypt(3) hashes (the seed's section 3.3, done
+//! Virtual users whose passwords are stored as crypt(3) hashes (pyftpdlib's tutorial, section 3.3, done
 //! with the system's libcrypt instead of bare MD5 digests).
 //!
 //! ```text

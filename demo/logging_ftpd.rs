@@ -1,4 +1,4 @@
-//! Logging to files (the seed's section 3.2): session events in one file, every command and
+//! Logging to files (pyftpdlib's tutorial, section 3.2): session events in one file, every command and
 //! reply in another, each line with a timestamp, and the transfers in an xferlog.
 //!
 //! ```text

@@ -1,5 +1,5 @@
 //! A storage back-end of your own: every filesystem call of [`OsFilesystem`] wrapped in a
-//! fixed delay, as a network or object store would add (pyftpdlib's tutorial subclasses
+//! fixed delay, as a network or object store would add (with pyftpdlib one subclasses
 //! `AbstractedFS` for the same purpose).
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! An FTP server with bandwidth limits (the seed's section 3.6, "Throttle bandwidth"), plus
+//! An FTP server with bandwidth limits (pyftpdlib's tutorial, section 3.6, "Throttle bandwidth"), plus
 //! the per-user and whole-server limits and the flood limits ftpdlib adds.
 //!
 //! ```text
@@ -6,8 +6,9 @@
 //! ```
 //!
 //! Serves the current directory on 127.0.0.1:2121 to user "user" (password "12345") and
-//! anonymous. Each transfer reads at most 30 KiB/s and writes at most 30 KiB/s, as in the
-//! seed; "user" has 100 KiB/s down over all its sessions; the whole server 1 MiB/s each way.
+//! anonymous. Each transfer reads at most 30 KiB/s and writes at most 30 KiB/s, as in
+//! pyftpdlib's tutorial; "user" has 100 KiB/s down over all its sessions; the whole server
+//! 1 MiB/s each way.
 //! Set `FTPD_ADDR` to listen elsewhere.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! An FTPS server, explicit (AUTH TLS) or implicit, with the seed's section 4.1 policies.
+//! An FTPS server, explicit (AUTH TLS) or implicit, with pyftpdlib's tutorial, section 4.1 policies.
 //!
 //! ```text
 //! cargo run --example tls_ftpd -- cert.pem key.pem            # explicit, 127.0.0.1:2121

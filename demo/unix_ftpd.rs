@@ -1,4 +1,4 @@
-//! An FTP server for the machine's own accounts (the seed's section 3.4): passwords from
+//! An FTP server for the machine's own accounts (pyftpdlib's tutorial, section 3.4): passwords from
 //! /etc/shadow, homes from /etc/passwd, and every file operation run under the user's ids,
 //! so uploads belong to their user.
 //!
