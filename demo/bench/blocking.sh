@@ -415,7 +415,7 @@ TABLE="$WORK/table.md"
     echo "- session B: NOOP every 2 ms on its own connection (a process of its own), round trips in ms; 127.0.0.1 only; $ELAPSED s of workloads"
     echo "- row 1: session A lists $FILES_LABEL empty files, at most $LIST_REPEAT times or $LIST_SECONDS s"
     echo "- row 2: $LOGIN_CLIENTS clients connect, USER, PASS, QUIT in a loop for $LOGIN_SECONDS s. ftpdlib checks a yescrypt (\$y\$) hash from its --users file; **pyftpdlib has no crypt(3) hashes and checks an md5 hex digest** (a DummyAuthorizer subclass, the approach of pyftpdlib's tutorial), so its row shows the server without the cost of a slow hash"
-    echo "- row 3: $BUSY_CLIENTS clients loop LIST, RETR 4 KiB, STOR 4 KiB, MKD, RMD for $BUSY_SECONDS s; storage sleeps $SLOW_MS ms per call (pyftpdlib: an AbstractedFS subclass sleeping in each storage call; ftpdlib: `$SLOW_SERVER_CMD`)"
+    echo "- row 3: $BUSY_CLIENTS clients loop LIST, RETR 4 KiB, STOR 4 KiB, MKD, RMD for $BUSY_SECONDS s; storage sleeps $SLOW_MS ms per call (pyftpdlib: an AbstractedFS subclass sleeping in each storage call; ftpdlib: \`$SLOW_SERVER_CMD\`)"
     [ -z "$PY_NOTE" ] || echo "- note: $PY_NOTE"
     echo
     echo "Command: \`demo/bench/blocking.sh$( [ "$QUICK" = 1 ] && echo " --quick")\` (FILES=$FILES LIST_REPEAT=$LIST_REPEAT LIST_SECONDS=$LIST_SECONDS LOGIN_CLIENTS=$LOGIN_CLIENTS LOGIN_SECONDS=$LOGIN_SECONDS BUSY_CLIENTS=$BUSY_CLIENTS BUSY_SECONDS=$BUSY_SECONDS SLOW_MS=$SLOW_MS${FTPDLIB_LOGIN_VARIANTS:+ FTPDLIB_LOGIN_VARIANTS=\"$FTPDLIB_LOGIN_VARIANTS\"})"
