@@ -2,6 +2,8 @@
 //! and a raw-line FTP client that checks exact reply codes.
 #![allow(dead_code)]
 
+pub mod faulty;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
