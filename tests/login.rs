@@ -112,7 +112,7 @@ fn a_reply_dropped_or_a_panic_is_451_and_the_session_goes_on() {
     let s = remote_server();
     for user in ["dropper", "panicker"] {
         let mut c = s.client();
-        c.cmd(&format!("USER {user}"), 331);
+        c.cmd(format!("USER {user}"), 331);
         let r = c.cmd("PASS pass", 451);
         assert_eq!(
             r.text(),

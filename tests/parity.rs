@@ -190,8 +190,8 @@ fn every_path_command_is_confined_through_symlinks() {
     );
     // The root cannot be removed or renamed, however it is named.
     for root in ["/", ".", "..", "/..", "//"] {
-        c.cmd(&format!("RMD {root}"), 550);
-        c.cmd(&format!("RNFR {root}"), 550);
+        c.cmd(format!("RMD {root}"), 550);
+        c.cmd(format!("RNFR {root}"), 550);
     }
     // No globbing anywhere: a pattern is a literal name.
     std::fs::write(s.root.join("a1"), b"").unwrap();

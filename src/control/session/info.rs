@@ -116,7 +116,7 @@ impl Session {
             text.push_str(&format!(" {data}\nEnd of status."));
             return self.reply(211, text);
         };
-        let op = self.list_op(real, crate::listing::ListFormat::List, true);
+        let op = self.list_op(real, Vec::new(), crate::listing::ListFormat::List, true);
         self.request(op, Then::Stat { ftp });
     }
 

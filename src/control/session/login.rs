@@ -67,7 +67,7 @@ impl Session {
         match fs {
             Ok(fs) => {
                 self.fs = Some(fs);
-                self.cwd = "/".to_string();
+                self.cwd = b"/".to_vec();
                 self.auth = Auth::LoggedIn(user.clone());
                 self.attempts = 0;
                 self.login_deadline = None;

@@ -64,8 +64,6 @@ mod transfers;
 pub use contract::{Action, DataFailure, Direction, Source, Transfer, TransferError};
 pub use request::{Completion, Op, Request};
 
-use parse::strip_ls_flags;
-
 /// The state of the data connection as the session sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DataState {
@@ -100,6 +98,7 @@ enum Then {
         user: String,
     },
     Cwd {
+        vpath: PathBuf,
         ftp: String,
     },
     Mkd {
@@ -199,7 +198,8 @@ pub struct Session {
     auth: Auth,
     fs: Option<Arc<dyn Filesystem>>,
     /// The current directory, a virtual path.
-    cwd: String,
+    /// The current directory, a virtual path; bytes, as names are.
+    cwd: Vec<u8>,
     /// The request a command waits on.
     waiting: Option<Waiting>,
     /// ABOR arrived while a request was out: answered once it completes.
@@ -290,7 +290,7 @@ impl Session {
             local: SocketAddr::new(canonical(local.ip()), local.port()),
             auth: Auth::Anonymous,
             fs: None,
-            cwd: "/".to_string(),
+            cwd: b"/".to_vec(),
             waiting: None,
             abor_after: false,
             attempts: 0,
@@ -660,55 +660,51 @@ impl Session {
 
     // ---- dispatch ------------------------------------------------------------------
 
-    fn run(&mut self, now: Instant, spec: &'static CommandSpec, raw_arg: &str) {
-        let arg = match spec.verb {
-            Verb::List | Verb::Nlst => strip_ls_flags(raw_arg),
-            _ => raw_arg,
-        };
+    fn run(&mut self, now: Instant, spec: &'static CommandSpec, raw: &[u8]) {
+        // Commands that read their argument as text get it decoded; paths keep their bytes.
+        let text = String::from_utf8_lossy(raw);
+        let arg: &str = &text;
         // 1. The argument rule.
         match spec.arg {
-            Arg::Required if arg.is_empty() => {
+            Arg::Required if raw.is_empty() => {
                 return self.reply(501, "Syntax error: command needs an argument.")
             }
-            Arg::None if !arg.is_empty() => {
+            Arg::None if !raw.is_empty() => {
                 return self.reply(501, "Syntax error: command does not accept arguments.")
             }
             _ => {}
         }
         // 2. Login.
         let logged_in = matches!(self.auth, Auth::LoggedIn(_));
-        if !logged_in && (spec.auth || (spec.verb == Verb::Stat && !arg.is_empty())) {
+        if !logged_in && (spec.auth || (spec.verb == Verb::Stat && !raw.is_empty())) {
             return self.reply(530, "Log in with USER and PASS first.");
         }
         if !logged_in {
-            return self.dispatch(now, spec, arg, None);
+            return self.dispatch(now, spec, arg, raw, None);
         }
         // 3. The path, inside the root; 4. the permission.
         let mut real = None;
-        if spec.path && !(spec.verb == Verb::Stat && arg.is_empty()) {
-            match self.resolve(arg, spec.perm) {
+        if spec.path && !(spec.verb == Verb::Stat && raw.is_empty()) {
+            match self.resolve(raw, spec.perm) {
                 Some(r) => real = Some(r),
                 None => return,
             }
         }
         // The user's identity is taken by the requests, where the work is done.
-        self.dispatch(now, spec, arg, real);
+        self.dispatch(now, spec, arg, raw, real);
     }
 
     /// Maps an FTP path to a virtual one (see [`ftpnorm`]) and checks `perm` on where it
     /// lives; replies 550 and returns `None` when the permission is missing. Every command
     /// that names a path goes through here, the table-driven ones and those with two
     /// arguments (MFMT, SITE CHMOD) alike. The storage keeps the path inside the home.
-    fn resolve(&mut self, arg: &str, perm: Option<Perms>) -> Option<(String, PathBuf)> {
+    fn resolve(&mut self, arg: &[u8], perm: Option<Perms>) -> Option<(String, PathBuf)> {
         let Some(fs) = self.fs.as_ref() else {
             self.reply(550, "No filesystem for this session.");
             return None;
         };
         use std::os::unix::ffi::OsStringExt;
-        let vpath = PathBuf::from(std::ffi::OsString::from_vec(ftpnorm(
-            self.cwd.as_bytes(),
-            arg.as_bytes(),
-        )));
+        let vpath = PathBuf::from(std::ffi::OsString::from_vec(ftpnorm(&self.cwd, arg)));
         let ftp = vpath.to_string_lossy().into_owned();
         if let Some(perm) = perm {
             let real = fs.real_path(&vpath);
@@ -782,7 +778,7 @@ impl Session {
     fn finish_request(&mut self, now: Instant, then: Then, c: Completion) {
         match (then, c) {
             (Then::Pass { user }, Completion::Login(r)) => self.finish_pass(now, user, r),
-            (Then::Cwd { ftp }, Completion::Done(r)) => self.finish_cwd(ftp, r),
+            (Then::Cwd { ftp, vpath }, Completion::Done(r)) => self.finish_cwd(ftp, vpath, r),
             (Then::Mkd { ftp, real }, Completion::Done(r)) => self.finish_mkd(ftp, real, r),
             (Then::Rmd { ftp, real }, Completion::Done(r)) => self.finish_rmd(ftp, real, r),
             (Then::Dele { ftp, real }, Completion::Done(r)) => self.finish_dele(ftp, real, r),
@@ -826,6 +822,7 @@ impl Session {
         now: Instant,
         spec: &'static CommandSpec,
         arg: &str,
+        raw: &[u8],
         path: Option<(String, PathBuf)>,
     ) {
         // REST is consumed by the next transfer command; clients send PASV or TYPE between
@@ -848,7 +845,7 @@ impl Session {
             Verb::Opts => self.cmd_opts(arg),
             Verb::Allo => self.reply(202, "No storage allocation necessary."),
             Verb::Pwd => {
-                let cwd = self.cwd.clone();
+                let cwd = String::from_utf8_lossy(&self.cwd).into_owned();
                 self.reply(
                     257,
                     format!("{} is the current directory.", quote_path(&cwd)),
@@ -888,13 +885,13 @@ impl Session {
                 }
                 self.with_path(path, |s, ftp, p| s.cmd_stor(now, ftp, p, None, true))
             }
-            Verb::Stou => self.cmd_stou(now, arg, rest),
-            Verb::List | Verb::Nlst => self.cmd_list(now, spec.verb, path),
+            Verb::Stou => self.cmd_stou(now, raw, rest),
+            Verb::List | Verb::Nlst => self.cmd_list(now, spec, path, raw),
             Verb::Stat => self.cmd_stat(path),
-            Verb::Mlsd => self.cmd_list(now, spec.verb, path),
+            Verb::Mlsd => self.cmd_list(now, spec, path, raw),
             Verb::Mlst => self.with_path(path, |s, ftp, p| s.cmd_mlst(ftp, p)),
-            Verb::Mfmt => self.cmd_mfmt(arg),
-            Verb::Site => self.cmd_site(arg),
+            Verb::Mfmt => self.cmd_mfmt(raw),
+            Verb::Site => self.cmd_site(raw),
             Verb::Rein => {
                 if let Auth::LoggedIn(_) = self.auth {
                     self.flush_account();

@@ -3,6 +3,7 @@
 //! when the completion comes back.
 
 use std::io;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use crate::authorizer::Perms;
@@ -11,7 +12,7 @@ use crate::control::reply::quote_path;
 use crate::filesystem::Stat;
 use crate::listing;
 
-use super::parse::parse_time_val;
+use super::parse::{parse_time_val, split_word};
 use super::{err_text, Op, Session, Then};
 
 impl Session {
@@ -21,13 +22,17 @@ impl Session {
         let Some((ftp, vpath)) = path else {
             return self.reply(550, "No such file or directory.");
         };
-        self.request(Op::Cwd { path: vpath }, Then::Cwd { ftp });
+        let then = Then::Cwd {
+            ftp,
+            vpath: vpath.clone(),
+        };
+        self.request(Op::Cwd { path: vpath }, then);
     }
 
-    pub(super) fn finish_cwd(&mut self, ftp: String, r: io::Result<()>) {
+    pub(super) fn finish_cwd(&mut self, ftp: String, vpath: PathBuf, r: io::Result<()>) {
         match r {
             Ok(()) => {
-                self.cwd = ftp.clone();
+                self.cwd = vpath.into_os_string().into_vec();
                 self.reply(
                     250,
                     format!("{} is the current directory.", quote_path(&ftp)),
@@ -42,7 +47,7 @@ impl Session {
     }
 
     pub(super) fn cmd_cdup(&mut self, spec: &'static CommandSpec) {
-        let Some(path) = self.resolve("..", spec.perm) else {
+        let Some(path) = self.resolve(b"..", spec.perm) else {
             return;
         };
         self.cmd_cwd(Some(path));
@@ -201,12 +206,13 @@ impl Session {
         }
     }
 
-    pub(super) fn cmd_mfmt(&mut self, arg: &str) {
+    pub(super) fn cmd_mfmt(&mut self, arg: &[u8]) {
         // MFMT YYYYMMDDHHMMSS[.sss] path (draft-somers-ftp-mfxx): the time is UTC.
-        let Some((timeval, target)) = arg.split_once(' ') else {
+        let Some((timeval, target)) = split_word(arg) else {
             return self.reply(501, "Syntax error: MFMT needs a time and a path.");
         };
-        let Some(secs) = parse_time_val(timeval) else {
+        let secs = std::str::from_utf8(timeval).ok().and_then(parse_time_val);
+        let Some(secs) = secs else {
             return self.reply(501, "Invalid time format; expected YYYYMMDDHHMMSS.");
         };
         let Some((ftp, vpath)) = self.resolve(target, Some(Perms::MFMT)) else {
@@ -229,16 +235,17 @@ impl Session {
         }
     }
 
-    pub(super) fn cmd_site(&mut self, arg: &str) {
-        let (sub, rest) = arg.split_once(' ').unwrap_or((arg, ""));
-        match sub.to_ascii_uppercase().as_str() {
+    pub(super) fn cmd_site(&mut self, arg: &[u8]) {
+        let (sub, rest) = split_word(arg).unwrap_or((arg, b""));
+        match String::from_utf8_lossy(sub).to_ascii_uppercase().as_str() {
             "CHMOD" => {
-                let Some((mode, target)) = rest.split_once(' ') else {
+                let Some((mode, target)) = split_word(rest) else {
                     return self.reply(501, "Syntax error: SITE CHMOD needs a mode and a path.");
                 };
                 // Permission bits only: set-id and sticky bits are not a client's to set.
-                let mode = match u32::from_str_radix(mode, 8) {
-                    Ok(m) if m <= 0o777 => m,
+                let mode = std::str::from_utf8(mode).map(|m| u32::from_str_radix(m, 8));
+                let mode = match mode {
+                    Ok(Ok(m)) if m <= 0o777 => m,
                     _ => return self.reply(501, "Invalid SITE CHMOD format; expected an octal mode up to 777."),
                 };
                 let Some((ftp, vpath)) = self.resolve(target, Some(Perms::CHMOD)) else { return };

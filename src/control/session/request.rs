@@ -112,6 +112,9 @@ pub enum Op {
     List {
         /// Virtual path.
         path: PathBuf,
+        /// What to list instead, the first that exists, when nothing is called `path` (LIST
+        /// -la: the argument taken as ls-style flags before a path).
+        fallback: Vec<PathBuf>,
         /// Which listing.
         format: ListFormat,
         /// MLSD's facts.
@@ -375,6 +378,7 @@ fn perform(fs: &dyn Filesystem, op: Op) -> Completion {
         Op::CreateUnique { dir, base } => Completion::Unique(unique(fs, &dir, &base)),
         Op::List {
             path,
+            fallback,
             format,
             facts,
             perm,
@@ -382,7 +386,15 @@ fn perform(fs: &dyn Filesystem, op: Op) -> Completion {
             gmt,
             whole,
         } => {
-            let l = Listing::open(fs, &path, format, facts, perm, now, gmt);
+            let open =
+                |p: &Path| Listing::open(fs, p, format, facts.clone(), perm.clone(), now, gmt);
+            let mut l = open(&path);
+            for other in &fallback {
+                match l {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => l = open(other),
+                    _ => break,
+                }
+            }
             if whole {
                 Completion::Text(l.and_then(Listing::collect_all))
             } else {

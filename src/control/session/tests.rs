@@ -686,11 +686,13 @@ fn auth_without_tls_is_not_supported() {
 }
 
 #[test]
-fn ls_flags_are_ignored() {
-    assert_eq!(strip_ls_flags("-la"), "");
-    assert_eq!(strip_ls_flags("-la /x y"), "/x y");
-    assert_eq!(strip_ls_flags("-1 -a sub"), "sub");
-    assert_eq!(strip_ls_flags("sub"), "sub");
+fn ls_flags_come_off_one_word_at_a_time() {
+    use super::parse::strip_ls_flag;
+    assert_eq!(strip_ls_flag(b"-la"), Some(&b""[..]));
+    assert_eq!(strip_ls_flag(b"-la /x y"), Some(&b"/x y"[..]));
+    assert_eq!(strip_ls_flag(b" -1 -a sub"), Some(&b"-a sub"[..]));
+    assert_eq!(strip_ls_flag(b"sub"), None);
+    assert_eq!(strip_ls_flag(b""), None);
 }
 
 #[test]

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use crate::authorizer::Perms;
-use crate::control::command::Verb;
+use crate::control::command::{CommandSpec, Verb};
 use crate::filesystem::{FileReader, FileWriter, Stat, WriteMode};
 use crate::listing::{self, ListFormat, Listing, PermContext};
 
-use super::parse::{parse_eprt, parse_port};
+use super::parse::{parse_eprt, parse_port, strip_ls_flag};
 use super::{
     canonical, err_text, Action, DataState, Direction, Op, Pending, Session, Source, Then,
     Transfer, XferKind,
@@ -357,18 +357,18 @@ impl Session {
         self.start_transfer(pending, Direction::Receive(file), None);
     }
 
-    pub(super) fn cmd_stou(&mut self, now: Instant, arg: &str, rest: Option<u64>) {
+    pub(super) fn cmd_stou(&mut self, now: Instant, arg: &[u8], rest: Option<u64>) {
         if rest.is_some() {
             return self.reply(450, "Can't STOU while REST request is pending.");
         }
         // The name is made here from the last part of the argument, in the current
         // directory: a client cannot aim STOU through another path.
         let base = arg
-            .rsplit('/')
+            .rsplit(|&b| b == b'/')
             .next()
-            .filter(|b| !b.is_empty() && *b != "." && *b != "..")
-            .unwrap_or("ftpd")
-            .to_string();
+            .filter(|b| !b.is_empty() && *b != b"." && *b != b"..")
+            .unwrap_or(b"ftpd")
+            .to_vec();
         let cwd = self.cwd.clone();
         let Some((dir_ftp, dir)) = self.resolve(&cwd, Some(Perms::STORE)) else {
             return;
@@ -377,13 +377,7 @@ impl Session {
             return;
         }
         let pending = self.new_pending(XferKind::Store, "STOU", dir_ftp, &dir, now);
-        self.request(
-            Op::CreateUnique {
-                dir,
-                base: base.into_bytes(),
-            },
-            Then::Stou { pending },
-        );
+        self.request(Op::CreateUnique { dir, base }, Then::Stou { pending });
     }
 
     pub(super) fn finish_stou(
@@ -441,13 +435,20 @@ impl Session {
     }
 
     /// The request that opens a listing of `vpath` (or makes it whole, for STAT).
-    pub(super) fn list_op(&self, vpath: PathBuf, format: ListFormat, whole: bool) -> Op {
+    pub(super) fn list_op(
+        &self,
+        vpath: PathBuf,
+        fallback: Vec<PathBuf>,
+        format: ListFormat,
+        whole: bool,
+    ) -> Op {
         let perm = self.username().map(|u| PermContext {
             authorizer: std::sync::Arc::clone(&self.config.authorizer),
             user: u.to_string(),
         });
         Op::List {
             path: vpath,
+            fallback,
             format,
             facts: self.mlst_facts.clone(),
             perm,
@@ -457,17 +458,39 @@ impl Session {
         }
     }
 
-    pub(super) fn cmd_list(&mut self, now: Instant, verb: Verb, path: Option<(String, PathBuf)>) {
+    pub(super) fn cmd_list(
+        &mut self,
+        now: Instant,
+        spec: &'static CommandSpec,
+        path: Option<(String, PathBuf)>,
+        raw: &[u8],
+    ) {
         let Some((ftp, vpath)) = path else {
             return self.reply(550, "No such file or directory.");
         };
-        let (name, format) = match verb {
+        let (name, format) = match spec.verb {
             Verb::Nlst => ("NLST", ListFormat::Nlst),
             Verb::Mlsd => ("MLSD", ListFormat::Mlsd),
             _ => ("LIST", ListFormat::List),
         };
+        // Clients send ls-style flags (`LIST -la`, `NLST -1 dir`). The argument names a file
+        // first (one may be called "-dash"); only if nothing has that name is it taken as
+        // flags before a path: the flag words come off one at a time, and the first of
+        // what remains that exists is listed (`NLST -1 -dash` lists "-dash" if it exists,
+        // else the current directory).
+        let mut fallback = Vec::new();
+        if format != ListFormat::Mlsd {
+            let mut rest = raw;
+            while let Some(next) = strip_ls_flag(rest) {
+                match self.resolve(next, spec.perm) {
+                    Some((_, other)) => fallback.push(other),
+                    None => return,
+                }
+                rest = next;
+            }
+        }
         let pending = self.new_pending(XferKind::Listing, name, ftp, &vpath, now);
-        let op = self.list_op(vpath, format, false);
+        let op = self.list_op(vpath, fallback, format, false);
         self.request(op, Then::List { pending });
     }
 
