@@ -277,20 +277,6 @@ fn port_and_eprt() {
 }
 
 #[test]
-fn transfers_need_a_data_connection() {
-    let s = TestServer::start();
-    std::fs::write(s.root.join("f"), b"x").unwrap();
-    let mut c = s.login("user");
-    c.cmd("RETR f", 425);
-    c.cmd("STOR g", 425);
-    c.cmd("LIST", 425);
-    c.cmd("NLST", 425);
-    c.cmd("RETR nope", 550);
-    c.cmd("RETR", 501);
-    c.cmd("STOR", 501);
-}
-
-#[test]
 fn abor_without_transfer() {
     let s = TestServer::start();
     let mut c = s.login("user");

@@ -197,7 +197,6 @@ pub struct Session {
     local: SocketAddr,
     auth: Auth,
     fs: Option<Arc<dyn Filesystem>>,
-    /// The current directory, a virtual path.
     /// The current directory, a virtual path; bytes, as names are.
     cwd: Vec<u8>,
     /// The request a command waits on.
@@ -216,17 +215,24 @@ pub struct Session {
     rate_count: u32,
     delayed: Option<Delayed>,
     ascii: bool,
+    /// REST's restart marker, for the next transfer command (see `take_carried`).
     rest: Option<u64>,
-    /// RNFR's source, a virtual path.
+    /// RNFR's source, a virtual path, for the next command if it is RNTO.
     rnfr: Option<PathBuf>,
     data: DataState,
     /// PORT/EPRT sent, connection pending: no further command until it settles, so replies
     /// stay in order.
     awaiting_connect: bool,
     pending: Option<Pending>,
+    /// A transfer accepted (150 sent) before any PASV/PORT: it starts once the client sets
+    /// up the data connection, as pyftpdlib does.
+    held: Option<Transfer>,
     transfer_running: bool,
     epsv_all: bool,
+    /// QUIT arrived while a request was out: answered once it completes.
     quit_pending: bool,
+    /// QUIT was answered during a transfer: the session closes when the transfer ends.
+    close_after_transfer: bool,
     /// ABOR of a pending transfer sent; waiting for the data channel's report.
     aborting: bool,
     /// The facts MLSD and MLST show (OPTS MLST).
@@ -306,6 +312,8 @@ impl Session {
             transfer_running: false,
             epsv_all: false,
             quit_pending: false,
+            held: None,
+            close_after_transfer: false,
             aborting: false,
             mlst_facts: listing::MLSX_DEFAULT_FACTS.to_vec(),
             hook_panicked: std::cell::Cell::new(false),
@@ -350,16 +358,22 @@ impl Session {
         }
         let next = if let Some(d) = &self.delayed {
             Some(d.at)
-        } else if self.pending.is_some() || self.awaiting_connect {
-            // Idle time does not run during a transfer: the data channel has its own.
-            None
-        } else {
+        } else if self.idle_runs() {
             self.idle_deadline
+        } else {
+            None
         };
         match (next, self.login_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Whether the idle timeout runs: not while a transfer or an active connection is under
+    /// way, which have the data channel's timeouts. A transfer held for want of PASV/PORT
+    /// has none of its own, so the idle timeout ends it.
+    fn idle_runs(&self) -> bool {
+        !((self.pending.is_some() && self.held.is_none()) || self.awaiting_connect)
     }
 
     /// Whether the owner should hand over the next command line now. False while a reply
@@ -369,6 +383,7 @@ impl Session {
             && self.delayed.is_none()
             && !self.awaiting_connect
             && !self.quit_pending
+            && !self.close_after_transfer
             && !self.aborting
             && !self.tls_switching
             && self.waiting.is_none()
@@ -518,17 +533,14 @@ impl Session {
             };
             log::debug!(target: logger::LINE, "{} <- {shown}", self.prefix());
         }
-        if req.name.is_empty() {
-            self.reply(500, "Command \"\" not understood.");
-            return;
-        }
         let Some(spec) = command::lookup(&req.name) else {
+            self.take_carried(Verb::Unknown);
             let name = req.name.chars().take(32).collect::<String>();
             self.reply(500, format!("Command \"{name}\" not understood."));
             return;
         };
         if self.waiting.is_some() {
-            return self.urgent(spec.verb);
+            return self.urgent(now, spec.verb);
         }
         self.run(now, spec, &req.arg);
     }
@@ -537,7 +549,7 @@ impl Session {
     /// or listing is abandoned (426; the completion is dropped when it comes, releasing
     /// the file); any other request is left to finish and the command answered after it.
     /// Other lines are not handed over while a request is out.
-    fn urgent(&mut self, verb: Verb) {
+    fn urgent(&mut self, now: Instant, verb: Verb) {
         let transfer = matches!(
             self.waiting.as_ref().map(|w| &w.then),
             Some(
@@ -558,7 +570,7 @@ impl Session {
             Verb::Quit if transfer => {
                 self.waiting = None;
                 self.reply(426, "Transfer aborted; the session is ending.");
-                self.cmd_quit();
+                self.cmd_quit(now);
             }
             Verb::Quit => self.quit_pending = true,
             _ => self.reply(503, "Bad sequence of commands: a command is still running."),
@@ -573,6 +585,7 @@ impl Session {
         if let Some(t) = self.config.timeout {
             self.idle_deadline = Some(now + t);
         }
+        self.take_carried(Verb::Unknown);
         self.reply(500, "Command too long.");
     }
 
@@ -620,7 +633,7 @@ impl Session {
             }
             return;
         }
-        if self.pending.is_some() || self.awaiting_connect {
+        if !self.idle_runs() {
             return;
         }
         if self.idle_deadline.is_some_and(|d| d <= now) {
@@ -660,7 +673,36 @@ impl Session {
 
     // ---- dispatch ------------------------------------------------------------------
 
+    /// What one command set up for the next lasts for that next command only, whether it
+    /// succeeds or fails: RNFR's source is for RNTO, REST's marker for the next transfer
+    /// command (RETR, STOR, APPE, STOU), with only data-connection setup and settings
+    /// (PASV, EPSV, PORT, EPRT, TYPE, MODE, STRU, PBSZ, PROT, NOOP) allowed between. Any
+    /// other command, an unknown one or one refused for its argument, login or permission
+    /// included, drops both. Returns what `verb` may use.
+    fn take_carried(&mut self, verb: Verb) -> (Option<PathBuf>, Option<u64>) {
+        let rnfr = self.rnfr.take().filter(|_| verb == Verb::Rnto);
+        let rest = match verb {
+            Verb::Retr | Verb::Stor | Verb::Appe | Verb::Stou => self.rest.take(),
+            Verb::Pasv
+            | Verb::Epsv
+            | Verb::Port
+            | Verb::Eprt
+            | Verb::Type
+            | Verb::Mode
+            | Verb::Stru
+            | Verb::Pbsz
+            | Verb::Prot
+            | Verb::Noop => None,
+            _ => {
+                self.rest = None;
+                None
+            }
+        };
+        (rnfr, rest)
+    }
+
     fn run(&mut self, now: Instant, spec: &'static CommandSpec, raw: &[u8]) {
+        let carried = self.take_carried(spec.verb);
         // Commands that read their argument as text get it decoded; paths keep their bytes.
         let text = String::from_utf8_lossy(raw);
         let arg: &str = &text;
@@ -680,7 +722,7 @@ impl Session {
             return self.reply(530, "Log in with USER and PASS first.");
         }
         if !logged_in {
-            return self.dispatch(now, spec, arg, raw, None);
+            return self.dispatch(now, spec, arg, raw, None, carried);
         }
         // 3. The path, inside the root; 4. the permission.
         let mut real = None;
@@ -691,7 +733,7 @@ impl Session {
             }
         }
         // The user's identity is taken by the requests, where the work is done.
-        self.dispatch(now, spec, arg, raw, real);
+        self.dispatch(now, spec, arg, raw, real, carried);
     }
 
     /// Maps an FTP path to a virtual one (see [`ftpnorm`]) and checks `perm` on where it
@@ -769,8 +811,8 @@ impl Session {
             if std::mem::take(&mut self.abor_after) {
                 self.cmd_abor();
             }
-            if self.quit_pending {
-                self.after_transfer();
+            if std::mem::take(&mut self.quit_pending) {
+                self.cmd_quit(now);
             }
         }
     }
@@ -802,7 +844,7 @@ impl Session {
                     rest,
                     append,
                 },
-                Completion::Stat(r),
+                Completion::Target(r),
             ) => self.check_stor(pending, vpath, rest, append, r),
             (Then::Stor { pending }, Completion::Writer(r)) => self.finish_stor(pending, r),
             (Then::Stou { pending }, Completion::Unique(r)) => self.finish_stou(pending, r),
@@ -824,20 +866,12 @@ impl Session {
         arg: &str,
         raw: &[u8],
         path: Option<(String, PathBuf)>,
+        (rnfr, rest): (Option<PathBuf>, Option<u64>),
     ) {
-        // REST is consumed by the next transfer command; clients send PASV or TYPE between
-        // the two (ftplib sends REST after opening the data connection).
-        let rest = match spec.verb {
-            Verb::Retr | Verb::Stor | Verb::Appe | Verb::Stou => self.rest.take(),
-            _ => None,
-        };
-        if spec.verb != Verb::Rnto && spec.verb != Verb::Rnfr {
-            self.rnfr = None;
-        }
         match spec.verb {
             Verb::User => self.cmd_user(arg),
             Verb::Pass => self.cmd_pass(arg),
-            Verb::Quit => self.cmd_quit(),
+            Verb::Quit => self.cmd_quit(now),
             Verb::Noop => self.reply(200, "NOOP ok."),
             Verb::Syst => self.reply(215, "UNIX Type: L8"),
             Verb::Help => self.cmd_help(arg),
@@ -874,7 +908,7 @@ impl Session {
             Verb::Rmd => self.with_path(path, |s, ftp, p| s.cmd_rmd(ftp, p)),
             Verb::Dele => self.with_path(path, |s, ftp, p| s.cmd_dele(ftp, p)),
             Verb::Rnfr => self.with_path(path, |s, ftp, p| s.cmd_rnfr(ftp, p)),
-            Verb::Rnto => self.with_path(path, |s, ftp, p| s.cmd_rnto(ftp, p)),
+            Verb::Rnto => self.with_path(path, |s, ftp, p| s.cmd_rnto(ftp, p, rnfr)),
             Verb::Size => self.with_path(path, |s, ftp, p| s.cmd_size(ftp, p)),
             Verb::Mdtm => self.with_path(path, |s, ftp, p| s.cmd_mdtm(ftp, p)),
             Verb::Retr => self.with_path(path, |s, ftp, p| s.cmd_retr(now, ftp, p, rest)),

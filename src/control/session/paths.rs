@@ -126,8 +126,8 @@ impl Session {
         self.reply(350, "Ready for destination name.");
     }
 
-    pub(super) fn cmd_rnto(&mut self, ftp: String, vpath: PathBuf) {
-        let Some(from) = self.rnfr.take() else {
+    pub(super) fn cmd_rnto(&mut self, ftp: String, vpath: PathBuf, rnfr: Option<PathBuf>) {
+        let Some(from) = rnfr else {
             return self.reply(503, "Bad sequence of commands: use RNFR first.");
         };
         if vpath.as_os_str() == "/" {

@@ -40,8 +40,8 @@ pub enum Op {
         /// Virtual path.
         path: PathBuf,
     },
-    /// What a STOR would write into: the file's metadata, an empty file where it does not
-    /// exist yet but its directory does, `NotFound` where the directory is missing.
+    /// What a STOR would write into: the file's metadata, `None` where it does not exist
+    /// yet but its directory does, `NotFound` where the directory is missing.
     WriteTarget {
         /// Virtual path.
         path: PathBuf,
@@ -134,6 +134,8 @@ pub enum Op {
 pub enum Completion {
     /// [`Op::Login`]: the user's storage, or why not.
     Login(Result<Arc<dyn Filesystem>, AuthError>),
+    /// [`Op::WriteTarget`].
+    Target(io::Result<Option<Stat>>),
     /// [`Op::Stat`], [`Op::Lstat`].
     Stat(io::Result<Stat>),
     /// Operations that return nothing.
@@ -165,6 +167,7 @@ impl fmt::Debug for Completion {
         match self {
             Completion::Login(r) => write!(f, "Login({:?})", r.as_ref().map(|_| ())),
             Completion::Stat(r) => write!(f, "Stat({r:?})"),
+            Completion::Target(r) => write!(f, "Target({r:?})"),
             Completion::Done(r) => write!(f, "Done({r:?})"),
             Completion::Reader(r) => write!(f, "Reader({:?})", r.as_ref().map(|_| ())),
             Completion::Writer(r) => write!(f, "Writer({:?})", r.as_ref().map(|_| ())),
@@ -358,7 +361,7 @@ fn perform(fs: &dyn Filesystem, op: Op) -> Completion {
         Op::Login { .. } => Completion::Done(Err(not_found())),
         Op::Stat { path } => Completion::Stat(fs.stat(&path)),
         Op::Lstat { path } => Completion::Stat(fs.lstat(&path)),
-        Op::WriteTarget { path } => Completion::Stat(write_target(fs, &path)),
+        Op::WriteTarget { path } => Completion::Target(write_target(fs, &path)),
         Op::Cwd { path } => Completion::Done(cwd(fs, &path)),
         Op::Mkdir { path } => Completion::Done(fs.mkdir(&path)),
         Op::Rmdir { path } => Completion::Done(fs.rmdir(&path)),
@@ -404,27 +407,16 @@ fn perform(fs: &dyn Filesystem, op: Op) -> Completion {
     }
 }
 
-fn write_target(fs: &dyn Filesystem, path: &Path) -> io::Result<Stat> {
+fn write_target(fs: &dyn Filesystem, path: &Path) -> io::Result<Option<Stat>> {
     match fs.stat(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let parent = path.parent().unwrap_or(Path::new("/"));
             if !fs.stat(parent)?.is_dir() {
                 return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
             }
-            Ok(Stat {
-                kind: crate::filesystem::FileKind::File,
-                size: 0,
-                mtime: 0,
-                mode: libc::S_IFREG,
-                uid: 0,
-                gid: 0,
-                nlink: 0,
-                dev: 0,
-                ino: 0,
-                link_target: None,
-            })
+            Ok(None)
         }
-        other => other,
+        other => other.map(Some),
     }
 }
 

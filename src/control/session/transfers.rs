@@ -94,7 +94,7 @@ impl Session {
                 );
             }
         }
-        if self.transfer_busy() || self.data_tls_missing() {
+        if (self.held.is_none() && self.transfer_busy()) || self.data_tls_missing() {
             return;
         }
         self.drop_data();
@@ -158,13 +158,14 @@ impl Session {
                 ),
             );
         }
-        if self.transfer_busy() || self.data_tls_missing() {
+        if (self.held.is_none() && self.transfer_busy()) || self.data_tls_missing() {
             return;
         }
         self.drop_data();
         self.data = DataState::Connecting;
         self.awaiting_connect = true;
         self.actions.push_back(Action::Connect(addr));
+        self.release_held();
     }
 
     pub(super) fn cmd_abor(&mut self) {
@@ -208,23 +209,34 @@ impl Session {
         self.pending = Some(pending);
         let ascii = self.ascii && kind != XferKind::Listing;
         let tls = self.prot_private;
-        self.actions.push_back(Action::Transfer(Transfer {
+        let transfer = Transfer {
             direction,
             ascii,
             use_sendfile: self.config.use_sendfile && !ascii && !tls,
             tls,
-        }));
+        };
+        if self.data == DataState::None {
+            // No PASV/PORT yet: the transfer waits for one (see `release_held`).
+            self.held = Some(transfer);
+        } else {
+            self.actions.push_back(Action::Transfer(transfer));
+        }
     }
 
-    pub(super) fn need_data(&mut self) -> bool {
-        if self.transfer_busy() {
-            return false;
+    /// A data connection is being set up (PASV ready, PORT sent): a transfer command that
+    /// came before it starts on it.
+    pub(super) fn release_held(&mut self) {
+        if let Some(t) = self.held.take() {
+            self.actions.push_back(Action::Transfer(t));
         }
-        if self.data == DataState::None {
-            self.reply(425, "Use PORT, EPRT, PASV or EPSV first.");
-            return false;
-        }
-        true
+    }
+
+    /// Whether a transfer command may go ahead: no other transfer is pending (else 425).
+    /// Without a data connection it is accepted and held until PASV or PORT sets one up,
+    /// as pyftpdlib does; the file it acts on is opened now, so no later command can
+    /// change which file moves.
+    pub(super) fn transfer_free(&mut self) -> bool {
+        !self.transfer_busy()
     }
 
     pub(super) fn cmd_retr(
@@ -258,7 +270,7 @@ impl Session {
             }
             Err(e) => return self.reply(550, err_text(&e)),
         };
-        if !self.need_data() {
+        if !self.transfer_free() {
             return;
         }
         let size = file.size();
@@ -312,10 +324,10 @@ impl Session {
         vpath: PathBuf,
         rest: Option<u64>,
         append: bool,
-        r: io::Result<Stat>,
+        r: io::Result<Option<Stat>>,
     ) {
         let stat = match r {
-            Ok(m) => Some(m),
+            Ok(m) => m,
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound
                     || e.raw_os_error() == Some(libc::ENOTDIR) =>
@@ -326,7 +338,10 @@ impl Session {
             Err(_) => None,
         };
         if let Some(off) = rest {
-            let size = stat.as_ref().map_or(0, |m| m.size);
+            // A restart continues a file that is there (pyftpdlib: 550 too).
+            let Some(size) = stat.as_ref().map(|m| m.size) else {
+                return self.reply(550, "No such file or directory.");
+            };
             if off > size {
                 return self.reply(554, format!("REST position ({off}) > file size ({size})."));
             }
@@ -334,7 +349,7 @@ impl Session {
         if stat.as_ref().is_some_and(Stat::is_dir) {
             return self.reply(550, "Is a directory.");
         }
-        if !self.need_data() {
+        if !self.transfer_free() {
             return;
         }
         let mode = match (append, rest) {
@@ -351,7 +366,7 @@ impl Session {
             Err(e) => return self.reply(550, err_text(&e)),
         };
         // The data connection may have gone (a timeout) while the file was opened.
-        if !self.need_data() {
+        if !self.transfer_free() {
             return;
         }
         self.start_transfer(pending, Direction::Receive(file), None);
@@ -373,7 +388,7 @@ impl Session {
         let Some((dir_ftp, dir)) = self.resolve(&cwd, Some(Perms::STORE)) else {
             return;
         };
-        if !self.need_data() {
+        if !self.transfer_free() {
             return;
         }
         let pending = self.new_pending(XferKind::Store, "STOU", dir_ftp, &dir, now);
@@ -389,7 +404,7 @@ impl Session {
             Ok(x) => x,
             Err(e) => return self.reply(450, err_text(&e)),
         };
-        if !self.need_data() {
+        if !self.transfer_free() {
             return;
         }
         let name = String::from_utf8_lossy(&name).into_owned();
@@ -496,7 +511,7 @@ impl Session {
 
     pub(super) fn finish_list(&mut self, pending: Pending, r: io::Result<Box<Listing>>) {
         match r {
-            Ok(_) if !self.need_data() => {}
+            Ok(_) if !self.transfer_free() => {}
             Ok(l) => {
                 self.log_cmd(pending.verb, &pending.ftp_path, 125);
                 self.start_transfer(pending, Direction::Send(Source::Listing(l)), None);
