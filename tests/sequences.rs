@@ -95,7 +95,8 @@ fn a_held_transfer_ends_on_abor_or_the_idle_timeout() {
     // Nothing is left held: a PASV now starts nothing.
     let mut data = TcpStream::connect(c.pasv()).unwrap();
     c.cmd("NOOP", 200);
-    data.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    data.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut buf = [0u8; 8];
     assert!(data.read(&mut buf).is_err(), "a transfer ran after ABOR");
     c.cmd("ABOR", 225);

@@ -142,6 +142,8 @@ f.cwd("d")
 f.storbinary("STOR a.txt", io.BytesIO(b"hello memory"))
 f.rename("a.txt", "b.txt")
 assert f.nlst() == ["b.txt"], f.nlst()
+# SIZE is refused in ASCII mode (as pyftpdlib refuses it), and NLST left ASCII on.
+f.voidcmd("TYPE I")
 assert f.size("b.txt") == 12
 buf = io.BytesIO()
 f.retrbinary("RETR b.txt", buf.write)

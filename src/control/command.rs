@@ -397,7 +397,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         "REIN",
         Verb::Rein,
         None,
-        false,
+        true,
         NoArg,
         false,
         "Syntax: REIN (flush account).",
@@ -451,7 +451,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         "SITE",
         Verb::Site,
         None,
-        true,
+        // SITE HELP works before login; SITE CHMOD checks the login itself.
+        false,
         ReqArg,
         false,
         "Syntax: SITE <SP> site-command (CHMOD or HELP).",

@@ -727,7 +727,13 @@ impl Session {
         // 3. The path, inside the root; 4. the permission.
         let mut real = None;
         if spec.path && !(spec.verb == Verb::Stat && raw.is_empty()) {
-            match self.resolve(raw, spec.perm) {
+            // CWD alone goes home, as in pyftpdlib.
+            let target = if spec.verb == Verb::Cwd && raw.is_empty() {
+                b"/"
+            } else {
+                raw
+            };
+            match self.resolve(target, spec.perm) {
                 Some(r) => real = Some(r),
                 None => return,
             }
@@ -872,7 +878,7 @@ impl Session {
             Verb::User => self.cmd_user(arg),
             Verb::Pass => self.cmd_pass(arg),
             Verb::Quit => self.cmd_quit(now),
-            Verb::Noop => self.reply(200, "NOOP ok."),
+            Verb::Noop => self.reply(200, "I successfully did nothing'."),
             Verb::Syst => self.reply(215, "UNIX Type: L8"),
             Verb::Help => self.cmd_help(arg),
             Verb::Feat => self.cmd_feat(),
@@ -921,7 +927,7 @@ impl Session {
             }
             Verb::Stou => self.cmd_stou(now, raw, rest),
             Verb::List | Verb::Nlst => self.cmd_list(now, spec, path, raw),
-            Verb::Stat => self.cmd_stat(path),
+            Verb::Stat => self.cmd_stat(path, raw),
             Verb::Mlsd => self.cmd_list(now, spec, path, raw),
             Verb::Mlst => self.with_path(path, |s, ftp, p| s.cmd_mlst(ftp, p)),
             Verb::Mfmt => self.cmd_mfmt(raw),

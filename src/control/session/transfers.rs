@@ -25,7 +25,8 @@ impl Session {
             .filter(|c| *c != ' ')
             .collect();
         match t.as_str() {
-            "A" | "AN" => {
+            // L7 is ASCII too, as in pyftpdlib; A N is RFC 959's own name for it.
+            "A" | "AN" | "L7" => {
                 self.ascii = true;
                 self.reply(200, "Type set to: ASCII.");
             }
@@ -39,7 +40,11 @@ impl Session {
 
     pub(super) fn cmd_rest(&mut self, arg: &str) {
         match arg.trim().parse::<u64>() {
-            Ok(_) if self.ascii => self.reply(501, "Resuming transfers not allowed in ASCII mode."),
+            // Embedded clients send TYPE A, then REST 0, before every listing: a restart
+            // at 0 is no restart, so it is accepted in ASCII mode too.
+            Ok(n) if self.ascii && n > 0 => {
+                self.reply(501, "Resuming transfers not allowed in ASCII mode.")
+            }
             Ok(n) => {
                 self.rest = Some(n);
                 self.reply(350, format!("Restarting at position {n}."));
@@ -110,16 +115,16 @@ impl Session {
         let addr = if extended {
             match parse_eprt(arg.trim()) {
                 Err(()) => return self.reply(501, "Invalid EPRT format."),
+                // RFC 2428 section 2: 522 lists the protocols that would do.
                 Ok((af, _)) if af == "1" && !v4 => {
-                    return self.reply(522, "Network protocol not supported (use 2).")
+                    return self.reply(522, "Network protocol not supported, use (2).")
                 }
                 Ok((af, _)) if af == "2" && v4 => {
-                    return self.reply(522, "Network protocol not supported (use 1).")
+                    return self.reply(522, "Network protocol not supported, use (1).")
                 }
-                Ok((_, None)) if v4 => {
-                    return self.reply(522, "Network protocol not supported (use 1).")
+                Ok((_, None)) => {
+                    return self.reply(522, "Network protocol not supported, use (1,2).")
                 }
-                Ok((_, None)) => return self.reply(522, "Network protocol not supported (use 2)."),
                 Ok((_, Some(a))) => a,
             }
         } else {
@@ -277,7 +282,7 @@ impl Session {
         if offset > size {
             return self.reply(
                 554,
-                format!("REST position ({offset}) > file size ({size})."),
+                format!("REST position ({offset}) > file size ({size})"),
             );
         }
         self.start_transfer(
@@ -343,7 +348,7 @@ impl Session {
                 return self.reply(550, "No such file or directory.");
             };
             if off > size {
-                return self.reply(554, format!("REST position ({off}) > file size ({size})."));
+                return self.reply(554, format!("REST position ({off}) > file size ({size})"));
             }
         }
         if stat.as_ref().is_some_and(Stat::is_dir) {
