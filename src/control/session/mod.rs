@@ -201,8 +201,8 @@ pub struct Session {
     cwd: Vec<u8>,
     /// The request a command waits on.
     waiting: Option<Waiting>,
-    /// ABOR arrived while a request was out: answered once it completes.
-    abor_after: bool,
+    /// ABORs that arrived while a request was out: each answered once it completes.
+    abor_after: u32,
     attempts: u32,
     out: Vec<u8>,
     actions: VecDeque<Action>,
@@ -298,7 +298,7 @@ impl Session {
             fs: None,
             cwd: b"/".to_vec(),
             waiting: None,
-            abor_after: false,
+            abor_after: 0,
             attempts: 0,
             out: Vec::new(),
             actions: VecDeque::new(),
@@ -562,11 +562,15 @@ impl Session {
         );
         match verb {
             Verb::Abor if transfer => {
+                // As for a running transfer, ABOR closes the data connection: the client
+                // sets up a new one for its next transfer.
                 self.waiting = None;
+                self.drop_data();
+                self.awaiting_connect = false;
                 self.reply(426, "Transfer aborted via ABOR.");
                 self.reply(226, "ABOR command successful.");
             }
-            Verb::Abor => self.abor_after = true,
+            Verb::Abor => self.abor_after = self.abor_after.saturating_add(1),
             Verb::Quit if transfer => {
                 self.waiting = None;
                 self.reply(426, "Transfer aborted; the session is ending.");
@@ -814,7 +818,7 @@ impl Session {
             self.finish_request(now, w.then, completion);
         }
         if self.waiting.is_none() && self.pending.is_none() {
-            if std::mem::take(&mut self.abor_after) {
+            for _ in 0..std::mem::take(&mut self.abor_after) {
                 self.cmd_abor();
             }
             if std::mem::take(&mut self.quit_pending) {
