@@ -148,7 +148,6 @@ impl Session {
                 let body = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
                 let mut text = format!("Status of {}:\n", quote_path(&ftp));
                 for line in body.lines() {
-                    text.push(' ');
                     text.push_str(line);
                     text.push('\n');
                 }
