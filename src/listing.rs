@@ -427,7 +427,6 @@ pub struct Listing {
     names: NameCache,
     now: i64,
     gmt: bool,
-    inline: bool,
     /// [`SORT_LIMIT`], smaller in tests.
     sort_limit: usize,
 }
@@ -487,7 +486,6 @@ impl Listing {
             names: NameCache::default(),
             now,
             gmt,
-            inline: fs.is_inline(),
             sort_limit: SORT_LIMIT,
         })
     }
@@ -503,15 +501,8 @@ impl Listing {
             names: NameCache::default(),
             now: 0,
             gmt: true,
-            inline: true,
             sort_limit: SORT_LIMIT,
         }
-    }
-
-    /// Whether the pieces are cheap enough to make on the reactor thread (the storage says
-    /// so: [`Filesystem::is_inline`]).
-    pub fn is_inline(&self) -> bool {
-        self.inline
     }
 
     /// The next piece of the listing, at most `max` entries' lines; `None` at the end.

@@ -282,7 +282,8 @@ fn a_transfer_command_while_one_runs_is_refused() {
     let mut data = TcpStream::connect(addr).unwrap();
     c.cmd("RETR f", 125);
     // The running transfer keeps its file: a second RETR or a rename cannot redirect it.
-    c.cmd("RETR other", 550);
+    // A second transfer command is refused before it looks for its file.
+    c.cmd("RETR other", 425);
     c.cmd("PASV", 425);
     c.cmd("RNFR f", 350);
     c.cmd("RNTO g", 250);

@@ -238,8 +238,9 @@ pub trait Authorizer: Send + Sync {
     /// Starts a password check whose answer may come later, from any thread, through
     /// `reply`: an authorizer with a client of its own (LDAP, a database, an HTTP service)
     /// sends the request, keeps `reply` with it and returns at once, freeing the worker.
-    /// The session waits for the answer (reading no further command; QUIT, ABOR and the
-    /// idle timeout still work). After a successful answer the home directory and the
+    /// The session waits for the answer, reading no further command: a QUIT or ABOR sent
+    /// meanwhile is answered after it, and the idle timeout (`Config::timeout`) ends a
+    /// session whose answer never comes. After a successful answer the home directory and the
     /// user's storage are set up on the thread that sent it.
     ///
     /// Called on a worker thread. The default answers at once with

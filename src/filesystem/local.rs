@@ -43,6 +43,11 @@ fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// A FIFO, socket or device where a file was wanted: never opened for a transfer.
+fn not_regular() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "Not a regular file")
+}
+
 fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
 }
@@ -331,19 +336,23 @@ impl Filesystem for OsFilesystem {
     }
 
     fn open_read(&self, path: &Path, offset: u64) -> io::Result<Box<dyn FileReader>> {
-        let fd = self.open(path, libc::O_RDONLY, 0)?;
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it would hold a worker);
+        // it is refused just below, and on a regular file the flag changes nothing.
+        let fd = self.open(path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
         let st = fstat(fd.as_raw_fd())?;
-        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            return Err(errno(libc::EISDIR));
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => {}
+            libc::S_IFDIR => return Err(errno(libc::EISDIR)),
+            // A FIFO, socket or device: reads may block forever or never end.
+            _ => return Err(not_regular()),
         }
+        let size = st.st_size.max(0) as u64;
         let mut file = File::from(fd);
-        if offset > 0 {
+        // Past the end, the caller answers 554 from `size`; no seek (it could fail first).
+        if offset > 0 && offset <= size {
             file.seek(SeekFrom::Start(offset))?;
         }
-        Ok(Box::new(LocalFile {
-            file,
-            size: st.st_size.max(0) as u64,
-        }))
+        Ok(Box::new(LocalFile { file, size }))
     }
 
     fn open_write(&self, path: &Path, mode: WriteMode) -> io::Result<Box<dyn FileWriter>> {
@@ -355,7 +364,15 @@ impl Filesystem for OsFilesystem {
                 WriteMode::At(_) => 0,
                 WriteMode::CreateNew => libc::O_EXCL,
             };
-        let fd = self.open(path, flags, 0o666)?;
+        // O_NONBLOCK: a FIFO without a reader fails at once (ENXIO) instead of holding a
+        // worker; one with a reader is refused below like any other non-regular file.
+        let fd = match self.open(path, flags | libc::O_NONBLOCK, 0o666) {
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Err(not_regular()),
+            r => r?,
+        };
+        if fstat(fd.as_raw_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(not_regular());
+        }
         let mut file = File::from(fd);
         if let WriteMode::At(n) = mode {
             file.set_len(n)?;

@@ -57,13 +57,10 @@ impl FtpServer {
         }
     }
 
-    /// Makes piece `id` of a data channel's listing: at once where cheap, else on the pool
-    /// (the channel sends nothing meanwhile).
+    /// Makes piece `id` of a data channel's listing on the pool, whatever the storage: the
+    /// first piece of a large directory reads ahead to sort it (the channel sends nothing
+    /// meanwhile).
     pub(super) fn make_chunk(&mut self, key: usize, id: u64, mut listing: Box<Listing>) {
-        if listing.is_inline() {
-            let piece = listing.next_chunk(CHUNK_ENTRIES);
-            return self.chunk_back(key, id, listing, piece);
-        }
         let job = Box::new(move || {
             let piece = listing.next_chunk(CHUNK_ENTRIES);
             Work::Chunk(listing, piece)

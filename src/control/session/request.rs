@@ -255,9 +255,11 @@ impl Request {
 
     /// Whether the work is cheap enough to run on the reactor thread: storage calls on a
     /// storage that says so ([`Filesystem::is_inline`]). A login never is: password hashes
-    /// are slow on purpose, and a user's authorizer may ask the network.
+    /// are slow on purpose, and a user's authorizer may ask the network. Nor is a listing:
+    /// its cost grows with the directory, whatever the storage.
     pub fn is_inline(&self) -> bool {
-        !matches!(self.op, Op::Login { .. }) && self.fs.as_ref().is_some_and(|f| f.is_inline())
+        !matches!(self.op, Op::Login { .. } | Op::List { .. })
+            && self.fs.as_ref().is_some_and(|f| f.is_inline())
     }
 
     /// Does the work and hands the completion to `answer`: before returning, except for a

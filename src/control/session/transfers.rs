@@ -251,6 +251,11 @@ impl Session {
         vpath: PathBuf,
         rest: Option<u64>,
     ) {
+        // A second transfer command while one is pending is refused before it asks for
+        // its file: nothing of it may be left out when an ABOR comes for the first.
+        if !self.transfer_free() {
+            return;
+        }
         let offset = rest.unwrap_or(0);
         let pending = self.new_pending(XferKind::Retr, "RETR", ftp, &vpath, now);
         self.request(
@@ -300,6 +305,9 @@ impl Session {
         rest: Option<u64>,
         append: bool,
     ) {
+        if !self.transfer_free() {
+            return;
+        }
         let pending = self.new_pending(
             XferKind::Store,
             if append { "APPE" } else { "STOR" },
@@ -488,6 +496,9 @@ impl Session {
         let Some((ftp, vpath)) = path else {
             return self.reply(550, "No such file or directory.");
         };
+        if !self.transfer_free() {
+            return;
+        }
         let (name, format) = match spec.verb {
             Verb::Nlst => ("NLST", ListFormat::Nlst),
             Verb::Mlsd => ("MLSD", ListFormat::Mlsd),
