@@ -270,20 +270,33 @@ pub fn name_bytes(name: &std::ffi::OsStr) -> &[u8] {
     name.as_bytes()
 }
 
-/// The RFC 3659 facts MLSD and MLST can show, in the order they are written.
+/// The RFC 3659 facts MLSD and MLST can show, in the order FEAT lists them (pyftpdlib's).
 pub const MLSX_FACTS: [&str; 8] = [
     "type",
+    "perm",
     "size",
     "modify",
-    "perm",
     "unique",
     "unix.mode",
     "unix.uid",
     "unix.gid",
 ];
 
+/// The same facts in the order each MLSD/MLST line writes them: by name, as pyftpdlib
+/// writes them (RFC 3659 allows any order).
+const MLSX_LINE_ORDER: [&str; 8] = [
+    "modify",
+    "perm",
+    "size",
+    "type",
+    "unique",
+    "unix.gid",
+    "unix.mode",
+    "unix.uid",
+];
+
 /// Facts shown until the client picks others with `OPTS MLST`.
-pub const MLSX_DEFAULT_FACTS: [&str; 5] = ["type", "size", "modify", "perm", "unique"];
+pub const MLSX_DEFAULT_FACTS: [&str; 5] = ["type", "perm", "size", "modify", "unique"];
 
 /// The `perm` fact for an entry (RFC 3659 section 7.5.5), from the permissions the user
 /// holds on it.
@@ -318,7 +331,7 @@ pub fn mlsx_perm(is_dir: bool, has: impl Fn(crate::Perms) -> bool) -> String {
 /// computed `perm` fact.
 pub fn push_mlsx_line(out: &mut Vec<u8>, name: &[u8], meta: &Stat, facts: &[&str], perm: &str) {
     let mut line = String::new();
-    for fact in MLSX_FACTS.iter().filter(|f| facts.contains(f)) {
+    for fact in MLSX_LINE_ORDER.iter().filter(|f| facts.contains(f)) {
         let value = match *fact {
             "type" => if meta.is_dir() {
                 "dir"
@@ -648,8 +661,11 @@ mod tests {
         let mut out = Vec::new();
         push_mlsx_line(&mut out, b"f", &meta, &MLSX_DEFAULT_FACTS, "adfrw");
         let line = String::from_utf8(out).unwrap();
-        assert!(line.starts_with("type=file;size=5;modify="), "{line}");
-        assert!(line.contains(";perm=adfrw;unique="), "{line}");
+        assert!(line.starts_with("modify="), "{line}");
+        assert!(
+            line.contains(";perm=adfrw;size=5;type=file;unique="),
+            "{line}"
+        );
         assert!(line.ends_with("; f\r\n"), "{line}");
         let mut out = Vec::new();
         push_mlsx_line(&mut out, b"f", &meta, &["unix.mode", "type"], "");

@@ -8,8 +8,11 @@
 //! longer waits for that id (the session ended, or the slab key was reused): dropping a
 //! result releases what it holds (an open file, a half-written upload).
 //!
-//! A job that panics is caught: its result is `None` (the session answers 451 and goes on)
-//! and the worker carries on with the next job. A job that leaves its thread unusable (an
+//! A job may also finish later, from another thread: [`WorkerPool::submit_deferred`] hands
+//! it a [`Reply`] to send when it is done (an authorizer that asks a server of its own frees
+//! the worker meanwhile). A job that panics is caught: its [`Reply`] is dropped unsent, its
+//! result is `None` (the session answers 451 and goes on) and the worker carries on with the
+//! next job. A job that leaves its thread unusable (an
 //! impersonation that could not be undone) calls [`retire_current_worker`]: the worker ends
 //! after the job and a fresh one takes its place.
 
@@ -17,12 +20,16 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 
 /// A job: runs on a worker thread and yields a result.
 pub type Job<C> = Box<dyn FnOnce() -> C + Send>;
+
+/// A job that sends its result through a [`Reply`], now or later from any thread.
+pub type DeferredJob<C> = Box<dyn FnOnce(Reply<C>) + Send>;
 
 /// Called by a worker after queueing a result: wakes the reactor.
 pub type WakeFn = Arc<dyn Fn() + Send + Sync>;
@@ -38,16 +45,66 @@ pub struct Done<C> {
     pub result: Option<C>,
 }
 
-struct Task<C> {
-    key: usize,
-    id: u64,
-    job: Job<C>,
+struct Task<C: Send + 'static> {
+    reply: Reply<C>,
+    job: DeferredJob<C>,
 }
 
-struct Shared<C> {
+struct Shared<C: Send + 'static> {
     jobs: Mutex<Receiver<Task<C>>>,
+    out: Arc<Outbox<C>>,
+}
+
+/// Where finished jobs wait for the reactor.
+struct Outbox<C> {
     done: Mutex<VecDeque<Done<C>>>,
     wake: WakeFn,
+    /// False once the pool is dropped: late results are dropped at once.
+    open: AtomicBool,
+}
+
+/// The way back for one job's result: [`send`](Self::send) it once, from any thread. Dropped
+/// unsent (the job panicked, or whoever held the reply gave up), it delivers `None`, so the
+/// channel that waits always hears back.
+pub struct Reply<C: Send + 'static> {
+    key: usize,
+    id: u64,
+    out: Option<Arc<Outbox<C>>>,
+}
+
+impl<C: Send + 'static> Reply<C> {
+    /// Delivers the result and wakes the reactor.
+    pub fn send(mut self, result: C) {
+        self.deliver(Some(result));
+    }
+
+    fn deliver(&mut self, result: Option<C>) {
+        let Some(out) = self.out.take() else { return };
+        if !out.open.load(Ordering::Acquire) {
+            return;
+        }
+        lock(&out.done).push_back(Done {
+            key: self.key,
+            id: self.id,
+            result,
+        });
+        (out.wake)();
+    }
+}
+
+impl<C: Send + 'static> Drop for Reply<C> {
+    fn drop(&mut self) {
+        self.deliver(None);
+    }
+}
+
+impl<C: Send + 'static> fmt::Debug for Reply<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reply")
+            .field("key", &self.key)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 thread_local! {
@@ -105,13 +162,9 @@ fn worker<C: Send + 'static>(shared: Arc<Shared<C>>) {
                 Err(_) => return,
             }
         };
-        let result = catch_unwind(AssertUnwindSafe(task.job)).ok();
-        lock(&shared.done).push_back(Done {
-            key: task.key,
-            id: task.id,
-            result,
-        });
-        (shared.wake)();
+        let Task { reply, job } = task;
+        // A panic drops the reply unsent on the way out, which delivers `None`.
+        let _ = catch_unwind(AssertUnwindSafe(move || job(reply)));
         if RETIRE.with(|r| r.replace(false)) {
             if let Err(e) = spawn(Arc::clone(&shared)) {
                 log::error!(target: crate::logger::ERROR, "can't replace a retired worker: {e}");
@@ -130,8 +183,11 @@ impl<C: Send + 'static> WorkerPool<C> {
         let (tx, rx) = channel();
         let shared = Arc::new(Shared {
             jobs: Mutex::new(rx),
-            done: Mutex::new(VecDeque::new()),
-            wake,
+            out: Arc::new(Outbox {
+                done: Mutex::new(VecDeque::new()),
+                wake,
+                open: AtomicBool::new(true),
+            }),
         });
         let size = size.max(1);
         for _ in 0..size {
@@ -151,22 +207,27 @@ impl<C: Send + 'static> WorkerPool<C> {
 
     /// Queues a job for the channel `key` under request `id`.
     pub fn submit(&self, key: usize, id: u64, job: Job<C>) {
-        let task = Task { key, id, job };
-        let sent = self.tx.as_ref().map(|tx| tx.send(task));
-        if !matches!(sent, Some(Ok(()))) {
-            // Every worker is gone (they only end with the pool): report it as a failure.
-            lock(&self.shared.done).push_back(Done {
-                key,
-                id,
-                result: None,
-            });
-            (self.shared.wake)();
+        self.submit_deferred(key, id, Box::new(move |reply| reply.send(job())));
+    }
+
+    /// Queues a job that sends its result through the [`Reply`] it is given, before it
+    /// returns or later from another thread; the worker is free as soon as it returns.
+    pub fn submit_deferred(&self, key: usize, id: u64, job: DeferredJob<C>) {
+        let reply = Reply {
+            key,
+            id,
+            out: Some(Arc::clone(&self.shared.out)),
+        };
+        if let Some(tx) = &self.tx {
+            // If every worker is gone (they only end with the pool), the task comes back in
+            // the error and is dropped here: its reply delivers `None`, a failure.
+            let _ = tx.send(Task { reply, job });
         }
     }
 
     /// Takes every finished job.
     pub fn drain(&self) -> VecDeque<Done<C>> {
-        std::mem::take(&mut *lock(&self.shared.done))
+        std::mem::take(&mut *lock(&self.shared.out.done))
     }
 }
 
@@ -176,7 +237,8 @@ impl<C: Send + 'static> Drop for WorkerPool<C> {
         // a job stuck on a dead disk cannot hang the owner. Results still queued are dropped
         // here, releasing what they hold.
         self.tx = None;
-        lock(&self.shared.done).clear();
+        self.shared.out.open.store(false, Ordering::Release);
+        lock(&self.shared.out.done).clear();
     }
 }
 
@@ -233,6 +295,34 @@ mod tests {
         assert_eq!(done.len(), 2);
         assert!(done.iter().any(|d| d.key == 1 && d.result.is_none()));
         assert!(done.iter().any(|d| d.key == 2 && d.result == Some(7)));
+    }
+
+    #[test]
+    fn a_deferred_job_frees_its_worker_and_answers_later() {
+        let pool = WorkerPool::new(1, Arc::new(|| {})).unwrap();
+        let (tx, rx) = channel();
+        // The first job hands its reply to a thread of its own and returns at once ...
+        pool.submit_deferred(
+            1,
+            1,
+            Box::new(move |reply| {
+                thread::spawn(move || {
+                    let _ = rx.recv();
+                    reply.send(1);
+                });
+            }),
+        );
+        // ... so the single worker runs the second while the first is still out.
+        pool.submit(2, 2, Box::new(|| 2));
+        let done = wait_for(&pool, 1);
+        assert_eq!((done[0].key, done[0].result), (2, Some(2)));
+        tx.send(()).unwrap();
+        let done = wait_for(&pool, 1);
+        assert_eq!((done[0].key, done[0].result), (1, Some(1)));
+        // A reply dropped unsent is a failure, never silence.
+        pool.submit_deferred(3, 3, Box::new(drop));
+        let done = wait_for(&pool, 1);
+        assert_eq!((done[0].key, done[0].result), (3, None));
     }
 
     #[test]

@@ -107,12 +107,9 @@ fn foreign_and_privileged_port_refused_without_connecting() {
     let trap = TcpListener::bind("127.0.0.2:0").unwrap();
     trap.set_nonblocking(true).unwrap();
     let port = trap.local_addr().unwrap().port();
-    let r = c.cmd(
-        &format!("PORT 127,0,0,2,{},{}", port >> 8, port & 0xff),
-        501,
-    );
+    let r = c.cmd(format!("PORT 127,0,0,2,{},{}", port >> 8, port & 0xff), 501);
     assert!(r.text().contains("foreign"), "{:?}", r.lines);
-    c.cmd(&format!("EPRT |1|127.0.0.2|{port}|"), 501);
+    c.cmd(format!("EPRT |1|127.0.0.2|{port}|"), 501);
     c.cmd("PORT 127,0,0,1,0,21", 501);
     c.cmd("EPRT |1|127.0.0.1|1023|", 501);
     std::thread::sleep(Duration::from_millis(300));

@@ -4,89 +4,19 @@
 
 mod util;
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ftpdlib::filesystem::{DirStream, FileReader, FileWriter, Stat, WriteMode};
 use ftpdlib::{Filesystem, OsFilesystem};
+use util::faulty::{Faulty, Mode};
 use util::*;
-
-/// What the test back-end does in every call before (or instead of) the real one.
-#[derive(Debug, Clone, Copy)]
-enum Mode {
-    Sleep(Duration),
-    Fail,
-    Panic,
-}
-
-#[derive(Debug)]
-struct Faulty {
-    inner: OsFilesystem,
-    mode: Mode,
-}
-
-impl Faulty {
-    fn call<T>(&self, f: impl FnOnce(&OsFilesystem) -> io::Result<T>) -> io::Result<T> {
-        match self.mode {
-            Mode::Sleep(d) => {
-                std::thread::sleep(d);
-                f(&self.inner)
-            }
-            Mode::Fail => Err(io::Error::from_raw_os_error(libc::EIO)),
-            Mode::Panic => panic!("storage panicked"),
-        }
-    }
-}
-
-impl Filesystem for Faulty {
-    fn stat(&self, p: &Path) -> io::Result<Stat> {
-        self.call(|f| f.stat(p))
-    }
-    fn lstat(&self, p: &Path) -> io::Result<Stat> {
-        self.call(|f| f.lstat(p))
-    }
-    fn read_dir(&self, p: &Path) -> io::Result<Box<dyn DirStream>> {
-        self.call(|f| f.read_dir(p))
-    }
-    fn open_read(&self, p: &Path, o: u64) -> io::Result<Box<dyn FileReader>> {
-        self.call(|f| f.open_read(p, o))
-    }
-    fn open_write(&self, p: &Path, m: WriteMode) -> io::Result<Box<dyn FileWriter>> {
-        self.call(|f| f.open_write(p, m))
-    }
-    fn mkdir(&self, p: &Path) -> io::Result<()> {
-        self.call(|f| f.mkdir(p))
-    }
-    fn rmdir(&self, p: &Path) -> io::Result<()> {
-        self.call(|f| f.rmdir(p))
-    }
-    fn remove(&self, p: &Path) -> io::Result<()> {
-        self.call(|f| f.remove(p))
-    }
-    fn rename(&self, a: &Path, b: &Path) -> io::Result<()> {
-        self.call(|f| f.rename(a, b))
-    }
-    fn chmod(&self, p: &Path, m: u32) -> io::Result<()> {
-        self.call(|f| f.chmod(p, m))
-    }
-    fn set_mtime(&self, p: &Path, t: i64) -> io::Result<()> {
-        self.call(|f| f.set_mtime(p, t))
-    }
-    fn real_path(&self, p: &Path) -> PathBuf {
-        self.inner.real_path(p)
-    }
-}
 
 fn faulty_server(mode: Mode) -> TestServer {
     TestServer::start_with(move |c, _| {
         c.filesystem = Arc::new(move |home: &Path| {
-            Ok(Arc::new(Faulty {
-                inner: OsFilesystem::new(home)?,
-                mode,
-            }) as Arc<dyn Filesystem>)
+            Ok(Arc::new(Faulty::new(OsFilesystem::new(home)?, mode)) as Arc<dyn Filesystem>)
         });
     })
 }
@@ -212,6 +142,8 @@ f.cwd("d")
 f.storbinary("STOR a.txt", io.BytesIO(b"hello memory"))
 f.rename("a.txt", "b.txt")
 assert f.nlst() == ["b.txt"], f.nlst()
+# SIZE is refused in ASCII mode (as pyftpdlib refuses it), and NLST left ASCII on.
+f.voidcmd("TYPE I")
 assert f.size("b.txt") == 12
 buf = io.BytesIO()
 f.retrbinary("RETR b.txt", buf.write)

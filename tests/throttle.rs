@@ -38,7 +38,7 @@ fn sparse_file(s: &TestServer, name: &str, len: u64) {
 fn timed_retr(c: &mut util::Client, name: &str) -> (u64, f64) {
     let addr = c.pasv();
     let mut data = TcpStream::connect(addr).unwrap();
-    c.send(&format!("RETR {name}"));
+    c.send(format!("RETR {name}"));
     expect_start(c);
     let start = Instant::now();
     let mut buf = vec![0u8; 256 * 1024];
@@ -60,7 +60,7 @@ fn timed_retr(c: &mut util::Client, name: &str) -> (u64, f64) {
 fn timed_stor(c: &mut util::Client, name: &str, len: u64) -> f64 {
     let addr = c.pasv();
     let mut data = TcpStream::connect(addr).unwrap();
-    c.send(&format!("STOR {name}"));
+    c.send(format!("STOR {name}"));
     expect_start(c);
     let start = Instant::now();
     let chunk = vec![0u8; 256 * 1024];

@@ -137,7 +137,7 @@ fn active_connect_times_out() {
     let (_l, _fill, spec) = black_hole();
     let mut c = s.login("user");
     let start = Instant::now();
-    c.send(&format!("PORT {spec}"));
+    c.send(format!("PORT {spec}"));
     let r = c.read_reply();
     assert_eq!(r.lines, ["421 Active data channel timed out."]);
     assert!(

@@ -11,9 +11,9 @@ fn active_retr(c: &mut Client, line: &str, eprt: bool) -> Vec<u8> {
     let (l, spec) = active_listener();
     if eprt {
         let port = l.local_addr().unwrap().port();
-        c.cmd(&format!("EPRT |1|127.0.0.1|{port}|"), 200);
+        c.cmd(format!("EPRT |1|127.0.0.1|{port}|"), 200);
     } else {
-        c.cmd(&format!("PORT {spec}"), 200);
+        c.cmd(format!("PORT {spec}"), 200);
     }
     let (mut data, _) = l.accept().unwrap();
     c.send(line);
@@ -47,7 +47,7 @@ fn retr_and_stor_over_pasv_epsv_port_eprt() {
     assert_eq!(active_retr(&mut c, "RETR up.bin", true), body);
     // STOR over PORT
     let (l, spec) = active_listener();
-    c.cmd(&format!("PORT {spec}"), 200);
+    c.cmd(format!("PORT {spec}"), 200);
     let (mut data, _) = l.accept().unwrap();
     c.cmd("STOR active.bin", 125);
     data.write_all(&body).unwrap();
@@ -90,8 +90,8 @@ fn ipv6_transfers() {
     c.expect(226);
     let l = TcpListener::bind("[::1]:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    c.cmd(&format!("EPRT |2|::1|{port}|"), 200);
-    c.cmd(&format!("EPRT |1|127.0.0.1|{port}|"), 522);
+    c.cmd(format!("EPRT |2|::1|{port}|"), 200);
+    c.cmd(format!("EPRT |1|127.0.0.1|{port}|"), 522);
     let (mut data, _) = l.accept().unwrap();
     c.cmd("RETR v6", 125);
     let mut got = Vec::new();
@@ -99,7 +99,7 @@ fn ipv6_transfers() {
     c.expect(226);
     assert_eq!(got, body);
     // lftp's form: the unspecified address stands for the client itself.
-    c.cmd(&format!("EPRT |2|::|{port}|"), 200);
+    c.cmd(format!("EPRT |2|::|{port}|"), 200);
     let (mut data, _) = l.accept().unwrap();
     c.cmd("RETR v6", 125);
     let mut got = Vec::new();
@@ -256,7 +256,7 @@ fn abor_during_retr_and_session_goes_on() {
 }
 
 #[test]
-fn quit_during_transfer_waits_for_it() {
+fn quit_during_a_download_is_answered_at_once_and_the_download_completes() {
     let s = TestServer::start();
     let body = random_bytes(8 << 20, 13);
     std::fs::write(s.root.join("f"), &body).unwrap();
@@ -264,12 +264,12 @@ fn quit_during_transfer_waits_for_it() {
     let addr = c.pasv();
     let mut data = TcpStream::connect(addr).unwrap();
     c.cmd("RETR f", 125);
-    c.send("QUIT");
+    // 221 first, as pyftpdlib sends it; the transfer still runs to its end and its 226.
+    c.cmd("QUIT", 221);
     let mut got = Vec::new();
     data.read_to_end(&mut got).unwrap();
     util::assert_same(&got, &body);
     c.expect(226);
-    c.expect(221);
     assert!(c.closed_by_server());
 }
 

@@ -195,6 +195,32 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
+/// The answer to a password check started with [`Authorizer::start_authentication`]: give
+/// it once with [`send`](Self::send), from any thread, at once or later.
+///
+/// Dropped without an answer (the authorizer panicked or gave up), the client gets
+/// "451 Requested action aborted: local error in processing." and may try again.
+pub struct AuthReply(Box<dyn FnOnce(Result<(), AuthError>) + Send>);
+
+impl AuthReply {
+    /// A reply that hands the answer to `f` (the server makes these; a test of your own
+    /// authorizer can too).
+    pub fn new(f: impl FnOnce(Result<(), AuthError>) + Send + 'static) -> AuthReply {
+        AuthReply(Box::new(f))
+    }
+
+    /// Gives the answer: `Ok(())` logs the user in, an error is answered 530.
+    pub fn send(self, result: Result<(), AuthError>) {
+        (self.0)(result)
+    }
+}
+
+impl fmt::Debug for AuthReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthReply")
+    }
+}
+
 /// Authentication and authorisation, consulted by every session.
 ///
 /// Implement it to plug in your own user database; [`DummyAuthorizer`] is the in-memory
@@ -202,7 +228,25 @@ impl std::error::Error for AuthError {}
 /// have already been checked to lie inside the user's home.
 pub trait Authorizer: Send + Sync {
     /// Checks a user name and password. The anonymous user accepts any password.
+    ///
+    /// It runs on one of the server's worker threads, never on the reactor thread, so it
+    /// may take its time (a crypt(3) hash, a database query); while it runs, that worker
+    /// does nothing else. An authorizer that waits on the network should rather implement
+    /// [`start_authentication`](Self::start_authentication).
     fn validate_authentication(&self, username: &str, password: &str) -> Result<(), AuthError>;
+
+    /// Starts a password check whose answer may come later, from any thread, through
+    /// `reply`: an authorizer with a client of its own (LDAP, a database, an HTTP service)
+    /// sends the request, keeps `reply` with it and returns at once, freeing the worker.
+    /// The session waits for the answer (reading no further command; QUIT, ABOR and the
+    /// idle timeout still work). After a successful answer the home directory and the
+    /// user's storage are set up on the thread that sent it.
+    ///
+    /// Called on a worker thread. The default answers at once with
+    /// [`validate_authentication`](Self::validate_authentication).
+    fn start_authentication(&self, username: &str, password: &str, reply: AuthReply) {
+        reply.send(self.validate_authentication(username, password));
+    }
 
     /// Whether the user exists.
     fn has_user(&self, username: &str) -> bool;

@@ -397,7 +397,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         "REIN",
         Verb::Rein,
         None,
-        false,
+        true,
         NoArg,
         false,
         "Syntax: REIN (flush account).",
@@ -451,7 +451,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         "SITE",
         Verb::Site,
         None,
-        true,
+        // SITE HELP works before login; SITE CHMOD checks the login itself.
+        false,
         ReqArg,
         false,
         "Syntax: SITE <SP> site-command (CHMOD or HELP).",
@@ -595,7 +596,8 @@ pub struct Request {
     /// The verb, upper-cased.
     pub name: String,
     /// Everything after the first space, with the line ending removed; empty when absent.
-    pub arg: String,
+    /// Bytes as sent: a path argument reaches the storage unchanged, UTF-8 or not.
+    pub arg: Vec<u8>,
 }
 
 /// Whether a line is ABOR or QUIT, the commands still heard while another is being worked
@@ -607,21 +609,23 @@ pub fn is_urgent(line: &[u8]) -> bool {
 
 /// Splits one line (without its line ending) into verb and argument.
 ///
-/// The verb is upper-cased; the argument keeps its case and inner spaces but loses the one
-/// separating space. Bytes that are not UTF-8 are replaced, so a path with such bytes will
-/// not be found rather than misread.
+/// The verb is upper-cased; the argument keeps its bytes, case and inner spaces but loses
+/// the one separating space.
 pub fn parse_line(line: &[u8]) -> Request {
-    let text = String::from_utf8_lossy(line);
-    // Telnet IP and Synch (IAC IP IAC DM) may precede ABOR; drop control and IAC bytes
-    // in front of the verb.
-    let text = text.trim_start_matches(|c: char| c.is_control() || c == '\u{fffd}' || c == ' ');
-    let (name, arg) = match text.find(' ') {
-        Some(i) => (&text[..i], &text[i + 1..]),
-        None => (text, ""),
+    // Telnet IP and Synch (IAC IP IAC DM) may precede ABOR; drop control, Telnet and other
+    // non-ASCII bytes in front of the verb (verbs are ASCII).
+    let start = line
+        .iter()
+        .position(|&b| b > b' ' && b < 0x7f)
+        .unwrap_or(line.len());
+    let line = &line[start..];
+    let (name, arg) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &b""[..]),
     };
     Request {
-        name: name.to_ascii_uppercase(),
-        arg: arg.to_string(),
+        name: String::from_utf8_lossy(name).to_ascii_uppercase(),
+        arg: arg.to_vec(),
     }
 }
 
@@ -647,30 +651,33 @@ mod tests {
             parse_line(b"user bob"),
             Request {
                 name: "USER".into(),
-                arg: "bob".into()
+                arg: b"bob".to_vec()
             }
         );
         assert_eq!(
             parse_line(b"STOR my file.txt"),
             Request {
                 name: "STOR".into(),
-                arg: "my file.txt".into()
+                arg: b"my file.txt".to_vec()
             }
         );
         assert_eq!(
             parse_line(b"NOOP"),
             Request {
                 name: "NOOP".into(),
-                arg: String::new()
+                arg: Vec::new()
             }
         );
         assert_eq!(
             parse_line(b"\xff\xf4\xff\xf2ABOR"),
             Request {
                 name: "ABOR".into(),
-                arg: String::new()
+                arg: Vec::new()
             }
         );
+        // Argument bytes are kept as sent, UTF-8 or not.
+        assert_eq!(parse_line(b"STOR caf\xe9.txt").arg, b"caf\xe9.txt");
+        assert_eq!(parse_line(b"RETR caf\xc3\xa9").arg, "café".as_bytes());
         assert_eq!(lookup("xpwd").map(|c| c.verb), Some(Verb::Pwd));
         assert!(lookup("FOO").is_none());
     }

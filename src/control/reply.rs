@@ -5,8 +5,10 @@ use std::fmt;
 /// One reply on the control connection.
 ///
 /// Text with newlines becomes a multi-line reply (RFC 959 section 4.2): `230-first`, then
-/// the middle lines each starting with a space (so none can pass for a last line, and FEAT's
-/// feature lines come out as RFC 2389 wants them), then `230 last`.
+/// the middle lines as given, except that one starting with a digit gets a space in front
+/// so that none can pass for a last line, then `230 last`. Lines that must start with a
+/// space (FEAT's features, RFC 2389; MLST's fact line, RFC 3659) are given with it; a
+/// listing sent by STAT goes bare, as pyftpdlib sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     /// The reply code, e.g. 226.
@@ -38,10 +40,10 @@ impl Reply {
                 format!("{}{sep}{line}\r\n", self.code)
             } else if i == last {
                 format!("{} {line}\r\n", self.code)
-            } else if line.starts_with(' ') {
-                format!("{line}\r\n")
-            } else {
+            } else if line.starts_with(|c: char| c.is_ascii_digit()) {
                 format!(" {line}\r\n")
+            } else {
+                format!("{line}\r\n")
             };
             out.extend_from_slice(text.as_bytes());
         }
@@ -75,7 +77,11 @@ mod tests {
         assert_eq!(out, b"200 ok\r\n");
         out.clear();
         Reply::new(230, "Welcome\nto the\n 123 server\nbye").encode(&mut out);
-        assert_eq!(out, b"230-Welcome\r\n to the\r\n 123 server\r\n230 bye\r\n");
+        assert_eq!(out, b"230-Welcome\r\nto the\r\n 123 server\r\n230 bye\r\n");
+        out.clear();
+        // A middle line that starts with the code and a space would end the reply early.
+        Reply::new(211, "a\n211 b\nc").encode(&mut out);
+        assert_eq!(out, b"211-a\r\n 211 b\r\n211 c\r\n");
     }
 
     #[test]

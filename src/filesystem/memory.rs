@@ -224,6 +224,7 @@ impl Filesystem for MemoryFilesystem {
                     data: Arc::clone(data),
                     pos: offset,
                     size,
+                    append: false,
                 }))
             }
             Some(Node::Dir { .. }) => Err(io::Error::from_raw_os_error(libc::EISDIR)),
@@ -263,7 +264,12 @@ impl Filesystem for MemoryFilesystem {
             }
             d.len() as u64
         };
-        Ok(Box::new(MemoryFile { data, pos, size: 0 }))
+        Ok(Box::new(MemoryFile {
+            data,
+            pos,
+            size: 0,
+            append: mode == WriteMode::Append,
+        }))
     }
 
     fn mkdir(&self, path: &Path) -> io::Result<()> {
@@ -396,6 +402,8 @@ struct MemoryFile {
     data: Data,
     pos: u64,
     size: u64,
+    /// Every write goes to the end as it is then (O_APPEND): two APPEs at once keep both.
+    append: bool,
 }
 
 impl Read for MemoryFile {
@@ -414,9 +422,13 @@ impl Read for MemoryFile {
 impl Write for MemoryFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut data = lock(&self.data);
-        let at = usize::try_from(self.pos)
-            .unwrap_or(usize::MAX)
-            .min(data.len());
+        let at = if self.append {
+            data.len()
+        } else {
+            usize::try_from(self.pos)
+                .unwrap_or(usize::MAX)
+                .min(data.len())
+        };
         let end = at + buf.len();
         if data.len() < end {
             data.resize(end, 0);

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::control::session::{request, Completion};
 use crate::listing::{Listing, CHUNK_ENTRIES};
 use crate::logger;
-use crate::pool::{Done, WorkerPool};
+use crate::pool::{Done, Reply, WorkerPool};
 
 use super::FtpServer;
 
@@ -44,7 +44,10 @@ impl FtpServer {
         let c = if req.is_inline() {
             req.run()
         } else if let Some(pool) = self.pool() {
-            return pool.submit(key, id, Box::new(move || Work::Session(req.run())));
+            let job = move |reply: Reply<Work>| {
+                req.start(Box::new(move |c| reply.send(Work::Session(c))));
+            };
+            return pool.submit_deferred(key, id, Box::new(job));
         } else {
             Completion::panicked()
         };

@@ -2,6 +2,8 @@
 //! and a raw-line FTP client that checks exact reply codes.
 #![allow(dead_code)]
 
+pub mod faulty;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -227,8 +229,11 @@ impl Client {
         self.stream.write_all(bytes).expect("write");
     }
 
-    pub fn send(&mut self, line: &str) {
-        self.send_raw(format!("{line}\r\n").as_bytes());
+    /// Sends one command line: text or raw bytes (names that are not UTF-8), CRLF added.
+    pub fn send(&mut self, line: impl AsRef<[u8]>) {
+        let mut bytes = line.as_ref().to_vec();
+        bytes.extend_from_slice(b"\r\n");
+        self.send_raw(&bytes);
     }
 
     /// Reads one whole reply (multi-line ones included).
@@ -271,16 +276,22 @@ impl Client {
     }
 
     /// Sends a command and checks the reply code.
-    pub fn cmd(&mut self, line: &str, code: u16) -> Reply {
+    pub fn cmd(&mut self, line: impl AsRef<[u8]>, code: u16) -> Reply {
+        let line = line.as_ref();
         self.send(line);
         let r = self.read_reply();
-        assert_eq!(r.code, code, "{line:?}: expected {code}, got {:?}", r.lines);
+        let shown = String::from_utf8_lossy(line);
+        assert_eq!(
+            r.code, code,
+            "{shown:?}: expected {code}, got {:?}",
+            r.lines
+        );
         r
     }
 
     pub fn login(&mut self, user: &str, pass: &str) {
-        self.cmd(&format!("USER {user}"), 331);
-        self.cmd(&format!("PASS {pass}"), 230);
+        self.cmd(format!("USER {user}"), 331);
+        self.cmd(format!("PASS {pass}"), 230);
     }
 
     /// PASV: returns the address to connect to.
@@ -305,12 +316,14 @@ impl Client {
     }
 
     /// Runs a download-type command over PASV and returns the bytes.
-    pub fn retr(&mut self, line: &str) -> Vec<u8> {
+    pub fn retr(&mut self, line: impl AsRef<[u8]>) -> Vec<u8> {
+        let line = line.as_ref();
         let addr = self.pasv();
         let mut data = TcpStream::connect(addr).expect("data connect");
         self.send(line);
         let r = self.read_reply();
-        assert!(r.code == 150 || r.code == 125, "{line}: {:?}", r.lines);
+        let shown = String::from_utf8_lossy(line);
+        assert!(r.code == 150 || r.code == 125, "{shown}: {:?}", r.lines);
         let mut out = Vec::new();
         data.read_to_end(&mut out).expect("read data");
         self.expect(226);
@@ -318,12 +331,14 @@ impl Client {
     }
 
     /// Runs an upload-type command over PASV.
-    pub fn stor(&mut self, line: &str, bytes: &[u8]) -> Reply {
+    pub fn stor(&mut self, line: impl AsRef<[u8]>, bytes: &[u8]) -> Reply {
+        let line = line.as_ref();
         let addr = self.pasv();
         let mut data = TcpStream::connect(addr).expect("data connect");
         self.send(line);
         let r = self.read_reply();
-        assert!(r.code == 150 || r.code == 125, "{line}: {:?}", r.lines);
+        let shown = String::from_utf8_lossy(line);
+        assert!(r.code == 150 || r.code == 125, "{shown}: {:?}", r.lines);
         data.write_all(bytes).expect("write data");
         data.shutdown(Shutdown::Write).unwrap();
         drop(data);

@@ -55,6 +55,7 @@ impl Session {
                         ),
                     );
                 }
+                self.release_held();
             }
             Err(e) => {
                 self.data = DataState::None;
@@ -197,11 +198,12 @@ impl Session {
         if !std::mem::take(&mut self.aborting) {
             return;
         }
-        let running = std::mem::take(&mut self.transfer_running);
+        self.transfer_running = false;
+        self.held = None;
+        // Once a transfer command has had its 150, it gets its 426 whether or not the
+        // data connection ever came up.
         if let Some(p) = self.pending.take() {
             self.end_transfer(now, &p, bytes.unwrap_or(0), false);
-        }
-        if running {
             self.reply(426, "Transfer aborted via ABOR.");
             self.reply(226, "ABOR command successful.");
         } else {
@@ -213,11 +215,10 @@ impl Session {
         self.after_transfer();
     }
 
+    /// A transfer ended: a QUIT answered meanwhile closes the session now.
     pub(super) fn after_transfer(&mut self) {
-        if self.quit_pending {
-            self.quit_pending = false;
-            let msg = self.quit_message();
-            self.reply(221, msg);
+        self.held = None;
+        if self.close_after_transfer {
             self.close();
         }
     }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::control::command::{self, COMMANDS};
+use crate::control::command::{self, Verb, COMMANDS};
 use crate::control::reply::quote_path;
 use crate::listing;
 
@@ -18,11 +18,21 @@ impl Session {
             }
             return;
         }
+        // pyftpdlib's layout: eight names a row, each a space and six columns. The FTPS
+        // commands are listed only where FTPS is on, as FEAT lists them.
+        let tls_on = self.config.tls.is_some();
+        let names: Vec<&str> = COMMANDS
+            .iter()
+            .filter(|c| {
+                tls_on || !matches!(c.verb, Verb::Auth | Verb::Ccc | Verb::Pbsz | Verb::Prot)
+            })
+            .map(|c| c.name)
+            .collect();
         let mut text = String::from("The following commands are recognized:\n");
-        for row in COMMANDS.chunks(8) {
-            let names: Vec<String> = row.iter().map(|c| format!("{:<5}", c.name)).collect();
-            text.push(' ');
-            text.push_str(names.join(" ").trim_end());
+        for row in names.chunks(8) {
+            for name in row {
+                text.push_str(&format!(" {name:<6}"));
+            }
             text.push('\n');
         }
         text.push_str("Help command successful.");
@@ -64,11 +74,17 @@ impl Session {
         );
     }
 
+    /// OPTS (RFC 2389) for UTF8 and MLST, with pyftpdlib's error texts.
     pub(super) fn cmd_opts(&mut self, arg: &str) {
-        let mut words = arg.split_whitespace();
-        let name = words.next().unwrap_or("").to_ascii_uppercase();
-        let value = words.next().unwrap_or("");
-        if name == "MLST" {
+        if arg.matches(' ').count() > 1 {
+            return self.reply(501, "Invalid number of arguments.");
+        }
+        let (name, value) = arg.split_once(' ').unwrap_or((arg, ""));
+        let upper = name.to_ascii_uppercase();
+        if upper == "MLST" {
+            if !value.is_empty() && !value.contains(';') {
+                return self.reply(501, "Invalid argument.");
+            }
             // RFC 3659 section 7.9: unknown facts are dropped; the reply lists those kept.
             let wanted: Vec<String> = value.split(';').map(|f| f.to_ascii_lowercase()).collect();
             self.mlst_facts = listing::MLSX_FACTS
@@ -79,18 +95,22 @@ impl Session {
             let list: String = self.mlst_facts.iter().map(|f| format!("{f};")).collect();
             return self.reply(200, format!("MLST OPTS {list}"));
         }
-        match (name.as_str(), value.to_ascii_uppercase().as_str()) {
+        match upper.as_str() {
             // Paths are always UTF-8 here; OFF is acknowledged rather than refused, so a
             // client that sends it carries on.
-            ("UTF8" | "UTF-8", _) => self.reply(200, "Always in UTF8 mode."),
-            _ => self.reply(501, format!("Invalid OPTS argument {:?}.", name)),
+            "UTF8" | "UTF-8" => self.reply(200, "Always in UTF8 mode."),
+            _ => self.reply(501, format!("Unsupported command \"{name}\".")),
         }
     }
 
-    pub(super) fn cmd_stat(&mut self, path: Option<(String, PathBuf)>) {
+    pub(super) fn cmd_stat(&mut self, path: Option<(String, PathBuf)>, raw: &[u8]) {
+        // No globbing (pyftpdlib's reasons: its cost), said as pyftpdlib says it.
+        if path.is_some() && raw.iter().any(|b| b"*?[".contains(b)) {
+            return self.reply(550, "Globbing not supported.");
+        }
         let Some((ftp, real)) = path else {
             let mut text = String::from("FTP server status:\n");
-            text.push_str(&format!(" Connected to: {}\n", self.peer));
+            text.push_str(&format!(" Connected to: {}\n", self.local));
             if self.config.tls.is_some() {
                 text.push_str(&format!(
                     " Control connection: {}; data protection: {}\n",
@@ -100,7 +120,8 @@ impl Session {
             }
             match &self.auth {
                 Auth::LoggedIn(u) => text.push_str(&format!(" Logged in as: {u}\n")),
-                _ => text.push_str(" Waiting for username.\n"),
+                Auth::UserGiven(_) => text.push_str(" Waiting for password.\n"),
+                Auth::Anonymous => text.push_str(" Waiting for username.\n"),
             }
             text.push_str(&format!(
                 " TYPE: {}; STRUcture: File; MODE: Stream\n",
@@ -116,7 +137,7 @@ impl Session {
             text.push_str(&format!(" {data}\nEnd of status."));
             return self.reply(211, text);
         };
-        let op = self.list_op(real, crate::listing::ListFormat::List, true);
+        let op = self.list_op(real, Vec::new(), crate::listing::ListFormat::List, true);
         self.request(op, Then::Stat { ftp });
     }
 
@@ -127,7 +148,6 @@ impl Session {
                 let body = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
                 let mut text = format!("Status of {}:\n", quote_path(&ftp));
                 for line in body.lines() {
-                    text.push(' ');
                     text.push_str(line);
                     text.push('\n');
                 }

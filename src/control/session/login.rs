@@ -67,7 +67,7 @@ impl Session {
         match fs {
             Ok(fs) => {
                 self.fs = Some(fs);
-                self.cwd = "/".to_string();
+                self.cwd = b"/".to_vec();
                 self.auth = Auth::LoggedIn(user.clone());
                 self.attempts = 0;
                 self.login_deadline = None;
@@ -116,13 +116,22 @@ impl Session {
         }
     }
 
-    pub(super) fn cmd_quit(&mut self) {
-        if self.pending.is_some() {
-            // RFC 959: a running transfer finishes first; its reply precedes the 221.
-            self.quit_pending = true;
+    pub(super) fn cmd_quit(&mut self, now: Instant) {
+        let msg = self.quit_message();
+        if self.pending.is_some() && self.transfer_running {
+            // RFC 959: a running transfer finishes and gets its reply before the close. The
+            // 221 goes out now, as pyftpdlib sends it, so a client waiting for it before it
+            // finishes its upload is not left waiting forever.
+            self.reply(221, msg);
+            self.close_after_transfer = true;
             return;
         }
-        let msg = self.quit_message();
+        if let Some(p) = self.pending.take() {
+            // A 150 went out but no data connection is up: the transfer ends here.
+            self.held = None;
+            self.end_transfer(now, &p, 0, false);
+            self.reply(426, "Transfer aborted; the session is ending.");
+        }
         self.reply(221, msg);
         self.close();
     }

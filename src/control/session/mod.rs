@@ -64,8 +64,6 @@ mod transfers;
 pub use contract::{Action, DataFailure, Direction, Source, Transfer, TransferError};
 pub use request::{Completion, Op, Request};
 
-use parse::strip_ls_flags;
-
 /// The state of the data connection as the session sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DataState {
@@ -100,6 +98,7 @@ enum Then {
         user: String,
     },
     Cwd {
+        vpath: PathBuf,
         ftp: String,
     },
     Mkd {
@@ -198,12 +197,12 @@ pub struct Session {
     local: SocketAddr,
     auth: Auth,
     fs: Option<Arc<dyn Filesystem>>,
-    /// The current directory, a virtual path.
-    cwd: String,
+    /// The current directory, a virtual path; bytes, as names are.
+    cwd: Vec<u8>,
     /// The request a command waits on.
     waiting: Option<Waiting>,
-    /// ABOR arrived while a request was out: answered once it completes.
-    abor_after: bool,
+    /// ABORs that arrived while a request was out: each answered once it completes.
+    abor_after: u32,
     attempts: u32,
     out: Vec<u8>,
     actions: VecDeque<Action>,
@@ -216,17 +215,24 @@ pub struct Session {
     rate_count: u32,
     delayed: Option<Delayed>,
     ascii: bool,
+    /// REST's restart marker, for the next transfer command (see `take_carried`).
     rest: Option<u64>,
-    /// RNFR's source, a virtual path.
+    /// RNFR's source, a virtual path, for the next command if it is RNTO.
     rnfr: Option<PathBuf>,
     data: DataState,
     /// PORT/EPRT sent, connection pending: no further command until it settles, so replies
     /// stay in order.
     awaiting_connect: bool,
     pending: Option<Pending>,
+    /// A transfer accepted (150 sent) before any PASV/PORT: it starts once the client sets
+    /// up the data connection, as pyftpdlib does.
+    held: Option<Transfer>,
     transfer_running: bool,
     epsv_all: bool,
+    /// QUIT arrived while a request was out: answered once it completes.
     quit_pending: bool,
+    /// QUIT was answered during a transfer: the session closes when the transfer ends.
+    close_after_transfer: bool,
     /// ABOR of a pending transfer sent; waiting for the data channel's report.
     aborting: bool,
     /// The facts MLSD and MLST show (OPTS MLST).
@@ -290,9 +296,9 @@ impl Session {
             local: SocketAddr::new(canonical(local.ip()), local.port()),
             auth: Auth::Anonymous,
             fs: None,
-            cwd: "/".to_string(),
+            cwd: b"/".to_vec(),
             waiting: None,
-            abor_after: false,
+            abor_after: 0,
             attempts: 0,
             out: Vec::new(),
             actions: VecDeque::new(),
@@ -306,6 +312,8 @@ impl Session {
             transfer_running: false,
             epsv_all: false,
             quit_pending: false,
+            held: None,
+            close_after_transfer: false,
             aborting: false,
             mlst_facts: listing::MLSX_DEFAULT_FACTS.to_vec(),
             hook_panicked: std::cell::Cell::new(false),
@@ -350,16 +358,22 @@ impl Session {
         }
         let next = if let Some(d) = &self.delayed {
             Some(d.at)
-        } else if self.pending.is_some() || self.awaiting_connect {
-            // Idle time does not run during a transfer: the data channel has its own.
-            None
-        } else {
+        } else if self.idle_runs() {
             self.idle_deadline
+        } else {
+            None
         };
         match (next, self.login_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Whether the idle timeout runs: not while a transfer or an active connection is under
+    /// way, which have the data channel's timeouts. A transfer held for want of PASV/PORT
+    /// has none of its own, so the idle timeout ends it.
+    fn idle_runs(&self) -> bool {
+        !((self.pending.is_some() && self.held.is_none()) || self.awaiting_connect)
     }
 
     /// Whether the owner should hand over the next command line now. False while a reply
@@ -369,6 +383,7 @@ impl Session {
             && self.delayed.is_none()
             && !self.awaiting_connect
             && !self.quit_pending
+            && !self.close_after_transfer
             && !self.aborting
             && !self.tls_switching
             && self.waiting.is_none()
@@ -518,17 +533,14 @@ impl Session {
             };
             log::debug!(target: logger::LINE, "{} <- {shown}", self.prefix());
         }
-        if req.name.is_empty() {
-            self.reply(500, "Command \"\" not understood.");
-            return;
-        }
         let Some(spec) = command::lookup(&req.name) else {
+            self.take_carried(Verb::Unknown);
             let name = req.name.chars().take(32).collect::<String>();
             self.reply(500, format!("Command \"{name}\" not understood."));
             return;
         };
         if self.waiting.is_some() {
-            return self.urgent(spec.verb);
+            return self.urgent(now, spec.verb);
         }
         self.run(now, spec, &req.arg);
     }
@@ -537,7 +549,7 @@ impl Session {
     /// or listing is abandoned (426; the completion is dropped when it comes, releasing
     /// the file); any other request is left to finish and the command answered after it.
     /// Other lines are not handed over while a request is out.
-    fn urgent(&mut self, verb: Verb) {
+    fn urgent(&mut self, now: Instant, verb: Verb) {
         let transfer = matches!(
             self.waiting.as_ref().map(|w| &w.then),
             Some(
@@ -550,15 +562,19 @@ impl Session {
         );
         match verb {
             Verb::Abor if transfer => {
+                // As for a running transfer, ABOR closes the data connection: the client
+                // sets up a new one for its next transfer.
                 self.waiting = None;
+                self.drop_data();
+                self.awaiting_connect = false;
                 self.reply(426, "Transfer aborted via ABOR.");
                 self.reply(226, "ABOR command successful.");
             }
-            Verb::Abor => self.abor_after = true,
+            Verb::Abor => self.abor_after = self.abor_after.saturating_add(1),
             Verb::Quit if transfer => {
                 self.waiting = None;
                 self.reply(426, "Transfer aborted; the session is ending.");
-                self.cmd_quit();
+                self.cmd_quit(now);
             }
             Verb::Quit => self.quit_pending = true,
             _ => self.reply(503, "Bad sequence of commands: a command is still running."),
@@ -573,6 +589,7 @@ impl Session {
         if let Some(t) = self.config.timeout {
             self.idle_deadline = Some(now + t);
         }
+        self.take_carried(Verb::Unknown);
         self.reply(500, "Command too long.");
     }
 
@@ -620,7 +637,7 @@ impl Session {
             }
             return;
         }
-        if self.pending.is_some() || self.awaiting_connect {
+        if !self.idle_runs() {
             return;
         }
         if self.idle_deadline.is_some_and(|d| d <= now) {
@@ -660,55 +677,86 @@ impl Session {
 
     // ---- dispatch ------------------------------------------------------------------
 
-    fn run(&mut self, now: Instant, spec: &'static CommandSpec, raw_arg: &str) {
-        let arg = match spec.verb {
-            Verb::List | Verb::Nlst => strip_ls_flags(raw_arg),
-            _ => raw_arg,
+    /// What one command set up for the next lasts for that next command only, whether it
+    /// succeeds or fails: RNFR's source is for RNTO, REST's marker for the next transfer
+    /// command (RETR, STOR, APPE, STOU), with only data-connection setup and settings
+    /// (PASV, EPSV, PORT, EPRT, TYPE, MODE, STRU, PBSZ, PROT, NOOP) allowed between. Any
+    /// other command, an unknown one or one refused for its argument, login or permission
+    /// included, drops both. Returns what `verb` may use.
+    fn take_carried(&mut self, verb: Verb) -> (Option<PathBuf>, Option<u64>) {
+        let rnfr = self.rnfr.take().filter(|_| verb == Verb::Rnto);
+        let rest = match verb {
+            Verb::Retr | Verb::Stor | Verb::Appe | Verb::Stou => self.rest.take(),
+            Verb::Pasv
+            | Verb::Epsv
+            | Verb::Port
+            | Verb::Eprt
+            | Verb::Type
+            | Verb::Mode
+            | Verb::Stru
+            | Verb::Pbsz
+            | Verb::Prot
+            | Verb::Noop => None,
+            _ => {
+                self.rest = None;
+                None
+            }
         };
+        (rnfr, rest)
+    }
+
+    fn run(&mut self, now: Instant, spec: &'static CommandSpec, raw: &[u8]) {
+        let carried = self.take_carried(spec.verb);
+        // Commands that read their argument as text get it decoded; paths keep their bytes.
+        let text = String::from_utf8_lossy(raw);
+        let arg: &str = &text;
         // 1. The argument rule.
         match spec.arg {
-            Arg::Required if arg.is_empty() => {
+            Arg::Required if raw.is_empty() => {
                 return self.reply(501, "Syntax error: command needs an argument.")
             }
-            Arg::None if !arg.is_empty() => {
+            Arg::None if !raw.is_empty() => {
                 return self.reply(501, "Syntax error: command does not accept arguments.")
             }
             _ => {}
         }
         // 2. Login.
         let logged_in = matches!(self.auth, Auth::LoggedIn(_));
-        if !logged_in && (spec.auth || (spec.verb == Verb::Stat && !arg.is_empty())) {
+        if !logged_in && (spec.auth || (spec.verb == Verb::Stat && !raw.is_empty())) {
             return self.reply(530, "Log in with USER and PASS first.");
         }
         if !logged_in {
-            return self.dispatch(now, spec, arg, None);
+            return self.dispatch(now, spec, arg, raw, None, carried);
         }
         // 3. The path, inside the root; 4. the permission.
         let mut real = None;
-        if spec.path && !(spec.verb == Verb::Stat && arg.is_empty()) {
-            match self.resolve(arg, spec.perm) {
+        if spec.path && !(spec.verb == Verb::Stat && raw.is_empty()) {
+            // CWD alone goes home, as in pyftpdlib.
+            let target = if spec.verb == Verb::Cwd && raw.is_empty() {
+                b"/"
+            } else {
+                raw
+            };
+            match self.resolve(target, spec.perm) {
                 Some(r) => real = Some(r),
                 None => return,
             }
         }
         // The user's identity is taken by the requests, where the work is done.
-        self.dispatch(now, spec, arg, real);
+        self.dispatch(now, spec, arg, raw, real, carried);
     }
 
     /// Maps an FTP path to a virtual one (see [`ftpnorm`]) and checks `perm` on where it
     /// lives; replies 550 and returns `None` when the permission is missing. Every command
     /// that names a path goes through here, the table-driven ones and those with two
     /// arguments (MFMT, SITE CHMOD) alike. The storage keeps the path inside the home.
-    fn resolve(&mut self, arg: &str, perm: Option<Perms>) -> Option<(String, PathBuf)> {
+    fn resolve(&mut self, arg: &[u8], perm: Option<Perms>) -> Option<(String, PathBuf)> {
         let Some(fs) = self.fs.as_ref() else {
             self.reply(550, "No filesystem for this session.");
             return None;
         };
         use std::os::unix::ffi::OsStringExt;
-        let vpath = PathBuf::from(std::ffi::OsString::from_vec(ftpnorm(
-            self.cwd.as_bytes(),
-            arg.as_bytes(),
-        )));
+        let vpath = PathBuf::from(std::ffi::OsString::from_vec(ftpnorm(&self.cwd, arg)));
         let ftp = vpath.to_string_lossy().into_owned();
         if let Some(perm) = perm {
             let real = fs.real_path(&vpath);
@@ -770,11 +818,11 @@ impl Session {
             self.finish_request(now, w.then, completion);
         }
         if self.waiting.is_none() && self.pending.is_none() {
-            if std::mem::take(&mut self.abor_after) {
+            for _ in 0..std::mem::take(&mut self.abor_after) {
                 self.cmd_abor();
             }
-            if self.quit_pending {
-                self.after_transfer();
+            if std::mem::take(&mut self.quit_pending) {
+                self.cmd_quit(now);
             }
         }
     }
@@ -782,7 +830,7 @@ impl Session {
     fn finish_request(&mut self, now: Instant, then: Then, c: Completion) {
         match (then, c) {
             (Then::Pass { user }, Completion::Login(r)) => self.finish_pass(now, user, r),
-            (Then::Cwd { ftp }, Completion::Done(r)) => self.finish_cwd(ftp, r),
+            (Then::Cwd { ftp, vpath }, Completion::Done(r)) => self.finish_cwd(ftp, vpath, r),
             (Then::Mkd { ftp, real }, Completion::Done(r)) => self.finish_mkd(ftp, real, r),
             (Then::Rmd { ftp, real }, Completion::Done(r)) => self.finish_rmd(ftp, real, r),
             (Then::Dele { ftp, real }, Completion::Done(r)) => self.finish_dele(ftp, real, r),
@@ -806,7 +854,7 @@ impl Session {
                     rest,
                     append,
                 },
-                Completion::Stat(r),
+                Completion::Target(r),
             ) => self.check_stor(pending, vpath, rest, append, r),
             (Then::Stor { pending }, Completion::Writer(r)) => self.finish_stor(pending, r),
             (Then::Stou { pending }, Completion::Unique(r)) => self.finish_stou(pending, r),
@@ -826,29 +874,22 @@ impl Session {
         now: Instant,
         spec: &'static CommandSpec,
         arg: &str,
+        raw: &[u8],
         path: Option<(String, PathBuf)>,
+        (rnfr, rest): (Option<PathBuf>, Option<u64>),
     ) {
-        // REST is consumed by the next transfer command; clients send PASV or TYPE between
-        // the two (ftplib sends REST after opening the data connection).
-        let rest = match spec.verb {
-            Verb::Retr | Verb::Stor | Verb::Appe | Verb::Stou => self.rest.take(),
-            _ => None,
-        };
-        if spec.verb != Verb::Rnto && spec.verb != Verb::Rnfr {
-            self.rnfr = None;
-        }
         match spec.verb {
             Verb::User => self.cmd_user(arg),
             Verb::Pass => self.cmd_pass(arg),
-            Verb::Quit => self.cmd_quit(),
-            Verb::Noop => self.reply(200, "NOOP ok."),
+            Verb::Quit => self.cmd_quit(now),
+            Verb::Noop => self.reply(200, "I successfully did nothing'."),
             Verb::Syst => self.reply(215, "UNIX Type: L8"),
             Verb::Help => self.cmd_help(arg),
             Verb::Feat => self.cmd_feat(),
             Verb::Opts => self.cmd_opts(arg),
             Verb::Allo => self.reply(202, "No storage allocation necessary."),
             Verb::Pwd => {
-                let cwd = self.cwd.clone();
+                let cwd = String::from_utf8_lossy(&self.cwd).into_owned();
                 self.reply(
                     257,
                     format!("{} is the current directory.", quote_path(&cwd)),
@@ -877,7 +918,7 @@ impl Session {
             Verb::Rmd => self.with_path(path, |s, ftp, p| s.cmd_rmd(ftp, p)),
             Verb::Dele => self.with_path(path, |s, ftp, p| s.cmd_dele(ftp, p)),
             Verb::Rnfr => self.with_path(path, |s, ftp, p| s.cmd_rnfr(ftp, p)),
-            Verb::Rnto => self.with_path(path, |s, ftp, p| s.cmd_rnto(ftp, p)),
+            Verb::Rnto => self.with_path(path, |s, ftp, p| s.cmd_rnto(ftp, p, rnfr)),
             Verb::Size => self.with_path(path, |s, ftp, p| s.cmd_size(ftp, p)),
             Verb::Mdtm => self.with_path(path, |s, ftp, p| s.cmd_mdtm(ftp, p)),
             Verb::Retr => self.with_path(path, |s, ftp, p| s.cmd_retr(now, ftp, p, rest)),
@@ -888,13 +929,13 @@ impl Session {
                 }
                 self.with_path(path, |s, ftp, p| s.cmd_stor(now, ftp, p, None, true))
             }
-            Verb::Stou => self.cmd_stou(now, arg, rest),
-            Verb::List | Verb::Nlst => self.cmd_list(now, spec.verb, path),
-            Verb::Stat => self.cmd_stat(path),
-            Verb::Mlsd => self.cmd_list(now, spec.verb, path),
+            Verb::Stou => self.cmd_stou(now, raw, rest),
+            Verb::List | Verb::Nlst => self.cmd_list(now, spec, path, raw),
+            Verb::Stat => self.cmd_stat(path, raw),
+            Verb::Mlsd => self.cmd_list(now, spec, path, raw),
             Verb::Mlst => self.with_path(path, |s, ftp, p| s.cmd_mlst(ftp, p)),
-            Verb::Mfmt => self.cmd_mfmt(arg),
-            Verb::Site => self.cmd_site(arg),
+            Verb::Mfmt => self.cmd_mfmt(raw),
+            Verb::Site => self.cmd_site(raw),
             Verb::Rein => {
                 if let Auth::LoggedIn(_) = self.auth {
                     self.flush_account();

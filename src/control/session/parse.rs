@@ -4,16 +4,24 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::listing;
 
-/// Strips `ls`-style flags (`-l`, `-la`, `-1`, ...) that clients put before a LIST/NLST path.
-pub(super) fn strip_ls_flags(arg: &str) -> &str {
-    let mut rest = arg.trim_start();
-    while rest.starts_with('-') {
-        match rest.find(' ') {
-            Some(i) => rest = rest[i..].trim_start(),
-            None => return "",
-        }
+/// Takes one `ls`-style flag word (`-l`, `-la`, `-1`, ...) off the front of a LIST/NLST
+/// argument: what follows it, or `None` when the argument does not start with one.
+pub(super) fn strip_ls_flag(arg: &[u8]) -> Option<&[u8]> {
+    let arg = arg.trim_ascii_start();
+    if !arg.starts_with(b"-") {
+        return None;
     }
-    rest
+    Some(match arg.iter().position(|&b| b == b' ') {
+        Some(i) => arg[i..].trim_ascii_start(),
+        None => b"",
+    })
+}
+
+/// Splits an argument at its first space: a word and the rest (MFMT's time and path, SITE's
+/// subcommand and arguments); `None` without a space.
+pub(super) fn split_word(arg: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = arg.iter().position(|&b| b == b' ')?;
+    Some((&arg[..i], &arg[i + 1..]))
 }
 
 /// Parses an RFC 3659 time-val, `YYYYMMDDHHMMSS` with optional `.sss`, into Unix seconds.

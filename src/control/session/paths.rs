@@ -3,6 +3,7 @@
 //! when the completion comes back.
 
 use std::io;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use crate::authorizer::Perms;
@@ -11,8 +12,15 @@ use crate::control::reply::quote_path;
 use crate::filesystem::Stat;
 use crate::listing;
 
-use super::parse::parse_time_val;
-use super::{err_text, Op, Session, Then};
+use super::parse::{parse_time_val, split_word};
+use super::{err_text, Auth, Op, Session, Then};
+
+/// Whether a storage error says "no such file" (missing, or a path through a file): SIZE,
+/// MDTM and MFMT answer it as pyftpdlib does, "<path> is not retrievable", as for a
+/// directory.
+fn is_missing(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory
+}
 
 impl Session {
     // ---- navigation ------------------------------------------------------------------
@@ -21,13 +29,17 @@ impl Session {
         let Some((ftp, vpath)) = path else {
             return self.reply(550, "No such file or directory.");
         };
-        self.request(Op::Cwd { path: vpath }, Then::Cwd { ftp });
+        let then = Then::Cwd {
+            ftp,
+            vpath: vpath.clone(),
+        };
+        self.request(Op::Cwd { path: vpath }, then);
     }
 
-    pub(super) fn finish_cwd(&mut self, ftp: String, r: io::Result<()>) {
+    pub(super) fn finish_cwd(&mut self, ftp: String, vpath: PathBuf, r: io::Result<()>) {
         match r {
             Ok(()) => {
-                self.cwd = ftp.clone();
+                self.cwd = vpath.into_os_string().into_vec();
                 self.reply(
                     250,
                     format!("{} is the current directory.", quote_path(&ftp)),
@@ -42,7 +54,7 @@ impl Session {
     }
 
     pub(super) fn cmd_cdup(&mut self, spec: &'static CommandSpec) {
-        let Some(path) = self.resolve("..", spec.perm) else {
+        let Some(path) = self.resolve(b"..", spec.perm) else {
             return;
         };
         self.cmd_cwd(Some(path));
@@ -121,8 +133,8 @@ impl Session {
         self.reply(350, "Ready for destination name.");
     }
 
-    pub(super) fn cmd_rnto(&mut self, ftp: String, vpath: PathBuf) {
-        let Some(from) = self.rnfr.take() else {
+    pub(super) fn cmd_rnto(&mut self, ftp: String, vpath: PathBuf, rnfr: Option<PathBuf>) {
+        let Some(from) = rnfr else {
             return self.reply(503, "Bad sequence of commands: use RNFR first.");
         };
         if vpath.as_os_str() == "/" {
@@ -157,14 +169,19 @@ impl Session {
     }
 
     pub(super) fn cmd_size(&mut self, ftp: String, vpath: PathBuf) {
+        // RFC 3659 section 4: the size in TYPE A is that of the converted data, which
+        // would take reading the whole file; refused, as pyftpdlib does.
+        if self.ascii {
+            return self.reply(550, "SIZE not allowed in ASCII mode.");
+        }
         self.request(Op::Stat { path: vpath }, Then::Size { ftp });
     }
 
     pub(super) fn finish_size(&mut self, ftp: String, r: io::Result<Stat>) {
         match r {
             Ok(m) if m.is_file() => self.reply(213, m.size.to_string()),
-            Ok(_) => self.reply(550, format!("{ftp} is not retrievable.")),
-            Err(e) => self.reply(550, err_text(&e)),
+            Err(e) if !is_missing(&e) => self.reply(550, err_text(&e)),
+            _ => self.reply(550, format!("{ftp} is not retrievable.")),
         }
     }
 
@@ -178,8 +195,9 @@ impl Session {
                 let t = listing::civil(m.mtime, self.config.use_gmt_times);
                 self.reply(213, t.time_val());
             }
-            Ok(_) => self.reply(550, format!("{ftp} is not retrievable.")),
-            Err(e) => self.reply(550, err_text(&e)),
+            Err(e) if !is_missing(&e) => self.reply(550, err_text(&e)),
+            // pyftpdlib's wording, without the full stop, as for MFMT.
+            _ => self.reply(550, format!("{ftp} is not retrievable")),
         }
     }
 
@@ -195,19 +213,23 @@ impl Session {
                 let mut line = Vec::new();
                 listing::push_mlsx_line(&mut line, ftp.as_bytes(), &m, &self.mlst_facts, &perm);
                 let fact_line = String::from_utf8_lossy(&line).trim_end().to_string();
-                self.reply(250, format!("Listing {ftp}\n {fact_line}\nEnd MLST."));
+                self.reply(
+                    250,
+                    format!("Listing {}:\n {fact_line}\nEnd MLST.", quote_path(&ftp)),
+                );
             }
             Err(e) => self.reply(550, err_text(&e)),
         }
     }
 
-    pub(super) fn cmd_mfmt(&mut self, arg: &str) {
+    pub(super) fn cmd_mfmt(&mut self, arg: &[u8]) {
         // MFMT YYYYMMDDHHMMSS[.sss] path (draft-somers-ftp-mfxx): the time is UTC.
-        let Some((timeval, target)) = arg.split_once(' ') else {
+        let Some((timeval, target)) = split_word(arg) else {
             return self.reply(501, "Syntax error: MFMT needs a time and a path.");
         };
-        let Some(secs) = parse_time_val(timeval) else {
-            return self.reply(501, "Invalid time format; expected YYYYMMDDHHMMSS.");
+        let secs = std::str::from_utf8(timeval).ok().and_then(parse_time_val);
+        let Some(secs) = secs else {
+            return self.reply(501, "Invalid time format; expected: YYYYMMDDHHMMSS.");
         };
         let Some((ftp, vpath)) = self.resolve(target, Some(Perms::MFMT)) else {
             return;
@@ -222,30 +244,53 @@ impl Session {
                 self.reply(213, format!("Modify={t}; {ftp}."));
                 self.log_cmd("MFMT", &ftp, 213);
             }
-            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                self.reply(550, format!("{ftp} is not a regular file."))
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput || is_missing(&e) => {
+                self.reply(550, format!("{ftp} is not retrievable"))
             }
             Err(e) => self.reply(550, err_text(&e)),
         }
     }
 
-    pub(super) fn cmd_site(&mut self, arg: &str) {
-        let (sub, rest) = arg.split_once(' ').unwrap_or((arg, ""));
-        match sub.to_ascii_uppercase().as_str() {
+    /// SITE CHMOD and SITE HELP, each checked as pyftpdlib checks its own commands:
+    /// argument first, then login (SITE HELP needs none).
+    pub(super) fn cmd_site(&mut self, arg: &[u8]) {
+        let (sub, rest) = split_word(arg).unwrap_or((arg, b""));
+        let sub = String::from_utf8_lossy(sub).to_ascii_uppercase();
+        match sub.as_str() {
             "CHMOD" => {
-                let Some((mode, target)) = rest.split_once(' ') else {
-                    return self.reply(501, "Syntax error: SITE CHMOD needs a mode and a path.");
+                if rest.is_empty() {
+                    return self.reply(501, "Syntax error: command needs an argument.");
+                }
+                if !matches!(self.auth, Auth::LoggedIn(_)) {
+                    return self.reply(530, "Log in with USER and PASS first.");
+                }
+                let Some((mode, target)) = split_word(rest) else {
+                    return self.reply(501, "Syntax error: command needs two arguments.");
                 };
                 // Permission bits only: set-id and sticky bits are not a client's to set.
-                let mode = match u32::from_str_radix(mode, 8) {
-                    Ok(m) if m <= 0o777 => m,
-                    _ => return self.reply(501, "Invalid SITE CHMOD format; expected an octal mode up to 777."),
+                let mode = std::str::from_utf8(mode).map(|m| u32::from_str_radix(m, 8));
+                let mode = match mode {
+                    Ok(Ok(m)) if m <= 0o777 => m,
+                    _ => return self.reply(501, "Invalid SITE CHMOD format."),
                 };
-                let Some((ftp, vpath)) = self.resolve(target, Some(Perms::CHMOD)) else { return };
+                let Some((ftp, vpath)) = self.resolve(target, Some(Perms::CHMOD)) else {
+                    return;
+                };
                 self.request(Op::Chmod { path: vpath, mode }, Then::Chmod { ftp });
             }
-            "HELP" => self.reply(214, "The following SITE commands are recognized:\n CHMOD\n HELP\nHelp SITE command successful."),
-            _ => self.reply(501, "Unrecognized SITE command."),
+            "HELP" => match String::from_utf8_lossy(rest).trim().to_ascii_uppercase().as_str() {
+                "" => self.reply(
+                    214,
+                    "The following SITE commands are recognized:\n CHMOD\n HELP\nHelp SITE command successful.",
+                ),
+                "CHMOD" => self.reply(214, "Syntax: SITE CHMOD <SP> mode path (change file mode)."),
+                "HELP" => self.reply(214, "Syntax: SITE HELP [<SP> cmd] (show SITE command help)."),
+                _ => self.reply(501, "Unrecognized SITE command."),
+            },
+            _ => {
+                let name: String = sub.chars().take(32).collect();
+                self.reply(500, format!("Command \"SITE {name}\" not understood."))
+            }
         }
     }
 

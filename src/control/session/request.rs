@@ -3,8 +3,8 @@
 //!
 //! The session emits [`Action::Request`](super::Action::Request) and reads no further
 //! command until its owner calls [`Session::handle_completion`](super::Session::handle_completion)
-//! with the request's id. The owner decides where [`Request::run`] runs: on the worker pool,
-//! or at once on its own thread when [`Request::is_inline`] says the work is cheap. A
+//! with the request's id. The owner decides where [`Request::start`] runs: on the worker
+//! pool, or at once on its own thread when [`Request::is_inline`] says the work is cheap. A
 //! [`Request`] carries everything it needs (the storage, the authorizer, the user to
 //! impersonate), so running it touches nothing of the session; tests run it by hand or
 //! answer with a made-up [`Completion`].
@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::authorizer::{AuthError, Authorizer};
+use crate::authorizer::{AuthError, AuthReply, Authorizer};
 use crate::config::FilesystemFactory;
 use crate::filesystem::{FileReader, FileWriter, Filesystem, Stat, WriteMode};
 use crate::listing::{ListFormat, Listing, PermContext};
@@ -40,8 +40,8 @@ pub enum Op {
         /// Virtual path.
         path: PathBuf,
     },
-    /// What a STOR would write into: the file's metadata, an empty file where it does not
-    /// exist yet but its directory does, `NotFound` where the directory is missing.
+    /// What a STOR would write into: the file's metadata, `None` where it does not exist
+    /// yet but its directory does, `NotFound` where the directory is missing.
     WriteTarget {
         /// Virtual path.
         path: PathBuf,
@@ -112,6 +112,9 @@ pub enum Op {
     List {
         /// Virtual path.
         path: PathBuf,
+        /// What to list instead, the first that exists, when nothing is called `path` (LIST
+        /// -la: the argument taken as ls-style flags before a path).
+        fallback: Vec<PathBuf>,
         /// Which listing.
         format: ListFormat,
         /// MLSD's facts.
@@ -131,6 +134,8 @@ pub enum Op {
 pub enum Completion {
     /// [`Op::Login`]: the user's storage, or why not.
     Login(Result<Arc<dyn Filesystem>, AuthError>),
+    /// [`Op::WriteTarget`].
+    Target(io::Result<Option<Stat>>),
     /// [`Op::Stat`], [`Op::Lstat`].
     Stat(io::Result<Stat>),
     /// Operations that return nothing.
@@ -162,6 +167,7 @@ impl fmt::Debug for Completion {
         match self {
             Completion::Login(r) => write!(f, "Login({:?})", r.as_ref().map(|_| ())),
             Completion::Stat(r) => write!(f, "Stat({r:?})"),
+            Completion::Target(r) => write!(f, "Target({r:?})"),
             Completion::Done(r) => write!(f, "Done({r:?})"),
             Completion::Reader(r) => write!(f, "Reader({:?})", r.as_ref().map(|_| ())),
             Completion::Writer(r) => write!(f, "Writer({:?})", r.as_ref().map(|_| ())),
@@ -214,6 +220,9 @@ impl fmt::Debug for Request {
     }
 }
 
+/// Where a request's completion goes: called once, from the thread that finishes the work.
+pub type Answer = Box<dyn FnOnce(Completion) + Send>;
+
 /// A request id unique in the process: a completion can never be taken for another
 /// session's, even when the slab key that asked has been reused.
 pub fn next_id() -> u64 {
@@ -251,9 +260,15 @@ impl Request {
         !matches!(self.op, Op::Login { .. }) && self.fs.as_ref().is_some_and(|f| f.is_inline())
     }
 
-    /// Does the work, under the user's identity where the authorizer impersonates (system
-    /// users): the switch is per thread, so the thread that runs this may be any.
-    pub fn run(self) -> Completion {
+    /// Does the work and hands the completion to `answer`: before returning, except for a
+    /// login whose authorizer answers later ([`Authorizer::start_authentication`]), where
+    /// `answer` is called by the thread that answers. If the authorizer drops its reply
+    /// unanswered, `answer` is dropped uncalled: the owner must take that as a failure (the
+    /// worker pool does: 451).
+    ///
+    /// Storage work runs under the user's identity where the authorizer impersonates
+    /// (system users): the switch is per thread, so the thread that runs this may be any.
+    pub fn start(self, answer: Answer) {
         let Request {
             op,
             fs,
@@ -263,49 +278,77 @@ impl Request {
             ..
         } = self;
         if let Op::Login { user, password } = op {
-            return Completion::Login(login(&*authorizer, &factory, &user, &password));
+            let auth = Arc::clone(&authorizer);
+            let name = user.clone();
+            let reply = AuthReply::new(move |r| {
+                answer(Completion::Login(
+                    r.and_then(|()| open_home(&*auth, &factory, &name)),
+                ))
+            });
+            return authorizer.start_authentication(&user, &password, reply);
         }
-        let Some(fs) = fs else {
-            return Completion::Done(Err(not_found()));
-        };
-        let Some(user) = user else {
-            return perform(&*fs, op);
-        };
-        if let Err(e) = authorizer.impersonate_user(&user) {
-            // Whatever part of the switch happened is undone; terminating is idempotent.
-            let _ = authorizer.terminate_impersonation(&user);
-            crate::logger::logerror(&format!("can't impersonate {user}: {e}"));
-            return Completion::Internal {
-                code: 550,
-                text: "Can't switch to the user's identity.".into(),
-                close: false,
-            };
-        }
-        // A panic in the work is caught here, so the identity is given back before this
-        // thread runs anything else.
-        let result = catch_unwind(AssertUnwindSafe(|| perform(&*fs, op)))
-            .unwrap_or_else(|_| Completion::panicked());
-        if let Err(e) = authorizer.terminate_impersonation(&user) {
-            // This thread must not run anything else: it still holds the user's ids.
-            crate::pool::retire_current_worker();
-            crate::logger::logerror(&format!("can't end impersonation of {user}: {e}"));
-            return Completion::Internal {
-                code: 421,
-                text: "Internal error; closing the connection.".into(),
-                close: true,
-            };
-        }
-        result
+        answer(storage_work(op, fs, &*authorizer, user));
+    }
+
+    /// Does the work on this thread and returns the completion: [`start`](Self::start) for
+    /// work that completes at once. A login whose authorizer answers later comes back as
+    /// the 451 failure, so logins go through `start`.
+    pub fn run(self) -> Completion {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.start(Box::new(move |c| {
+            // The receiver is right here until `start` returns.
+            let _ = tx.send(c);
+        }));
+        rx.try_recv().unwrap_or_else(|_| Completion::panicked())
     }
 }
 
-fn login(
+/// A storage request, under the user's identity where the authorizer impersonates.
+fn storage_work(
+    op: Op,
+    fs: Option<Arc<dyn Filesystem>>,
+    authorizer: &dyn Authorizer,
+    user: Option<String>,
+) -> Completion {
+    let Some(fs) = fs else {
+        return Completion::Done(Err(not_found()));
+    };
+    let Some(user) = user else {
+        return perform(&*fs, op);
+    };
+    if let Err(e) = authorizer.impersonate_user(&user) {
+        // Whatever part of the switch happened is undone; terminating is idempotent.
+        let _ = authorizer.terminate_impersonation(&user);
+        crate::logger::logerror(&format!("can't impersonate {user}: {e}"));
+        return Completion::Internal {
+            code: 550,
+            text: "Can't switch to the user's identity.".into(),
+            close: false,
+        };
+    }
+    // A panic in the work is caught here, so the identity is given back before this
+    // thread runs anything else.
+    let result = catch_unwind(AssertUnwindSafe(|| perform(&*fs, op)))
+        .unwrap_or_else(|_| Completion::panicked());
+    if let Err(e) = authorizer.terminate_impersonation(&user) {
+        // This thread must not run anything else: it still holds the user's ids.
+        crate::pool::retire_current_worker();
+        crate::logger::logerror(&format!("can't end impersonation of {user}: {e}"));
+        return Completion::Internal {
+            code: 421,
+            text: "Internal error; closing the connection.".into(),
+            close: true,
+        };
+    }
+    result
+}
+
+/// After a successful password check: the user's home and storage.
+fn open_home(
     authorizer: &dyn Authorizer,
     factory: &FilesystemFactory,
     user: &str,
-    password: &str,
 ) -> Result<Arc<dyn Filesystem>, AuthError> {
-    authorizer.validate_authentication(user, password)?;
     let home = authorizer.home_dir(user).ok_or(AuthError::BadCredentials)?;
     factory(&home).map_err(|e| {
         crate::logger::logerror(&format!("home of {user} unusable: {e}"));
@@ -318,7 +361,7 @@ fn perform(fs: &dyn Filesystem, op: Op) -> Completion {
         Op::Login { .. } => Completion::Done(Err(not_found())),
         Op::Stat { path } => Completion::Stat(fs.stat(&path)),
         Op::Lstat { path } => Completion::Stat(fs.lstat(&path)),
-        Op::WriteTarget { path } => Completion::Stat(write_target(fs, &path)),
+        Op::WriteTarget { path } => Completion::Target(write_target(fs, &path)),
         Op::Cwd { path } => Completion::Done(cwd(fs, &path)),
         Op::Mkdir { path } => Completion::Done(fs.mkdir(&path)),
         Op::Rmdir { path } => Completion::Done(fs.rmdir(&path)),
@@ -338,6 +381,7 @@ fn perform(fs: &dyn Filesystem, op: Op) -> Completion {
         Op::CreateUnique { dir, base } => Completion::Unique(unique(fs, &dir, &base)),
         Op::List {
             path,
+            fallback,
             format,
             facts,
             perm,
@@ -345,7 +389,15 @@ fn perform(fs: &dyn Filesystem, op: Op) -> Completion {
             gmt,
             whole,
         } => {
-            let l = Listing::open(fs, &path, format, facts, perm, now, gmt);
+            let open =
+                |p: &Path| Listing::open(fs, p, format, facts.clone(), perm.clone(), now, gmt);
+            let mut l = open(&path);
+            for other in &fallback {
+                match l {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => l = open(other),
+                    _ => break,
+                }
+            }
             if whole {
                 Completion::Text(l.and_then(Listing::collect_all))
             } else {
@@ -355,27 +407,16 @@ fn perform(fs: &dyn Filesystem, op: Op) -> Completion {
     }
 }
 
-fn write_target(fs: &dyn Filesystem, path: &Path) -> io::Result<Stat> {
+fn write_target(fs: &dyn Filesystem, path: &Path) -> io::Result<Option<Stat>> {
     match fs.stat(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let parent = path.parent().unwrap_or(Path::new("/"));
             if !fs.stat(parent)?.is_dir() {
                 return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
             }
-            Ok(Stat {
-                kind: crate::filesystem::FileKind::File,
-                size: 0,
-                mtime: 0,
-                mode: libc::S_IFREG,
-                uid: 0,
-                gid: 0,
-                nlink: 0,
-                dev: 0,
-                ino: 0,
-                link_target: None,
-            })
+            Ok(None)
         }
-        other => other,
+        other => other.map(Some),
     }
 }
 

@@ -324,7 +324,14 @@ fn port_checks_happen_before_connecting() {
 fn pasv_reply_and_transfer_flow() {
     let mut h = Harness::new("pasv", |_| {});
     h.login("user");
-    expect!(h, "RETR file.txt", "425");
+    // A transfer command before PASV/PORT is accepted and held (pyftpdlib does the same).
+    assert_eq!(
+        h.send("RETR file.txt"),
+        "150 File status okay. About to open data connection.\r\n"
+    );
+    assert!(h.actions().is_empty(), "nothing to transfer over yet");
+    // The held transfer has no data timeouts of its own: the idle timer stays on.
+    assert!(h.s.poll_timeout().is_some());
     assert_eq!(h.send("PASV"), "");
     assert!(matches!(
         h.actions()[..],
@@ -335,10 +342,7 @@ fn pasv_reply_and_transfer_flow() {
         h.take(),
         "227 Entering passive mode (127,0,0,1,19,137).\r\n"
     );
-    assert_eq!(
-        h.send("RETR file.txt"),
-        "150 File status okay. About to open data connection.\r\n"
-    );
+    // Now it starts, on the new passive connection.
     assert!(matches!(h.actions()[..], [Action::Transfer(_)]));
     expect!(h, "RETR file.txt", "425");
     assert_eq!(
@@ -350,10 +354,20 @@ fn pasv_reply_and_transfer_flow() {
     h.s.handle_transfer_done(h.now, 6, Ok(()));
     assert_eq!(h.take(), "226 Transfer complete.\r\n");
     assert!(h.s.poll_timeout().is_some());
+    // The usual order: PASV, then RETR.
+    h.send("PASV");
+    h.actions();
+    h.s.handle_passive_ready(h.now, Ok("127.0.0.1:5001".parse().unwrap()), false);
+    h.take();
+    assert_eq!(
+        h.send("RETR file.txt"),
+        "150 File status okay. About to open data connection.\r\n"
+    );
+    assert!(matches!(h.actions()[..], [Action::Transfer(_)]));
 }
 
 #[test]
-fn quit_waits_for_the_transfer() {
+fn quit_is_answered_at_once_and_the_transfer_finishes() {
     let mut h = Harness::new("quit", |_| {});
     h.login("user");
     h.send("EPSV");
@@ -365,9 +379,25 @@ fn quit_waits_for_the_transfer() {
     );
     h.s.handle_data_connected(h.now);
     expect!(h, "RETR file.txt", "125");
-    assert_eq!(h.send("QUIT"), "");
+    // pyftpdlib's order: 221 at once, 226 when the transfer ends, then the close.
+    assert_eq!(h.send("QUIT"), "221 Goodbye.\r\n");
+    assert!(!h.s.is_closed());
+    assert!(!h.s.accepts_commands());
     h.s.handle_transfer_done(h.now, 6, Ok(()));
-    assert_eq!(h.take(), "226 Transfer complete.\r\n221 Goodbye.\r\n");
+    assert_eq!(h.take(), "226 Transfer complete.\r\n");
+    assert!(h.s.is_closed());
+    // A transfer whose data connection never came up is ended by QUIT: 426, then 221.
+    let mut h = Harness::new("quit-held", |_| {});
+    h.login("user");
+    h.send("PASV");
+    h.actions();
+    h.s.handle_passive_ready(h.now, Ok("127.0.0.1:5001".parse().unwrap()), false);
+    h.take();
+    expect!(h, "RETR file.txt", "150");
+    assert_eq!(
+        h.send("QUIT"),
+        "426 Transfer aborted; the session is ending.\r\n221 Goodbye.\r\n"
+    );
     assert!(h.s.is_closed());
 }
 
@@ -686,11 +716,13 @@ fn auth_without_tls_is_not_supported() {
 }
 
 #[test]
-fn ls_flags_are_ignored() {
-    assert_eq!(strip_ls_flags("-la"), "");
-    assert_eq!(strip_ls_flags("-la /x y"), "/x y");
-    assert_eq!(strip_ls_flags("-1 -a sub"), "sub");
-    assert_eq!(strip_ls_flags("sub"), "sub");
+fn ls_flags_come_off_one_word_at_a_time() {
+    use super::parse::strip_ls_flag;
+    assert_eq!(strip_ls_flag(b"-la"), Some(&b""[..]));
+    assert_eq!(strip_ls_flag(b"-la /x y"), Some(&b"/x y"[..]));
+    assert_eq!(strip_ls_flag(b" -1 -a sub"), Some(&b"-a sub"[..]));
+    assert_eq!(strip_ls_flag(b"sub"), None);
+    assert_eq!(strip_ls_flag(b""), None);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! USER, PASS, PASV and PORT make.
 
 use super::{Action, Session};
+use crate::tls::policy::{TlsConfig, TlsRequired};
 
 impl Session {
     /// CCC (RFC 4217 section 6): back to a plaintext control connection, where allowed.
@@ -26,14 +27,22 @@ impl Session {
         self.actions.push_back(Action::EndTls);
     }
 
-    /// Whether `user` must secure the control connection first; replies 534 if so.
-    pub(super) fn control_tls_missing(&mut self, user: &str) -> bool {
-        let required = self
-            .config
+    /// Whether the TLS policy `which` (control or data) applies to `user`.
+    fn tls_required(&self, which: fn(&TlsConfig) -> TlsRequired, user: &str) -> bool {
+        self.config
             .tls
             .as_ref()
-            .is_some_and(|t| t.control_required.applies_to(user));
-        if required && !self.control_tls {
+            .is_some_and(|t| which(t).applies_to(user))
+    }
+
+    /// Whether the logged-in user must use PROT P for data connections.
+    fn data_tls_required(&self) -> bool {
+        self.tls_required(|t| t.data_required, self.username().unwrap_or(""))
+    }
+
+    /// Whether `user` must secure the control connection first; replies 534 if so.
+    pub(super) fn control_tls_missing(&mut self, user: &str) -> bool {
+        if self.tls_required(|t| t.control_required, user) && !self.control_tls {
             self.reply(
                 534,
                 "Request denied for policy reasons: use AUTH TLS before logging in.",
@@ -46,13 +55,7 @@ impl Session {
     /// Whether the logged-in user must use PROT P for data connections and has not; replies
     /// 521 if so.
     pub(super) fn data_tls_missing(&mut self) -> bool {
-        let user = self.username().unwrap_or("");
-        let required = self
-            .config
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.data_required.applies_to(user));
-        if required && !self.prot_private {
+        if self.data_tls_required() && !self.prot_private {
             self.reply(
                 521,
                 "Data connection cannot be opened with this PROT setting: use PROT P.",
@@ -107,13 +110,7 @@ impl Session {
         }
         match arg.trim().to_ascii_uppercase().as_str() {
             "C" => {
-                let user = self.username().unwrap_or("");
-                let required = self
-                    .config
-                    .tls
-                    .as_ref()
-                    .is_some_and(|t| t.data_required.applies_to(user));
-                if required {
+                if self.data_tls_required() {
                     return self.reply(534, "Request denied for policy reasons: PROT C refused.");
                 }
                 self.prot_private = false;

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use crate::authorizer::Perms;
-use crate::control::command::Verb;
+use crate::control::command::{CommandSpec, Verb};
 use crate::filesystem::{FileReader, FileWriter, Stat, WriteMode};
 use crate::listing::{self, ListFormat, Listing, PermContext};
 
-use super::parse::{parse_eprt, parse_port};
+use super::parse::{parse_eprt, parse_port, strip_ls_flag};
 use super::{
     canonical, err_text, Action, DataState, Direction, Op, Pending, Session, Source, Then,
     Transfer, XferKind,
@@ -25,7 +25,8 @@ impl Session {
             .filter(|c| *c != ' ')
             .collect();
         match t.as_str() {
-            "A" | "AN" => {
+            // L7 is ASCII too, as in pyftpdlib; A N is RFC 959's own name for it.
+            "A" | "AN" | "L7" => {
                 self.ascii = true;
                 self.reply(200, "Type set to: ASCII.");
             }
@@ -39,7 +40,11 @@ impl Session {
 
     pub(super) fn cmd_rest(&mut self, arg: &str) {
         match arg.trim().parse::<u64>() {
-            Ok(_) if self.ascii => self.reply(501, "Resuming transfers not allowed in ASCII mode."),
+            // Embedded clients send TYPE A, then REST 0, before every listing: a restart
+            // at 0 is no restart, so it is accepted in ASCII mode too.
+            Ok(n) if self.ascii && n > 0 => {
+                self.reply(501, "Resuming transfers not allowed in ASCII mode.")
+            }
             Ok(n) => {
                 self.rest = Some(n);
                 self.reply(350, format!("Restarting at position {n}."));
@@ -94,7 +99,7 @@ impl Session {
                 );
             }
         }
-        if self.transfer_busy() || self.data_tls_missing() {
+        if (self.held.is_none() && self.transfer_busy()) || self.data_tls_missing() {
             return;
         }
         self.drop_data();
@@ -110,16 +115,16 @@ impl Session {
         let addr = if extended {
             match parse_eprt(arg.trim()) {
                 Err(()) => return self.reply(501, "Invalid EPRT format."),
+                // RFC 2428 section 2: 522 lists the protocols that would do.
                 Ok((af, _)) if af == "1" && !v4 => {
-                    return self.reply(522, "Network protocol not supported (use 2).")
+                    return self.reply(522, "Network protocol not supported, use (2).")
                 }
                 Ok((af, _)) if af == "2" && v4 => {
-                    return self.reply(522, "Network protocol not supported (use 1).")
+                    return self.reply(522, "Network protocol not supported, use (1).")
                 }
-                Ok((_, None)) if v4 => {
-                    return self.reply(522, "Network protocol not supported (use 1).")
+                Ok((_, None)) => {
+                    return self.reply(522, "Network protocol not supported, use (1,2).")
                 }
-                Ok((_, None)) => return self.reply(522, "Network protocol not supported (use 2)."),
                 Ok((_, Some(a))) => a,
             }
         } else {
@@ -158,13 +163,14 @@ impl Session {
                 ),
             );
         }
-        if self.transfer_busy() || self.data_tls_missing() {
+        if (self.held.is_none() && self.transfer_busy()) || self.data_tls_missing() {
             return;
         }
         self.drop_data();
         self.data = DataState::Connecting;
         self.awaiting_connect = true;
         self.actions.push_back(Action::Connect(addr));
+        self.release_held();
     }
 
     pub(super) fn cmd_abor(&mut self) {
@@ -208,23 +214,34 @@ impl Session {
         self.pending = Some(pending);
         let ascii = self.ascii && kind != XferKind::Listing;
         let tls = self.prot_private;
-        self.actions.push_back(Action::Transfer(Transfer {
+        let transfer = Transfer {
             direction,
             ascii,
             use_sendfile: self.config.use_sendfile && !ascii && !tls,
             tls,
-        }));
+        };
+        if self.data == DataState::None {
+            // No PASV/PORT yet: the transfer waits for one (see `release_held`).
+            self.held = Some(transfer);
+        } else {
+            self.actions.push_back(Action::Transfer(transfer));
+        }
     }
 
-    pub(super) fn need_data(&mut self) -> bool {
-        if self.transfer_busy() {
-            return false;
+    /// A data connection is being set up (PASV ready, PORT sent): a transfer command that
+    /// came before it starts on it.
+    pub(super) fn release_held(&mut self) {
+        if let Some(t) = self.held.take() {
+            self.actions.push_back(Action::Transfer(t));
         }
-        if self.data == DataState::None {
-            self.reply(425, "Use PORT, EPRT, PASV or EPSV first.");
-            return false;
-        }
-        true
+    }
+
+    /// Whether a transfer command may go ahead: no other transfer is pending (else 425).
+    /// Without a data connection it is accepted and held until PASV or PORT sets one up,
+    /// as pyftpdlib does; the file it acts on is opened now, so no later command can
+    /// change which file moves.
+    pub(super) fn transfer_free(&mut self) -> bool {
+        !self.transfer_busy()
     }
 
     pub(super) fn cmd_retr(
@@ -258,14 +275,14 @@ impl Session {
             }
             Err(e) => return self.reply(550, err_text(&e)),
         };
-        if !self.need_data() {
+        if !self.transfer_free() {
             return;
         }
         let size = file.size();
         if offset > size {
             return self.reply(
                 554,
-                format!("REST position ({offset}) > file size ({size})."),
+                format!("REST position ({offset}) > file size ({size})"),
             );
         }
         self.start_transfer(
@@ -312,10 +329,10 @@ impl Session {
         vpath: PathBuf,
         rest: Option<u64>,
         append: bool,
-        r: io::Result<Stat>,
+        r: io::Result<Option<Stat>>,
     ) {
         let stat = match r {
-            Ok(m) => Some(m),
+            Ok(m) => m,
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound
                     || e.raw_os_error() == Some(libc::ENOTDIR) =>
@@ -326,15 +343,18 @@ impl Session {
             Err(_) => None,
         };
         if let Some(off) = rest {
-            let size = stat.as_ref().map_or(0, |m| m.size);
+            // A restart continues a file that is there (pyftpdlib: 550 too).
+            let Some(size) = stat.as_ref().map(|m| m.size) else {
+                return self.reply(550, "No such file or directory.");
+            };
             if off > size {
-                return self.reply(554, format!("REST position ({off}) > file size ({size})."));
+                return self.reply(554, format!("REST position ({off}) > file size ({size})"));
             }
         }
         if stat.as_ref().is_some_and(Stat::is_dir) {
             return self.reply(550, "Is a directory.");
         }
-        if !self.need_data() {
+        if !self.transfer_free() {
             return;
         }
         let mode = match (append, rest) {
@@ -351,39 +371,33 @@ impl Session {
             Err(e) => return self.reply(550, err_text(&e)),
         };
         // The data connection may have gone (a timeout) while the file was opened.
-        if !self.need_data() {
+        if !self.transfer_free() {
             return;
         }
         self.start_transfer(pending, Direction::Receive(file), None);
     }
 
-    pub(super) fn cmd_stou(&mut self, now: Instant, arg: &str, rest: Option<u64>) {
+    pub(super) fn cmd_stou(&mut self, now: Instant, arg: &[u8], rest: Option<u64>) {
         if rest.is_some() {
             return self.reply(450, "Can't STOU while REST request is pending.");
         }
         // The name is made here from the last part of the argument, in the current
         // directory: a client cannot aim STOU through another path.
         let base = arg
-            .rsplit('/')
+            .rsplit(|&b| b == b'/')
             .next()
-            .filter(|b| !b.is_empty() && *b != "." && *b != "..")
-            .unwrap_or("ftpd")
-            .to_string();
+            .filter(|b| !b.is_empty() && *b != b"." && *b != b"..")
+            .unwrap_or(b"ftpd")
+            .to_vec();
         let cwd = self.cwd.clone();
         let Some((dir_ftp, dir)) = self.resolve(&cwd, Some(Perms::STORE)) else {
             return;
         };
-        if !self.need_data() {
+        if !self.transfer_free() {
             return;
         }
         let pending = self.new_pending(XferKind::Store, "STOU", dir_ftp, &dir, now);
-        self.request(
-            Op::CreateUnique {
-                dir,
-                base: base.into_bytes(),
-            },
-            Then::Stou { pending },
-        );
+        self.request(Op::CreateUnique { dir, base }, Then::Stou { pending });
     }
 
     pub(super) fn finish_stou(
@@ -395,7 +409,7 @@ impl Session {
             Ok(x) => x,
             Err(e) => return self.reply(450, err_text(&e)),
         };
-        if !self.need_data() {
+        if !self.transfer_free() {
             return;
         }
         let name = String::from_utf8_lossy(&name).into_owned();
@@ -441,13 +455,20 @@ impl Session {
     }
 
     /// The request that opens a listing of `vpath` (or makes it whole, for STAT).
-    pub(super) fn list_op(&self, vpath: PathBuf, format: ListFormat, whole: bool) -> Op {
+    pub(super) fn list_op(
+        &self,
+        vpath: PathBuf,
+        fallback: Vec<PathBuf>,
+        format: ListFormat,
+        whole: bool,
+    ) -> Op {
         let perm = self.username().map(|u| PermContext {
             authorizer: std::sync::Arc::clone(&self.config.authorizer),
             user: u.to_string(),
         });
         Op::List {
             path: vpath,
+            fallback,
             format,
             facts: self.mlst_facts.clone(),
             perm,
@@ -457,23 +478,45 @@ impl Session {
         }
     }
 
-    pub(super) fn cmd_list(&mut self, now: Instant, verb: Verb, path: Option<(String, PathBuf)>) {
+    pub(super) fn cmd_list(
+        &mut self,
+        now: Instant,
+        spec: &'static CommandSpec,
+        path: Option<(String, PathBuf)>,
+        raw: &[u8],
+    ) {
         let Some((ftp, vpath)) = path else {
             return self.reply(550, "No such file or directory.");
         };
-        let (name, format) = match verb {
+        let (name, format) = match spec.verb {
             Verb::Nlst => ("NLST", ListFormat::Nlst),
             Verb::Mlsd => ("MLSD", ListFormat::Mlsd),
             _ => ("LIST", ListFormat::List),
         };
+        // Clients send ls-style flags (`LIST -la`, `NLST -1 dir`). The argument names a file
+        // first (one may be called "-dash"); only if nothing has that name is it taken as
+        // flags before a path: the flag words come off one at a time, and the first of
+        // what remains that exists is listed (`NLST -1 -dash` lists "-dash" if it exists,
+        // else the current directory).
+        let mut fallback = Vec::new();
+        if format != ListFormat::Mlsd {
+            let mut rest = raw;
+            while let Some(next) = strip_ls_flag(rest) {
+                match self.resolve(next, spec.perm) {
+                    Some((_, other)) => fallback.push(other),
+                    None => return,
+                }
+                rest = next;
+            }
+        }
         let pending = self.new_pending(XferKind::Listing, name, ftp, &vpath, now);
-        let op = self.list_op(vpath, format, false);
+        let op = self.list_op(vpath, fallback, format, false);
         self.request(op, Then::List { pending });
     }
 
     pub(super) fn finish_list(&mut self, pending: Pending, r: io::Result<Box<Listing>>) {
         match r {
-            Ok(_) if !self.need_data() => {}
+            Ok(_) if !self.transfer_free() => {}
             Ok(l) => {
                 self.log_cmd(pending.verb, &pending.ftp_path, 125);
                 self.start_transfer(pending, Direction::Send(Source::Listing(l)), None);

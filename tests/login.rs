@@ -1,0 +1,149 @@
+//! Logins off the reactor: an authorizer that answers later (as one asking an LDAP or HTTP
+//! service would) frees its worker, so storage work and other logins go on; one that drops
+//! its reply or panics gets 451 and the session goes on.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ftpdlib::authorizer::AuthReply;
+use ftpdlib::{AuthError, Authorizer, DummyAuthorizer, Perms};
+use util::*;
+
+/// How long the made-up remote service takes to answer.
+const REMOTE_DELAY: Duration = Duration::from_millis(400);
+
+/// Users "remote" are checked by a made-up remote service answering on a thread of its own
+/// after `REMOTE_DELAY`; "dropper" gets a reply dropped unanswered; "panicker" panics; the
+/// others are checked at once.
+#[derive(Clone)]
+struct Remote(Arc<DummyAuthorizer>);
+
+impl Authorizer for Remote {
+    fn validate_authentication(&self, u: &str, p: &str) -> Result<(), AuthError> {
+        self.0.validate_authentication(u, p)
+    }
+    fn start_authentication(&self, u: &str, p: &str, reply: AuthReply) {
+        match u {
+            "remote" => {
+                let inner = Arc::clone(&self.0);
+                let (u, p) = (u.to_string(), p.to_string());
+                std::thread::spawn(move || {
+                    std::thread::sleep(REMOTE_DELAY);
+                    reply.send(inner.validate_authentication(&u, &p));
+                });
+            }
+            "dropper" => drop(reply),
+            "panicker" => panic!("the authorizer's service is down"),
+            _ => reply.send(self.0.validate_authentication(u, p)),
+        }
+    }
+    fn has_user(&self, u: &str) -> bool {
+        self.0.has_user(u)
+    }
+    fn home_dir(&self, u: &str) -> Option<PathBuf> {
+        self.0.home_dir(u)
+    }
+    fn has_perm(&self, u: &str, perm: Perms, path: &Path) -> bool {
+        self.0.has_perm(u, perm, path)
+    }
+    fn perms(&self, u: &str) -> Perms {
+        self.0.perms(u)
+    }
+}
+
+fn remote_server() -> TestServer {
+    TestServer::start_with(|c, _| {
+        let home = c.authorizer.home_dir("user").expect("the test user's home");
+        let mut auth = DummyAuthorizer::new();
+        for u in ["user", "remote", "dropper", "panicker"] {
+            auth.add_user(u, "pass", &home, "elradfmwMT").unwrap();
+        }
+        c.authorizer = Arc::new(Remote(Arc::new(auth)));
+        // One worker: were it held by a pending login, nothing else could run.
+        c.io_threads = 1;
+    })
+}
+
+#[test]
+fn a_login_answered_later_holds_no_worker() {
+    let s = remote_server();
+    std::fs::write(s.root.join("f"), b"12345").unwrap();
+    let mut a = s.login("user");
+    let start = Instant::now();
+    let mut pending: Vec<Client> = (0..4)
+        .map(|_| {
+            let mut c = s.client();
+            c.cmd("USER remote", 331);
+            c.send("PASS pass");
+            c
+        })
+        .collect();
+    // Four logins are out with the service; the single worker still serves A's storage.
+    for _ in 0..5 {
+        assert_eq!(a.cmd("SIZE f", 213).text(), "213 5");
+    }
+    assert!(
+        start.elapsed() < REMOTE_DELAY,
+        "storage work waited {:?} behind logins that hold no worker",
+        start.elapsed()
+    );
+    for c in &mut pending {
+        c.expect(230);
+        assert!(
+            start.elapsed() >= REMOTE_DELAY,
+            "answered before the service did"
+        );
+        // The storage was set up by the thread that answered: the session works.
+        assert_eq!(c.cmd("SIZE f", 213).text(), "213 5");
+    }
+    // A wrong password answered later is a 530, and the session may try again.
+    let mut c = s.client();
+    c.cmd("USER remote", 331);
+    c.cmd("PASS wrong", 530);
+    c.cmd("USER remote", 331);
+    c.cmd("PASS pass", 230);
+}
+
+#[test]
+fn a_reply_dropped_or_a_panic_is_451_and_the_session_goes_on() {
+    let s = remote_server();
+    for user in ["dropper", "panicker"] {
+        let mut c = s.client();
+        c.cmd(format!("USER {user}"), 331);
+        let r = c.cmd("PASS pass", 451);
+        assert_eq!(
+            r.text(),
+            "451 Requested action aborted: local error in processing."
+        );
+        // Not logged in, but the session goes on.
+        c.cmd("PWD", 530);
+        c.cmd("USER user", 331);
+        c.cmd("PASS pass", 230);
+        c.cmd("PWD", 257);
+    }
+    // The worker that ran the panicking authorizer still works.
+    let mut c = s.login("user");
+    c.cmd("MKD d", 257);
+}
+
+#[test]
+fn quit_while_a_login_is_out_is_answered_after_it() {
+    let s = remote_server();
+    let mut c = s.client();
+    c.cmd("USER remote", 331);
+    c.send("PASS pass");
+    c.send("QUIT");
+    c.expect(230);
+    c.expect(221);
+    assert!(c.closed_by_server());
+    // A session that goes away while its login is out: the late answer is dropped.
+    let mut gone = s.client();
+    gone.cmd("USER remote", 331);
+    gone.send("PASS pass");
+    drop(gone);
+    std::thread::sleep(REMOTE_DELAY + Duration::from_millis(100));
+    s.login("user").cmd("NOOP", 200);
+}

@@ -1,0 +1,79 @@
+//! A test storage back-end: [`OsFilesystem`] behind a fault in every call (a sleep, EIO or
+//! a panic), to show that storage never holds the reactor and that every failure is a reply.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ftpdlib::filesystem::{DirStream, FileReader, FileWriter, Stat, WriteMode};
+use ftpdlib::{Filesystem, OsFilesystem};
+
+/// What the test back-end does in every call before (or instead of) the real one.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    Sleep(Duration),
+    Fail,
+    Panic,
+}
+
+#[derive(Debug)]
+pub struct Faulty {
+    inner: OsFilesystem,
+    mode: Mode,
+}
+
+impl Faulty {
+    pub fn new(inner: OsFilesystem, mode: Mode) -> Faulty {
+        Faulty { inner, mode }
+    }
+
+    fn call<T>(&self, f: impl FnOnce(&OsFilesystem) -> io::Result<T>) -> io::Result<T> {
+        match self.mode {
+            Mode::Sleep(d) => {
+                std::thread::sleep(d);
+                f(&self.inner)
+            }
+            Mode::Fail => Err(io::Error::from_raw_os_error(libc::EIO)),
+            Mode::Panic => panic!("storage panicked"),
+        }
+    }
+}
+
+impl Filesystem for Faulty {
+    fn stat(&self, p: &Path) -> io::Result<Stat> {
+        self.call(|f| f.stat(p))
+    }
+    fn lstat(&self, p: &Path) -> io::Result<Stat> {
+        self.call(|f| f.lstat(p))
+    }
+    fn read_dir(&self, p: &Path) -> io::Result<Box<dyn DirStream>> {
+        self.call(|f| f.read_dir(p))
+    }
+    fn open_read(&self, p: &Path, o: u64) -> io::Result<Box<dyn FileReader>> {
+        self.call(|f| f.open_read(p, o))
+    }
+    fn open_write(&self, p: &Path, m: WriteMode) -> io::Result<Box<dyn FileWriter>> {
+        self.call(|f| f.open_write(p, m))
+    }
+    fn mkdir(&self, p: &Path) -> io::Result<()> {
+        self.call(|f| f.mkdir(p))
+    }
+    fn rmdir(&self, p: &Path) -> io::Result<()> {
+        self.call(|f| f.rmdir(p))
+    }
+    fn remove(&self, p: &Path) -> io::Result<()> {
+        self.call(|f| f.remove(p))
+    }
+    fn rename(&self, a: &Path, b: &Path) -> io::Result<()> {
+        self.call(|f| f.rename(a, b))
+    }
+    fn chmod(&self, p: &Path, m: u32) -> io::Result<()> {
+        self.call(|f| f.chmod(p, m))
+    }
+    fn set_mtime(&self, p: &Path, t: i64) -> io::Result<()> {
+        self.call(|f| f.set_mtime(p, t))
+    }
+    fn real_path(&self, p: &Path) -> PathBuf {
+        self.inner.real_path(p)
+    }
+}
