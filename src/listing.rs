@@ -505,6 +505,16 @@ impl Listing {
         }
     }
 
+    /// Whether the listing is known to have nothing more, without reading further: a
+    /// directory read to its end ahead of sorting and served, or the one file served. The
+    /// data channel then ends after the last piece instead of asking for an empty one.
+    pub fn is_done(&self) -> bool {
+        match &self.entries {
+            Entries::Dir { stream, queue, .. } => stream.is_none() && queue.is_empty(),
+            Entries::One(e) => e.is_none(),
+        }
+    }
+
     /// The next piece of the listing, at most `max` entries' lines; `None` at the end.
     ///
     /// # Errors
@@ -723,6 +733,35 @@ mod tests {
             .lines()
             .map(|line| line.rsplit([' ', ';']).next().unwrap().to_string())
             .collect()
+    }
+
+    #[test]
+    fn a_listing_read_ahead_knows_its_end() {
+        let fixed = |limit: usize| {
+            let mut l = Listing::empty();
+            l.sort_limit = limit;
+            l.entries = Entries::Dir {
+                stream: Some(Box::new(Fixed {
+                    names: ["b", "a", "c"].into_iter().collect(),
+                    batch: 2,
+                })),
+                queue: VecDeque::new(),
+                sort_pending: true,
+            };
+            l
+        };
+        // Sorted: the whole directory was read ahead, so the last piece says it is the last.
+        let mut l = fixed(100);
+        assert!(!l.is_done());
+        assert_eq!(l.next_chunk(2).unwrap().unwrap(), b"a\r\nb\r\n");
+        assert!(!l.is_done());
+        assert_eq!(l.next_chunk(2).unwrap().unwrap(), b"c\r\n");
+        assert!(l.is_done());
+        // Streamed: the end is known only from the empty batch.
+        let mut l = fixed(0);
+        while l.next_chunk(2).unwrap().is_some() {}
+        assert!(l.is_done());
+        assert!(Listing::empty().is_done());
     }
 
     #[test]

@@ -21,8 +21,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 
 /// A job: runs on a worker thread and yields a result.
@@ -51,8 +50,16 @@ struct Task<C: Send + 'static> {
 }
 
 struct Shared<C: Send + 'static> {
-    jobs: Mutex<Receiver<Task<C>>>,
+    /// Jobs not yet taken, and whether the pool still stands (false: workers end).
+    jobs: Mutex<Queue<C>>,
+    /// Signalled once per job queued, and to every worker when the pool goes.
+    ready: Condvar,
     out: Arc<Outbox<C>>,
+}
+
+struct Queue<C: Send + 'static> {
+    tasks: VecDeque<Task<C>>,
+    open: bool,
 }
 
 /// Where finished jobs wait for the reactor.
@@ -125,7 +132,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A fixed number of worker threads sharing one job queue.
 pub struct WorkerPool<C: Send + 'static> {
-    tx: Option<Sender<Task<C>>>,
     shared: Arc<Shared<C>>,
     size: usize,
 }
@@ -154,12 +160,18 @@ fn spawn<C: Send + 'static>(shared: Arc<Shared<C>>) -> std::io::Result<()> {
 
 fn worker<C: Send + 'static>(shared: Arc<Shared<C>>) {
     loop {
+        // One worker wakes per job (notify_one), and idle workers sleep on the condition
+        // variable, not on the lock: a trip costs one wake-up.
         let task = {
-            let rx = lock(&shared.jobs);
-            match rx.recv() {
-                Ok(t) => t,
-                // The pool is gone.
-                Err(_) => return,
+            let mut q = lock(&shared.jobs);
+            loop {
+                if let Some(t) = q.tasks.pop_front() {
+                    break t;
+                }
+                if !q.open {
+                    return;
+                }
+                q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
             }
         };
         let Task { reply, job } = task;
@@ -180,9 +192,12 @@ impl<C: Send + 'static> WorkerPool<C> {
     /// # Errors
     /// A thread could not be started.
     pub fn new(size: usize, wake: WakeFn) -> std::io::Result<WorkerPool<C>> {
-        let (tx, rx) = channel();
         let shared = Arc::new(Shared {
-            jobs: Mutex::new(rx),
+            jobs: Mutex::new(Queue {
+                tasks: VecDeque::new(),
+                open: true,
+            }),
+            ready: Condvar::new(),
             out: Arc::new(Outbox {
                 done: Mutex::new(VecDeque::new()),
                 wake,
@@ -193,11 +208,7 @@ impl<C: Send + 'static> WorkerPool<C> {
         for _ in 0..size {
             spawn(Arc::clone(&shared))?;
         }
-        Ok(WorkerPool {
-            tx: Some(tx),
-            shared,
-            size,
-        })
+        Ok(WorkerPool { shared, size })
     }
 
     /// The number of workers.
@@ -218,11 +229,8 @@ impl<C: Send + 'static> WorkerPool<C> {
             id,
             out: Some(Arc::clone(&self.shared.out)),
         };
-        if let Some(tx) = &self.tx {
-            // If every worker is gone (they only end with the pool), the task comes back in
-            // the error and is dropped here: its reply delivers `None`, a failure.
-            let _ = tx.send(Task { reply, job });
-        }
+        lock(&self.shared.jobs).tasks.push_back(Task { reply, job });
+        self.shared.ready.notify_one();
     }
 
     /// Takes every finished job.
@@ -236,8 +244,15 @@ impl<C: Send + 'static> Drop for WorkerPool<C> {
         // Closing the queue ends each worker after its current job; nobody waits for them, so
         // a job stuck on a dead disk cannot hang the owner. Results still queued are dropped
         // here, releasing what they hold.
-        self.tx = None;
         self.shared.out.open.store(false, Ordering::Release);
+        {
+            let mut q = lock(&self.shared.jobs);
+            q.open = false;
+            // Jobs never started are dropped unrun; their replies deliver nothing, as the
+            // outbox is closed.
+            q.tasks.clear();
+        }
+        self.shared.ready.notify_all();
         lock(&self.shared.out.done).clear();
     }
 }
@@ -300,7 +315,7 @@ mod tests {
     #[test]
     fn a_deferred_job_frees_its_worker_and_answers_later() {
         let pool = WorkerPool::new(1, Arc::new(|| {})).unwrap();
-        let (tx, rx) = channel();
+        let (tx, rx) = std::sync::mpsc::channel();
         // The first job hands its reply to a thread of its own and returns at once ...
         pool.submit_deferred(
             1,

@@ -93,7 +93,12 @@ impl LineBuffer {
 
     /// Whether [`next_line`](Self::next_line) would return something.
     pub fn has_line(&self) -> bool {
-        self.discarding || self.buf.len() >= command::MAX_LINE || self.buf.contains(&b'\n')
+        // While the rest of an over-long line is being dropped, nothing comes out until its
+        // end arrives: saying otherwise made the channel spin on a client in mid-line.
+        if self.discarding {
+            return self.buf.contains(&b'\n');
+        }
+        self.buf.len() >= command::MAX_LINE || self.buf.contains(&b'\n')
     }
 
     /// The next line, if one is complete (or an over-long line has to be reported).
@@ -151,6 +156,10 @@ pub(crate) struct ControlChannel {
     peer: SocketAddr,
     /// The peer closed its side or the socket failed.
     eof: bool,
+    /// The socket may have bytes to read: set by every event on it, cleared when a read
+    /// finds none. A turn that is not a socket event (a completion, actions applied, a
+    /// timer) then costs no read(2) that can only come back empty.
+    readable: bool,
     /// FTPS settings, if the server has a certificate.
     tls: Option<TlsConfig>,
     /// The session's TLS keys, shared with its data connections.
@@ -188,6 +197,7 @@ impl ControlChannel {
             closed_at: None,
             peer,
             eof: false,
+            readable: true,
             tls,
             keys: SessionTls::default(),
             tls_pending: false,
@@ -216,6 +226,7 @@ impl ControlChannel {
             self.ccc_draining = true;
             self.stream.begin_ccc();
             // The client's close_notify may already be here.
+            self.readable = true;
             self.fill();
         }
         if !self.ccc_draining || !self.stream.ccc_done() {
@@ -229,6 +240,7 @@ impl ControlChannel {
         self.input.extend(&rest);
         self.session.handle_tls_ended(now);
         // More plaintext may sit in the socket behind what was already read.
+        self.readable = true;
         self.fill();
         true
     }
@@ -261,6 +273,7 @@ impl ControlChannel {
     }
 
     fn switch_to_tls(&mut self, now: Instant) {
+        self.readable = true;
         let Some(config) = self.tls.as_ref() else {
             self.eof = true;
             return;
@@ -327,13 +340,13 @@ impl ControlChannel {
     /// Reads what the socket has, unless enough is already waiting.
     fn fill(&mut self) {
         let mut chunk = [0u8; 4096];
-        while !self.eof && self.input.len() < MAX_BUFFERED_INPUT {
+        while self.readable && !self.eof && self.input.len() < MAX_BUFFERED_INPUT {
             match self.stream.read(&mut chunk) {
                 // During CCC the client's close_notify ends the TLS stream, not the session.
                 Ok(0) if self.ccc_pending || self.ccc_draining => break,
                 Ok(0) => self.eof = true,
                 Ok(n) => self.input.extend(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     if let Some(why) = tls::tls_failure(&e) {
@@ -395,6 +408,11 @@ impl ControlChannel {
             return self.input.next_line();
         }
         None
+    }
+
+    /// The socket had an event: it may have bytes to read.
+    pub fn note_event(&mut self) {
+        self.readable = true;
     }
 
     /// A request of the session's is done ([`Action::Request`]).
@@ -579,7 +597,12 @@ mod tests {
         b.extend(&vec![b'A'; 5000]);
         assert_eq!(b.next_line(), Some(Line::TooLong));
         assert_eq!(b.next_line(), None);
+        // Mid-way through dropping the rest, no line is due until the end comes.
+        b.extend(b"AAAA");
+        assert!(!b.has_line());
+        assert_eq!(b.next_line(), None);
         b.extend(b"AAAA\r\nNOOP\r\n");
+        assert!(b.has_line());
         assert_eq!(b.next_line(), Some(Line::Complete(b"NOOP".to_vec())));
 
         // A long line that arrives whole is reported once too.

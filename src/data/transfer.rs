@@ -178,12 +178,15 @@ impl Running {
         if self.chunk_id() != Some(id) {
             return false;
         }
+        let done = listing.is_done();
         self.listing = ListingAt::Here(listing);
         match piece {
             Ok(Some(bytes)) => {
                 self.len = bytes.len();
                 self.buf = bytes;
                 self.pos = 0;
+                // The last piece: no trip to the pool for an empty one after it.
+                self.source_done = done;
             }
             Ok(None) => self.source_done = true,
             Err(e) => self.chunk_error = Some(e),

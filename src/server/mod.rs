@@ -307,6 +307,9 @@ impl FtpServer {
             return;
         }
         if let Some(key) = self.tokens.key(token) {
+            if let Some(c) = self.control_mut(key) {
+                c.note_event();
+            }
             self.drive(key, now);
         }
     }
