@@ -198,6 +198,26 @@ fn over_long_lines_are_refused_and_the_session_goes_on() {
     c.cmd("NOOP", 200);
 }
 
+/// A client that stops in the middle of an over-long line must not hold the server: the
+/// rest of its line is being dropped, and until its end comes nothing is due.
+#[test]
+fn a_client_stopped_inside_a_long_line_holds_nobody() {
+    let s = TestServer::start();
+    let mut a = s.client();
+    a.send_raw(&vec![b'B'; 3000]);
+    assert_eq!(a.expect(500).lines, ["500 Command too long."]);
+    // A waits mid-line; B is served meanwhile, promptly.
+    let mut b = s.client();
+    b.stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    for _ in 0..3 {
+        b.cmd("NOOP", 200);
+    }
+    a.send_raw(b"BBB\r\nNOOP\r\n");
+    a.expect(200);
+}
+
 #[test]
 fn binary_garbage_gets_replies_not_a_crash() {
     let s = TestServer::start();
