@@ -99,15 +99,26 @@ impl ServerCertVerifier for AnyCert {
 /// A client configuration; connections made from one configuration resume each other's
 /// sessions (rustls keeps a session cache per configuration).
 fn client_config() -> Arc<ClientConfig> {
+    client_config_for(rustls::DEFAULT_VERSIONS)
+}
+
+/// The same, speaking only `versions`.
+fn client_config_for(versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
         .with_no_client_auth();
     Arc::new(config)
 }
+
+/// TLS 1.2 alone and TLS 1.3 alone, with a name for messages.
+const VERSIONS: [(&str, &[&rustls::SupportedProtocolVersion]); 2] = [
+    ("TLS 1.2", &[&rustls::version::TLS12]),
+    ("TLS 1.3", &[&rustls::version::TLS13]),
+];
 
 type Tls = StreamOwned<ClientConnection, TcpStream>;
 
@@ -153,6 +164,12 @@ struct Ftps {
 impl Ftps {
     /// Connects, reads the plain 220, and switches with AUTH TLS.
     fn explicit(addr: SocketAddr) -> Ftps {
+        Self::explicit_with(addr, client_config())
+    }
+
+    /// The same with a client configuration of the caller's, whose session cache the
+    /// control connection fills.
+    fn explicit_with(addr: SocketAddr, config: Arc<ClientConfig>) -> Ftps {
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut plain = BufReader::new(tcp.try_clone().unwrap());
@@ -160,7 +177,6 @@ impl Ftps {
         (&tcp).write_all(b"AUTH TLS\r\n").unwrap();
         assert_eq!(read_reply(&mut plain).0, 234);
         assert!(plain.buffer().is_empty());
-        let config = client_config();
         Ftps {
             r: BufReader::new(tls_over(&config, tcp)),
             config,
@@ -471,6 +487,135 @@ fn data_connection_must_resume_the_control_session() {
     c.cmd_reply(226);
 }
 
+/// Starts `line` (a download) on a data connection of `c` that handshakes with
+/// `data_config`, reading it on a thread: the thread returns what the download read, or
+/// `None` if the connection failed.
+fn download_with(
+    c: &mut Ftps,
+    data_config: &Arc<ClientConfig>,
+    line: &str,
+) -> std::thread::JoinHandle<Option<Vec<u8>>> {
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.send(line);
+    let (code, text) = c.reply();
+    assert!(code == 125 || code == 150, "{line}: {text}");
+    let mut data = tls_over(data_config, tcp);
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        data.read_to_end(&mut out).ok().map(|_| out)
+    })
+}
+
+#[test]
+fn data_connections_resume_sessions_of_the_same_users_other_control_connections() {
+    // Go's clients (rclone) keep one session cache for all their connections to a host and
+    // resume a data connection with the newest ticket of any control connection.
+    let s = with_tls(|_| {});
+    let body = random_bytes(200_000, 17);
+    std::fs::write(s.root.join("f.bin"), &body).unwrap();
+    for (version, versions) in VERSIONS {
+        let mut a = Ftps::explicit_with(s.addr, client_config_for(versions));
+        a.login_private("user");
+        // B: the same user from the same address, on a configuration of its own.
+        let other = client_config_for(versions);
+        let mut b = Ftps::explicit_with(s.addr, Arc::clone(&other));
+        b.login_private("user");
+        let got = download_with(&mut a, &other, "RETR f.bin").join().unwrap();
+        assert_eq!(a.cmd_reply(226), "226 Transfer complete.\r\n", "{version}");
+        assert_same(&got.expect("download"), &body);
+        // Once B has ended, its tickets still resume A's data connections.
+        b.cmd("QUIT", 221);
+        let got = download_with(&mut a, &other, "RETR f.bin").join().unwrap();
+        a.cmd_reply(226);
+        assert_same(&got.expect("download"), &body);
+
+        // Another user's session, from the same address: refused.
+        let stranger = client_config_for(versions);
+        let mut ro = Ftps::explicit_with(s.addr, Arc::clone(&stranger));
+        ro.login_private("ro");
+        let got = download_with(&mut a, &stranger, "RETR f.bin")
+            .join()
+            .unwrap();
+        assert_eq!(a.cmd_reply(522), NO_REUSE_522, "{version}");
+        assert!(got.unwrap_or_default().is_empty(), "{version}: data leaked");
+        // A session that never logs in and ends: refused as soon as it ends.
+        let anon = client_config_for(versions);
+        let mut idle = Ftps::explicit_with(s.addr, Arc::clone(&anon));
+        idle.cmd("FEAT", 211);
+        let start = std::time::Instant::now();
+        let reader = download_with(&mut a, &anon, "RETR f.bin");
+        std::thread::sleep(Duration::from_millis(200));
+        idle.cmd("QUIT", 221);
+        assert_eq!(a.cmd_reply(522), NO_REUSE_522, "{version}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert!(reader.join().unwrap().unwrap_or_default().is_empty());
+        a.cmd("NOOP", 200);
+    }
+}
+
+#[test]
+fn a_resumption_waits_for_the_login_of_the_control_connection_it_came_from() {
+    // rclone's newest control connection may hand its ticket to another connection's data
+    // connection before its own PASS has been answered.
+    let s = with_tls(|_| {});
+    let body = random_bytes(100_000, 19);
+    std::fs::write(s.root.join("f.bin"), &body).unwrap();
+    for (version, versions) in VERSIONS {
+        let mut a = Ftps::explicit_with(s.addr, client_config_for(versions));
+        a.login_private("user");
+        let other = client_config_for(versions);
+        let mut b = Ftps::explicit_with(s.addr, Arc::clone(&other));
+        // Read a reply over TLS, so the client has taken the TLS 1.3 tickets.
+        b.cmd("FEAT", 211);
+        let reader = download_with(&mut a, &other, "RETR f.bin");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !reader.is_finished(),
+            "{version}: decided before the owner logged in"
+        );
+        b.cmd("USER user", 331);
+        b.cmd("PASS pass", 230);
+        let got = reader.join().unwrap();
+        a.cmd_reply(226);
+        assert_same(&got.expect("download after the login"), &body);
+    }
+}
+
+#[test]
+fn a_refused_data_connection_closes_after_the_522() {
+    let s = with_tls(|_| {});
+    std::fs::write(s.root.join("f.txt"), b"data").unwrap();
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.send("RETR f.txt");
+    assert!(matches!(c.reply().0, 125 | 150));
+    let mut stranger = tls_over(&client_config(), tcp);
+    let mut out = Vec::new();
+    let _ = stranger.read_to_end(&mut out);
+    assert!(
+        out.is_empty(),
+        "data sent to a connection that did not resume"
+    );
+    // Wait for the TCP close of the data connection (its FIN, or a reset) ...
+    let tcp = &mut stranger.sock;
+    let mut rest = [0u8; 256];
+    while matches!(tcp.read(&mut rest), Ok(n) if n > 0) {}
+    // ... by then the 522 is waiting on the control connection.
+    let control = &c.r.get_ref().sock;
+    control.set_nonblocking(true).unwrap();
+    let mut peek = [0u8; 1];
+    assert!(
+        matches!(control.peek(&mut peek), Ok(1)),
+        "the data connection closed before the 522 was sent"
+    );
+    control.set_nonblocking(false).unwrap();
+    assert_eq!(c.cmd_reply(522), NO_REUSE_522);
+    c.cmd("NOOP", 200);
+}
+
 #[test]
 fn plain_data_connection_under_prot_p_is_refused() {
     let s = with_tls(|t| t.handshake_timeout = Duration::from_millis(500));
@@ -529,6 +674,91 @@ fn upload_cut_without_close_notify_is_426_when_close_notify_is_required() {
         text.contains("close_notify") || text.contains("EOF"),
         "{text}"
     );
+}
+
+/// How an upload's client ends its data connection.
+#[derive(Debug, Clone, Copy)]
+enum UploadEnd {
+    /// Every record, then a TCP FIN without close_notify.
+    FinAfterRecords,
+    /// A TCP FIN in the middle of the last record.
+    FinInsideRecord,
+    /// Every record, then a reset.
+    Reset,
+}
+
+/// Uploads `body` as `name` over a data connection of `c` that ends as `end`; the reply.
+fn upload_ending(c: &mut Ftps, name: &str, body: &[u8], end: UploadEnd) -> String {
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    c.send(&format!("STOR {name}"));
+    let (code, text) = c.reply();
+    assert!(code == 125 || code == 150, "{text}");
+    let mut data = c.data(tcp);
+    while data.conn.is_handshaking() {
+        data.conn.complete_io(&mut data.sock).unwrap();
+    }
+    // The records of the whole body, written to the socket by hand.
+    data.conn.set_buffer_limit(None);
+    data.conn.writer().write_all(body).unwrap();
+    let mut records = Vec::new();
+    while data.conn.wants_write() {
+        data.conn.write_tls(&mut records).unwrap();
+    }
+    let sent = match end {
+        UploadEnd::FinInsideRecord => &records[..records.len() - 100],
+        _ => &records[..],
+    };
+    data.sock.write_all(sent).unwrap();
+    match end {
+        UploadEnd::Reset => {
+            // Let the server read the records, then reset: SO_LINGER with a zero timeout.
+            std::thread::sleep(Duration::from_millis(300));
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid socket descriptor and a pointer to a local of the size given.
+            let rc = unsafe {
+                libc::setsockopt(
+                    data.sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0);
+            drop(data);
+        }
+        _ => data.sock.shutdown(Shutdown::Write).unwrap(),
+    }
+    let (_, text) = c.reply();
+    text
+}
+
+#[test]
+fn upload_ended_by_a_fin_between_records_is_226() {
+    // Many OpenSSL- and Go-based clients close an upload without close_notify. A FIN
+    // after whole records is taken for the end of the file, as pyftpdlib and proftpd do;
+    // a FIN inside a record, or a reset, is a cut connection.
+    let s = with_tls(|_| {});
+    for (version, versions) in VERSIONS {
+        let mut c = Ftps::explicit_with(s.addr, client_config_for(versions));
+        c.login_private("user");
+        for (i, n) in [1usize, 70_000, 3 << 20].into_iter().enumerate() {
+            let body = random_bytes(n, 40 + i as u64);
+            let text = upload_ending(&mut c, "fin.bin", &body, UploadEnd::FinAfterRecords);
+            assert_eq!(text, "226 Transfer complete.\r\n", "{version}, {n} bytes");
+            assert_same(&std::fs::read(s.root.join("fin.bin")).unwrap(), &body);
+        }
+        let body = random_bytes(300_000, 45);
+        for end in [UploadEnd::FinInsideRecord, UploadEnd::Reset] {
+            let text = upload_ending(&mut c, "cut.bin", &body, end);
+            assert!(text.starts_with("426 "), "{version}, {end:?}: {text}");
+        }
+        c.cmd("NOOP", 200);
+    }
 }
 
 #[test]
