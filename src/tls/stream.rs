@@ -519,6 +519,8 @@ pub(crate) struct TlsStream {
     /// Data connections under the reuse policy, until the verdict is yes: what the handshake
     /// resumed, to be judged once it is done. No plaintext moves either way before then.
     reuse_check: Option<Arc<Gate>>,
+    /// The reuse verdict has waited for an owner's login (logged once).
+    waited: bool,
     /// A TCP FIN between two records ends the stream like a close_notify (data
     /// connections, unless the policy requires close_notify).
     fin_ends_stream: bool,
@@ -649,6 +651,7 @@ impl TlsStream {
             sock,
             conn,
             reuse_check,
+            waited: false,
             fin_ends_stream,
             framing: data.then(RecordCut::default),
             failed: None,
@@ -700,7 +703,19 @@ impl TlsStream {
                 self.reuse_check = None;
                 Ok(true)
             }
-            Verdict::Wait => Ok(false),
+            Verdict::Wait => {
+                if !self.waited {
+                    self.waited = true;
+                    log::debug!(
+                        target: crate::logger::LOG,
+                        "{} TLS data connection resumed a session of a control connection that has not logged in yet; waiting for its login",
+                        self.sock
+                            .peer_addr()
+                            .map_or_else(|_| "?".to_string(), |a| a.to_string())
+                    );
+                }
+                Ok(false)
+            }
             Verdict::No => {
                 self.conn.send_close_notify();
                 let _ = self.write_out();
