@@ -282,7 +282,8 @@ impl Gate {
         let Some(d) = &self.data else {
             return Verdict::Yes;
         };
-        match *lock(&d.admitted) {
+        let admitted = *lock(&d.admitted);
+        match admitted {
             Some(tag) => self.judge(d, tag),
             None => Verdict::No,
         }
