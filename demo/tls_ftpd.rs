@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --example tls_ftpd -- cert.pem key.pem            # explicit, 127.0.0.1:2121
 //! FTPD_IMPLICIT=1 cargo run --example tls_ftpd -- cert.pem key.pem
-//! FTPD_NO_REUSE=1 cargo run --example tls_ftpd    # for clients that cannot resume sessions
+//! FTPD_REUSE=1 cargo run --example tls_ftpd       # data connections must resume sessions
 //! ```
 //!
 //! Serves the current directory: user "user" with password "12345" may read and write and
@@ -37,9 +37,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Users must protect their password and their files; anonymous need not.
     tls.control_required = TlsRequired::ExceptAnonymous;
     tls.data_required = TlsRequired::ExceptAnonymous;
-    // Data connections must resume the control connection's TLS session (the default);
-    // FTPD_NO_REUSE turns that off for clients that cannot, see docs/ftps.md.
-    tls.data_session_reuse_required = std::env::var_os("FTPD_NO_REUSE").is_none();
+    // Data connections need not resume the control connection's TLS session (the default,
+    // as in pyftpdlib); FTPD_REUSE requires it, for clients that all resume (curl, lftp,
+    // FileZilla, rclone; not Python's ftplib), see docs/ftps.md.
+    tls.data_session_reuse_required = std::env::var_os("FTPD_REUSE").is_some();
 
     let mut config = Config::new(Arc::new(authorizer));
     config.tls = Some(tls);

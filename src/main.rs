@@ -77,8 +77,12 @@ Options:
       --tls-control-required[=users]  require TLS on the control connection (of
                              everyone, or =users: of everyone but anonymous)
       --tls-data-required[=users]     require PROT P for data connections (same choice)
-      --tls-no-session-reuse accept data connections that do not resume the control
-                             connection's TLS session (for Python's ftplib)
+      --tls-session-reuse-required  protected data connections must resume the TLS
+                             session of their control connection (as vsftpd and proftpd;
+                             curl, lftp, FileZilla and rclone do, Python's ftplib does not)
+      --tls-no-session-reuse accept data connections that do not resume (the default)
+      --tls-close-notify-required  uploads must end with the client's TLS close_notify;
+                             a bare TCP FIN is then 426, not 226
       --tls-allow-ccc        accept CCC: clients may return the control connection to
                              plaintext after login (not where control TLS is required)
   -D, --debug                log every command and reply
@@ -132,7 +136,10 @@ struct Options {
     tls_implicit: bool,
     tls_control_required: Option<TlsRequired>,
     tls_data_required: Option<TlsRequired>,
-    tls_no_session_reuse: bool,
+    /// `--tls-session-reuse-required` (true) or `--tls-no-session-reuse` (false), the last
+    /// one given.
+    tls_session_reuse: Option<bool>,
+    tls_close_notify_required: bool,
     tls_allow_ccc: bool,
 }
 
@@ -347,7 +354,9 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
             "--tls-data-required" => {
                 o.tls_data_required = Some(tls_required(&flag, inline.as_deref())?)
             }
-            "--tls-no-session-reuse" => o.tls_no_session_reuse = true,
+            "--tls-session-reuse-required" => o.tls_session_reuse = Some(true),
+            "--tls-no-session-reuse" => o.tls_session_reuse = Some(false),
+            "--tls-close-notify-required" => o.tls_close_notify_required = true,
             "--tls-allow-ccc" => o.tls_allow_ccc = true,
             other => return Err(format!("unknown option {other:?} (see --help)")),
         }
@@ -375,7 +384,8 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
     let tls_flag = o.tls_implicit
         || o.tls_control_required.is_some()
         || o.tls_data_required.is_some()
-        || o.tls_no_session_reuse
+        || o.tls_session_reuse.is_some()
+        || o.tls_close_notify_required
         || o.tls_allow_ccc;
     if tls_flag && o.tls_cert.is_none() {
         return Err("the --tls-* options need --tls-cert and --tls-key".to_string());
@@ -431,7 +441,8 @@ fn tls_config(o: &Options, cert: &Path, key: &Path) -> Result<TlsConfig, String>
     tls.implicit = o.tls_implicit;
     tls.control_required = o.tls_control_required.unwrap_or_default();
     tls.data_required = o.tls_data_required.unwrap_or_default();
-    tls.data_session_reuse_required = !o.tls_no_session_reuse;
+    tls.data_session_reuse_required = o.tls_session_reuse.unwrap_or(false);
+    tls.data_close_notify_required = o.tls_close_notify_required;
     tls.ccc_allowed = o.tls_allow_ccc;
     Ok(tls)
 }

@@ -300,6 +300,13 @@ fn tls_flags() {
     let key = format!("{}/tests/data/key.pem", env!("CARGO_MANIFEST_DIR"));
     assert!(fails(&["--tls-cert", &cert]).contains("--tls-key"));
     assert!(fails(&["--tls-implicit"]).contains("--tls-cert"));
+    for flag in [
+        "--tls-session-reuse-required",
+        "--tls-no-session-reuse",
+        "--tls-close-notify-required",
+    ] {
+        assert!(fails(&[flag]).contains("--tls-cert"), "{flag}");
+    }
     assert!(fails(&["--tls-cert", &key, "--tls-key", &key]).contains("no certificate"));
     assert!(fails(&[
         "--tls-cert",

@@ -29,9 +29,17 @@ fn tls_config() -> TlsConfig {
     TlsConfig::from_pem_files(data_file("cert.pem"), data_file("key.pem")).expect("test cert")
 }
 
+/// The reply to a data connection that does not resume its control connection's session.
+const NO_REUSE_522: &str =
+    "522 Data connection must resume the TLS session of the control connection.\r\n";
+
+/// A server with the test certificate, session reuse required on data connections (the
+/// tests' own client resumes, and this checks that it does; the out-of-the-box default,
+/// off, is tested on its own), then `f`'s settings.
 fn with_tls(f: impl FnOnce(&mut TlsConfig) + Send + 'static) -> TestServer {
     TestServer::start_with(move |c: &mut Config, _| {
         let mut t = tls_config();
+        t.data_session_reuse_required = true;
         f(&mut t);
         c.tls = Some(t);
     })
@@ -91,15 +99,26 @@ impl ServerCertVerifier for AnyCert {
 /// A client configuration; connections made from one configuration resume each other's
 /// sessions (rustls keeps a session cache per configuration).
 fn client_config() -> Arc<ClientConfig> {
+    client_config_for(rustls::DEFAULT_VERSIONS)
+}
+
+/// The same, speaking only `versions`.
+fn client_config_for(versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
         .with_no_client_auth();
     Arc::new(config)
 }
+
+/// TLS 1.2 alone and TLS 1.3 alone, with a name for messages.
+const VERSIONS: [(&str, &[&rustls::SupportedProtocolVersion]); 2] = [
+    ("TLS 1.2", &[&rustls::version::TLS12]),
+    ("TLS 1.3", &[&rustls::version::TLS13]),
+];
 
 type Tls = StreamOwned<ClientConnection, TcpStream>;
 
@@ -145,6 +164,12 @@ struct Ftps {
 impl Ftps {
     /// Connects, reads the plain 220, and switches with AUTH TLS.
     fn explicit(addr: SocketAddr) -> Ftps {
+        Self::explicit_with(addr, client_config())
+    }
+
+    /// The same with a client configuration of the caller's, whose session cache the
+    /// control connection fills.
+    fn explicit_with(addr: SocketAddr, config: Arc<ClientConfig>) -> Ftps {
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut plain = BufReader::new(tcp.try_clone().unwrap());
@@ -152,7 +177,6 @@ impl Ftps {
         (&tcp).write_all(b"AUTH TLS\r\n").unwrap();
         assert_eq!(read_reply(&mut plain).0, 234);
         assert!(plain.buffer().is_empty());
-        let config = client_config();
         Ftps {
             r: BufReader::new(tls_over(&config, tcp)),
             config,
@@ -444,7 +468,7 @@ fn data_connection_must_resume_the_control_session() {
     let mut out = Vec::new();
     assert!(stranger.read_to_end(&mut out).is_err() || out.is_empty());
     let text = c.cmd_reply(522);
-    assert!(text.contains("session reuse"), "{text}");
+    assert_eq!(text, NO_REUSE_522);
     // The session goes on.
     assert_eq!(c.retr("RETR f.txt"), b"data");
 
@@ -461,6 +485,135 @@ fn data_connection_must_resume_the_control_session() {
     stranger.read_to_end(&mut out).unwrap();
     assert_eq!(out, b"data");
     c.cmd_reply(226);
+}
+
+/// Starts `line` (a download) on a data connection of `c` that handshakes with
+/// `data_config`, reading it on a thread: the thread returns what the download read, or
+/// `None` if the connection failed.
+fn download_with(
+    c: &mut Ftps,
+    data_config: &Arc<ClientConfig>,
+    line: &str,
+) -> std::thread::JoinHandle<Option<Vec<u8>>> {
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.send(line);
+    let (code, text) = c.reply();
+    assert!(code == 125 || code == 150, "{line}: {text}");
+    let mut data = tls_over(data_config, tcp);
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        data.read_to_end(&mut out).ok().map(|_| out)
+    })
+}
+
+#[test]
+fn data_connections_resume_sessions_of_the_same_users_other_control_connections() {
+    // Go's clients (rclone) keep one session cache for all their connections to a host and
+    // resume a data connection with the newest ticket of any control connection.
+    let s = with_tls(|_| {});
+    let body = random_bytes(200_000, 17);
+    std::fs::write(s.root.join("f.bin"), &body).unwrap();
+    for (version, versions) in VERSIONS {
+        let mut a = Ftps::explicit_with(s.addr, client_config_for(versions));
+        a.login_private("user");
+        // B: the same user from the same address, on a configuration of its own.
+        let other = client_config_for(versions);
+        let mut b = Ftps::explicit_with(s.addr, Arc::clone(&other));
+        b.login_private("user");
+        let got = download_with(&mut a, &other, "RETR f.bin").join().unwrap();
+        assert_eq!(a.cmd_reply(226), "226 Transfer complete.\r\n", "{version}");
+        assert_same(&got.expect("download"), &body);
+        // Once B has ended, its tickets still resume A's data connections.
+        b.cmd("QUIT", 221);
+        let got = download_with(&mut a, &other, "RETR f.bin").join().unwrap();
+        a.cmd_reply(226);
+        assert_same(&got.expect("download"), &body);
+
+        // Another user's session, from the same address: refused.
+        let stranger = client_config_for(versions);
+        let mut ro = Ftps::explicit_with(s.addr, Arc::clone(&stranger));
+        ro.login_private("ro");
+        let got = download_with(&mut a, &stranger, "RETR f.bin")
+            .join()
+            .unwrap();
+        assert_eq!(a.cmd_reply(522), NO_REUSE_522, "{version}");
+        assert!(got.unwrap_or_default().is_empty(), "{version}: data leaked");
+        // A session that never logs in and ends: refused as soon as it ends.
+        let anon = client_config_for(versions);
+        let mut idle = Ftps::explicit_with(s.addr, Arc::clone(&anon));
+        idle.cmd("FEAT", 211);
+        let start = std::time::Instant::now();
+        let reader = download_with(&mut a, &anon, "RETR f.bin");
+        std::thread::sleep(Duration::from_millis(200));
+        idle.cmd("QUIT", 221);
+        assert_eq!(a.cmd_reply(522), NO_REUSE_522, "{version}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert!(reader.join().unwrap().unwrap_or_default().is_empty());
+        a.cmd("NOOP", 200);
+    }
+}
+
+#[test]
+fn a_resumption_waits_for_the_login_of_the_control_connection_it_came_from() {
+    // rclone's newest control connection may hand its ticket to another connection's data
+    // connection before its own PASS has been answered.
+    let s = with_tls(|_| {});
+    let body = random_bytes(100_000, 19);
+    std::fs::write(s.root.join("f.bin"), &body).unwrap();
+    for (version, versions) in VERSIONS {
+        let mut a = Ftps::explicit_with(s.addr, client_config_for(versions));
+        a.login_private("user");
+        let other = client_config_for(versions);
+        let mut b = Ftps::explicit_with(s.addr, Arc::clone(&other));
+        // Read a reply over TLS, so the client has taken the TLS 1.3 tickets.
+        b.cmd("FEAT", 211);
+        let reader = download_with(&mut a, &other, "RETR f.bin");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !reader.is_finished(),
+            "{version}: decided before the owner logged in"
+        );
+        b.cmd("USER user", 331);
+        b.cmd("PASS pass", 230);
+        let got = reader.join().unwrap();
+        a.cmd_reply(226);
+        assert_same(&got.expect("download after the login"), &body);
+    }
+}
+
+#[test]
+fn a_refused_data_connection_closes_after_the_522() {
+    let s = with_tls(|_| {});
+    std::fs::write(s.root.join("f.txt"), b"data").unwrap();
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.send("RETR f.txt");
+    assert!(matches!(c.reply().0, 125 | 150));
+    let mut stranger = tls_over(&client_config(), tcp);
+    let mut out = Vec::new();
+    let _ = stranger.read_to_end(&mut out);
+    assert!(
+        out.is_empty(),
+        "data sent to a connection that did not resume"
+    );
+    // Wait for the TCP close of the data connection (its FIN, or a reset) ...
+    let tcp = &mut stranger.sock;
+    let mut rest = [0u8; 256];
+    while matches!(tcp.read(&mut rest), Ok(n) if n > 0) {}
+    // ... by then the 522 is waiting on the control connection.
+    let control = &c.r.get_ref().sock;
+    control.set_nonblocking(true).unwrap();
+    let mut peek = [0u8; 1];
+    assert!(
+        matches!(control.peek(&mut peek), Ok(1)),
+        "the data connection closed before the 522 was sent"
+    );
+    control.set_nonblocking(false).unwrap();
+    assert_eq!(c.cmd_reply(522), NO_REUSE_522);
+    c.cmd("NOOP", 200);
 }
 
 #[test]
@@ -504,8 +657,8 @@ fn plain_data_connection_under_prot_p_is_refused() {
 }
 
 #[test]
-fn upload_cut_without_close_notify_is_426() {
-    let s = with_tls(|_| {});
+fn upload_cut_without_close_notify_is_426_when_close_notify_is_required() {
+    let s = with_tls(|t| t.data_close_notify_required = true);
     let mut c = Ftps::explicit(s.addr);
     c.login_private("user");
     let tcp = TcpStream::connect(c.pasv()).unwrap();
@@ -521,6 +674,91 @@ fn upload_cut_without_close_notify_is_426() {
         text.contains("close_notify") || text.contains("EOF"),
         "{text}"
     );
+}
+
+/// How an upload's client ends its data connection.
+#[derive(Debug, Clone, Copy)]
+enum UploadEnd {
+    /// Every record, then a TCP FIN without close_notify.
+    FinAfterRecords,
+    /// A TCP FIN in the middle of the last record.
+    FinInsideRecord,
+    /// Every record, then a reset.
+    Reset,
+}
+
+/// Uploads `body` as `name` over a data connection of `c` that ends as `end`; the reply.
+fn upload_ending(c: &mut Ftps, name: &str, body: &[u8], end: UploadEnd) -> String {
+    let tcp = TcpStream::connect(c.pasv()).unwrap();
+    c.send(&format!("STOR {name}"));
+    let (code, text) = c.reply();
+    assert!(code == 125 || code == 150, "{text}");
+    let mut data = c.data(tcp);
+    while data.conn.is_handshaking() {
+        data.conn.complete_io(&mut data.sock).unwrap();
+    }
+    // The records of the whole body, written to the socket by hand.
+    data.conn.set_buffer_limit(None);
+    data.conn.writer().write_all(body).unwrap();
+    let mut records = Vec::new();
+    while data.conn.wants_write() {
+        data.conn.write_tls(&mut records).unwrap();
+    }
+    let sent = match end {
+        UploadEnd::FinInsideRecord => &records[..records.len() - 100],
+        _ => &records[..],
+    };
+    data.sock.write_all(sent).unwrap();
+    match end {
+        UploadEnd::Reset => {
+            // Let the server read the records, then reset: SO_LINGER with a zero timeout.
+            std::thread::sleep(Duration::from_millis(300));
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid socket descriptor and a pointer to a local of the size given.
+            let rc = unsafe {
+                libc::setsockopt(
+                    data.sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0);
+            drop(data);
+        }
+        _ => data.sock.shutdown(Shutdown::Write).unwrap(),
+    }
+    let (_, text) = c.reply();
+    text
+}
+
+#[test]
+fn upload_ended_by_a_fin_between_records_is_226() {
+    // Many OpenSSL- and Go-based clients close an upload without close_notify. A FIN
+    // after whole records is taken for the end of the file, as pyftpdlib and proftpd do;
+    // a FIN inside a record, or a reset, is a cut connection.
+    let s = with_tls(|_| {});
+    for (version, versions) in VERSIONS {
+        let mut c = Ftps::explicit_with(s.addr, client_config_for(versions));
+        c.login_private("user");
+        for (i, n) in [1usize, 70_000, 3 << 20].into_iter().enumerate() {
+            let body = random_bytes(n, 40 + i as u64);
+            let text = upload_ending(&mut c, "fin.bin", &body, UploadEnd::FinAfterRecords);
+            assert_eq!(text, "226 Transfer complete.\r\n", "{version}, {n} bytes");
+            assert_same(&std::fs::read(s.root.join("fin.bin")).unwrap(), &body);
+        }
+        let body = random_bytes(300_000, 45);
+        for end in [UploadEnd::FinInsideRecord, UploadEnd::Reset] {
+            let text = upload_ending(&mut c, "cut.bin", &body, end);
+            assert!(text.starts_with("426 "), "{version}, {end:?}: {text}");
+        }
+        c.cmd("NOOP", 200);
+    }
 }
 
 #[test]
@@ -931,4 +1169,292 @@ print("ok")
     );
     let out = run(Command::new("python3").arg("-c").arg(&script));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
+// ---- the command with real clients ------------------------------------------------------
+
+/// The `ftpdlib` command serving `root` to user "user" (password "pass") with the test
+/// certificate and `flags`; its port.
+fn serve_ftps(root: &TempDir, flags: &[&str]) -> (util::Daemon, u16) {
+    let cert = data_file("cert.pem");
+    let key = data_file("key.pem");
+    let mut args = vec![
+        "-d",
+        root.path().to_str().unwrap(),
+        "-w",
+        "-u",
+        "user",
+        "-P",
+        "pass",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ];
+    args.extend_from_slice(flags);
+    util::serve_daemon(&args)
+}
+
+/// Python's ftplib.FTP_TLS as pyftpdlib's users have it: prot_p(), no session resumption,
+/// TLS forced to one version. Uploads, downloads and lists; then uploads once more and
+/// closes that data connection with a TCP FIN and no close_notify (unwrap() skipped).
+const PY_PLAIN_FTPS: &str = r#"
+import ftplib, io, socket, ssl, sys
+port, version, name = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+v = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
+ctx.minimum_version = ctx.maximum_version = v
+ftp = ftplib.FTP_TLS(context=ctx, timeout=60)
+ftp.connect("127.0.0.1", port)
+ftp.login("user", "pass")
+ftp.prot_p()
+assert ftp.sock.version() == "TLSv" + version, ftp.sock.version()
+body = sys.stdin.buffer.read()
+ftp.storbinary("STOR " + name, io.BytesIO(body))
+got = io.BytesIO()
+ftp.retrbinary("RETR " + name, got.write)
+assert got.getvalue() == body, (len(got.getvalue()), len(body))
+assert name in ftp.nlst(), ftp.nlst()
+lines = []
+ftp.retrlines("LIST", lines.append)
+assert any(l.endswith(" " + name) for l in lines), lines
+# The same upload, ended without close_notify (in binary: LIST left TYPE A).
+ftp.voidcmd("TYPE I")
+conn = ftp.transfercmd("STOR fin-" + name)
+conn.sendall(body)
+conn.shutdown(socket.SHUT_WR)  # SSLSocket.shutdown drops TLS: a bare FIN
+conn.close()
+assert ftp.voidresp().startswith("226"), "no 226"
+assert ftp.size("fin-" + name) == len(body)
+ftp.quit()
+print("ok")
+"#;
+
+#[test]
+fn python_ftplib_against_the_command_with_only_a_certificate() {
+    if !require("python3") {
+        return;
+    }
+    let root = TempDir::new("py-cmd");
+    let (_daemon, port) = serve_ftps(&root, &[]);
+    for version in ["1.2", "1.3"] {
+        for (i, n) in [0usize, 1, 300_000, 4 << 20].into_iter().enumerate() {
+            let body = random_bytes(n, 900 + i as u64);
+            let name = format!("py{version}-{n}.bin");
+            let mut child = Command::new("python3")
+                .args(["-c", PY_PLAIN_FTPS])
+                .arg(port.to_string())
+                .args([version, &name])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(&body).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "python, TLS {version}, {n} bytes: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_same(&std::fs::read(root.join(&name)).unwrap(), &body);
+            assert_same(
+                &std::fs::read(root.join(&format!("fin-{name}"))).unwrap(),
+                &body,
+            );
+        }
+    }
+}
+
+#[test]
+fn python_ftplib_without_resumption_gets_the_522_on_the_control_connection() {
+    if !require("python3") {
+        return;
+    }
+    let root = TempDir::new("py-522");
+    std::fs::write(root.join("f.txt"), b"data").unwrap();
+    let (_daemon, port) = serve_ftps(&root, &["--tls-session-reuse-required"]);
+    let script = r#"
+import ftplib, io, ssl, sys
+port, version = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+v = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}[version]
+ctx.minimum_version = ctx.maximum_version = v
+ftp = ftplib.FTP_TLS(context=ctx, timeout=30)
+ftp.connect("127.0.0.1", port)
+ftp.login("user", "pass")
+ftp.prot_p()
+def reply_after(transfer):
+    try:
+        transfer()
+    except ftplib.error_perm as e:
+        return str(e)
+    except OSError:
+        # The data connection failed first (ssl.SSLEOFError is an OSError); the reason
+        # waits on the control connection.
+        try:
+            return ftp.getresp()
+        except ftplib.error_perm as e:
+            return str(e)
+    return "the transfer went through"
+for what, transfer in [
+    ("STOR", lambda: ftp.storbinary("STOR up.bin", io.BytesIO(b"x" * 200000))),
+    ("RETR", lambda: ftp.retrbinary("RETR f.txt", lambda b: None)),
+    ("LIST", lambda: ftp.retrlines("LIST", lambda l: None)),
+]:
+    got = reply_after(transfer)
+    want = "522 Data connection must resume the TLS session of the control connection."
+    assert got == want, (what, got)
+    assert ftp.voidcmd("NOOP").startswith("200")
+ftp.quit()
+print("ok")
+"#;
+    for version in ["1.2", "1.3"] {
+        let out = run(Command::new("python3")
+            .args(["-c", script])
+            .arg(port.to_string())
+            .arg(version));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "ok",
+            "TLS {version}"
+        );
+    }
+}
+
+/// Runs rclone against `port` (explicit FTPS, user "user"), bounded in time and without
+/// retries, so that a refused data connection fails the run rather than being retried.
+fn rclone(port: u16, pass: &str, config: &std::path::Path, extra: &[&str], args: &[&str]) {
+    run(Command::new("rclone")
+        .env("RCLONE_CONFIG", config)
+        .args(args)
+        .args(["--ftp-host", "127.0.0.1", "--ftp-port", &port.to_string()])
+        .args(["--ftp-user", "user", "--ftp-pass", pass])
+        .args(["--ftp-explicit-tls", "--ftp-no-check-certificate"])
+        .args(["--retries", "1", "--low-level-retries", "1"])
+        .args(["--contimeout", "10s", "--timeout", "30s", "-q"])
+        .args(extra));
+}
+
+#[test]
+fn rclone_with_and_without_session_reuse() {
+    if !require("rclone") {
+        return;
+    }
+    let local = TempDir::new("rclone");
+    let config = local.join("rclone.conf");
+    let pass = run(Command::new("rclone")
+        .env("RCLONE_CONFIG", &config)
+        .args(["obscure", "pass"]))
+    .stdout;
+    let pass = String::from_utf8(pass).unwrap().trim().to_string();
+    // Enough files for rclone's several control connections (4 transfers, 8 checkers).
+    let up = local.join("up");
+    std::fs::create_dir(&up).unwrap();
+    let files = util::write_files(&up, &[0, 1, 1000, 64 * 1024, 300_000, 2 << 20], 600);
+    let more = (0..10)
+        .map(|i| {
+            let name = format!("more-{i}.bin");
+            let body = random_bytes(20_000 + i * 3_000, 650 + i as u64);
+            std::fs::write(up.join(&name), &body).unwrap();
+            (name, body)
+        })
+        .collect::<Vec<_>>();
+    for reuse in [false, true] {
+        let root = TempDir::new("rclone-root");
+        let flags: &[&str] = if reuse {
+            &["--tls-session-reuse-required"]
+        } else {
+            &[]
+        };
+        let (_daemon, port) = serve_ftps(&root, flags);
+        for (version, extra) in [("1.3", &[][..]), ("1.2", &["--ftp-disable-tls13"][..])] {
+            let what = format!("reuse required {reuse}, TLS {version}");
+            let dir = format!(":ftp:v{version}");
+            rclone(
+                port,
+                &pass,
+                &config,
+                extra,
+                &["copy", up.to_str().unwrap(), &dir],
+            );
+            for (name, body) in files.iter().chain(&more) {
+                let stored = std::fs::read(root.join(&format!("v{version}/{name}")))
+                    .unwrap_or_else(|e| panic!("{what}: {name}: {e}"));
+                assert_same(&stored, body);
+            }
+            let down = local.join(&format!("down-{reuse}-{version}"));
+            rclone(
+                port,
+                &pass,
+                &config,
+                extra,
+                &["copy", &dir, down.to_str().unwrap()],
+            );
+            for (name, body) in files.iter().chain(&more) {
+                assert_same(&std::fs::read(down.join(name)).unwrap(), body);
+            }
+            let out = Command::new("rclone")
+                .env("RCLONE_CONFIG", &config)
+                .args(["lsf", &dir])
+                .args(["--ftp-host", "127.0.0.1", "--ftp-port", &port.to_string()])
+                .args(["--ftp-user", "user", "--ftp-pass", &pass])
+                .args(["--ftp-explicit-tls", "--ftp-no-check-certificate"])
+                .args(["--retries", "1", "--low-level-retries", "1"])
+                .args(["--contimeout", "10s", "--timeout", "30s"])
+                .args(extra)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{what}: lsf");
+            let listed = String::from_utf8_lossy(&out.stdout);
+            for (name, _) in files.iter().chain(&more) {
+                assert!(listed.lines().any(|l| l == name), "{what}: {listed}");
+            }
+        }
+    }
+}
+
+#[test]
+fn curl_and_lftp_when_the_command_requires_session_reuse() {
+    let root = TempDir::new("reuse-cmd");
+    let local = TempDir::new("reuse-local");
+    let body = random_bytes(3 << 20, 66);
+    std::fs::write(root.join("down.bin"), &body).unwrap();
+    std::fs::write(local.join("up.bin"), &body).unwrap();
+    let (_daemon, port) = serve_ftps(&root, &["--tls-session-reuse-required"]);
+    if require("curl") {
+        let url = |p: &str| format!("ftp://user:pass@127.0.0.1:{port}/{p}");
+        for tls_max in ["1.2", "1.3"] {
+            let curl = || {
+                let mut c = curl();
+                c.args(["--ssl-reqd", "--tls-max", tls_max]);
+                c
+            };
+            assert_same(&run(curl().arg(url("down.bin"))).stdout, &body);
+            let name = format!("curl-{tls_max}.bin");
+            run(curl().arg("-T").arg(local.join("up.bin")).arg(url(&name)));
+            assert_same(&std::fs::read(root.join(&name)).unwrap(), &body);
+            let list = String::from_utf8(run(curl().arg(url(""))).stdout).unwrap();
+            assert!(list.contains("down.bin"), "{list}");
+        }
+    }
+    if require("lftp") {
+        let script = format!(
+            "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ftp:ssl-protect-list true; \
+             set ssl:verify-certificate no; set net:max-retries 1; set net:timeout 20; \
+             get down.bin -o {dir}/lftp-down.bin; put {dir}/up.bin -o lftp-up.bin; cls -1; bye",
+            dir = local.path().display()
+        );
+        let out = run(Command::new("lftp")
+            .args(["-u", "user,pass", "-e", &script])
+            .arg(format!("ftp://127.0.0.1:{port}")));
+        let listing = String::from_utf8_lossy(&out.stdout);
+        assert!(listing.contains("lftp-up.bin"), "{listing}");
+        assert_same(&std::fs::read(local.join("lftp-down.bin")).unwrap(), &body);
+        assert_same(&std::fs::read(root.join("lftp-up.bin")).unwrap(), &body);
+    }
 }

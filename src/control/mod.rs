@@ -279,7 +279,8 @@ impl ControlChannel {
             return;
         };
         let plain = std::mem::replace(&mut self.stream, Stream::Switching);
-        match plain.start_control_tls(config, &mut self.keys) {
+        let ip = self.client_ip();
+        match plain.start_control_tls(config, &mut self.keys, ip) {
             Ok(s) => {
                 self.stream = s;
                 self.handshake_deadline = Some(now + config.handshake_timeout);
@@ -433,6 +434,9 @@ impl ControlChannel {
                     Line::TooLong => self.session.handle_line_too_long(now),
                 }
             }
+            // A login (or a new one) makes this user's data connections from this address
+            // welcome to resume the TLS sessions of this control connection.
+            self.keys.note_user(self.session.username());
             let mut actions = Vec::new();
             let mut handled = false;
             while let Some(a) = self.session.poll_action() {
@@ -522,7 +526,7 @@ impl ControlChannel {
     /// The TLS settings for a data connection of this session under `config`, sending or
     /// receiving; `None` before the control connection runs TLS.
     pub fn data_tls(&self, config: &TlsConfig, sending: bool) -> Option<DataTls> {
-        self.keys.data(config, sending)
+        self.keys.data(config, sending, self.client_ip())
     }
 
     /// The TLS settings a new data connection starts with at once: under PROT P, the
@@ -531,7 +535,7 @@ impl ControlChannel {
         if !self.session.data_protected() {
             return None;
         }
-        self.keys.data(config, false)
+        self.keys.data(config, false, self.client_ip())
     }
 
     // The server's answers to the session's actions, passed on.

@@ -29,6 +29,10 @@ use crate::control::session::{DataFailure, Transfer, TransferError};
 use crate::throttle::{Buckets, Limits, Share, Throttle, Way};
 use crate::tls::{self, DataTls, Stream};
 
+/// How often a transfer whose data connection waits for the session reuse verdict (the
+/// login of the control connection whose TLS session it resumed) looks again.
+const OWNER_RECHECK: Duration = Duration::from_millis(20);
+
 pub(crate) use transfer::Running;
 
 /// What a data channel tells its session.
@@ -80,6 +84,13 @@ pub(crate) struct DataChannel {
     handshaking: bool,
     /// The handshake timeout of the TLS settings in use.
     handshake_timeout: Option<Duration>,
+    /// A connection whose TLS failed, out of the poll but still open: it is closed only
+    /// after the session has answered 522, so the client finds the reason on the control
+    /// connection before it sees its data connection go.
+    held: Option<Stream>,
+    /// When to look again at a session reuse verdict that waits for a login (see
+    /// `tls::Stream::awaiting_owner`).
+    recheck: Option<Instant>,
 }
 
 /// Turns Nagle's algorithm off on a data connection, as on control connections. Bulk
@@ -156,6 +167,8 @@ impl DataChannel {
                 tls: None,
                 handshaking: false,
                 handshake_timeout: None,
+                held: None,
+                recheck: None,
             },
             addr,
         ))
@@ -182,6 +195,8 @@ impl DataChannel {
             tls: None,
             handshaking: false,
             handshake_timeout: None,
+            held: None,
+            recheck: None,
         })
     }
 
@@ -212,6 +227,28 @@ impl DataChannel {
     /// Bytes moved by the running transfer, if one is attached.
     pub fn bytes(&self) -> Option<u64> {
         self.transfer.as_ref().map(|t| t.bytes())
+    }
+
+    /// Takes the connection out of the poll and keeps it open until
+    /// [`take_held`](Self::take_held): see `held`.
+    fn hold(&mut self, registry: &Registry) {
+        match std::mem::replace(&mut self.sock, Sock::Finished) {
+            Sock::Connected(mut s) => {
+                // A failed deregister means the socket was never registered.
+                let _ = registry.deregister(&mut s);
+                self.held = Some(s);
+            }
+            other => {
+                self.sock = other;
+                self.deregister(registry);
+            }
+        }
+    }
+
+    /// The connection kept open after a TLS failure, to be dropped once the session's reply
+    /// is written.
+    pub fn take_held(&mut self) -> Option<Stream> {
+        self.held.take()
     }
 
     /// Whether the channel is done and should be removed.
@@ -329,8 +366,18 @@ impl DataChannel {
         match self.sock {
             Sock::Connected(_) if self.transfer.is_none() => None,
             Sock::Finished => None,
-            _ => self.deadline,
+            _ => tls::earliest(self.deadline, self.recheck),
         }
+    }
+
+    /// Whether the time to look again at a waiting session reuse verdict has come; the
+    /// server then drives the channel.
+    pub fn take_recheck(&mut self, now: Instant) -> bool {
+        if self.recheck.is_some_and(|t| t <= now) {
+            self.recheck = None;
+            return true;
+        }
+        false
     }
 
     /// Deadline passed: the channel fails with the matching reason.
@@ -346,17 +393,28 @@ impl DataChannel {
         let event = match (&self.sock, &self.transfer) {
             (Sock::Listening(_), _) => DataEvent::Failed(DataFailure::AcceptTimeout),
             (Sock::Connecting(_), _) => DataEvent::Failed(DataFailure::ConnectTimeout),
-            (Sock::Connected(_), Some(t)) if self.handshaking => DataEvent::Done(
-                t.bytes(),
-                Err(TransferError::Tls("TLS handshake timed out".to_string())),
-            ),
+            (Sock::Connected(s), Some(t)) if self.handshaking => {
+                // The owner of the resumed session never logged in: not a resumption of
+                // this user's session after all.
+                let why = if s.awaiting_owner() {
+                    tls::no_session_reuse()
+                } else {
+                    "TLS handshake timed out".to_string()
+                };
+                DataEvent::Done(t.bytes(), Err(TransferError::Tls(why)))
+            }
             (Sock::Connected(_), Some(t)) => {
                 DataEvent::Done(t.bytes(), Err(TransferError::Stalled))
             }
             _ => return,
         };
-        self.deregister(registry);
+        if matches!(event, DataEvent::Done(_, Err(TransferError::Tls(_)))) {
+            self.hold(registry);
+        } else {
+            self.deregister(registry);
+        }
         self.transfer = None;
+        self.recheck = None;
         events.push(event);
     }
 
@@ -492,7 +550,7 @@ impl DataChannel {
                     self.sock = Sock::Connected(s);
                     let bytes = self.bytes().unwrap_or(0);
                     self.transfer = None;
-                    self.deregister(registry);
+                    self.hold(registry);
                     events.push(DataEvent::Done(bytes, Err(TransferError::Tls(e))));
                     return false;
                 }
@@ -515,6 +573,7 @@ impl DataChannel {
             self.handshaking = false;
             self.deadline = self.stall.map(|d| now + d);
         }
+        self.recheck = stream.awaiting_owner().then(|| now + OWNER_RECHECK);
         if running.bytes() != before && !self.handshaking {
             self.deadline = self.stall.map(|d| now + d);
         }
@@ -534,7 +593,11 @@ impl DataChannel {
                 });
                 let bytes = running.bytes();
                 self.transfer = None;
-                self.deregister(registry);
+                if matches!(result, Err(TransferError::Tls(_))) {
+                    self.hold(registry);
+                } else {
+                    self.deregister(registry);
+                }
                 events.push(DataEvent::Done(bytes, result));
                 false
             }

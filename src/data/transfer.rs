@@ -7,8 +7,9 @@
 //!
 //! Under TLS there is no sendfile: files go through the buffer in large writes, so rustls
 //! cuts them into full-size records. A send ends only once the TLS close_notify is on the
-//! wire, and a receive only on the client's close_notify: a TLS data connection that just
-//! stops is a failed transfer, never a complete one.
+//! wire. A receive ends on the client's close_notify, or on a TCP FIN that falls between two
+//! TLS records where the policy allows it (`TlsConfig::data_close_notify_required` off, the
+//! default); a reset, or a FIN inside a record, is a failed transfer, never a complete one.
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -402,7 +403,8 @@ impl Running {
             let room = (budget - spent).min(self.buf.len());
             let n = match stream.read(&mut self.buf[..room]) {
                 Ok(0) => {
-                    // The client's close_notify (under TLS) or FIN: answer a close_notify
+                    // The client's close_notify or, where allowed, a FIN between TLS
+                    // records (under TLS), or its FIN (plain): answer a close_notify
                     // with ours, as far as the socket takes it; the upload is whole.
                     let _ = stream.close_notify();
                     return end_of_upload(file, ascii, self.last_cr);

@@ -515,8 +515,13 @@ impl FtpServer {
                 if let Some(reg) = &self.registry {
                     d.handle_timeout(now, reg, &mut events);
                 }
+                // A data connection waiting for a session reuse verdict looks again.
+                let recheck = events.is_empty() && d.take_recheck(now);
                 let owner = d.owner;
                 self.deliver(key, owner, events, now);
+                if recheck {
+                    self.drive_data(key, now);
+                }
             }
         }
     }

@@ -164,7 +164,8 @@ impl FtpServer {
     }
 
     /// Hands data events to the owning session, removes a finished data channel and lets
-    /// the control channel answer.
+    /// the control channel answer. A connection the channel held open after a TLS failure
+    /// is closed only after that answer (the 522) is written.
     pub(super) fn deliver(
         &mut self,
         key: usize,
@@ -173,6 +174,11 @@ impl FtpServer {
         now: Instant,
     ) {
         let finished = self.data(key).is_some_and(|dc| dc.is_finished());
+        let held = if finished {
+            self.data_mut(key).and_then(|dc| dc.take_held())
+        } else {
+            None
+        };
         if finished {
             self.remove(key);
             if let Some(c) = self.control_mut(owner) {
@@ -183,12 +189,12 @@ impl FtpServer {
         } else {
             self.sync_timer(key, now);
         }
-        if events.is_empty() {
-            return;
+        if !events.is_empty() {
+            if let Some(c) = self.control_mut(owner) {
+                c.handle_data_events(now, events);
+                self.drive_control(owner, now);
+            }
         }
-        if let Some(c) = self.control_mut(owner) {
-            c.handle_data_events(now, events);
-            self.drive_control(owner, now);
-        }
+        drop(held);
     }
 }

@@ -17,7 +17,7 @@ pub(crate) mod policy;
 mod stream;
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::event::Source;
@@ -28,12 +28,13 @@ pub use policy::{TlsConfig, TlsRequired};
 #[cfg(feature = "tls")]
 pub use stream::TlsError;
 #[cfg(feature = "tls")]
-use stream::{SessionKeys as Keys, TlsStream};
+use stream::{DataKeys, Role, ServerTls, SessionKeys as Keys, TlsStream};
 
 #[cfg(feature = "tls")]
 impl TlsConfig {
     /// Settings around a certificate chain and its private key, both PEM files (the chain
     /// leaf first; the key PKCS#8, PKCS#1 or SEC1). TLS 1.2 and 1.3, rustls' safe defaults.
+    /// The policies are pyftpdlib's defaults: TLS offered, nothing required of the client.
     ///
     /// # Errors
     /// Unreadable files, no certificate or key in them, or a key that does not fit.
@@ -48,17 +49,20 @@ impl TlsConfig {
     }
 
     /// Settings around a rustls configuration of your own (certificate resolver, protocol
-    /// versions, ciphers). Session storage, ticketer and ticket count are replaced per
-    /// session, as the session reuse check needs.
+    /// versions, ciphers). Session storage, ticketer and ticket count are replaced by the
+    /// server's own, as the session reuse check needs: one ticket key and session cache for
+    /// the server (and every clone of these settings), each session tagged with the FTP
+    /// session that made it.
     pub fn from_server_config(config: std::sync::Arc<rustls::ServerConfig>) -> TlsConfig {
         TlsConfig {
             implicit: false,
             control_required: TlsRequired::No,
             data_required: TlsRequired::No,
-            data_session_reuse_required: true,
+            data_session_reuse_required: false,
+            data_close_notify_required: false,
             handshake_timeout: Duration::from_secs(30),
             ccc_allowed: false,
-            inner: config,
+            inner: std::sync::Arc::new(ServerTls::new(config)),
         }
     }
 }
@@ -71,13 +75,16 @@ pub(crate) struct SessionTls {
     keys: Option<Keys>,
 }
 
-/// What a data channel needs to run TLS: the session's data configuration and the policy.
+/// What a data channel needs to run TLS: its own configuration (made from the session's)
+/// and the policy.
 #[derive(Debug)]
 pub(crate) struct DataTls {
     #[cfg(feature = "tls")]
-    config: std::sync::Arc<rustls::ServerConfig>,
+    keys: DataKeys,
     #[cfg(feature = "tls")]
     reuse_required: bool,
+    #[cfg(feature = "tls")]
+    fin_ends_stream: bool,
     #[cfg(not(feature = "tls"))]
     never: std::convert::Infallible,
     /// Handshake timeout.
@@ -85,28 +92,36 @@ pub(crate) struct DataTls {
 }
 
 impl SessionTls {
-    /// The data channel settings for a transfer that sends (or receives), once the control
-    /// connection has keys.
-    pub fn data(&self, config: &TlsConfig, sending: bool) -> Option<DataTls> {
+    /// The data channel settings for a transfer that sends (or receives) by the session's
+    /// client at `ip`, once the control connection has keys.
+    pub fn data(&self, config: &TlsConfig, sending: bool, ip: IpAddr) -> Option<DataTls> {
         #[cfg(feature = "tls")]
         {
             let keys = self.keys.as_ref()?;
-            let data = if sending {
-                &keys.data_send
-            } else {
-                &keys.data_receive
-            };
+            let reuse_required = config.data_session_reuse_required;
             Some(DataTls {
-                config: data.clone(),
-                reuse_required: config.data_session_reuse_required,
+                keys: keys.data(sending, ip, reuse_required),
+                reuse_required,
+                fin_ends_stream: !config.data_close_notify_required,
                 timeout: config.handshake_timeout,
             })
         }
         #[cfg(not(feature = "tls"))]
         {
-            let _ = (config, sending);
+            let _ = (config, sending, ip);
             None
         }
+    }
+
+    /// Records who the session is logged in as: data connections of this user from the
+    /// same address may resume the TLS sessions of this control connection.
+    pub fn note_user(&mut self, user: Option<&str>) {
+        #[cfg(feature = "tls")]
+        if let Some(keys) = self.keys.as_mut() {
+            keys.note_user(user);
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = user;
     }
 }
 
@@ -161,7 +176,18 @@ impl Stream {
         self.tcp()?.local_addr()
     }
 
-    /// Whether a TLS handshake is still running.
+    /// Whether the TLS handshake is done and the session reuse verdict waits for the login
+    /// of the control connection whose session the data connection resumed.
+    pub fn awaiting_owner(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.awaiting_owner(),
+            _ => false,
+        }
+    }
+
+    /// Whether a TLS handshake (or, on a data connection, its session reuse verdict) is
+    /// still to come.
     pub fn is_handshaking(&self) -> bool {
         match self {
             #[cfg(feature = "tls")]
@@ -191,26 +217,29 @@ impl Stream {
     }
 
     /// Switches the control connection of a session to TLS as server (after 234, or at
-    /// once for implicit FTPS), making the session's keys.
+    /// once for implicit FTPS), making the session's keys for its client at `ip`.
     pub fn start_control_tls(
         self,
         config: &TlsConfig,
         keys: &mut SessionTls,
+        ip: IpAddr,
     ) -> Result<Stream, (Stream, String)> {
         #[cfg(feature = "tls")]
         {
             let made = match keys.keys.take() {
                 Some(k) => Ok(k),
-                None => Keys::new(&config.inner),
+                None => Keys::new(&config.inner, ip),
             };
             match made {
                 Ok(k) => {
                     let conn = rustls::ServerConnection::new(k.control.clone());
                     keys.keys = Some(k);
                     match (self, conn) {
-                        (Stream::Plain(s), Ok(conn)) => {
-                            Ok(Stream::Tls(Box::new(TlsStream::new(s, conn, false, false))))
-                        }
+                        (Stream::Plain(s), Ok(conn)) => Ok(Stream::Tls(Box::new(TlsStream::new(
+                            s,
+                            conn,
+                            Role::Control,
+                        )))),
                         (s, Ok(_)) => Err((s, "already TLS".to_string())),
                         (s, Err(e)) => Err((s, e.to_string())),
                     }
@@ -220,7 +249,7 @@ impl Stream {
         }
         #[cfg(not(feature = "tls"))]
         {
-            let _ = keys;
+            let _ = (keys, ip);
             match config.inner {}
         }
     }
@@ -277,12 +306,16 @@ impl Stream {
     pub fn start_data_tls(self, tls: DataTls) -> Result<Stream, (Stream, String)> {
         #[cfg(feature = "tls")]
         {
-            match (self, rustls::ServerConnection::new(tls.config)) {
+            let conn = rustls::ServerConnection::new(std::sync::Arc::clone(&tls.keys.config));
+            match (self, conn) {
                 (Stream::Plain(s), Ok(conn)) => Ok(Stream::Tls(Box::new(TlsStream::new(
                     s,
                     conn,
-                    true,
-                    tls.reuse_required,
+                    Role::Data {
+                        keys: &tls.keys,
+                        require_resumption: tls.reuse_required,
+                        fin_ends_stream: tls.fin_ends_stream,
+                    },
                 )))),
                 (s, Ok(_)) => Err((s, "already TLS".to_string())),
                 (s, Err(e)) => Err((s, e.to_string())),
@@ -292,6 +325,19 @@ impl Stream {
         {
             match tls.never {}
         }
+    }
+}
+
+/// The reason a data connection is refused for not resuming its control connection's TLS
+/// session (the text of the 522).
+pub(crate) fn no_session_reuse() -> String {
+    #[cfg(feature = "tls")]
+    {
+        TlsError::NoSessionReuse.to_string()
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        "Data connection must resume the TLS session of the control connection".to_string()
     }
 }
 

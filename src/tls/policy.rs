@@ -66,11 +66,19 @@ pub struct TlsConfig {
     /// not go back to PROT C (534). pyftpdlib's `tls_data_required`. Default
     /// [`TlsRequired::No`].
     pub data_required: TlsRequired,
-    /// A protected data connection must resume the TLS session of its own control
-    /// connection (reply 522 otherwise), as vsftpd's `require_ssl_reuse` and proftpd do by
-    /// default: it proves the data connection comes from the client that logged in. Default
-    /// true; turn off for clients that cannot resume (docs/ftps.md lists them).
+    /// A protected data connection must resume a TLS session of its own control connection,
+    /// or of another control connection of the same user from the same address (reply 522
+    /// otherwise), as vsftpd's `require_ssl_reuse` and proftpd require by default: it proves
+    /// the data connection comes from the client that logged in, not from whoever reached
+    /// the passive port first. Default false, as pyftpdlib: Python's `ftplib` and other
+    /// clients do not resume (docs/ftps.md lists which do).
     pub data_session_reuse_required: bool,
+    /// A protected upload must end with the client's TLS close_notify (reply 426
+    /// otherwise), vsftpd's `strict_ssl_read_eof`. Default false: a TCP FIN that ends the
+    /// stream between two TLS records ends the upload (226), as pyftpdlib and proftpd
+    /// answer, since many clients close that way; a reset, or a FIN inside a record, is
+    /// 426 either way. docs/ftps.md weighs the truncation risk.
+    pub data_close_notify_required: bool,
     /// How long a TLS handshake may take, on control and data connections alike, before the
     /// connection is closed (control) or the transfer fails with 522 (data). Default 30 s.
     pub handshake_timeout: Duration,
@@ -83,9 +91,10 @@ pub struct TlsConfig {
     pub(super) inner: Inner,
 }
 
-/// What a [`TlsConfig`] serves with.
+/// What a [`TlsConfig`] serves with: the rustls configuration, and the ticket key, session
+/// cache and session owners that every clone of the settings shares.
 #[cfg(feature = "tls")]
-pub(super) type Inner = std::sync::Arc<rustls::ServerConfig>;
+pub(super) type Inner = std::sync::Arc<super::stream::ServerTls>;
 /// Without TLS support a [`TlsConfig`] cannot be made: its private part has no value.
 #[cfg(not(feature = "tls"))]
 pub(super) type Inner = std::convert::Infallible;
@@ -99,6 +108,10 @@ impl fmt::Debug for TlsConfig {
             .field(
                 "data_session_reuse_required",
                 &self.data_session_reuse_required,
+            )
+            .field(
+                "data_close_notify_required",
+                &self.data_close_notify_required,
             )
             .field("handshake_timeout", &self.handshake_timeout)
             .field("ccc_allowed", &self.ccc_allowed)
