@@ -8,6 +8,7 @@ use crate::DummyAuthorizer;
 
 use super::parse::parse_eprt;
 use super::*;
+use crate::authorizer::Perms;
 use crate::testutil::TempDir;
 
 struct Harness {
