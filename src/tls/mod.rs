@@ -8,11 +8,22 @@
 //! The policies ([`TlsConfig`], [`TlsRequired`]) are compiled in every build, so the session
 //! decides AUTH, PBSZ and PROT the same way with or without TLS support; they live in
 //! `policy.rs`, which imports no mio, so the session core that reads them stays clear of the
-//! reactor (`config.rs` imports them from there, not from this file). The rustls machinery
-//! (the `stream` module) is behind the `tls` cargo feature; without it a [`TlsConfig`]
-//! cannot be made, `Config::tls` stays `None`, and AUTH is answered with 502.
+//! reactor (the crate's `src/config.rs` imports them from there, not from this file). The
+//! rustls machinery is behind the `tls` cargo feature; without it a [`TlsConfig`] cannot be
+//! made, `Config::tls` stays `None`, and AUTH is answered with 502. It is in three files
+//! beside this one:
+//!
+//! - `config.rs` (here, not the crate's): the constructors of [`TlsConfig`], and the
+//!   certificate and key loading;
+//! - `reuse.rs`: which TLS sessions a data connection may resume, and each FTP session's
+//!   keys (the tickets and session cache entries its connections issue);
+//! - `stream.rs`: rustls driven on a non-blocking socket, and where a TLS upload ends.
 
+#[cfg(feature = "tls")]
+mod config;
 pub(crate) mod policy;
+#[cfg(feature = "tls")]
+mod reuse;
 #[cfg(feature = "tls")]
 mod stream;
 
@@ -26,46 +37,11 @@ use mio::{Interest, Registry, Token};
 
 pub use policy::{TlsConfig, TlsRequired};
 #[cfg(feature = "tls")]
+use reuse::{DataKeys, SessionKeys as Keys};
+#[cfg(feature = "tls")]
 pub use stream::TlsError;
 #[cfg(feature = "tls")]
-use stream::{DataKeys, Role, ServerTls, SessionKeys as Keys, TlsStream};
-
-#[cfg(feature = "tls")]
-impl TlsConfig {
-    /// Settings around a certificate chain and its private key, both PEM files (the chain
-    /// leaf first; the key PKCS#8, PKCS#1 or SEC1). TLS 1.2 and 1.3, rustls' safe defaults.
-    /// The policies are pyftpdlib's defaults: TLS offered, nothing required of the client.
-    ///
-    /// # Errors
-    /// Unreadable files, no certificate or key in them, or a key that does not fit.
-    pub fn from_pem_files(
-        cert: impl AsRef<std::path::Path>,
-        key: impl AsRef<std::path::Path>,
-    ) -> Result<TlsConfig, TlsError> {
-        Ok(Self::from_server_config(stream::server_config_from_pem(
-            cert.as_ref(),
-            key.as_ref(),
-        )?))
-    }
-
-    /// Settings around a rustls configuration of your own (certificate resolver, protocol
-    /// versions, ciphers). Session storage, ticketer and ticket count are replaced by the
-    /// server's own, as the session reuse check needs: one ticket key and session cache for
-    /// the server (and every clone of these settings), each session tagged with the FTP
-    /// session that made it.
-    pub fn from_server_config(config: std::sync::Arc<rustls::ServerConfig>) -> TlsConfig {
-        TlsConfig {
-            implicit: false,
-            control_required: TlsRequired::No,
-            data_required: TlsRequired::No,
-            data_session_reuse_required: false,
-            data_close_notify_required: false,
-            handshake_timeout: Duration::from_secs(30),
-            ccc_allowed: false,
-            inner: std::sync::Arc::new(ServerTls::new(config)),
-        }
-    }
-}
+use stream::{Role, TlsStream};
 
 /// The TLS keys of one session: its control connection's configuration and the one its
 /// data connections use. Empty without TLS support.

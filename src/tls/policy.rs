@@ -4,7 +4,7 @@
 //! This file is compiled in every build and imports nothing of mio or of the sockets, so
 //! the session core (`control::session`, through [`Config`](crate::Config)) can depend on
 //! it without reaching the reactor. The constructors of [`TlsConfig`], which need rustls,
-//! are in the parent module behind the `tls` cargo feature.
+//! are in the sibling `config.rs`, behind the `tls` cargo feature.
 
 use std::fmt;
 use std::time::Duration;
@@ -87,14 +87,14 @@ pub struct TlsConfig {
     /// PASV again; data connections keep their protection. Refused for users who must keep
     /// TLS on the control connection. Default false (534).
     pub ccc_allowed: bool,
-    /// The rustls configuration; made by the constructors in the parent module.
+    /// The rustls configuration; made by the constructors in `config.rs`.
     pub(super) inner: Inner,
 }
 
 /// What a [`TlsConfig`] serves with: the rustls configuration, and the ticket key, session
 /// cache and session owners that every clone of the settings shares.
 #[cfg(feature = "tls")]
-pub(super) type Inner = std::sync::Arc<super::stream::ServerTls>;
+pub(super) type Inner = std::sync::Arc<super::reuse::ServerTls>;
 /// Without TLS support a [`TlsConfig`] cannot be made: its private part has no value.
 #[cfg(not(feature = "tls"))]
 pub(super) type Inner = std::convert::Infallible;
