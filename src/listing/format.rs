@@ -1,5 +1,6 @@
-//! Directory listings: `ls -l` lines for LIST and STAT, bare names for NLST, and the
-//! calendar arithmetic they need (pyftpdlib's `format_list`).
+//! The lines of a listing: `ls -l` lines for LIST and STAT, RFC 3659 fact lines for MLSD
+//! and MLST, and the calendar arithmetic they need (pyftpdlib's `format_list` and
+//! `format_mlsx`).
 //!
 //! A LIST line has the shape pyftpdlib and most Unix servers use, which clients parse with
 //! the same heuristics as `ls -l` output:
