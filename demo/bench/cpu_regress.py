@@ -124,27 +124,36 @@ def w_list(a, srv):
         ftp.quit()
 
 
+def transfers(a, srv, body, after=lambda: None):
+    """Runs body, one transfer measured by timed(), up to --count times or for --seconds,
+    then after() outside the measured window; returns the sums of timed()'s results."""
+    ops = units = 0
+    cpu = ticks = wall = 0.0
+    deadline = time.monotonic() + a.seconds
+    while ops < a.count and time.monotonic() < deadline:
+        o, u, c, k, w = timed(a, srv, body)
+        ops, units, cpu, ticks, wall = ops + o, units + u, cpu + c, ticks + k, wall + w
+        after()
+    return ops, units, cpu, ticks, wall
+
+
 def w_retr(a, srv):
     ftp = login(a)
     ftp.sendcmd("TYPE I")
     buf = bytearray(1 << 20)
     want = a.mib << 20
-    ops = units = 0
-    cpu = ticks = wall = 0.0
-    deadline = time.monotonic() + a.seconds
+
+    def body(_):
+        conn = ftp.transfercmd("RETR big.bin")
+        got = benchlib.read_to_end(conn, buf)
+        conn.close()
+        ftp.voidresp()
+        if got != want:
+            raise RuntimeError(f"RETR gave {got} bytes, not {want}")
+        return 1, got / (1 << 20)
+
     try:
-        while ops < a.count and time.monotonic() < deadline:
-            def body(_):
-                conn = ftp.transfercmd("RETR big.bin")
-                got = benchlib.read_to_end(conn, buf)
-                conn.close()
-                ftp.voidresp()
-                if got != want:
-                    raise RuntimeError(f"RETR gave {got} bytes, not {want}")
-                return 1, got / (1 << 20)
-            o, u, c, k, w = timed(a, srv, body)
-            ops, units, cpu, ticks, wall = ops + o, units + u, cpu + c, ticks + k, wall + w
-        return ops, units, cpu, ticks, wall
+        return transfers(a, srv, body)
     finally:
         ftp.quit()
 
@@ -153,25 +162,23 @@ def w_stor(a, srv):
     ftp = login(a)
     ftp.sendcmd("TYPE I")
     piece = memoryview(bytes(range(256)) * 4096)  # 1 MiB
-    ops = units = 0
-    cpu = ticks = wall = 0.0
-    deadline = time.monotonic() + a.seconds
+
+    def body(_):
+        conn = ftp.transfercmd("STOR up.bin")
+        for _ in range(a.mib):
+            conn.sendall(piece)
+        conn.close()
+        ftp.voidresp()
+        return 1, float(a.mib)
+
+    def check_and_delete():
+        size = ftp.size("up.bin")
+        if size != a.mib << 20:
+            raise RuntimeError(f"STOR stored {size} bytes, not {a.mib << 20}")
+        ftp.delete("up.bin")
+
     try:
-        while ops < a.count and time.monotonic() < deadline:
-            def body(_):
-                conn = ftp.transfercmd("STOR up.bin")
-                for _ in range(a.mib):
-                    conn.sendall(piece)
-                conn.close()
-                ftp.voidresp()
-                return 1, float(a.mib)
-            o, u, c, k, w = timed(a, srv, body)
-            ops, units, cpu, ticks, wall = ops + o, units + u, cpu + c, ticks + k, wall + w
-            size = ftp.size("up.bin")
-            if size != a.mib << 20:
-                raise RuntimeError(f"STOR stored {size} bytes, not {a.mib << 20}")
-            ftp.delete("up.bin")
-        return ops, units, cpu, ticks, wall
+        return transfers(a, srv, body, check_and_delete)
     finally:
         ftp.quit()
 
