@@ -27,6 +27,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402  (demo/bench/benchlib.py, beside this file)
+
 HOST = "127.0.0.1"
 SOCK_TIMEOUT = 60.0  # seconds, any single FTP exchange
 SMALL = 4096  # bytes of the small file for RETR and STOR in the busy loop
@@ -51,10 +54,7 @@ def summary_ms(vals):
 
 
 def connect(port, user, password):
-    ftp = ftplib.FTP()
-    ftp.connect(HOST, port, timeout=SOCK_TIMEOUT)
-    ftp.login(user, password)
-    return ftp
+    return benchlib.login(HOST, port, user, password, timeout=SOCK_TIMEOUT)
 
 
 # --- prepare ---------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def cmd_probe(a):
         t0 = time.perf_counter()
         try:
             ftp.voidcmd("NOOP")
-        except (OSError, ftplib.Error, EOFError) as e:
+        except benchlib.FTP_ERRORS as e:
             errors.append(repr(e))
             break
         rtts.append((time.perf_counter() - t0) * 1000.0)
@@ -116,13 +116,10 @@ def cmd_probe(a):
             time.sleep(nxt - now)
         else:
             nxt = now
-    try:
-        ftp.quit()
-    except (OSError, ftplib.Error, EOFError):
-        ftp.close()
+    benchlib.quit_or_close(ftp)
     out = summary_ms(rtts)
     out["errors"] = errors
-    print(json.dumps(out), flush=True)
+    benchlib.emit(out)
 
 
 class Probe:
@@ -174,7 +171,7 @@ def run_with_probe(a, work):
     res["noop"] = noop
     res["scenario"] = a.scenario
     res["server"] = a.server
-    print(json.dumps(res), flush=True)
+    benchlib.emit(res)
 
 
 # --- session A: one big listing, again --------------------------------------------------
@@ -198,17 +195,14 @@ def work_list(a):
                         break
                     lines += chunk.count(b"\n")
             ftp.voidresp()
-        except (OSError, ftplib.Error, EOFError) as e:
+        except benchlib.FTP_ERRORS as e:
             errors.append(repr(e))
             break
         durations.append((time.perf_counter() - t0) * 1000.0)
         # One line per entry (a server may add a line or two, e.g. MLSD's cdir or LIST's
         # "total"): the listing is complete when at least --expect lines arrived.
         entries.append(lines)
-    try:
-        ftp.quit()
-    except (OSError, ftplib.Error, EOFError):
-        ftp.close()
+    benchlib.quit_or_close(ftp)
     ok = all(n >= a.expect for n in entries) and bool(entries)
     return {"kind": "list", "listings": len(durations), "listing_ms": [round(d, 1) for d in durations],
             "entries": entries, "complete": ok, "errors": errors}
@@ -232,7 +226,7 @@ def work_login(a):
                 with lock:
                     login_ms.append(ms)
                 ftp.quit()
-            except (OSError, ftplib.Error, EOFError) as e:
+            except benchlib.FTP_ERRORS as e:
                 with lock:
                     errors.append(repr(e))
                 ftp.close()
@@ -263,7 +257,7 @@ def work_busy(a):
         d = "c%d" % i
         try:
             ftp = connect(a.port, a.user, a.password)
-        except (OSError, ftplib.Error, EOFError) as e:
+        except benchlib.FTP_ERRORS as e:
             with lock:
                 errors.append(repr(e))
             return
@@ -283,17 +277,14 @@ def work_busy(a):
                 except ftplib.error_perm as e:  # a refused command: go on
                     with lock:
                         errors.append("%s: %s" % (name, e))
-                except (OSError, ftplib.Error, EOFError) as e:
+                except benchlib.FTP_ERRORS as e:
                     with lock:
                         errors.append("%s: %r" % (name, e))
                     ftp.close()
                     return
             with lock:
                 counts["loops"] += 1
-        try:
-            ftp.quit()
-        except (OSError, ftplib.Error, EOFError):
-            ftp.close()
+        benchlib.quit_or_close(ftp)
 
     t0 = time.monotonic()
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(a.clients)]

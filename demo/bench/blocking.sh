@@ -56,23 +56,11 @@
 #   BUSY_CLIENTS BUSY_SECONDS        row 3: 50 clients, 15 s
 #   PYTHON         python3 for the client and the venv (default python3)
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
-
-OUT_MD=""
-QUICK=0
-USE_PY=1
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --out) OUT_MD="${2:?--out needs a file}"; shift ;;
-        --out=*) OUT_MD="${1#*=}" ;;
-        --quick) QUICK=1 ;;
-        --no-pyftpdlib) USE_PY=0 ;;
-        -h|--help) usage; exit 0 ;;
-        *) echo "blocking.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
+USE_PY=1 # with a pyftpdlib column, unless --no-pyftpdlib
+while [ $# -gt 0 ]; do bench_option "$@"; shift "$TOOK"; done
 
 if [ "$QUICK" = 1 ]; then
     : "${FILES:=20000}" "${LIST_SECONDS:=3}" "${LOGIN_SECONDS:=3}" "${BUSY_SECONDS:=3}"
@@ -84,76 +72,39 @@ for v in "$FILES" "$LIST_REPEAT" "$LIST_SECONDS" "$LOGIN_CLIENTS" "$LOGIN_SECOND
     "$BUSY_CLIENTS" "$BUSY_SECONDS" "$SLOW_MS"; do
     case "$v" in ''|*[!0-9]*) echo "blocking.sh: numbers must be non-negative integers" >&2; exit 2 ;; esac
 done
-[ "$FILES" -le 1000000 ] && [ "$LIST_SECONDS" -le 300 ] && [ "$LOGIN_SECONDS" -le 300 ] &&
-    [ "$BUSY_SECONDS" -le 300 ] && [ "$LOGIN_CLIENTS" -le 500 ] && [ "$BUSY_CLIENTS" -le 500 ] ||
-    { echo "blocking.sh: at most 1,000,000 files, 500 clients and 300 s per workload" >&2; exit 2; }
+if ! { [ "$FILES" -le 1000000 ] && [ "$LIST_SECONDS" -le 300 ] && [ "$LOGIN_SECONDS" -le 300 ] &&
+    [ "$BUSY_SECONDS" -le 300 ] && [ "$LOGIN_CLIENTS" -le 500 ] && [ "$BUSY_CLIENTS" -le 500 ]; }; then
+    echo "blocking.sh: at most 1,000,000 files, 500 clients and 300 s per workload" >&2
+    exit 2
+fi
 
-PYTHON="${PYTHON:-python3}"
 FTPDLIB_ARGS="${FTPDLIB_ARGS:-}"
 FTPDLIB_LOGIN_VARIANTS="${FTPDLIB_LOGIN_VARIANTS:-}"
 SLOW_SERVER_CMD="${SLOW_SERVER_CMD:-}"
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
 CLIENT="$HERE/blocking.py"
-HOST=127.0.0.1
-USER_NAME=bench
-USER_PASS="bench-$$"
 HASH_USER=hashed
 HASH_PASS="hashed-pw-$$"
-RUN_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-[ -n "$OUT_MD" ] || OUT_MD="$HERE/results/blocking-$(date -u +%Y-%m-%d).md"
-mkdir -p "$(dirname "$OUT_MD")"
-OUT_MD="$(cd "$(dirname "$OUT_MD")" && pwd)/$(basename "$OUT_MD")"
-OUT_JSONL="${OUT_MD%.md}.jsonl"
+bench_out_md blocking
 
 # The 200,000 files live in memory when /dev/shm is there.
-if [ -d /dev/shm ] && [ -w /dev/shm ]; then
-    WORK="$(mktemp -d /dev/shm/ftpdlib-blocking.XXXXXX)"
-else
-    WORK="$(mktemp -d /tmp/ftpdlib-blocking.XXXXXX)"
-fi
-chmod 755 "$WORK"
-mkdir -p "$WORK/logs" "$WORK/root"
+bench_workdir blocking tmpfs
+mkdir -p "$WORK/root"
 ROOT="$WORK/root"
 RAW="$WORK/results.jsonl"
 : >"$RAW"
 
-STARTED=() # process groups of the servers (each runs under setsid)
-SRV_PID=""
-
-cleanup() {
-    local rc=$?
-    for pid in "${STARTED[@]:-}"; do
-        [ -n "$pid" ] && kill -TERM -- "-$pid" 2>/dev/null || true
-    done
-    for pid in "${STARTED[@]:-}"; do
-        [ -n "$pid" ] || continue
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { echo "blocking.sh: $*" >&2; }
-
 # --- ftpdlib ------------------------------------------------------------------------
 if [ -z "$SLOW_SERVER_CMD" ]; then
-    say "building the slow storage example (cargo build --release --example slow_ftpd)"
-    (cd "$REPO" && cargo build --release --quiet --example slow_ftpd)
+    bench_cargo "building the slow storage example (cargo build --release --example slow_ftpd)" \
+        --example slow_ftpd
     SLOW_SERVER_CMD='target/release/examples/slow_ftpd --delay-ms {slow_ms} --port {port} --dir {root} --user {user} --password {pass}'
 fi
-if [ -z "${FTPDLIB_BIN:-}" ]; then
-    say "building the ftpdlib binary (cargo build --release)"
-    (cd "$REPO" && cargo build --release --quiet --bin ftpdlib)
-    FTPDLIB_BIN="$REPO/target/release/ftpdlib"
-fi
+bench_build_ftpdlib FTPDLIB_BIN
 [ -x "$FTPDLIB_BIN" ] || { say "no ftpdlib binary at $FTPDLIB_BIN"; exit 1; }
 read -r -a EXTRA_ARGS <<<"$FTPDLIB_ARGS"
 
 HASH="$(printf '%s\n' "$HASH_PASS" | "$FTPDLIB_BIN" hash-password)"
+# shellcheck disable=SC2016 # '$y$' is the literal prefix of a yescrypt hash
 case "$HASH" in
     '$y$'*) ;;
     *) say "ftpdlib hash-password did not give a \$y\$ hash: $HASH"; exit 1 ;;
@@ -167,14 +118,8 @@ EOF
 
 # --- pyftpdlib 2.x, in a throw-away venv ------------------------------------------------
 PY_NOTE=""
-PYFTPDLIB_VERSION="(not run)"
 if [ "$USE_PY" = 1 ]; then
-    say "installing pyftpdlib 2.x into a venv under $WORK"
-    if "$PYTHON" -m venv "$WORK/venv" &&
-        "$WORK/venv/bin/pip" install --quiet --disable-pip-version-check 'pyftpdlib>=2,<3'; then
-        PY="$WORK/venv/bin/python"
-        PYFTPDLIB_VERSION="$("$PY" -c 'import pyftpdlib; print(pyftpdlib.__ver__)')"
-    else
+    if ! bench_pyftpdlib 'pyftpdlib>=2,<3' "pyftpdlib 2.x"; then
         PY_NOTE="pyftpdlib did not install: no pyftpdlib column"
         USE_PY=0
     fi
@@ -238,32 +183,6 @@ PYEOF
 printf '%s:%s:elradfmwMT\n%s:%s:elr\n' "$USER_NAME" "$USER_PASS" "$HASH_USER" "$HASH_PASS" \
     >"$WORK/py-users.txt"
 
-free_port() {
-    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_listen() { # PID PORT SECONDS
-    local pid=$1 port=$2 tries=$(( ${3:-15} * 10 ))
-    for _ in $(seq "$tries"); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-stop_server() {
-    [ -n "$SRV_PID" ] || return 0
-    kill -TERM -- "-$SRV_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$SRV_PID" 2>/dev/null || true
-    wait "$SRV_PID" 2>/dev/null || true
-    local keep=()
-    for p in "${STARTED[@]:-}"; do [ -z "$p" ] || [ "$p" = "$SRV_PID" ] || keep+=("$p"); done
-    STARTED=("${keep[@]:-}")
-    SRV_PID=""
-}
-
 # start_server KIND TAG [EXTRA FLAGS...]: KIND is ftpdlib, pyftpdlib, pyftpdlib-slow or
 # ftpdlib-slow; sets SRV_PID and SRV_PORT.
 start_server() {
@@ -297,14 +216,7 @@ start_server() {
             wait=60
             ;;
     esac
-    SRV_PID=$!
-    STARTED+=("$SRV_PID")
-    if ! wait_listen "$SRV_PID" "$SRV_PORT" "$wait"; then
-        say "$kind did not start listening on $HOST:$SRV_PORT; log tail:"
-        tail -n 5 "$log" >&2 || true
-        stop_server
-        return 1
-    fi
+    track_started "$kind" "$SRV_PORT" "$log" "$wait"
 }
 
 # fail_row SCENARIO SERVER WHAT: a row cell that says what went wrong (or n/a).
@@ -405,13 +317,14 @@ if [ -n "$(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev
     REV="$REV (with uncommitted changes in src/ or Cargo.*)"
 fi
 TABLE="$WORK/table.md"
+bench_machine
 "$PYTHON" "$CLIENT" report --results "$RAW" --out "$TABLE" >/dev/null
 {
     echo "# Other session's NOOP latency while the server works"
     echo
     echo "- date: $RUN_DATE; ftpdlib at \`git rev-parse --short HEAD\` = $REV"
     echo "- ftpdlib binary: ${FTPDLIB_BIN#"$REPO"/}${FTPDLIB_ARGS:+, FTPDLIB_ARGS=\"$FTPDLIB_ARGS\"}; pyftpdlib $PYFTPDLIB_VERSION (fresh venv, FTPServer, default logging)"
-    echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r); files on $(df --output=fstype "$WORK" 2>/dev/null | tail -n 1 | tr -d ' ') ($(dirname "$WORK"))"
+    echo "- machine: $MACHINE; files on $(df --output=fstype "$WORK" 2>/dev/null | tail -n 1 | tr -d ' ') ($(dirname "$WORK"))"
     echo "- session B: NOOP every 2 ms on its own connection (a process of its own), round trips in ms; 127.0.0.1 only; $ELAPSED s of workloads"
     echo "- row 1: session A lists $FILES_LABEL empty files, at most $LIST_REPEAT times or $LIST_SECONDS s"
     echo "- row 2: $LOGIN_CLIENTS clients connect, USER, PASS, QUIT in a loop for $LOGIN_SECONDS s. ftpdlib checks a yescrypt (\$y\$) hash from its --users file; **pyftpdlib has no crypt(3) hashes and checks an md5 hex digest** (a DummyAuthorizer subclass, the approach of pyftpdlib's tutorial), so its row shows the server without the cost of a slow hash"

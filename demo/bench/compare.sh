@@ -19,12 +19,9 @@
 #                           cargo build --release --example ftpbench)
 #              PYTHON       python3 used for the venv and the report (python3)
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-}
-
-QUICK=0
 OUT=""
 CLIENTS=""
 ROUNDS=""
@@ -32,9 +29,9 @@ SIZE_MB=""
 CONC_MB=""
 USE_VSFTPD=1
 KEEP=0
+# --out names a directory here (results.md, results.json, raw/, ...), not a report file.
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) QUICK=1 ;;
         --out) OUT="${2:?--out needs a directory}"; shift ;;
         --out=*) OUT="${1#*=}" ;;
         --clients|-n) CLIENTS="${2:?--clients needs a number}"; shift ;;
@@ -43,8 +40,7 @@ while [ $# -gt 0 ]; do
         --conc-size-mb) CONC_MB="${2:?--conc-size-mb needs a number}"; shift ;;
         --no-vsftpd) USE_VSFTPD=0 ;;
         --keep) KEEP=1 ;;
-        -h|--help) usage; exit 0 ;;
-        *) echo "compare.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+        *) bench_option "$@"; shift "$TOOK"; continue ;;
     esac
     shift
 done
@@ -58,47 +54,16 @@ for v in "$CLIENTS" "$ROUNDS" "$SIZE_MB" "$CONC_MB"; do
     case "$v" in ''|*[!0-9]*) echo "compare.sh: numbers must be positive integers" >&2; exit 2 ;; esac
 done
 
-PYTHON="${PYTHON:-python3}"
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-HOST=127.0.0.1
-USER_NAME=bench
-USER_PASS="bench-$$"
 TIMEOUT=120 # seconds, per workload
 
-WORK="$(mktemp -d /tmp/ftpdlib-compare.XXXXXX)"
-chmod 755 "$WORK"
+# The work directory, with the served directories, is in /tmp rather than on tmpfs: the
+# STOR rows write to it. --keep keeps it.
+bench_workdir compare
 if [ -z "$OUT" ]; then
     OUT="$(mktemp -d /tmp/ftpdlib-bench-results.XXXXXX)"
 fi
-mkdir -p "$OUT/raw" "$WORK/logs"
+mkdir -p "$OUT/raw"
 OUT="$(cd "$OUT" && pwd)"
-
-# Process groups of the servers started by this script (each runs under
-# setsid, so its process id is also its group id).
-STARTED=()
-
-cleanup() {
-    local rc=$?
-    for pid in "${STARTED[@]:-}"; do
-        [ -n "$pid" ] || continue
-        kill -TERM -- "-$pid" 2>/dev/null || true
-    done
-    for pid in "${STARTED[@]:-}"; do
-        [ -n "$pid" ] || continue
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    done
-    if [ "$KEEP" = 1 ]; then
-        echo "compare.sh: kept work directory $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { echo "compare.sh: $*" >&2; }
 
 # Enough descriptors for N control and N data connections on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -109,15 +74,11 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ]; then
 fi
 
 # --- build --------------------------------------------------------------------
-if [ -z "${FTPDLIB_BIN:-}" ]; then
-    say "building the ftpdlib binary (cargo build --release)"
-    (cd "$REPO" && cargo build --release --quiet --bin ftpdlib)
-fi
-FTPDLIB_BIN="${FTPDLIB_BIN:-$REPO/target/release/ftpdlib}"
+# A missing FTPDLIB_BIN is found when ftpdlib is started: its rows fail, the others run.
+bench_build_ftpdlib FTPDLIB_BIN
 if [ -z "${FTPBENCH_BIN:-}" ]; then
     if grep -q '^name = "ftpbench"' "$REPO/Cargo.toml"; then
-        say "building ftpbench (cargo build --release --example ftpbench)"
-        (cd "$REPO" && cargo build --release --quiet --example ftpbench)
+        bench_cargo "building ftpbench (cargo build --release --example ftpbench)" --example ftpbench
         FTPBENCH_BIN="$REPO/target/release/examples/ftpbench"
     else
         # The manifest does not list the example: build the single file as a
@@ -151,11 +112,7 @@ fi
 [ -x "$FTPBENCH_BIN" ] || { say "no ftpbench at $FTPBENCH_BIN"; exit 1; }
 
 # --- pyftpdlib, in a throw-away venv --------------------------------------------
-say "installing pyftpdlib into a venv under $WORK"
-"$PYTHON" -m venv "$WORK/venv"
-"$WORK/venv/bin/pip" install --quiet --disable-pip-version-check pyftpdlib
-PY="$WORK/venv/bin/python"
-PYFTPDLIB_VERSION="$("$PY" -c 'import pyftpdlib; print(pyftpdlib.__ver__)')"
+bench_pyftpdlib pyftpdlib
 if "$PY" -m pyftpdlib --help 2>/dev/null | grep -q -- '--max-cons-per-ip'; then
     PY_LIMIT_ARGS=(--max-cons 0 --max-cons-per-ip 0)
     PY_CMD=("$PY" -m pyftpdlib)
@@ -188,21 +145,6 @@ elif ! id ftp >/dev/null 2>&1; then
     VSFTPD_NOTE="vsftpd needs the system user ftp, column skipped"
 fi
 [ -z "$VSFTPD_NOTE" ] || { say "$VSFTPD_NOTE"; USE_VSFTPD=0; }
-
-free_port() {
-    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_listen PID PORT: succeeds once PORT accepts connections.
-wait_listen() {
-    local pid=$1 port=$2
-    for _ in $(seq 150); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
 
 # start_server NAME ROUND: starts NAME on a fresh port and directory, sets
 # SRV_PID, SRV_PORT and BENCH_ARGS (login and directory options for ftpbench).
@@ -266,30 +208,6 @@ EOF
             ;;
     esac
     track_started "$name" "$SRV_PORT" "$log"
-}
-
-# track_started NAME PORT LOG: records the server just started in the background as
-# SRV_PID and waits for it to listen on PORT; on failure shows LOG's tail and stops it.
-track_started() {
-    local name=$1 port=$2 log=$3
-    SRV_PID=$!
-    STARTED+=("$SRV_PID")
-    if ! wait_listen "$SRV_PID" "$port"; then
-        say "$name did not start listening on $HOST:$port; log tail:"
-        tail -n 5 "$log" >&2 || true
-        stop_server
-        return 1
-    fi
-}
-
-stop_server() {
-    kill -TERM -- "-$SRV_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$SRV_PID" 2>/dev/null || true
-    wait "$SRV_PID" 2>/dev/null || true
-    local keep=()
-    for p in "${STARTED[@]}"; do [ "$p" = "$SRV_PID" ] || keep+=("$p"); done
-    STARTED=("${keep[@]:-}")
 }
 
 SERVERS=(ftpdlib pyftpdlib)
@@ -397,15 +315,12 @@ done
 ELAPSED=$(( $(date +%s) - START_TIME ))
 
 # --- report ------------------------------------------------------------------------
-MACHINE_CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-MACHINE_MEM="$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+bench_machine
 VSFTPD_VERSION="$( (dpkg-query -W -f '${Version}' vsftpd 2>/dev/null) || echo unknown)"
 export OUT CLIENTS ROUNDS SIZE_MB CONC_MB ELAPSED PYFTPDLIB_VERSION VSFTPD_VERSION VSFTPD_NOTE TLS_NOTE
 export MACHINE_CPU MACHINE_MEM FTPDLIB_BIN
-MACHINE_NPROC="$(nproc)"
-MACHINE_KERNEL="$(uname -r)"
 SERVER_LIST="${SERVERS[*]}"
-RUN_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+RUN_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" # this report has always given the end of the run
 export MACHINE_NPROC MACHINE_KERNEL SERVER_LIST RUN_DATE
 export COMMAND_LINE="demo/bench/compare.sh --clients $CLIENTS --rounds $ROUNDS --size-mb $SIZE_MB --conc-size-mb $CONC_MB"
 

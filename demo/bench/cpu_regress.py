@@ -25,11 +25,13 @@ whichever comes first; every socket has a 30 s timeout.
 """
 
 import argparse
-import ftplib
-import json
+import os
 import socket
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402  (demo/bench/benchlib.py, beside this file)
 
 TICK = 100.0  # USER_HZ: /proc/PID/stat counts CPU time in these
 
@@ -57,10 +59,7 @@ class Server:
 
 
 def login(a):
-    ftp = ftplib.FTP()
-    ftp.connect(a.host, a.port, timeout=30)
-    ftp.login(a.user, a.password)
-    return ftp
+    return benchlib.login(a.host, a.port, a.user, a.password, timeout=30)
 
 
 def timed(a, srv, body):
@@ -113,12 +112,7 @@ def w_list(a, srv):
             n = 0
             while n < a.count and time.monotonic() < deadline:
                 conn = ftp.transfercmd("LIST list100")
-                got = 0
-                while True:
-                    k = conn.recv_into(buf)
-                    if k == 0:
-                        break
-                    got += k
+                got = benchlib.read_to_end(conn, buf)
                 conn.close()
                 ftp.voidresp()
                 if got < 100 * 40:
@@ -130,32 +124,36 @@ def w_list(a, srv):
         ftp.quit()
 
 
+def transfers(a, srv, body, after=lambda: None):
+    """Runs body, one transfer measured by timed(), up to --count times or for --seconds,
+    then after() outside the measured window; returns the sums of timed()'s results."""
+    ops = units = 0
+    cpu = ticks = wall = 0.0
+    deadline = time.monotonic() + a.seconds
+    while ops < a.count and time.monotonic() < deadline:
+        o, u, c, k, w = timed(a, srv, body)
+        ops, units, cpu, ticks, wall = ops + o, units + u, cpu + c, ticks + k, wall + w
+        after()
+    return ops, units, cpu, ticks, wall
+
+
 def w_retr(a, srv):
     ftp = login(a)
     ftp.sendcmd("TYPE I")
     buf = bytearray(1 << 20)
     want = a.mib << 20
-    ops = units = 0
-    cpu = ticks = wall = 0.0
-    deadline = time.monotonic() + a.seconds
+
+    def body(_):
+        conn = ftp.transfercmd("RETR big.bin")
+        got = benchlib.read_to_end(conn, buf)
+        conn.close()
+        ftp.voidresp()
+        if got != want:
+            raise RuntimeError(f"RETR gave {got} bytes, not {want}")
+        return 1, got / (1 << 20)
+
     try:
-        while ops < a.count and time.monotonic() < deadline:
-            def body(_):
-                conn = ftp.transfercmd("RETR big.bin")
-                got = 0
-                while True:
-                    k = conn.recv_into(buf)
-                    if k == 0:
-                        break
-                    got += k
-                conn.close()
-                ftp.voidresp()
-                if got != want:
-                    raise RuntimeError(f"RETR gave {got} bytes, not {want}")
-                return 1, got / (1 << 20)
-            o, u, c, k, w = timed(a, srv, body)
-            ops, units, cpu, ticks, wall = ops + o, units + u, cpu + c, ticks + k, wall + w
-        return ops, units, cpu, ticks, wall
+        return transfers(a, srv, body)
     finally:
         ftp.quit()
 
@@ -164,25 +162,23 @@ def w_stor(a, srv):
     ftp = login(a)
     ftp.sendcmd("TYPE I")
     piece = memoryview(bytes(range(256)) * 4096)  # 1 MiB
-    ops = units = 0
-    cpu = ticks = wall = 0.0
-    deadline = time.monotonic() + a.seconds
+
+    def body(_):
+        conn = ftp.transfercmd("STOR up.bin")
+        for _ in range(a.mib):
+            conn.sendall(piece)
+        conn.close()
+        ftp.voidresp()
+        return 1, float(a.mib)
+
+    def check_and_delete():
+        size = ftp.size("up.bin")
+        if size != a.mib << 20:
+            raise RuntimeError(f"STOR stored {size} bytes, not {a.mib << 20}")
+        ftp.delete("up.bin")
+
     try:
-        while ops < a.count and time.monotonic() < deadline:
-            def body(_):
-                conn = ftp.transfercmd("STOR up.bin")
-                for _ in range(a.mib):
-                    conn.sendall(piece)
-                conn.close()
-                ftp.voidresp()
-                return 1, float(a.mib)
-            o, u, c, k, w = timed(a, srv, body)
-            ops, units, cpu, ticks, wall = ops + o, units + u, cpu + c, ticks + k, wall + w
-            size = ftp.size("up.bin")
-            if size != a.mib << 20:
-                raise RuntimeError(f"STOR stored {size} bytes, not {a.mib << 20}")
-            ftp.delete("up.bin")
-        return ops, units, cpu, ticks, wall
+        return transfers(a, srv, body, check_and_delete)
     finally:
         ftp.quit()
 
@@ -208,11 +204,7 @@ WORKLOADS = {
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--pid", type=int, required=True, help="the server's process id")
-    p.add_argument("--user", required=True)
-    p.add_argument("--password", required=True)
+    benchlib.server_args(p)
     p.add_argument("--workloads", default="login,noop,size,list,retr,stor")
     p.add_argument("--count", type=int, default=2000,
                    help="operations per small workload (transfers: --transfers)")
@@ -223,8 +215,7 @@ def main():
                    help="pause before and after each measured window (s)")
     p.add_argument("--label", default="", help="copied into every JSON line")
     a = p.parse_args()
-    if a.host not in ("127.0.0.1", "localhost", "::1"):
-        sys.exit("cpu_regress.py: loopback only")
+    benchlib.loopback_only(a, "cpu_regress.py")
     a.count = max(1, min(a.count, 100000))
     a.transfers = max(1, min(a.transfers, 100))
     a.mib = max(1, min(a.mib, 1024))
@@ -238,11 +229,11 @@ def main():
             a.count = a.transfers
         ops, units, cpu, ticks, wall = fn(a, srv)
         a.count = count
-        print(json.dumps({
+        benchlib.emit({
             "label": a.label, "workload": name, "ops": ops, "units": units, "unit": unit,
             "cpu_s": cpu, "proc_stat_cpu_s": ticks, "wall_s": wall,
             "cpu_us_per_unit": 1e6 * cpu / units if units else None,
-        }), flush=True)
+        })
 
 
 if __name__ == "__main__":

@@ -53,21 +53,10 @@
 #   COUNT_N     operations of the shorter counted run (default 100)
 #   PYTHON      python3 for the client and the report (default python3)
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
-
-OUT_MD=""
-QUICK=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --out) OUT_MD="${2:?--out needs a file}"; shift ;;
-        --out=*) OUT_MD="${1#*=}" ;;
-        --quick) QUICK=1 ;;
-        -h|--help) usage; exit 0 ;;
-        *) echo "cpu_regress.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
+while [ $# -gt 0 ]; do bench_option "$@"; shift "$TOOK"; done
 
 if [ "$QUICK" = 1 ]; then
     : "${ROUNDS:=2}" "${COUNT:=300}" "${TRANSFERS:=2}" "${MIB:=16}" "${STAT_REPS:=1}" \
@@ -85,61 +74,20 @@ if ! { [ "$ROUNDS" -le 50 ] && [ "$COUNT" -le 100000 ] && [ "$TRANSFERS" -le 100
     exit 2
 fi
 
-PYTHON="${PYTHON:-python3}"
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
 CLIENT="$HERE/cpu_regress.py"
-HOST=127.0.0.1
-USER_NAME=bench
-USER_PASS="bench-$$"
-RUN_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-[ -n "$OUT_MD" ] || OUT_MD="$HERE/results/cpu-regress-$(date -u +%Y-%m-%d).md"
-mkdir -p "$(dirname "$OUT_MD")"
-OUT_MD="$(cd "$(dirname "$OUT_MD")" && pwd)/$(basename "$OUT_MD")"
-OUT_JSONL="${OUT_MD%.md}.jsonl"
+bench_out_md cpu-regress
 
-if [ -d /dev/shm ] && [ -w /dev/shm ]; then
-    WORK="$(mktemp -d /dev/shm/ftpdlib-cpu.XXXXXX)"
-else
-    WORK="$(mktemp -d /tmp/ftpdlib-cpu.XXXXXX)"
-fi
-chmod 755 "$WORK"
-mkdir -p "$WORK/logs"
+bench_workdir cpu tmpfs
 RAW="$WORK/results.jsonl"
 : >"$RAW"
-
-STARTED=() # process groups of the servers (each runs under setsid)
-
-cleanup() {
-    local rc=$?
-    for pid in "${STARTED[@]:-}"; do
-        if [ -n "$pid" ]; then kill -TERM -- "-$pid" 2>/dev/null || true; fi
-    done
-    for pid in "${STARTED[@]:-}"; do
-        [ -n "$pid" ] || continue
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { echo "cpu_regress.sh: $*" >&2; }
 
 # --- the two builds -----------------------------------------------------------------
 NEW_REV="$(git -C "$REPO" rev-parse --short HEAD)"
 SRC_REV="$(git -C "$REPO" log -1 --format=%h HEAD -- src)" # the last commit that changed src/
 NEW_DIRTY=""
 git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock || NEW_DIRTY=" (with uncommitted changes)"
-if [ -z "${NEW_BIN:-}" ]; then
-    say "building the current server (cargo build --release)"
-    (cd "$REPO" && cargo build --release --quiet --bin ftpdlib)
-    NEW_BIN="$REPO/target/release/ftpdlib"
-fi
-say "building the stat_cost example"
-(cd "$REPO" && cargo build --release --quiet --example stat_cost)
+bench_build_ftpdlib NEW_BIN "the current server"
+bench_cargo "building the stat_cost example" --example stat_cost
 STAT_COST="$REPO/target/release/examples/stat_cost"
 OLD_SRC_NOTE="$OLD_REV"
 if [ -z "${OLD_BIN:-}" ]; then
@@ -167,32 +115,17 @@ make_root() { # DIR
 make_root "$WORK/root-new"
 make_root "$WORK/root-old"
 
-free_port() {
-    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_listen() { # PID PORT
-    local pid=$1 port=$2
-    for _ in $(seq 150); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
 declare -A PID PORT BIN
 BIN[new]=$NEW_BIN
 BIN[old]=$OLD_BIN
-start() { # NAME BIN ROOT
+start() { # NAME BIN ROOT: the server NAME, left running; sets PID[NAME] and PORT[NAME]
     local port
     port="$(free_port)"
     setsid "$2" -i "$HOST" -p "$port" -d "$3" -u "$USER_NAME" -P "$USER_PASS" -w \
         --max-cons 0 >"$WORK/logs/$1.log" 2>&1 &
-    PID[$1]=$!
+    track_started "$1" "$port" "$WORK/logs/$1.log" || exit 1
+    PID[$1]=$SRV_PID
     PORT[$1]=$port
-    STARTED+=("$!")
-    wait_listen "$!" "$port" || { say "$1 did not start; log:"; tail -n 5 "$WORK/logs/$1.log" >&2; exit 1; }
 }
 start new "$NEW_BIN" "$WORK/root-new"
 start old "$OLD_BIN" "$WORK/root-old"
@@ -288,7 +221,7 @@ done
 cp "$RAW" "$OUT_JSONL"
 
 # --- report ----------------------------------------------------------------------------
-CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+bench_machine
 "$PYTHON" - "$RAW" "$OUT_MD" "$WORK/counts" <<PYEOF
 import json, os, statistics, sys
 raw, out, counts = sys.argv[1:4]
@@ -316,7 +249,7 @@ L.append("- date: $RUN_DATE; command: \`demo/bench/cpu_regress.sh\` (ROUNDS=$ROU
          "TRANSFERS=$TRANSFERS MIB=$MIB WL_SECONDS=$WL_SECONDS STAT_REPS=$STAT_REPS STAT_COUNT=$STAT_COUNT)")
 L.append("- new: ftpdlib at $NEW_REV$NEW_DIRTY (src/ last changed in $SRC_REV), release build, \`$NEW_BIN\`")
 L.append("- old: ftpdlib at $OLD_SRC_NOTE, release build, \`$OLD_BIN\`")
-L.append("- machine: $(nproc) cores, $CPU_MODEL, kernel $(uname -r); served trees on tmpfs; "
+L.append("- machine: $MACHINE; served trees on tmpfs; "
          "127.0.0.1 only; $BENCH_S s of server workloads")
 L.append("- server CPU: user + system time of the server process, all threads (process CPU "
          "clock, ns), over the workload, divided by its units; median of $ROUNDS rounds, the "

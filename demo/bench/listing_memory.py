@@ -11,12 +11,14 @@ above every sample), RSS after (the listing done and a pause), lines and bytes r
 """
 
 import argparse
-import ftplib
-import json
+import os
 import socket
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402  (demo/bench/benchlib.py, beside this file)
 
 
 def status(pid):
@@ -95,11 +97,7 @@ def one(a, ftp, cmd, path):
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--pid", type=int, required=True, help="the server's process id")
-    p.add_argument("--user", required=True)
-    p.add_argument("--password", required=True)
+    benchlib.server_args(p)
     p.add_argument("--listing", action="append", required=True,
                    help="CMD:PATH, e.g. LIST:big; repeat for more")
     p.add_argument("--read-size", type=int, default=65536)
@@ -109,19 +107,16 @@ def main():
     p.add_argument("--settle", type=float, default=0.5)
     p.add_argument("--label", default="")
     a = p.parse_args()
-    if a.host not in ("127.0.0.1", "localhost", "::1"):
-        sys.exit("listing_memory.py: loopback only")
+    benchlib.loopback_only(a, "listing_memory.py")
     a.seconds = max(1.0, min(a.seconds, 900.0))
     a.every = max(0.002, a.every)
     a.read_size = max(1024, min(a.read_size, 1 << 24))
     socket.setdefaulttimeout(60)
-    ftp = ftplib.FTP()
-    ftp.connect(a.host, a.port, timeout=60)
-    ftp.login(a.user, a.password)
+    ftp = benchlib.login(a.host, a.port, a.user, a.password, timeout=60)
     ftp.sendcmd("TYPE A")
     for item in a.listing[:10]:
         cmd, path = item.split(":", 1)
-        print(json.dumps(one(a, ftp, cmd.upper(), path)), flush=True)
+        benchlib.emit(one(a, ftp, cmd.upper(), path))
     ftp.quit()
 
 

@@ -30,23 +30,11 @@
 #   LIST_SECONDS  time limit of one listing (default 300)
 #   PYTHON        python3 for the client, the venv and the report (default python3)
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
-
-OUT_MD=""
-QUICK=0
-USE_PY=1
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --out) OUT_MD="${2:?--out needs a file}"; shift ;;
-        --out=*) OUT_MD="${1#*=}" ;;
-        --quick) QUICK=1 ;;
-        --no-pyftpdlib) USE_PY=0 ;;
-        -h|--help) usage; exit 0 ;;
-        *) echo "listing_memory.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
+USE_PY=1 # with a pyftpdlib column, unless --no-pyftpdlib
+while [ $# -gt 0 ]; do bench_option "$@"; shift "$TOOK"; done
 [ "$QUICK" = 1 ] && : "${FILES:=20000}"
 : "${FILES:=1000000}" "${READ_KIB:=64}" "${PAUSE_MS:=10}" "${LIST_SECONDS:=300}"
 for v in "$FILES" "$READ_KIB" "$PAUSE_MS" "$LIST_SECONDS"; do
@@ -58,71 +46,23 @@ if ! { [ "$FILES" -le 2000000 ] && [ "$LIST_SECONDS" -le 900 ] && [ "$READ_KIB" 
     exit 2
 fi
 
-PYTHON="${PYTHON:-python3}"
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
 CLIENT="$HERE/listing_memory.py"
-HOST=127.0.0.1
-USER_NAME=bench
-USER_PASS="bench-$$"
-RUN_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-[ -n "$OUT_MD" ] || OUT_MD="$HERE/results/listing-memory-$(date -u +%Y-%m-%d).md"
-mkdir -p "$(dirname "$OUT_MD")"
-OUT_MD="$(cd "$(dirname "$OUT_MD")" && pwd)/$(basename "$OUT_MD")"
-OUT_JSONL="${OUT_MD%.md}.jsonl"
+bench_out_md listing-memory
 
-if [ -d /dev/shm ] && [ -w /dev/shm ]; then
-    WORK="$(mktemp -d /dev/shm/ftpdlib-listmem.XXXXXX)"
-else
-    WORK="$(mktemp -d /tmp/ftpdlib-listmem.XXXXXX)"
-fi
-chmod 755 "$WORK"
-mkdir -p "$WORK/logs" "$WORK/root/big" "$WORK/root/small"
+bench_workdir listmem tmpfs
+mkdir -p "$WORK/root/big" "$WORK/root/small"
 ROOT="$WORK/root"
 RAW="$WORK/results.jsonl"
 : >"$RAW"
 
-STARTED=() # process groups of the servers (each runs under setsid)
-SRV_PID=""
-
-cleanup() {
-    local rc=$?
-    for pid in "${STARTED[@]:-}"; do
-        if [ -n "$pid" ]; then kill -TERM -- "-$pid" 2>/dev/null || true; fi
-    done
-    for pid in "${STARTED[@]:-}"; do
-        [ -n "$pid" ] || continue
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { echo "listing_memory.sh: $*" >&2; }
-
-if [ -z "${FTPDLIB_BIN:-}" ]; then
-    say "building the ftpdlib binary (cargo build --release)"
-    (cd "$REPO" && cargo build --release --quiet --bin ftpdlib)
-    FTPDLIB_BIN="$REPO/target/release/ftpdlib"
-fi
+bench_build_ftpdlib FTPDLIB_BIN
 [ -x "$FTPDLIB_BIN" ] || { say "no ftpdlib binary at $FTPDLIB_BIN"; exit 1; }
 REV="$(git -C "$REPO" rev-parse --short HEAD)"
 SRC_REV="$(git -C "$REPO" log -1 --format=%h HEAD -- src)" # the last commit that changed src/
 
-PYFTPDLIB_VERSION="(not run)"
-if [ "$USE_PY" = 1 ]; then
-    say "installing pyftpdlib 2.x into a venv under $WORK"
-    if "$PYTHON" -m venv "$WORK/venv" &&
-        "$WORK/venv/bin/pip" install --quiet --disable-pip-version-check 'pyftpdlib>=2,<3'; then
-        PY="$WORK/venv/bin/python"
-        PYFTPDLIB_VERSION="$("$PY" -c 'import pyftpdlib; print(pyftpdlib.__ver__)')"
-    else
-        say "pyftpdlib did not install: ftpdlib only"
-        USE_PY=0
-    fi
+if [ "$USE_PY" = 1 ] && ! bench_pyftpdlib 'pyftpdlib>=2,<3' "pyftpdlib 2.x"; then
+    say "pyftpdlib did not install: ftpdlib only"
+    USE_PY=0
 fi
 cat >"$WORK/pyftpd.py" <<'PYEOF'
 import sys
@@ -152,30 +92,7 @@ for i in range(100):
 PYEOF
 MAKE_S=$(( $(date +%s) - T_MAKE ))
 
-free_port() {
-    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_listen() { # PID PORT
-    local pid=$1 port=$2
-    for _ in $(seq 150); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-stop_server() {
-    [ -n "$SRV_PID" ] || return 0
-    kill -TERM -- "-$SRV_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$SRV_PID" 2>/dev/null || true
-    wait "$SRV_PID" 2>/dev/null || true
-    SRV_PID=""
-}
-
-start_server() { # KIND
+start_server() { # KIND: starts it on a fresh port; sets SRV_PID and SRV_PORT
     local log="$WORK/logs/$1.log"
     SRV_PORT="$(free_port)"
     case "$1" in
@@ -188,10 +105,7 @@ start_server() { # KIND
                 "$USER_PASS" >>"$log" 2>&1 &
             ;;
     esac
-    SRV_PID=$!
-    STARTED+=("$SRV_PID")
-    wait_listen "$SRV_PID" "$SRV_PORT" ||
-        { say "$1 did not start; log:"; tail -n 5 "$log" >&2; exit 1; }
+    track_started "$1" "$SRV_PORT" "$log" || exit 1
 }
 
 SERVERS=(ftpdlib)
@@ -215,7 +129,7 @@ done
 BENCH_S=$(( $(date +%s) - T_BENCH ))
 cp "$RAW" "$OUT_JSONL"
 
-CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+bench_machine
 "$PYTHON" - "$RAW" "$OUT_MD" <<PYEOF
 import json, sys
 raw, out = sys.argv[1:3]
@@ -227,7 +141,7 @@ L.append("- date: $RUN_DATE; command: \`demo/bench/listing_memory.sh\` (FILES=$F
          "READ_KIB=$READ_KIB PAUSE_MS=$PAUSE_MS LIST_SECONDS=$LIST_SECONDS)")
 L.append("- ftpdlib at $REV (src/ last changed in $SRC_REV), \`$FTPDLIB_BIN\`, default flags (worker pool of the default "
          "size); pyftpdlib $PYFTPDLIB_VERSION (fresh venv, FTPServer, DummyAuthorizer)")
-L.append("- machine: $(nproc) cores, $CPU_MODEL, kernel $(uname -r); the files are empty, "
+L.append("- machine: $MACHINE; the files are empty, "
          "on tmpfs, made in $MAKE_S s; 127.0.0.1 only; $BENCH_S s of listings")
 L.append("- each server started fresh for each command; one session lists the 100-entry "
          "directory with NLST, then the big directory, reading $READ_KIB KiB and pausing "
