@@ -307,19 +307,20 @@ pub fn mlsx_perm(is_dir: bool, has: impl Fn(crate::Perms) -> bool) -> String {
             p.push(c);
         }
     };
+    // In pyftpdlib's order (its own M and T letters left out: RFC 3659 has none).
     if is_dir {
         add('e', Perms::CWD);
         add('l', Perms::LIST);
-        add('c', Perms::STORE);
-        add('m', Perms::MKDIR);
         add('d', Perms::DELETE);
         add('f', Perms::RENAME);
+        add('m', Perms::MKDIR);
+        add('c', Perms::STORE);
         add('p', Perms::DELETE);
     } else {
+        add('r', Perms::RETR);
         add('a', Perms::APPEND);
         add('d', Perms::DELETE);
         add('f', Perms::RENAME);
-        add('r', Perms::RETR);
         add('w', Perms::STORE);
     }
     p
@@ -420,7 +421,8 @@ mod tests {
         assert!(String::from_utf8(out)
             .unwrap()
             .starts_with("type=file;unix.mode=0"));
-        assert_eq!(mlsx_perm(true, |_| true), "elcmdfp");
+        assert_eq!(mlsx_perm(true, |_| true), "eldfmcp");
+        assert_eq!(mlsx_perm(false, |_| true), "radfw");
         assert_eq!(mlsx_perm(false, |p| p == crate::Perms::RETR), "r");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -164,6 +164,12 @@ impl FtpServer {
             chan: Channel::Data(Box::new(dc)),
             timer: None,
         });
+        // A session has one data channel: one it had before (its listener or connection)
+        // is closed here, never left without an owner.
+        let old = self.control_mut(owner).and_then(|c| c.take_data());
+        if let Some(old) = old {
+            self.remove(old);
+        }
         if let Some(c) = self.control_mut(owner) {
             c.set_data(Some(key));
         }

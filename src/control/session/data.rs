@@ -22,6 +22,7 @@ impl Session {
         result: io::Result<SocketAddr>,
         extended: bool,
     ) {
+        self.awaiting_listen = false;
         match result {
             Ok(addr) => {
                 self.data = DataState::Listening;

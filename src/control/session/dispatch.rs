@@ -219,7 +219,7 @@ impl Session {
         (rnfr, rest): (Option<PathBuf>, Option<u64>),
     ) {
         match spec.verb {
-            Verb::User => self.cmd_user(arg),
+            Verb::User => self.cmd_user(now, arg),
             Verb::Pass => self.cmd_pass(arg),
             Verb::Quit => self.cmd_quit(now),
             Verb::Noop => self.reply(200, "I successfully did nothing'."),
@@ -278,7 +278,7 @@ impl Session {
             Verb::Site => self.cmd_site(raw),
             Verb::Rein => {
                 if let Auth::LoggedIn(_) = self.auth {
-                    self.flush_account();
+                    self.flush_account(now);
                 }
                 self.auth = Auth::Anonymous;
                 self.reply(220, "Ready for new user.");

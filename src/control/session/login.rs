@@ -9,12 +9,12 @@ use crate::filesystem::Filesystem;
 use super::{Action, Auth, DataState, Delayed, Op, Session, Then};
 
 impl Session {
-    pub(super) fn cmd_user(&mut self, arg: &str) {
+    pub(super) fn cmd_user(&mut self, now: Instant, arg: &str) {
         if self.control_tls_missing(arg) {
             return;
         }
         if let Auth::LoggedIn(_) = self.auth {
-            self.flush_account();
+            self.flush_account(now);
             self.reply(
                 331,
                 "Previous account information was flushed, send password.",
@@ -26,10 +26,22 @@ impl Session {
     }
 
     /// Forgets the login (a new USER): RFC 959 lets a running transfer finish.
-    pub(super) fn flush_account(&mut self) {
+    /// Ends the login (REIN, or USER while logged in). A transfer already moving data
+    /// finishes (RFC 959: REIN lets it complete); one accepted but not started (its 150
+    /// out, no data connection up yet) ends here with 426, so it can never run with the
+    /// next user's rights, and any prepared data connection goes with it.
+    pub(super) fn flush_account(&mut self, now: Instant) {
+        if !self.transfer_running {
+            if let Some(p) = self.pending.take() {
+                self.held = None;
+                self.end_transfer(now, &p, 0, false);
+                self.reply(426, "Transfer aborted; the user logged out.");
+            }
+        }
         if self.pending.is_none() && self.data != DataState::None {
             self.actions.push_back(Action::CloseData);
             self.data = DataState::None;
+            self.awaiting_connect = false;
         }
         self.hook(|h, i| h.on_logout(i));
         self.auth = Auth::Anonymous;

@@ -225,6 +225,9 @@ pub struct Session {
     /// PORT/EPRT sent, connection pending: no further command until it settles, so replies
     /// stay in order.
     awaiting_connect: bool,
+    /// PASV/EPSV sent, listener being opened: no further command until its 227/229 is out,
+    /// so a command pipelined behind it is answered after it and acts on its result.
+    awaiting_listen: bool,
     pending: Option<Pending>,
     /// A transfer accepted (150 sent) before any PASV/PORT: it starts once the client sets
     /// up the data connection, as pyftpdlib does.
@@ -309,6 +312,7 @@ impl Session {
             rest: None,
             rnfr: None,
             data: DataState::None,
+            awaiting_listen: false,
             awaiting_connect: false,
             pending: None,
             transfer_running: false,
@@ -384,6 +388,7 @@ impl Session {
         !self.closed
             && self.delayed.is_none()
             && !self.awaiting_connect
+            && !self.awaiting_listen
             && !self.quit_pending
             && !self.close_after_transfer
             && !self.aborting

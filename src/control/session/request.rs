@@ -443,11 +443,20 @@ fn unique(
     dir: &Path,
     base: &[u8],
 ) -> io::Result<(Vec<u8>, Box<dyn FileWriter>)> {
+    use std::hash::{BuildHasher, Hasher};
     use std::os::unix::ffi::OsStrExt;
+    // pyftpdlib's names (tempfile.mkstemp's): the base, a dot and eight random characters.
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789_";
+    let seed = std::collections::hash_map::RandomState::new();
     for n in 0..100u32 {
+        let mut h = seed.build_hasher();
+        h.write_u32(n);
+        let mut bits = h.finish();
         let mut name = base.to_vec();
-        if n > 0 {
-            name.extend_from_slice(format!(".{n}").as_bytes());
+        name.push(b'.');
+        for _ in 0..8 {
+            name.push(CHARS[(bits % CHARS.len() as u64) as usize]);
+            bits /= CHARS.len() as u64;
         }
         let path = dir.join(std::ffi::OsStr::from_bytes(&name));
         match fs.open_write(&path, WriteMode::CreateNew) {

@@ -103,6 +103,7 @@ impl Session {
             return;
         }
         self.drop_data();
+        self.awaiting_listen = true;
         self.actions.push_back(Action::Listen { extended });
     }
 
