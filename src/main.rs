@@ -569,6 +569,10 @@ fn run(o: Options) -> Result<(), String> {
     if let Some(n) = o.max_cons_per_ip {
         server.max_cons_per_ip = n;
     }
+    // Caught from before the line that says the server is up, so that no signal sent after
+    // it meets the default action (which ends the process).
+    let signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| format!("can't catch signals: {e}"))?;
     let listen = server
         .local_addrs()
         .iter()
@@ -587,7 +591,7 @@ fn run(o: Options) -> Result<(), String> {
         dir.display(),
         who.join(", ")
     );
-    serve(server, &o, &dir)
+    serve(server, signals, &o, &dir)
 }
 
 /// The permissions of `-w` (everything) or of its absence (read-only).
@@ -612,10 +616,13 @@ const FTP_TOKENS: Token = Token(1);
 /// reloads the settings read from files ([`reload`]). The signals come through a pipe
 /// (signal-hook's self-pipe), so the reactor sees them as one more readable source and no
 /// code runs in signal context here.
-fn serve(mut server: FtpServer, o: &Options, dir: &Path) -> Result<(), String> {
+fn serve(
+    mut server: FtpServer,
+    mut signals: Signals,
+    o: &Options,
+    dir: &Path,
+) -> Result<(), String> {
     let mut poll = Poll::new().map_err(|e| format!("can't make a poll: {e}"))?;
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| format!("can't catch signals: {e}"))?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(|e| format!("can't watch signals: {e}"))?;
