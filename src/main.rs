@@ -8,6 +8,9 @@
 //! echo secret | ftpdlib hash-password                     # a hash for --users
 //! ftpdlib -u user -P secret --tls-cert cert.pem --tls-key key.pem --tls-control-required
 //! ```
+//!
+//! SIGINT and SIGTERM stop it gracefully (`--shutdown-grace`), SIGHUP reloads `--users` and
+//! the TLS certificate; see `serve` and `reload`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -386,3 +386,41 @@ fn sighup_reloads_the_users_file_and_refuses_a_bad_one() {
     d.signal(libc::SIGTERM);
     exited_zero(&mut d, Duration::from_secs(5));
 }
+
+#[cfg(feature = "tls")]
+#[test]
+fn sighup_reloads_the_tls_certificate_and_refuses_a_bad_one() {
+    let dir = TempDir::new("sig-hup-tls");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::copy(data.join("cert.pem"), &cert).unwrap();
+    std::fs::copy(data.join("key.pem"), &key).unwrap();
+    let mut d = Daemon::start(&[
+        "-d",
+        dir.path().to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    d.signal(libc::SIGHUP);
+    assert!(
+        d.wait_line("SIGHUP: reloaded TLS certificate", Duration::from_secs(5)),
+        "{:?}",
+        d.log
+    );
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(
+        d.wait_line(
+            "reload refused, keeping the old settings",
+            Duration::from_secs(5)
+        ),
+        "{:?}",
+        d.log
+    );
+    // New sessions still get the certificate loaded before.
+    Client::connect(d.addr()).cmd("AUTH TLS", 234);
+    d.signal(libc::SIGTERM);
+    exited_zero(&mut d, Duration::from_secs(5));
+}
