@@ -8,18 +8,24 @@
 //! echo secret | ftpdlib hash-password                     # a hash for --users
 //! ftpdlib -u user -P secret --tls-cert cert.pem --tls-key key.pem --tls-control-required
 //! ```
+//!
+//! SIGINT and SIGTERM stop it gracefully (`--shutdown-grace`), SIGHUP reloads `--users` and
+//! the TLS certificate; see `serve` and `reload`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ftpdlib::authorizer::crypt::{self, Method};
 use ftpdlib::throttle::parse_rate;
 use ftpdlib::Limits;
 use ftpdlib::{Config, DummyAuthorizer, FtpServer, UnixAuthorizer, UnixOptions, XferLog};
 use ftpdlib::{TlsConfig, TlsRequired};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
 
 const USAGE: &str = "\
 Usage: ftpdlib [OPTIONS]
@@ -85,6 +91,9 @@ Options:
                              a bare TCP FIN is then 426, not 226
       --tls-allow-ccc        accept CCC: clients may return the control connection to
                              plaintext after login (not where control TLS is required)
+      --shutdown-grace SECS  on SIGINT or SIGTERM, how long running transfers may take
+                             to finish before every session is closed (default 10, 0
+                             for at once); a second signal closes them at once
   -D, --debug                log every command and reply
   -V, --verbose              same as --debug
   -v, --version              print the version and exit
@@ -92,6 +101,11 @@ Options:
 
 Permissions for -w and --users: e=CWD l=LIST r=RETR a=APPE d=DELE/RMD f=RNFR/RNTO
 m=MKD w=STOR M=SITE CHMOD T=MFMT (read-only is \"elr\", everything \"elradfmwMT\").
+
+Signals: SIGINT and SIGTERM stop accepting, let transfers finish (see
+--shutdown-grace) and exit 0. SIGHUP reloads the --users file and the --tls-cert
+certificate and key for new sessions; a file that fails to load leaves the old
+settings in force.
 
 RATE is bytes per second, with an optional binary suffix: 64K = 65536, 10M, 1G.
 The limits combine: a transfer moves at the tightest of --read-limit/--write-limit
@@ -141,6 +155,8 @@ struct Options {
     tls_session_reuse: Option<bool>,
     tls_close_notify_required: bool,
     tls_allow_ccc: bool,
+    /// `--shutdown-grace`: how long transfers may run on after SIGINT/SIGTERM.
+    shutdown_grace: Duration,
 }
 
 /// `--tls-*-required` alone (everyone) or `=users` (all but anonymous).
@@ -220,6 +236,7 @@ fn hash_password(method: Method) -> Result<(), String> {
 fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
     let mut o = Options {
         port: 2121,
+        shutdown_grace: Duration::from_secs(10),
         ..Options::default()
     };
     if args.first().map(String::as_str) == Some("hash-password") {
@@ -337,6 +354,13 @@ fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
                 o.max_cmds_per_sec = v
                     .parse()
                     .map_err(|_| format!("invalid --max-cmds-per-sec {v:?}"))?;
+            }
+            "--shutdown-grace" => {
+                let v = value(&flag)?;
+                o.shutdown_grace = Duration::from_secs(
+                    v.parse()
+                        .map_err(|_| format!("invalid --shutdown-grace {v:?}"))?,
+                );
             }
             "-D" | "--debug" | "-V" | "--verbose" => o.debug = true,
             "--memory" => o.memory = true,
@@ -462,7 +486,7 @@ fn run(o: Options) -> Result<(), String> {
     if !dir.is_dir() {
         return Err(format!("{}: no such directory", dir.display()));
     }
-    let perm = if o.write { "elradfmwMT" } else { "elr" };
+    let perm = perm(&o);
     let mut who = Vec::new();
     let authorizer: Arc<dyn ftpdlib::Authorizer> = if o.system_users {
         Arc::new(system_authorizer(&o, &dir, perm, &mut who)?)
@@ -509,7 +533,7 @@ fn run(o: Options) -> Result<(), String> {
     if let (Some(cert), Some(key)) = (&o.tls_cert, &o.tls_key) {
         config.tls = Some(tls_config(&o, cert, key)?);
     }
-    config.masquerade_map = o.masquerade_map;
+    config.masquerade_map = o.masquerade_map.clone();
     config.permit_foreign_addresses = o.permit_foreign_addresses;
     config.passive_ports = o.range.map(|(a, b)| a..=b);
 
@@ -548,6 +572,10 @@ fn run(o: Options) -> Result<(), String> {
     if let Some(n) = o.max_cons_per_ip {
         server.max_cons_per_ip = n;
     }
+    // Caught from before the line that says the server is up, so that no signal sent after
+    // it meets the default action (which ends the process).
+    let signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| format!("can't catch signals: {e}"))?;
     let listen = server
         .local_addrs()
         .iter()
@@ -566,9 +594,174 @@ fn run(o: Options) -> Result<(), String> {
         dir.display(),
         who.join(", ")
     );
+    serve(server, signals, &o, &dir)
+}
+
+/// The permissions of `-w` (everything) or of its absence (read-only).
+fn perm(o: &Options) -> &'static str {
+    if o.write {
+        "elradfmwMT"
+    } else {
+        "elr"
+    }
+}
+
+/// The token of the signal source; the server takes the [`ftpdlib::TOKEN_SPAN`] tokens from
+/// `FTP_TOKENS` up.
+const SIGNALS: Token = Token(0);
+const FTP_TOKENS: Token = Token(1);
+
+/// Serves until SIGINT or SIGTERM, on one poll that carries the server and the signals.
+///
+/// The first SIGINT or SIGTERM closes the listeners and lets open data connections finish
+/// for `--shutdown-grace`; the server then closes every session, at once when the last
+/// transfer has ended, or at the end of the grace period, or at a second signal. SIGHUP
+/// reloads the settings read from files ([`reload`]). The signals come through a pipe
+/// (signal-hook's self-pipe), so the reactor sees them as one more readable source and no
+/// code runs in signal context here.
+fn serve(
+    mut server: FtpServer,
+    mut signals: Signals,
+    o: &Options,
+    dir: &Path,
+) -> Result<(), String> {
+    let mut poll = Poll::new().map_err(|e| format!("can't make a poll: {e}"))?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(|e| format!("can't watch signals: {e}"))?;
     server
-        .serve_forever(None, None)
-        .map_err(|e| format!("server stopped: {e}"))
+        .register(poll.registry(), FTP_TOKENS)
+        .map_err(|e| format!("can't register the server: {e}"))?;
+    let mut events = Events::with_capacity(256);
+    // Set by the first SIGINT/SIGTERM: when the grace period ends.
+    let mut grace_end: Option<Instant> = None;
+    loop {
+        let deadline = match (server.next_timeout(), grace_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match poll.poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("server stopped: {e}")),
+        }
+        let now = Instant::now();
+        let mut caught = Vec::new();
+        for event in events.iter() {
+            if server.owns(event.token()) {
+                server.handle_event(event, now);
+            } else if event.token() == SIGNALS {
+                caught.extend(signals.pending());
+            }
+        }
+        server.handle_timeouts(Instant::now());
+        for signal in caught {
+            if signal == SIGHUP {
+                reload(&mut server, o, dir);
+            } else if grace_end.is_some() {
+                log::info!(
+                    target: ftpdlib::logger::LOG,
+                    ">>> second {} during shutdown: closing {} sessions now <<<",
+                    signal_name(signal),
+                    server.session_count()
+                );
+                return stop(server, &poll);
+            } else {
+                server.close();
+                log::info!(
+                    target: ftpdlib::logger::LOG,
+                    ">>> shutting down FTP server ({} sessions) <<<",
+                    server.session_count()
+                );
+                grace_end = Some(Instant::now() + o.shutdown_grace);
+            }
+        }
+        if let Some(end) = grace_end {
+            let transfers = transfer_count(&server);
+            if transfers == 0 {
+                return stop(server, &poll);
+            }
+            if Instant::now() >= end {
+                log::info!(
+                    target: ftpdlib::logger::LOG,
+                    ">>> shutdown grace period over: cutting {transfers} transfers <<<"
+                );
+                return stop(server, &poll);
+            }
+        }
+    }
+}
+
+/// Data connections open or awaited. Once the listeners are closed the server's channels
+/// are its sessions and their data channels.
+fn transfer_count(server: &FtpServer) -> usize {
+    server
+        .channel_count()
+        .saturating_sub(server.session_count())
+}
+
+/// Closes every session and leaves nothing registered.
+fn stop(mut server: FtpServer, poll: &Poll) -> Result<(), String> {
+    let sessions = server.session_count();
+    server.deregister(poll.registry());
+    log::info!(
+        target: ftpdlib::logger::LOG,
+        ">>> FTP server stopped ({sessions} sessions closed) <<<"
+    );
+    Ok(())
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        SIGHUP => "SIGHUP",
+        _ => "signal",
+    }
+}
+
+/// SIGHUP: reads the `--users` file and the `--tls-cert`/`--tls-key` files again and hands
+/// the result to the server for the sessions that start from now on; running sessions keep
+/// what they logged in with. Everything is loaded before anything is changed: a file that
+/// fails to load leaves the old settings whole.
+fn reload(server: &mut FtpServer, o: &Options, dir: &Path) {
+    if o.users.is_none() && o.tls_cert.is_none() {
+        log::info!(
+            target: ftpdlib::logger::LOG,
+            ">>> SIGHUP: nothing to reload (no --users or --tls-cert given) <<<"
+        );
+        return;
+    }
+    match reloaded(server.config(), o, dir) {
+        Ok((config, what)) => {
+            server.set_config(config);
+            log::info!(
+                target: ftpdlib::logger::LOG,
+                ">>> SIGHUP: reloaded {what} for new sessions <<<"
+            );
+        }
+        Err(e) => log::warn!(
+            target: ftpdlib::logger::LOG,
+            ">>> SIGHUP: reload refused, keeping the old settings: {e} <<<"
+        ),
+    }
+}
+
+/// A copy of `old` with the authorizer and TLS settings read anew, and what was read.
+fn reloaded(old: &Config, o: &Options, dir: &Path) -> Result<(Config, String), String> {
+    let mut config = old.clone();
+    let mut what = Vec::new();
+    if o.users.is_some() {
+        let mut who = Vec::new();
+        config.authorizer = Arc::new(virtual_authorizer(o, dir, perm(o), &mut who)?);
+        what.extend(who);
+    }
+    if let (Some(cert), Some(key)) = (&o.tls_cert, &o.tls_key) {
+        config.tls = Some(tls_config(o, cert, key)?);
+        what.push(format!("TLS certificate {}", cert.display()));
+    }
+    Ok((config, what.join(", ")))
 }
 
 /// The authorizer of `--system-users`.

@@ -36,6 +36,7 @@ fn help_and_version() {
         "--login-timeout",
         "--max-login-failures",
         "--max-cmds-per-sec",
+        "--shutdown-grace",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
@@ -55,6 +56,7 @@ fn clear_errors() {
     assert!(fails(&["-u", "bob"]).contains("go together"));
     assert!(fails(&["--write-limit", "fast"]).contains("invalid rate \"fast\""));
     assert!(fails(&["--max-rate", "10X"]).contains("invalid rate"));
+    assert!(fails(&["--shutdown-grace", "soon"]).contains("invalid --shutdown-grace"));
     assert!(fails(&["-d", "/nonexistent/dir"]).contains("no such directory"));
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
