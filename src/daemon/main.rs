@@ -1,0 +1,193 @@
+//! The `ftpdlib` command: serve a directory over FTP, like `python -m pyftpdlib`.
+//!
+//! ```text
+//! ftpdlib                      # anonymous, read-only, current directory, port 2121
+//! ftpdlib -w -d /srv/ftp -u user -P secret
+//! ftpdlib --users users.txt --anonymous
+//! ftpdlib --system-users --rejected-users root,daemon -w   # as root
+//! echo secret | ftpdlib hash-password                     # a hash for --users
+//! ftpdlib -u user -P secret --tls-cert cert.pem --tls-key key.pem --tls-control-required
+//! ```
+//!
+//! SIGINT and SIGTERM stop it gracefully (`--shutdown-grace`), SIGHUP reloads `--users` and
+//! the TLS certificate.
+//!
+//! The daemon sits on top of the library and reaches into nothing below its public API:
+//! `args.rs` parses the command line, `settings.rs` turns the options into the server's
+//! settings (users file, certificate, authorizer), `serve.rs` runs the server and the
+//! signals on one poll; this file puts them together.
+
+mod args;
+mod serve;
+mod settings;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ftpdlib::Limits;
+use ftpdlib::{Config, FtpServer, XferLog};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use args::{hash_password, parse_args, Options, Parsed};
+use serve::serve;
+use settings::{perm, system_authorizer, tls_config, virtual_authorizer};
+
+/// Builds the server from the options, binds it, logs what it serves and serves until a
+/// signal stops it.
+fn run(o: Options) -> Result<(), String> {
+    let dir = match &o.directory {
+        Some(d) => d.clone(),
+        None => {
+            std::env::current_dir().map_err(|e| format!("can't read the current directory: {e}"))?
+        }
+    };
+    if !dir.is_dir() {
+        return Err(format!("{}: no such directory", dir.display()));
+    }
+    let perm = perm(&o);
+    let mut who = Vec::new();
+    let authorizer: Arc<dyn ftpdlib::Authorizer> = if o.system_users {
+        Arc::new(system_authorizer(&o, &dir, perm, &mut who)?)
+    } else {
+        Arc::new(virtual_authorizer(&o, &dir, perm, &mut who)?)
+    };
+
+    let mut config = Config::new(authorizer);
+    config.io_threads = o.io_threads;
+    if o.memory {
+        let store = ftpdlib::MemoryStore::new();
+        config.filesystem = Arc::new(move |home: &Path| {
+            Ok(Arc::new(store.filesystem(home)?) as Arc<dyn ftpdlib::Filesystem>)
+        });
+    }
+    if let Some(file) = &o.xferlog {
+        let log = XferLog::open(file).map_err(|e| format!("can't open {}: {e}", file.display()))?;
+        config.hooks = Arc::new(log);
+    }
+    if let Some(b) = &o.banner {
+        config.banner = b.clone();
+    }
+    if let Some(t) = o.timeout {
+        config.timeout = (t > 0).then(|| Duration::from_secs(t));
+    }
+    if let Some(d) = o.auth_failed_delay {
+        config.auth_failed_timeout = Duration::from_secs_f64(d);
+    }
+    if let Some(t) = o.login_timeout {
+        config.login_timeout = (t > 0).then(|| Duration::from_secs(t));
+    }
+    config.dtp.read_limit = o.read_limit;
+    config.dtp.write_limit = o.write_limit;
+    config.max_rate = Limits {
+        read_limit: o.max_rate,
+        write_limit: o.max_rate,
+    };
+    config.flood.max_failed_logins = o.max_login_failures;
+    if let Some(t) = o.ban_time {
+        config.flood.ban_duration = Duration::from_secs(t);
+    }
+    config.flood.max_commands_per_sec = o.max_cmds_per_sec;
+    config.masquerade_address = o.nat_address;
+    if let (Some(cert), Some(key)) = (&o.tls_cert, &o.tls_key) {
+        config.tls = Some(tls_config(&o, cert, key)?);
+    }
+    config.masquerade_map = o.masquerade_map.clone();
+    config.permit_foreign_addresses = o.permit_foreign_addresses;
+    config.passive_ports = o.range.map(|(a, b)| a..=b);
+
+    let addrs: Vec<SocketAddr> = match &o.interface {
+        Some(i) if !i.is_empty() => {
+            let ip: IpAddr = i
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse()
+                .map_err(|_| format!("invalid interface address {i:?}"))?;
+            vec![SocketAddr::new(ip, o.port)]
+        }
+        // All interfaces: one dual-stack IPv6 socket, or IPv4 alone where IPv6 is off.
+        _ => vec![
+            SocketAddr::new(IpAddr::from([0u16; 8]), o.port),
+            SocketAddr::new(IpAddr::from([0u8; 4]), o.port),
+        ],
+    };
+    let config_tls = config.tls.clone();
+    let mut server = None;
+    let mut last_err = None;
+    for a in &addrs {
+        match FtpServer::bind(a, config.clone()) {
+            Ok(s) => {
+                server = Some(s);
+                break;
+            }
+            Err(e) => last_err = Some(format!("can't listen on {a}: {e}")),
+        }
+    }
+    let Some(mut server) = server else {
+        return Err(last_err.unwrap_or_else(|| "no address to listen on".to_string()));
+    };
+    if let Some(n) = o.max_cons {
+        server.max_cons = n;
+    }
+    if let Some(n) = o.max_cons_per_ip {
+        server.max_cons_per_ip = n;
+    }
+    // Caught from before the line that says the server is up, so that no signal sent after
+    // it meets the default action (which ends the process).
+    let signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| format!("can't catch signals: {e}"))?;
+    let listen = server
+        .local_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    log::info!(
+        target: ftpdlib::logger::LOG,
+        ">>> starting FTP server on {listen}{}, pid={}, serving {} to {}",
+        match &config_tls {
+            None => "",
+            Some(t) if t.implicit => " (implicit FTPS)",
+            Some(_) => " (FTPS with AUTH TLS)",
+        },
+        std::process::id(),
+        dir.display(),
+        who.join(", ")
+    );
+    serve(server, signals, &o, &dir)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_args(args) {
+        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::HashPassword(method)) => {
+            return match hash_password(method) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ftpdlib: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Ok(Parsed::Exit(text)) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("ftpdlib: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let level = if opts.debug { "debug" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    match run(*opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ftpdlib: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! From the options to the server's settings: the `--users` file, the TLS certificate, the
+//! authorizer for virtual or system users.
+
+use std::path::{Path, PathBuf};
+
+use ftpdlib::authorizer::crypt::{self};
+use ftpdlib::TlsConfig;
+use ftpdlib::{DummyAuthorizer, UnixAuthorizer, UnixOptions};
+
+use crate::args::Options;
+
+/// Reads a `--users` file: `name:password:perms[:home]` a line, `#` comments and blank lines
+/// allowed. A password field that is a crypt(3) hash of a method this system knows is
+/// stored as a hash.
+fn load_users(
+    auth: &mut DummyAuthorizer,
+    file: &Path,
+    default_home: &Path,
+) -> Result<usize, String> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("can't read {}: {e}", file.display()))?;
+    let mut count = 0;
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parts: Vec<&str> = line.splitn(4, ':').collect();
+        if parts.len() < 3 || parts[0].is_empty() {
+            return Err(format!(
+                "{}:{n}: expected name:password:perms[:home]",
+                file.display()
+            ));
+        }
+        let home = parts
+            .get(3)
+            .filter(|h| !h.is_empty())
+            .map_or_else(|| default_home.to_path_buf(), PathBuf::from);
+        let added = if crypt::is_hash(parts[1]) {
+            auth.add_user_hashed(parts[0], parts[1], &home, parts[2])
+        } else {
+            auth.add_user(parts[0], parts[1], &home, parts[2])
+        };
+        added.map_err(|e| format!("{}:{n}: {e}", file.display()))?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(format!("{}: no accounts in the file", file.display()));
+    }
+    Ok(count)
+}
+
+#[cfg(feature = "tls")]
+pub(crate) fn tls_config(o: &Options, cert: &Path, key: &Path) -> Result<TlsConfig, String> {
+    let mut tls = TlsConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
+    tls.implicit = o.tls_implicit;
+    tls.control_required = o.tls_control_required.unwrap_or_default();
+    tls.data_required = o.tls_data_required.unwrap_or_default();
+    tls.data_session_reuse_required = o.tls_session_reuse.unwrap_or(false);
+    tls.data_close_notify_required = o.tls_close_notify_required;
+    tls.ccc_allowed = o.tls_allow_ccc;
+    Ok(tls)
+}
+
+#[cfg(not(feature = "tls"))]
+pub(crate) fn tls_config(_: &Options, _: &Path, _: &Path) -> Result<TlsConfig, String> {
+    Err("this ftpdlib was built without TLS support (cargo feature \"tls\")".to_string())
+}
+
+/// The authorizer of `--system-users`.
+pub(crate) fn system_authorizer(
+    o: &Options,
+    dir: &Path,
+    perm: &str,
+    who: &mut Vec<String>,
+) -> Result<UnixAuthorizer, String> {
+    let mut rejected = o.rejected_users.clone();
+    // Logging in as root over FTP would run every command as root: refused unless the
+    // administrator names it in --allowed-users.
+    if o.allowed_users.is_empty() && !rejected.iter().any(|u| u == "root") {
+        rejected.push("root".to_string());
+    }
+    let opts = UnixOptions {
+        global_perm: ftpdlib::Perms::parse(perm).map_err(|e| e.to_string())?,
+        allowed_users: o.allowed_users.clone(),
+        rejected_users: rejected,
+        require_valid_shell: o.require_valid_shell,
+        anonymous: o.anonymous,
+        anonymous_home: Some(dir.to_path_buf()),
+        ..UnixOptions::default()
+    };
+    let auth = UnixAuthorizer::new(opts).map_err(|e| e.to_string())?;
+    who.push(format!("system users ({perm})"));
+    if o.anonymous {
+        who.push(format!(
+            "anonymous as {} (elr)",
+            UnixAuthorizer::DEFAULT_ANONYMOUS_USER
+        ));
+    }
+    Ok(auth)
+}
+
+/// The authorizer of `--username`, `--users` and plain anonymous serving.
+pub(crate) fn virtual_authorizer(
+    o: &Options,
+    dir: &Path,
+    perm: &str,
+    who: &mut Vec<String>,
+) -> Result<DummyAuthorizer, String> {
+    let mut auth = DummyAuthorizer::new();
+    if let (Some(u), Some(p)) = (&o.username, &o.password) {
+        auth.add_user(u, p, dir, perm).map_err(|e| e.to_string())?;
+        who.push(format!("user {u:?} ({perm})"));
+    }
+    if let Some(file) = &o.users {
+        let n = load_users(&mut auth, file, dir)?;
+        who.push(format!("{n} accounts from {}", file.display()));
+    }
+    if who.is_empty() {
+        auth.add_anonymous(dir, perm).map_err(|e| e.to_string())?;
+        who.push(format!("anonymous ({perm})"));
+    } else if o.anonymous {
+        auth.add_anonymous(dir, "elr").map_err(|e| e.to_string())?;
+        who.push("anonymous (elr)".to_string());
+    }
+    Ok(auth)
+}
+
+/// The permissions of `-w` (everything) or of its absence (read-only).
+pub(crate) fn perm(o: &Options) -> &'static str {
+    if o.write {
+        "elradfmwMT"
+    } else {
+        "elr"
+    }
+}
