@@ -90,6 +90,29 @@ fn users_file_errors_name_the_line() {
 }
 
 #[test]
+fn users_file_refuses_what_it_would_misread() {
+    let dir = TempDir::new("cli-users-refused");
+    let file = dir.join("users");
+    let d = dir.path().to_str().unwrap().to_string();
+    for (content, line, words) in [
+        // An empty password.
+        ("alice:pw:elr\nbob::elr\n", ":2:", "empty password"),
+        // A ':' inside the password shifts the fields: the home is then not absolute.
+        ("carol:pa:ss:elr\n", ":1:", "cannot contain ':'"),
+        ("dave:x:elr:elr\n", ":1:", "not an absolute path"),
+        // anonymous has no password and no line: --anonymous turns it on.
+        ("anonymous:guest:elr\n", ":1:", "--anonymous"),
+    ] {
+        std::fs::write(&file, content).unwrap();
+        let msg = fails(&["-d", &d, "--users", file.to_str().unwrap()]);
+        assert!(
+            msg.contains(line) && msg.contains(words),
+            "{content:?}: {msg}"
+        );
+    }
+}
+
+#[test]
 fn serves_a_directory_to_curl_with_write_access() {
     if !require("curl") {
         return;

@@ -11,7 +11,9 @@ use crate::args::Options;
 
 /// Reads a `--users` file: `name:password:perms[:home]` a line, `#` comments and blank lines
 /// allowed. A password field that is a crypt(3) hash of a method this system knows is
-/// stored as a hash.
+/// stored as a hash. Refused, naming the line: an empty password, a home that is not an
+/// absolute path (what a `:` inside a password would leave there), and a line for
+/// `anonymous` (anonymous takes no password: `--anonymous` turns it on).
 fn load_users(
     auth: &mut DummyAuthorizer,
     file: &Path,
@@ -32,6 +34,24 @@ fn load_users(
                 "{}:{n}: expected name:password:perms[:home]",
                 file.display()
             ));
+        }
+        let at = |why: &str| format!("{}:{n}: {why}", file.display());
+        if parts[0] == "anonymous" {
+            return Err(at("anonymous takes no password and has no line here; \
+                 --anonymous serves it, read-only"));
+        }
+        if parts[1].is_empty() {
+            return Err(at(
+                "empty password; give one, or a hash from ftpdlib hash-password",
+            ));
+        }
+        if let Some(home) = parts.get(3).filter(|h| !h.is_empty()) {
+            if !home.starts_with('/') {
+                return Err(at(&format!(
+                    "home {home:?} is not an absolute path (a password cannot contain ':' \
+                     in this file; store a hash from ftpdlib hash-password instead)"
+                )));
+            }
         }
         let home = parts
             .get(3)
