@@ -4,8 +4,12 @@
 //! cargo run --example basic_ftpd
 //! ```
 //!
-//! Serves the current directory on 127.0.0.1:2121: user "user" with password "12345" may
-//! read and write, anonymous may read. Set `FTPD_ADDR` to listen elsewhere.
+//! Serves `FTPD_DIR` (default `ftpdlib-demo` in the temporary directory) on 127.0.0.1:2121:
+//! user "user" with password "12345" may read and write, anonymous may read. Set
+//! `FTPD_ADDR` to listen elsewhere.
+
+#[path = "common.rs"]
+mod common;
 
 use std::sync::Arc;
 
@@ -13,7 +17,7 @@ use ftpdlib::{Config, DummyAuthorizer, FtpServer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cwd = std::env::current_dir()?;
+    let cwd = common::served_dir()?;
 
     // A dummy authorizer for "virtual" users: one with full read/write permissions and a
     // read-only anonymous user.

@@ -10,6 +10,9 @@
 //! the echo service closes the FTP server and ends the program with every socket closed.
 //! The program prints `ftp=ADDR echo=ADDR` once both listen.
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -36,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let echo_addr = args.next().unwrap_or_else(|| "127.0.0.1:2122".into());
     let dir = match args.next() {
         Some(d) => d.into(),
-        None => std::env::current_dir()?,
+        None => common::served_dir()?,
     };
 
     let mut auth = DummyAuthorizer::new();

@@ -6,9 +6,13 @@
 //! FTPD_HASH='$y$...' cargo run --example hashed_ftpd
 //! ```
 //!
-//! Serves the current directory on 127.0.0.1:2121 to user "user", whose password is checked
-//! against the hash in `FTPD_HASH` (by default a fresh hash of "12345"). The program never
-//! holds the clear password. Set `FTPD_ADDR` to listen elsewhere.
+//! Serves `FTPD_DIR` (default `ftpdlib-demo` in the temporary directory) on 127.0.0.1:2121
+//! to user "user", whose password is checked against the hash in `FTPD_HASH` (by default a
+//! fresh hash of "12345"). The program never holds the clear password. Set `FTPD_ADDR` to
+//! listen elsewhere.
+
+#[path = "common.rs"]
+mod common;
 
 use std::sync::Arc;
 
@@ -17,7 +21,7 @@ use ftpdlib::{Config, DummyAuthorizer, FtpServer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cwd = std::env::current_dir()?;
+    let cwd = common::served_dir()?;
 
     // A hash as `ftpdlib hash-password` prints it, or as /etc/shadow holds it: yescrypt
     // ($y$), sha512-crypt ($6$), bcrypt ($2b$), ...

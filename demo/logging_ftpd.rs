@@ -6,9 +6,12 @@
 //! tail -f ftpd.log ftpd.lines.log xferlog
 //! ```
 //!
-//! Serves the current directory on 127.0.0.1:2121 (user "user", password "12345", and
-//! anonymous read-only) and writes the three files in the current directory. Set
-//! `FTPD_ADDR` to listen elsewhere.
+//! Serves `FTPD_DIR` (default `ftpdlib-demo` in the temporary directory) on 127.0.0.1:2121
+//! (user "user", password "12345", and anonymous read-only) and writes the three files in
+//! the current directory. Set `FTPD_ADDR` to listen elsewhere.
+
+#[path = "common.rs"]
+mod common;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -68,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Lines are logged at debug level, events at info.
     log::set_max_level(log::LevelFilter::Debug);
 
-    let cwd = std::env::current_dir()?;
+    let cwd = common::served_dir()?;
     let mut authorizer = DummyAuthorizer::new();
     authorizer.add_user("user", "12345", &cwd, "elradfmwMT")?;
     authorizer.add_anonymous(&cwd, "elr")?;

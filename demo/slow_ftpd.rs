@@ -6,12 +6,16 @@
 //! cargo run --release --example slow_ftpd -- --delay-ms 50 --dir /srv/ftp
 //! ```
 //!
-//! Serves `--dir` (default the current directory) on 127.0.0.1:2121 (`--port`, `--addr`) to
-//! `--user` (default "user") with `--password` (default "12345"), full permissions, and
-//! anonymous read-only. Every storage call sleeps `--delay-ms` milliseconds (default 50)
-//! before doing its work. The calls run on the server's worker threads (`--io-threads`,
-//! default the number of cores and at least 2), so a slow back-end costs throughput, not
-//! the other sessions' replies: `demo/bench/blocking.sh` measures exactly that with it.
+//! Serves `--dir` (default `FTPD_DIR`, else `ftpdlib-demo` in the temporary directory) on
+//! 127.0.0.1:2121 (`--port`, `--addr`) to `--user` (default "user") with `--password`
+//! (default "12345"), full permissions, and anonymous read-only. Every storage call sleeps
+//! `--delay-ms` milliseconds (default 50) before doing its work. The calls run on the
+//! server's worker threads (`--io-threads`, default the number of cores and at least 2), so
+//! a slow back-end costs throughput, not the other sessions' replies:
+//! `demo/bench/blocking.sh` measures exactly that with it.
+
+#[path = "common.rs"]
+mod common;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -114,7 +118,7 @@ fn parse_args() -> Result<Args, String> {
     let mut port = "2121".to_string();
     let mut a = Args {
         addr: String::new(),
-        dir: std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
+        dir: common::served_dir().map_err(|e| format!("demo directory: {e}"))?,
         user: "user".to_string(),
         password: "12345".to_string(),
         delay: Duration::from_millis(50),

@@ -5,11 +5,14 @@
 //! cargo run --example throttled_ftpd
 //! ```
 //!
-//! Serves the current directory on 127.0.0.1:2121 to user "user" (password "12345") and
-//! anonymous. Each transfer reads at most 30 KiB/s and writes at most 30 KiB/s, as in
-//! pyftpdlib's tutorial; "user" has 100 KiB/s down over all its sessions; the whole server
-//! 1 MiB/s each way.
-//! Set `FTPD_ADDR` to listen elsewhere.
+//! Serves `FTPD_DIR` (default `ftpdlib-demo` in the temporary directory) on 127.0.0.1:2121
+//! to user "user" (password "12345") and anonymous. Each transfer reads at most 30 KiB/s
+//! and writes at most 30 KiB/s, as in pyftpdlib's tutorial; "user" has 100 KiB/s down over
+//! all its sessions; the whole server 1 MiB/s each way. Set `FTPD_ADDR` to listen
+//! elsewhere.
+
+#[path = "common.rs"]
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +21,7 @@ use ftpdlib::{Config, DummyAuthorizer, FtpServer, Limits};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cwd = std::env::current_dir()?;
+    let cwd = common::served_dir()?;
 
     let mut authorizer = DummyAuthorizer::new();
     authorizer.add_user("user", "12345", &cwd, "elradfmwMT")?;

@@ -6,10 +6,14 @@
 //! FTPD_REUSE=1 cargo run --example tls_ftpd       # data connections must resume sessions
 //! ```
 //!
-//! Serves the current directory: user "user" with password "12345" may read and write and
-//! must use TLS on both connections; anonymous may read, in the clear if it likes. Without
-//! arguments it uses the test-only certificate in tests/data. docs/ftps.md says how to make
-//! a certificate of your own. Set `FTPD_ADDR` to listen elsewhere.
+//! Serves `FTPD_DIR` (default `ftpdlib-demo` in the temporary directory): user "user" with
+//! password "12345" may read and write and must use TLS on both connections; anonymous may
+//! read, in the clear if it likes. Without arguments it uses the test-only certificate in
+//! tests/data. docs/ftps.md says how to make a certificate of your own. Set `FTPD_ADDR` to
+//! listen elsewhere.
+
+#[path = "common.rs"]
+mod common;
 
 use std::sync::Arc;
 
@@ -17,7 +21,7 @@ use ftpdlib::{Config, DummyAuthorizer, FtpServer, TlsConfig, TlsRequired};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cwd = std::env::current_dir()?;
+    let cwd = common::served_dir()?;
     let mut args = std::env::args().skip(1);
     let here = env!("CARGO_MANIFEST_DIR");
     let cert = args

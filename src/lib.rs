@@ -46,24 +46,27 @@
 //! use mio::{Events, Poll, Token};
 //! use ftpdlib::{Config, DummyAuthorizer, FtpServer};
 //!
-//! let mut auth = DummyAuthorizer::new();
-//! auth.add_anonymous(".", "elr").unwrap();
-//! let mut ftp = FtpServer::bind("127.0.0.1:2121", Config::new(Arc::new(auth))).unwrap();
-//! let mut poll = Poll::new().unwrap();
-//! ftp.register(poll.registry(), Token(1 << 20)).unwrap(); // tokens below are yours
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut authorizer = DummyAuthorizer::new();
+//! authorizer.add_anonymous(".", "elr")?;
+//! let mut poll = Poll::new()?;
 //! let mut events = Events::with_capacity(256);
+//! let mut ftp = FtpServer::bind("127.0.0.1:2121", Config::new(Arc::new(authorizer)))?;
+//! ftp.register(poll.registry(), Token(1 << 20))?;       // tokens below are yours
 //! loop {
 //!     let timeout = ftp.next_timeout().map(|d| d.saturating_duration_since(Instant::now()));
-//!     poll.poll(&mut events, timeout).unwrap();
+//!     poll.poll(&mut events, timeout)?;
 //!     let now = Instant::now();
 //!     for event in events.iter() {
-//!         if ftp.owns(event.token()) {
-//!             ftp.handle_event(event, now);
-//!         } // else: your own sources
+//!         if ftp.owns(event.token()) { ftp.handle_event(event, now) } else { /* your sockets */ }
 //!     }
 //!     ftp.handle_timeouts(Instant::now());
 //! }
+//! # }
 //! ```
+//!
+//! README.md shows the same loop (`tests/readme.rs` checks that it is this one, which
+//! compiles).
 //!
 //! # Logging
 //!
