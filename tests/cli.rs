@@ -49,14 +49,16 @@ fn help_and_version() {
 
 #[test]
 fn clear_errors() {
-    assert!(fails(&["--bogus"]).contains("unknown option \"--bogus\""));
-    assert!(fails(&["-p"]).contains("-p needs a value"));
-    assert!(fails(&["-p", "http"]).contains("invalid port"));
+    assert!(fails(&["--bogus"]).contains("unexpected argument '--bogus'"));
+    assert!(fails(&["-p"]).contains("a value is required for '--port"));
+    assert!(fails(&["-p", "http"]).contains("invalid value 'http' for '--port"));
     assert!(fails(&["-r", "9-1"]).contains("invalid port range"));
     assert!(fails(&["-u", "bob"]).contains("go together"));
     assert!(fails(&["--write-limit", "fast"]).contains("invalid rate \"fast\""));
     assert!(fails(&["--max-rate", "10X"]).contains("invalid rate"));
-    assert!(fails(&["--shutdown-grace", "soon"]).contains("invalid --shutdown-grace"));
+    assert!(
+        fails(&["--shutdown-grace", "soon"]).contains("invalid value 'soon' for '--shutdown-grace")
+    );
     assert!(fails(&["-d", "/nonexistent/dir"]).contains("no such directory"));
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
@@ -383,4 +385,333 @@ fn tls_flags() {
         );
         assert_same(&out.stdout, &body);
     }
+}
+
+/// A daemon started with `args`, `env` and working directory `cwd`, without `-i`/`-p`
+/// added and without RUST_LOG, so the flags alone set the address and the log level.
+/// Returns it once it logs that it listens, with the address it logged and the log so far
+/// (kept growing by a thread).
+fn start(
+    args: &[&str],
+    env: &[(&str, &str)],
+    cwd: Option<&std::path::Path>,
+) -> (
+    util::Daemon,
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::io::BufRead;
+    let mut cmd = ftpdlib();
+    cmd.args(args).env_remove("RUST_LOG").stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    let mut daemon = util::Daemon(cmd.spawn().unwrap());
+    let err = std::io::BufReader::new(daemon.0.stderr.take().unwrap());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("starting FTP server on ").nth(1) {
+                let _ = tx.send(rest.split([',', ' ']).next().unwrap_or("").to_string());
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("ftpdlib {args:?} did not start: {:?}", log.lock()));
+    (daemon, addr.parse().unwrap(), log)
+}
+
+/// Waits up to 5 s for a log line containing `text`.
+fn logged(log: &std::sync::Mutex<Vec<String>>, text: &str) -> bool {
+    let end = Instant::now() + std::time::Duration::from_secs(5);
+    while Instant::now() < end {
+        if log.lock().unwrap().iter().any(|l| l.contains(text)) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn bundled_flags_and_attached_values() {
+    let dir = TempDir::new("cli-bundled");
+    let d = dir.path().to_str().unwrap();
+    let port = util::free_port().to_string();
+    // -wD: write access and the debug log of every command; -p2121 style.
+    let p = format!("-p{port}");
+    let (daemon, addr, log) = start(&["-i127.0.0.1", &p, "-wD", "-d", d], &[], None);
+    assert_eq!(addr.to_string(), format!("127.0.0.1:{port}"));
+    let mut c = util::Client::connect(addr);
+    c.login("anonymous", "guest");
+    c.stor("STOR up.txt", b"bundled");
+    assert_eq!(std::fs::read(dir.join("up.txt")).unwrap(), b"bundled");
+    assert!(logged(&log, "STOR up.txt"), "-D logs commands: {:?}", log);
+    drop(daemon);
+    // --port=N and --interface=ADDR; no -w: read-only.
+    let port = util::free_port().to_string();
+    let (_d, addr, _) = start(
+        &["--interface=127.0.0.1", &format!("--port={port}"), "-d", d],
+        &[],
+        None,
+    );
+    assert_eq!(addr.port().to_string(), port);
+    let mut c = util::Client::connect(addr);
+    c.login("anonymous", "guest");
+    assert_eq!(c.retr("RETR up.txt"), b"bundled");
+    c.pasv();
+    c.cmd("STOR no.txt", 550);
+}
+
+#[test]
+fn environment_variables_set_options_and_flags_win() {
+    let dir = TempDir::new("cli-env");
+    std::fs::write(dir.join("f.txt"), b"from env").unwrap();
+    let port = util::free_port().to_string();
+    let env = [
+        ("FTPDLIB_INTERFACE", "127.0.0.1"),
+        ("FTPDLIB_PORT", port.as_str()),
+        ("FTPDLIB_DIRECTORY", dir.path().to_str().unwrap()),
+        ("FTPDLIB_WRITE", "1"),
+    ];
+    let (daemon, addr, _) = start(&[], &env, None);
+    assert_eq!(addr.to_string(), format!("127.0.0.1:{port}"));
+    let mut c = util::Client::connect(addr);
+    c.login("anonymous", "guest");
+    assert_eq!(c.retr("RETR f.txt"), b"from env");
+    c.stor("STOR w.txt", b"w");
+    drop(daemon);
+    // The command line wins over the environment.
+    let other = util::free_port().to_string();
+    let (_d, addr, _) = start(&["-p", &other], &env, None);
+    assert_eq!(addr.port().to_string(), other);
+    // A bad value from the environment is refused like one from the command line.
+    let out = ftpdlib().env("FTPDLIB_PORT", "http").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'http' for '--port"));
+}
+
+#[test]
+fn typos_get_a_suggestion_on_one_line() {
+    let out = ftpdlib().args(["--prot", "2121"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unexpected argument '--prot'"), "{err}");
+    assert!(err.contains("a similar argument exists: '--port'"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    let err = fails(&["--certfil", "x"]);
+    assert!(err.contains("'--certfile'"), "{err}");
+    let err = fails(&["hash-pasword"]);
+    assert!(err.contains("hash-password"), "{err}");
+}
+
+#[test]
+fn pyftpdlib_options_that_are_not_supported_are_refused_clearly() {
+    let out = ftpdlib().args(["--encoding", "latin1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"latin1\" not supported") && err.contains("utf8"),
+        "{err}"
+    );
+    let err = fails(&["--concurrency", "4"]);
+    assert!(err.contains("\"4\" is not supported yet"), "{err}");
+    let err = fails(&["--concurrency", "multi-thread"]);
+    assert!(err.contains("not supported yet"), "{err}");
+    let err = fails(&["-n", "no-such-host.invalid"]);
+    assert!(
+        err.contains("can't resolve NAT address \"no-such-host.invalid\""),
+        "{err}"
+    );
+    let err = fails(&["-i", "no-such-host.invalid", "-p", "0"]);
+    assert!(
+        err.contains("can't resolve interface \"no-such-host.invalid\""),
+        "{err}"
+    );
+    assert!(fails(&["--tls"]).contains("--tls needs --certfile and --keyfile"));
+    let cert = format!("{}/tests/data/cert.pem", env!("CARGO_MANIFEST_DIR"));
+    assert!(fails(&["--tls", "--certfile", &cert]).contains("--keyfile"));
+}
+
+#[test]
+fn host_names_and_the_startup_log() {
+    let top = TempDir::new("cli-names");
+    std::fs::create_dir(top.join("pub")).unwrap();
+    std::fs::write(top.join("pub").join("f.txt"), b"by name").unwrap();
+    let port = util::free_port().to_string();
+    // -d relative to the daemon's working directory; -n a name; utf8 and async accepted.
+    let (_d, addr, log) = start(
+        &[
+            "-i",
+            "localhost",
+            "-p",
+            &port,
+            "-d",
+            "pub",
+            "-n",
+            "localhost",
+            "-r",
+            "60000-60100",
+            "--encoding",
+            "utf8",
+            "--concurrency",
+            "async",
+        ],
+        &[],
+        Some(top.path()),
+    );
+    assert!(addr.ip().is_loopback(), "{addr}");
+    assert!(
+        logged(&log, "masquerade (NAT) address: 127.0.0.1"),
+        "{:?}",
+        log
+    );
+    assert!(logged(&log, "passive ports: 60000->60100"), "{:?}", log);
+    let abs = std::fs::canonicalize(top.join("pub")).unwrap();
+    let serving = format!("serving {} to", abs.display());
+    assert!(logged(&log, &serving), "{:?}", log);
+    let mut c = util::Client::connect(addr);
+    c.login("anonymous", "guest");
+    let pasv = c.pasv();
+    assert_eq!(pasv.ip().to_string(), "127.0.0.1");
+    assert!((60000..=60100).contains(&pasv.port()), "{pasv}");
+    drop(std::net::TcpStream::connect(pasv).unwrap());
+    c.send("ABOR");
+    c.read_reply();
+    c.send("TYPE I");
+    c.read_reply();
+    assert_eq!(c.retr("RETR f.txt"), b"by name");
+}
+
+#[test]
+fn disable_sendfile_still_transfers_byte_for_byte() {
+    let dir = TempDir::new("cli-nosendfile");
+    let body = random_bytes(3 << 20, 77);
+    std::fs::write(dir.join("big.bin"), &body).unwrap();
+    let (_d, port) = serve(&["-d", dir.path().to_str().unwrap(), "--disable-sendfile"]);
+    let mut c = util::Client::connect(format!("127.0.0.1:{port}").parse().unwrap());
+    c.login("anonymous", "guest");
+    c.cmd("TYPE I", 200);
+    assert_same(&c.retr("RETR big.bin"), &body);
+}
+
+#[test]
+fn use_localtime_lists_in_the_local_time_zone() {
+    let dir = TempDir::new("cli-localtime");
+    // Two days ago, on a whole minute: recent enough for LIST to show the time of day.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let secs = (now - 2 * 86_400) / 60 * 60;
+    let f = std::fs::File::create(dir.join("f.txt")).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .unwrap();
+    drop(f);
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let list = |flags: &[&str]| {
+        let port = util::free_port().to_string();
+        let mut args = vec!["-i", "127.0.0.1", "-p", &port, "-d"];
+        args.push(dir.path().to_str().unwrap());
+        args.extend_from_slice(flags);
+        // POSIX TZ: "XYZ-5" is five hours east of Greenwich, with no summer time.
+        let (_d, addr, _) = start(&args, &[("TZ", "XYZ-5")], None);
+        let mut c = util::Client::connect(addr);
+        c.login("anonymous", "guest");
+        String::from_utf8(c.retr("LIST f.txt")).unwrap()
+    };
+    let gmt = list(&[]);
+    assert!(gmt.contains(&format!(" {h:02}:{m:02} f.txt")), "{gmt}");
+    let local = list(&["--use-localtime"]);
+    let lh = (h + 5) % 24;
+    assert!(local.contains(&format!(" {lh:02}:{m:02} f.txt")), "{local}");
+}
+
+#[test]
+fn max_login_attempts_and_privileged_ports() {
+    let dir = TempDir::new("cli-attempts");
+    let d = dir.path().to_str().unwrap();
+    let (_a, port) = serve(&[
+        "-d",
+        d,
+        "-u",
+        "u",
+        "-P",
+        "p",
+        "--auth-failed-delay",
+        "0",
+        "--max-login-attempts",
+        "1",
+    ]);
+    let mut c = util::Client::connect(format!("127.0.0.1:{port}").parse().unwrap());
+    c.cmd("USER u", 331);
+    c.cmd("PASS wrong", 530);
+    assert!(c.closed_by_server(), "closed after one failed login");
+
+    let (_b, port) = serve(&["-d", d]);
+    let mut c = util::Client::connect(format!("127.0.0.1:{port}").parse().unwrap());
+    c.login("anonymous", "guest");
+    let r = c.cmd("PORT 127,0,0,1,0,80", 501);
+    assert!(r.text().contains("privileged"), "{:?}", r.lines);
+    let (_c, port) = serve(&["-d", d, "--permit-privileged-ports"]);
+    let mut c = util::Client::connect(format!("127.0.0.1:{port}").parse().unwrap());
+    c.login("anonymous", "guest");
+    // Allowed now: the server tries to connect (200, or 425 where nothing listens on 80).
+    c.send("PORT 127,0,0,1,0,80");
+    let r = c.read_reply();
+    assert!(r.code == 200 || r.code == 425, "{:?}", r.lines);
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn pyftpdlib_tls_flags_serve_ftps() {
+    if !require("curl") {
+        return;
+    }
+    let cert = format!("{}/tests/data/cert.pem", env!("CARGO_MANIFEST_DIR"));
+    let key = format!("{}/tests/data/key.pem", env!("CARGO_MANIFEST_DIR"));
+    let dir = TempDir::new("cli-certfile");
+    let body = random_bytes(200_000, 9);
+    std::fs::write(dir.join("f.bin"), &body).unwrap();
+    let (_d, port) = serve(&[
+        "-d",
+        dir.path().to_str().unwrap(),
+        "-u",
+        "u",
+        "-P",
+        "p",
+        "--tls",
+        "--certfile",
+        &cert,
+        "--keyfile",
+        &key,
+        "--tls-control-required",
+        "--tls-data-required",
+    ]);
+    let url = format!("ftp://u:p@127.0.0.1:{port}/f.bin");
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "-k", "--ssl-reqd"])
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same(&out.stdout, &body);
+    // Without TLS the same server refuses the login.
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30"])
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }

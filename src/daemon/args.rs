@@ -1,85 +1,27 @@
-//! The command line: the options, their parser and `--help`, and the `hash-password`
+//! The command line: the options, parsed by clap (derive), and the `hash-password`
 //! subcommand.
+//!
+//! clap gives bundled short flags (`-wD`), attached values (`-p2121`, `--port=2121`),
+//! suggestions for misspelt flags, an environment variable for every option
+//! (`FTPDLIB_PORT`, ...; the command line wins) and a `--help` made from the parser itself.
+//! [`Cli`] is what clap fills in; [`Options`] is what the rest of the daemon reads, with
+//! names resolved and the checks that span several flags done.
 
-use std::net::IpAddr;
+use std::ffi::OsString;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::error::ErrorKind;
+use clap::{ArgAction, Args, Parser, Subcommand};
 use ftpdlib::authorizer::crypt::{self, Method};
 use ftpdlib::throttle::parse_rate;
-use ftpdlib::TlsRequired;
+use ftpdlib::{MasqueradeRule, TlsRequired};
 
-const USAGE: &str = "\
-Usage: ftpdlib [OPTIONS]
-       ftpdlib hash-password [--method yescrypt|sha512]
-
-Serve a directory over FTP. hash-password reads a password from standard input and
-prints its crypt(3) hash, for the password field of --users.
-
-Options:
-  -i, --interface ADDR       address to listen on (default: all interfaces)
-  -p, --port PORT            port to listen on (default 2121)
-  -w, --write                give write permissions (default read-only)
-  -d, --directory DIR        directory to serve (default: the current one)
-      --memory               serve files held in memory instead of the disk, starting
-                             empty and lost at exit (for test suites); -d still names
-                             the home each user sees
-      --io-threads N         worker threads for disk calls and password checks
-                             (default: the number of cores, at least 2)
-  -n, --nat-address ADDR     public address to announce in PASV replies (behind NAT)
-  -r, --range FROM-TO        passive ports to use, e.g. 60000-65535
-  -u, --username NAME        log in with this name instead of anonymously (needs -P)
-  -P, --password PASS        password for --username
-      --users FILE           accounts, one a line: name:password:perms[:home]; the
-                             password may be a crypt(3) hash ($y$..., $6$...)
-      --anonymous            also serve anonymous read-only when users are given
-                             (with --system-users: as the system user nobody, in -d)
-      --masquerade-map NET/LEN=ADDR[,...]  address to announce in PASV replies by client
-                             network, e.g. 192.168.0.0/16=192.168.1.5,0.0.0.0/0=203.0.113.7
-      --permit-foreign-addresses  allow PORT/EPRT to hosts other than the client (FXP)
-      --system-users         serve the machine's accounts (needs root): passwords from
-                             /etc/shadow, homes from /etc/passwd, every file operation
-                             under the user's ids; root is refused unless allowed
-      --allowed-users A,B    with --system-users: only these users may log in
-      --rejected-users A,B   with --system-users: these users may not log in
-      --require-valid-shell  with --system-users: refuse users whose shell is not
-                             listed in /etc/shells
-      --xferlog FILE         append a line per file transfer to FILE, in the xferlog
-                             format of wu-ftpd, vsftpd and proftpd
-      --max-cons N           most sessions at once, 0 for no limit (default 512)
-      --max-cons-per-ip N    most sessions per client address, 0 for no limit (default 0)
-      --banner TEXT          greeting sent to clients
-      --timeout SECS         idle time allowed between commands (default 300, 0 for none)
-      --auth-failed-delay SECS  pause before answering a failed login (default 3)
-      --login-timeout SECS   time allowed from connect to login (default: no limit)
-      --read-limit RATE      most bytes per second each upload may read (default 0, none)
-      --write-limit RATE     most bytes per second each download or listing may write
-      --max-rate RATE        most bytes per second for the whole server, each direction
-      --max-login-failures N ban an address after N failed logins within a minute
-                             (default 0, no bans)
-      --ban-time SECS        how long such a ban lasts (default 300)
-      --max-cmds-per-sec N   close sessions sending more commands a second (default 0, none)
-      --tls-cert FILE        serve FTPS with this PEM certificate chain (needs --tls-key)
-      --tls-key FILE         the PEM private key of --tls-cert
-      --tls-implicit         implicit FTPS: TLS from the first byte (usually with -p 990)
-      --tls-control-required[=users]  require TLS on the control connection (of
-                             everyone, or =users: of everyone but anonymous)
-      --tls-data-required[=users]     require PROT P for data connections (same choice)
-      --tls-session-reuse-required  protected data connections must resume the TLS
-                             session of their control connection (as vsftpd and proftpd;
-                             curl, lftp, FileZilla and rclone do, Python's ftplib does not)
-      --tls-no-session-reuse accept data connections that do not resume (the default)
-      --tls-close-notify-required  uploads must end with the client's TLS close_notify;
-                             a bare TCP FIN is then 426, not 226
-      --tls-allow-ccc        accept CCC: clients may return the control connection to
-                             plaintext after login (not where control TLS is required)
-      --shutdown-grace SECS  on SIGINT or SIGTERM, how long running transfers may take
-                             to finish before every session is closed (default 10, 0
-                             for at once); a second signal closes them at once
-  -D, --debug                log every command and reply
-  -V, --verbose              same as --debug
-  -v, --version              print the version and exit
-  -h, --help                 print this help and exit
+const AFTER_HELP: &str = "\
+Every option can also be set by an environment variable, shown as [env: ...]; the
+command line wins over the environment. A flag taken from the environment is on
+for true, 1, yes or on and off for false, 0, no or off.
 
 Permissions for -w and --users: e=CWD l=LIST r=RETR a=APPE d=DELE/RMD f=RNFR/RNTO
 m=MKD w=STOR M=SITE CHMOD T=MFMT (read-only is \"elr\", everything \"elradfmwMT\").
@@ -93,6 +35,353 @@ RATE is bytes per second, with an optional binary suffix: 64K = 65536, 10M, 1G.
 The limits combine: a transfer moves at the tightest of --read-limit/--write-limit
 and its share of --max-rate.";
 
+/// Serve a directory over FTP, like `python -m pyftpdlib`: anonymous and read-only by
+/// default, from the current directory on port 2121.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ftpdlib",
+    disable_help_subcommand = true,
+    version = ftpdlib::VERSION,
+    disable_version_flag = true,
+    args_conflicts_with_subcommands = true,
+    args_override_self = true,
+    after_help = AFTER_HELP,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    flags: Flags,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read a password from standard input and print its crypt(3) hash, for the password
+    /// field of --users
+    HashPassword {
+        /// The hash method: yescrypt or sha512
+        #[arg(short, long, value_name = "METHOD", default_value = "yescrypt", value_parser = method)]
+        method: Method,
+    },
+}
+
+/// Every flag of the daemon, as clap fills it in.
+#[derive(Debug, Args)]
+struct Flags {
+    // ---- Main options (pyftpdlib's) ----
+    /// Address or host name to listen on [default: all interfaces]
+    #[arg(short, long, value_name = "ADDR", env = "FTPDLIB_INTERFACE")]
+    interface: Option<String>,
+    /// Port to listen on
+    #[arg(short, long, default_value_t = 2121, env = "FTPDLIB_PORT")]
+    port: u16,
+    /// Give write permissions [default: read-only]
+    #[arg(short, long, env = "FTPDLIB_WRITE", value_parser = flag())]
+    write: bool,
+    /// Directory to serve [default: the current one]
+    #[arg(short, long, value_name = "DIR", env = "FTPDLIB_DIRECTORY")]
+    directory: Option<PathBuf>,
+    /// Public address or host name to announce in PASV replies (behind NAT)
+    #[arg(short, long, value_name = "ADDR", env = "FTPDLIB_NAT_ADDRESS")]
+    nat_address: Option<String>,
+    /// Passive ports to use, e.g. 60000-65535
+    #[arg(short, long, value_name = "FROM-TO", value_parser = port_range, env = "FTPDLIB_RANGE")]
+    range: Option<(u16, u16)>,
+    /// Log every command and reply
+    #[arg(
+        short = 'D',
+        long,
+        visible_short_alias = 'V',
+        visible_alias = "verbose",
+        env = "FTPDLIB_DEBUG",
+        value_parser = flag()
+    )]
+    debug: bool,
+    /// Log in with this name instead of anonymously (needs -P)
+    #[arg(short, long, value_name = "NAME", env = "FTPDLIB_USERNAME")]
+    username: Option<String>,
+    /// Password for --username
+    #[arg(
+        short = 'P',
+        long,
+        value_name = "PASS",
+        env = "FTPDLIB_PASSWORD",
+        hide_env_values = true
+    )]
+    password: Option<String>,
+    /// Concurrency model: async, the only one there is (pyftpdlib's pre-fork,
+    /// multi-thread and multi-proc are not supported yet)
+    #[arg(long, value_name = "MODEL", value_parser = concurrency, env = "FTPDLIB_CONCURRENCY")]
+    concurrency: Option<String>,
+    /// Print the version and exit
+    #[arg(short = 'v', long, action = ArgAction::Version)]
+    version: Option<bool>,
+
+    // ---- Accounts ----
+    /// Accounts, one a line: name:password:perms[:home]; the password may be a crypt(3)
+    /// hash ($y$..., $6$...)
+    #[arg(long, value_name = "FILE", env = "FTPDLIB_USERS")]
+    users: Option<PathBuf>,
+    /// Also serve anonymous read-only when users are given (with --system-users: as the
+    /// system user nobody, in -d)
+    #[arg(long, env = "FTPDLIB_ANONYMOUS", value_parser = flag())]
+    anonymous: bool,
+    /// Serve the machine's accounts (needs root): passwords from /etc/shadow, homes from
+    /// /etc/passwd, every file operation under the user's ids; root is refused unless allowed
+    #[arg(long, env = "FTPDLIB_SYSTEM_USERS", value_parser = flag())]
+    system_users: bool,
+    /// With --system-users: only these users may log in
+    #[arg(long, value_name = "A,B", value_delimiter = ',', action = ArgAction::Set,
+          value_parser = user_name, env = "FTPDLIB_ALLOWED_USERS")]
+    allowed_users: Vec<String>,
+    /// With --system-users: these users may not log in
+    #[arg(long, value_name = "A,B", value_delimiter = ',', action = ArgAction::Set,
+          value_parser = user_name, env = "FTPDLIB_REJECTED_USERS")]
+    rejected_users: Vec<String>,
+    /// With --system-users: refuse users whose shell is not listed in /etc/shells
+    #[arg(long, env = "FTPDLIB_REQUIRE_VALID_SHELL", value_parser = flag())]
+    require_valid_shell: bool,
+
+    // ---- Storage and logs ----
+    /// Serve files held in memory instead of the disk, starting empty and lost at exit
+    /// (for test suites); -d still names the home each user sees
+    #[arg(long, env = "FTPDLIB_MEMORY", value_parser = flag())]
+    memory: bool,
+    /// Worker threads for disk calls and password checks [default: the number of cores,
+    /// at least 2]
+    #[arg(long, value_name = "N", env = "FTPDLIB_IO_THREADS")]
+    io_threads: Option<usize>,
+    /// Append a line per file transfer to FILE, in the xferlog format of wu-ftpd, vsftpd
+    /// and proftpd
+    #[arg(long, value_name = "FILE", env = "FTPDLIB_XFERLOG")]
+    xferlog: Option<PathBuf>,
+    /// List directories with times in the local time zone [default: GMT]
+    #[arg(long, env = "FTPDLIB_USE_LOCALTIME", value_parser = flag())]
+    use_localtime: bool,
+    /// Send files with read and write instead of sendfile(2)
+    #[arg(long, env = "FTPDLIB_DISABLE_SENDFILE", value_parser = flag())]
+    disable_sendfile: bool,
+    /// Encoding of file names on the control connection: utf8, the only one there is
+    #[arg(long, value_name = "ENCODING", value_parser = encoding, env = "FTPDLIB_ENCODING")]
+    encoding: Option<String>,
+
+    // ---- Data connections ----
+    /// Address to announce in PASV replies by client network, e.g.
+    /// 192.168.0.0/16=192.168.1.5,0.0.0.0/0=203.0.113.7 (may be repeated)
+    #[arg(long, value_name = "NET/LEN=ADDR[,...]", value_parser = masquerade_map,
+          action = ArgAction::Append, env = "FTPDLIB_MASQUERADE_MAP")]
+    masquerade_map: Vec<Rules>,
+    /// Allow PORT/EPRT to hosts other than the client (FXP)
+    #[arg(long, env = "FTPDLIB_PERMIT_FOREIGN_ADDRESSES", value_parser = flag())]
+    permit_foreign_addresses: bool,
+    /// Allow PORT/EPRT to ports below 1024
+    #[arg(long, env = "FTPDLIB_PERMIT_PRIVILEGED_PORTS", value_parser = flag())]
+    permit_privileged_ports: bool,
+
+    // ---- Limits ----
+    /// Most sessions at once, 0 for no limit [default: 512]
+    #[arg(long, value_name = "N", env = "FTPDLIB_MAX_CONS")]
+    max_cons: Option<usize>,
+    /// Most sessions per client address, 0 for no limit [default: 0]
+    #[arg(long, value_name = "N", env = "FTPDLIB_MAX_CONS_PER_IP")]
+    max_cons_per_ip: Option<usize>,
+    /// Greeting sent to clients
+    #[arg(long, value_name = "TEXT", env = "FTPDLIB_BANNER")]
+    banner: Option<String>,
+    /// Idle time allowed between commands, 0 for none [default: 300]
+    #[arg(long, value_name = "SECS", env = "FTPDLIB_TIMEOUT")]
+    timeout: Option<u64>,
+    /// Pause before answering a failed login [default: 3]
+    #[arg(long, value_name = "SECS", value_parser = seconds_f64, env = "FTPDLIB_AUTH_FAILED_DELAY")]
+    auth_failed_delay: Option<f64>,
+    /// Time allowed from connect to login [default: no limit]
+    #[arg(long, value_name = "SECS", env = "FTPDLIB_LOGIN_TIMEOUT")]
+    login_timeout: Option<u64>,
+    /// Failed logins a session may make before it is closed [default: 3]
+    #[arg(long, value_name = "N", env = "FTPDLIB_MAX_LOGIN_ATTEMPTS")]
+    max_login_attempts: Option<u32>,
+    /// Most bytes per second each upload may read, 0 for none
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = parse_rate,
+          env = "FTPDLIB_READ_LIMIT")]
+    read_limit: u64,
+    /// Most bytes per second each download or listing may write, 0 for none
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = parse_rate,
+          env = "FTPDLIB_WRITE_LIMIT")]
+    write_limit: u64,
+    /// Most bytes per second for the whole server, each direction, 0 for none
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = parse_rate,
+          env = "FTPDLIB_MAX_RATE")]
+    max_rate: u64,
+    /// Ban an address after N failed logins within a minute, 0 for no bans
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        env = "FTPDLIB_MAX_LOGIN_FAILURES"
+    )]
+    max_login_failures: u32,
+    /// How long such a ban lasts [default: 300]
+    #[arg(long, value_name = "SECS", env = "FTPDLIB_BAN_TIME")]
+    ban_time: Option<u64>,
+    /// Close sessions sending more commands a second, 0 for none
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        env = "FTPDLIB_MAX_CMDS_PER_SEC"
+    )]
+    max_cmds_per_sec: u32,
+    /// On SIGINT or SIGTERM, how long running transfers may take to finish before every
+    /// session is closed, 0 for at once; a second signal closes them at once
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10,
+        env = "FTPDLIB_SHUTDOWN_GRACE"
+    )]
+    shutdown_grace: u64,
+
+    // ---- FTPS ----
+    /// pyftpdlib's switch to FTPS: here --certfile and --keyfile turn it on, and --tls
+    /// only checks they are given
+    #[arg(long, env = "FTPDLIB_TLS", value_parser = flag())]
+    tls: bool,
+    /// Serve FTPS with this PEM certificate chain (needs --tls-key)
+    #[arg(
+        long,
+        value_name = "FILE",
+        visible_alias = "certfile",
+        env = "FTPDLIB_TLS_CERT"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(
+        long,
+        value_name = "FILE",
+        visible_alias = "keyfile",
+        env = "FTPDLIB_TLS_KEY"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Implicit FTPS: TLS from the first byte (usually with -p 990)
+    #[arg(long, env = "FTPDLIB_TLS_IMPLICIT", value_parser = flag())]
+    tls_implicit: bool,
+    /// Require TLS on the control connection: of everyone (alone or =all), or =users: of
+    /// everyone but anonymous
+    #[arg(long, value_name = "WHO", num_args = 0..=1, require_equals = true,
+          default_missing_value = "all", value_parser = tls_required,
+          env = "FTPDLIB_TLS_CONTROL_REQUIRED")]
+    tls_control_required: Option<TlsRequired>,
+    /// Require PROT P for data connections (same choice as --tls-control-required)
+    #[arg(long, value_name = "WHO", num_args = 0..=1, require_equals = true,
+          default_missing_value = "all", value_parser = tls_required,
+          env = "FTPDLIB_TLS_DATA_REQUIRED")]
+    tls_data_required: Option<TlsRequired>,
+    /// Protected data connections must resume the TLS session of their control connection
+    /// (as vsftpd and proftpd; curl, lftp, FileZilla and rclone do, Python's ftplib does not)
+    #[arg(long, overrides_with = "tls_no_session_reuse",
+          env = "FTPDLIB_TLS_SESSION_REUSE_REQUIRED", value_parser = flag())]
+    tls_session_reuse_required: bool,
+    /// Accept data connections that do not resume (the default)
+    #[arg(long, overrides_with = "tls_session_reuse_required",
+          env = "FTPDLIB_TLS_NO_SESSION_REUSE", value_parser = flag())]
+    tls_no_session_reuse: bool,
+    /// Uploads must end with the client's TLS close_notify; a bare TCP FIN is then 426,
+    /// not 226
+    #[arg(long, env = "FTPDLIB_TLS_CLOSE_NOTIFY_REQUIRED", value_parser = flag())]
+    tls_close_notify_required: bool,
+    /// Accept CCC: clients may return the control connection to plaintext after login (not
+    /// where control TLS is required)
+    #[arg(long, env = "FTPDLIB_TLS_ALLOW_CCC", value_parser = flag())]
+    tls_allow_ccc: bool,
+}
+
+/// The rules of one `--masquerade-map` value.
+#[derive(Debug, Clone)]
+struct Rules(Vec<MasqueradeRule>);
+
+/// A flag that may also come from the environment: `1`, `yes`, `on`, `true` and their
+/// opposites.
+fn flag() -> clap::builder::BoolishValueParser {
+    clap::builder::BoolishValueParser::new()
+}
+
+fn method(v: &str) -> Result<Method, String> {
+    Method::parse(v).ok_or_else(|| format!("unknown method {v:?} (yescrypt or sha512)"))
+}
+
+fn port_range(v: &str) -> Result<(u16, u16), String> {
+    let (a, b) = v
+        .split_once('-')
+        .ok_or_else(|| format!("invalid port range {v:?} (want FROM-TO)"))?;
+    match (a.trim().parse(), b.trim().parse()) {
+        (Ok(a), Ok(b)) if a <= b && a > 0 => Ok((a, b)),
+        _ => Err(format!(
+            "invalid port range {v:?} (want FROM-TO, FROM <= TO)"
+        )),
+    }
+}
+
+/// One name of `--allowed-users a,b`: the commas split, the spaces around go.
+fn user_name(v: &str) -> Result<String, String> {
+    let name = v.trim();
+    if name.is_empty() {
+        return Err("invalid empty user name (want names separated by commas)".to_string());
+    }
+    Ok(name.to_string())
+}
+
+fn masquerade_map(v: &str) -> Result<Rules, String> {
+    v.split(',')
+        .filter(|r| !r.trim().is_empty())
+        .map(|rule| {
+            MasqueradeRule::parse(rule).ok_or_else(|| {
+                format!("invalid --masquerade-map entry {rule:?} (want NET/LEN=ADDR)")
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(Rules)
+}
+
+fn seconds_f64(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(s) if s >= 0.0 && s.is_finite() => Ok(s),
+        _ => Err(format!("invalid number of seconds {v:?}")),
+    }
+}
+
+/// `--tls-*-required` alone or `=all` (everyone), or `=users` (all but anonymous).
+fn tls_required(v: &str) -> Result<TlsRequired, String> {
+    match v {
+        "all" => Ok(TlsRequired::Everyone),
+        "users" => Ok(TlsRequired::ExceptAnonymous),
+        _ => Err(format!("invalid value {v:?} (want all or users)")),
+    }
+}
+
+/// `--encoding`: the protocol speaks UTF-8 (RFC 2640) and nothing else.
+fn encoding(v: &str) -> Result<String, String> {
+    match v.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+        "utf8" => Ok("utf8".to_string()),
+        _ => Err(format!(
+            "encoding {v:?} not supported: ftpdlib speaks utf8 only (RFC 2640)"
+        )),
+    }
+}
+
+/// `--concurrency`: pyftpdlib's models. ftpdlib runs every session on one reactor (with
+/// a worker pool for disk calls), which is pyftpdlib's `async`.
+fn concurrency(v: &str) -> Result<String, String> {
+    match v {
+        "async" => Ok(v.to_string()),
+        _ => Err(format!(
+            "concurrency model {v:?} is not supported yet: ftpdlib serves every session \
+             from one reactor (async); see --io-threads for its worker pool"
+        )),
+    }
+}
+
+/// What the daemon runs with: the flags, names resolved and cross-checked.
 #[derive(Debug, Default)]
 pub(crate) struct Options {
     pub(crate) interface: Option<String>,
@@ -100,8 +389,9 @@ pub(crate) struct Options {
     pub(crate) write: bool,
     pub(crate) directory: Option<PathBuf>,
     pub(crate) nat_address: Option<IpAddr>,
-    pub(crate) masquerade_map: Vec<ftpdlib::MasqueradeRule>,
+    pub(crate) masquerade_map: Vec<MasqueradeRule>,
     pub(crate) permit_foreign_addresses: bool,
+    pub(crate) permit_privileged_ports: bool,
     pub(crate) range: Option<(u16, u16)>,
     pub(crate) username: Option<String>,
     pub(crate) password: Option<String>,
@@ -118,6 +408,7 @@ pub(crate) struct Options {
     pub(crate) timeout: Option<u64>,
     pub(crate) auth_failed_delay: Option<f64>,
     pub(crate) login_timeout: Option<u64>,
+    pub(crate) max_login_attempts: Option<u32>,
     pub(crate) read_limit: u64,
     pub(crate) write_limit: u64,
     pub(crate) max_rate: u64,
@@ -127,6 +418,10 @@ pub(crate) struct Options {
     pub(crate) debug: bool,
     pub(crate) memory: bool,
     pub(crate) io_threads: usize,
+    /// `--use-localtime`: listings in local time instead of GMT.
+    pub(crate) use_localtime: bool,
+    /// `--disable-sendfile`: plain reads and writes for downloads.
+    pub(crate) disable_sendfile: bool,
     pub(crate) tls_cert: Option<PathBuf>,
     pub(crate) tls_key: Option<PathBuf>,
     pub(crate) tls_implicit: bool,
@@ -141,60 +436,164 @@ pub(crate) struct Options {
     pub(crate) shutdown_grace: Duration,
 }
 
-/// `--tls-*-required` alone (everyone) or `=users` (all but anonymous).
-fn tls_required(flag: &str, inline: Option<&str>) -> Result<TlsRequired, String> {
-    match inline {
-        None | Some("all") => Ok(TlsRequired::Everyone),
-        Some("users") => Ok(TlsRequired::ExceptAnonymous),
-        Some(v) => Err(format!("invalid {flag} value {v:?} (want all or users)")),
-    }
-}
-
 pub(crate) enum Parsed {
     Run(Box<Options>),
     HashPassword(Method),
+    /// `--help` or `--version`: the text to print on standard output.
     Exit(String),
 }
 
-/// Splits `a,b , c` into names, refusing empty ones.
-fn user_list(flag: &str, v: &str) -> Result<Vec<String>, String> {
-    let names: Vec<String> = v.split(',').map(|n| n.trim().to_string()).collect();
-    if names.iter().any(String::is_empty) {
-        return Err(format!(
-            "invalid {flag} {v:?} (want names separated by commas)"
-        ));
+/// `-n`: an address, or a host name resolved to one; IPv4 first, as PASV can only carry
+/// IPv4.
+fn resolve_nat(name: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = name.parse() {
+        return Ok(ip);
     }
-    Ok(names)
+    let addrs: Vec<IpAddr> = (name, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("can't resolve NAT address {name:?}: {e}"))?
+        .map(|a| a.ip())
+        .collect();
+    addrs
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("can't resolve NAT address {name:?}: no address"))
 }
 
-fn parse_hash_password(args: Vec<String>) -> Result<Parsed, String> {
-    let mut method = Method::default();
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        match flag.as_str() {
-            "-h" | "--help" => {
-                return Ok(Parsed::Exit(
-                    "Usage: ftpdlib hash-password [--method yescrypt|sha512]\n\n\
-                     Reads one line from standard input and prints its crypt(3) hash \
-                     (default yescrypt)."
-                        .to_string(),
-                ))
-            }
-            "-m" | "--method" => {
-                let v = inline
-                    .or_else(|| it.next())
-                    .ok_or_else(|| format!("{flag} needs a value"))?;
-                method = Method::parse(&v)
-                    .ok_or_else(|| format!("unknown method {v:?} (yescrypt or sha512)"))?;
-            }
-            other => return Err(format!("unknown option {other:?} for hash-password")),
+/// Turns a clap error into one line: its message and its tip (the suggestion of a
+/// similar flag), without the usage lines clap adds after them.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut parts = Vec::new();
+    let mut in_usage = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            in_usage = false;
+        } else if line.starts_with("Usage:") {
+            in_usage = true;
+        } else if !in_usage && !line.starts_with("For more information") {
+            parts.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
         }
     }
-    Ok(Parsed::HashPassword(method))
+    if parts.is_empty() {
+        return text.trim().to_string();
+    }
+    format!("{} (see --help)", parts.join("; "))
+}
+
+/// Parses the arguments after the program name, falling back on the `FTPDLIB_*`
+/// environment variables.
+pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
+    let argv = std::iter::once(OsString::from("ftpdlib")).chain(args);
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            return Ok(Parsed::Exit(e.render().to_string().trim_end().to_string()));
+        }
+        Err(e) => return Err(one_line(&e)),
+    };
+    if let Some(Command::HashPassword { method }) = cli.command {
+        return Ok(Parsed::HashPassword(method));
+    }
+    let f = cli.flags;
+    let o = Options {
+        interface: f.interface,
+        port: f.port,
+        write: f.write,
+        directory: f.directory,
+        nat_address: f.nat_address.as_deref().map(resolve_nat).transpose()?,
+        masquerade_map: f.masquerade_map.into_iter().flat_map(|r| r.0).collect(),
+        permit_foreign_addresses: f.permit_foreign_addresses,
+        permit_privileged_ports: f.permit_privileged_ports,
+        range: f.range,
+        username: f.username,
+        password: f.password,
+        users: f.users,
+        anonymous: f.anonymous,
+        system_users: f.system_users,
+        allowed_users: f.allowed_users,
+        rejected_users: f.rejected_users,
+        require_valid_shell: f.require_valid_shell,
+        xferlog: f.xferlog,
+        max_cons: f.max_cons,
+        max_cons_per_ip: f.max_cons_per_ip,
+        banner: f.banner,
+        timeout: f.timeout,
+        auth_failed_delay: f.auth_failed_delay,
+        login_timeout: f.login_timeout,
+        max_login_attempts: f.max_login_attempts,
+        read_limit: f.read_limit,
+        write_limit: f.write_limit,
+        max_rate: f.max_rate,
+        max_login_failures: f.max_login_failures,
+        ban_time: f.ban_time,
+        max_cmds_per_sec: f.max_cmds_per_sec,
+        debug: f.debug,
+        memory: f.memory,
+        io_threads: f.io_threads.unwrap_or(0),
+        use_localtime: f.use_localtime,
+        disable_sendfile: f.disable_sendfile,
+        tls_cert: f.tls_cert,
+        tls_key: f.tls_key,
+        tls_implicit: f.tls_implicit,
+        tls_control_required: f.tls_control_required,
+        tls_data_required: f.tls_data_required,
+        tls_session_reuse: if f.tls_session_reuse_required {
+            Some(true)
+        } else if f.tls_no_session_reuse {
+            Some(false)
+        } else {
+            None
+        },
+        tls_close_notify_required: f.tls_close_notify_required,
+        tls_allow_ccc: f.tls_allow_ccc,
+        shutdown_grace: Duration::from_secs(f.shutdown_grace),
+    };
+    check(&o, f.tls)?;
+    Ok(Parsed::Run(Box::new(o)))
+}
+
+/// The rules that span several flags.
+fn check(o: &Options, tls: bool) -> Result<(), String> {
+    if o.username.is_some() != o.password.is_some() {
+        return Err("--username and --password go together".to_string());
+    }
+    if o.system_users && (o.username.is_some() || o.users.is_some()) {
+        return Err("--system-users can't be combined with --username or --users".to_string());
+    }
+    if !o.system_users
+        && (!o.allowed_users.is_empty() || !o.rejected_users.is_empty() || o.require_valid_shell)
+    {
+        return Err(
+            "--allowed-users, --rejected-users and --require-valid-shell need --system-users"
+                .to_string(),
+        );
+    }
+    if !o.allowed_users.is_empty() && !o.rejected_users.is_empty() {
+        return Err("--allowed-users and --rejected-users exclude each other".to_string());
+    }
+    if tls && (o.tls_cert.is_none() || o.tls_key.is_none()) {
+        return Err(
+            "--tls needs --certfile and --keyfile (also spelt --tls-cert and --tls-key)"
+                .to_string(),
+        );
+    }
+    if o.tls_cert.is_some() != o.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".to_string());
+    }
+    let tls_flag = o.tls_implicit
+        || o.tls_control_required.is_some()
+        || o.tls_data_required.is_some()
+        || o.tls_session_reuse.is_some()
+        || o.tls_close_notify_required
+        || o.tls_allow_ccc;
+    if tls_flag && o.tls_cert.is_none() {
+        return Err("the --tls-* options need --tls-cert and --tls-key".to_string());
+    }
+    Ok(())
 }
 
 /// `ftpdlib hash-password`: one line from stdin in, its hash out.
@@ -215,186 +614,14 @@ pub(crate) fn hash_password(method: Method) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) fn parse_args(args: Vec<String>) -> Result<Parsed, String> {
-    let mut o = Options {
-        port: 2121,
-        shutdown_grace: Duration::from_secs(10),
-        ..Options::default()
-    };
-    if args.first().map(String::as_str) == Some("hash-password") {
-        return parse_hash_password(args[1..].to_vec());
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks of the flag definitions (duplicate names, bad
+    /// references in overrides_with, ...).
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        // Accept --flag=value as well as --flag value.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Exit(USAGE.to_string())),
-            "-v" | "--version" => return Ok(Parsed::Exit(format!("ftpdlib {}", ftpdlib::VERSION))),
-            "-i" | "--interface" => o.interface = Some(value(&flag)?),
-            "-p" | "--port" => {
-                let v = value(&flag)?;
-                o.port = v.parse().map_err(|_| format!("invalid port {v:?}"))?;
-            }
-            "-w" | "--write" => o.write = true,
-            "-d" | "--directory" => o.directory = Some(PathBuf::from(value(&flag)?)),
-            "-n" | "--nat-address" => {
-                let v = value(&flag)?;
-                o.nat_address = Some(
-                    v.parse()
-                        .map_err(|_| format!("invalid NAT address {v:?}"))?,
-                );
-            }
-            "--masquerade-map" => {
-                let v = value(&flag)?;
-                for rule in v.split(',').filter(|r| !r.trim().is_empty()) {
-                    let r = ftpdlib::MasqueradeRule::parse(rule).ok_or_else(|| {
-                        format!("invalid --masquerade-map entry {rule:?} (want NET/LEN=ADDR)")
-                    })?;
-                    o.masquerade_map.push(r);
-                }
-            }
-            "--permit-foreign-addresses" => o.permit_foreign_addresses = true,
-            "-r" | "--range" => {
-                let v = value(&flag)?;
-                let (a, b) = v
-                    .split_once('-')
-                    .ok_or_else(|| format!("invalid port range {v:?} (want FROM-TO)"))?;
-                let (a, b): (u16, u16) = match (a.trim().parse(), b.trim().parse()) {
-                    (Ok(a), Ok(b)) if a <= b && a > 0 => (a, b),
-                    _ => {
-                        return Err(format!(
-                            "invalid port range {v:?} (want FROM-TO, FROM <= TO)"
-                        ))
-                    }
-                };
-                o.range = Some((a, b));
-            }
-            "-u" | "--username" => o.username = Some(value(&flag)?),
-            "-P" | "--password" => o.password = Some(value(&flag)?),
-            "--users" => o.users = Some(PathBuf::from(value(&flag)?)),
-            "--anonymous" => o.anonymous = true,
-            "--system-users" => o.system_users = true,
-            "--allowed-users" => o.allowed_users = user_list(&flag, &value(&flag)?)?,
-            "--rejected-users" => o.rejected_users = user_list(&flag, &value(&flag)?)?,
-            "--require-valid-shell" => o.require_valid_shell = true,
-            "--xferlog" => o.xferlog = Some(PathBuf::from(value(&flag)?)),
-            "--max-cons" => {
-                let v = value(&flag)?;
-                o.max_cons = Some(v.parse().map_err(|_| format!("invalid --max-cons {v:?}"))?);
-            }
-            "--max-cons-per-ip" => {
-                let v = value(&flag)?;
-                o.max_cons_per_ip = Some(
-                    v.parse()
-                        .map_err(|_| format!("invalid --max-cons-per-ip {v:?}"))?,
-                );
-            }
-            "--banner" => o.banner = Some(value(&flag)?),
-            "--timeout" => {
-                let v = value(&flag)?;
-                o.timeout = Some(v.parse().map_err(|_| format!("invalid --timeout {v:?}"))?);
-            }
-            "--auth-failed-delay" => {
-                let v = value(&flag)?;
-                match v.parse::<f64>() {
-                    Ok(s) if s >= 0.0 && s.is_finite() => o.auth_failed_delay = Some(s),
-                    _ => return Err(format!("invalid --auth-failed-delay {v:?}")),
-                }
-            }
-            "--login-timeout" => {
-                let v = value(&flag)?;
-                o.login_timeout = Some(
-                    v.parse()
-                        .map_err(|_| format!("invalid --login-timeout {v:?}"))?,
-                );
-            }
-            "--read-limit" => o.read_limit = parse_rate(&value(&flag)?)?,
-            "--write-limit" => o.write_limit = parse_rate(&value(&flag)?)?,
-            "--max-rate" => o.max_rate = parse_rate(&value(&flag)?)?,
-            "--max-login-failures" => {
-                let v = value(&flag)?;
-                o.max_login_failures = v
-                    .parse()
-                    .map_err(|_| format!("invalid --max-login-failures {v:?}"))?;
-            }
-            "--ban-time" => {
-                let v = value(&flag)?;
-                o.ban_time = Some(v.parse().map_err(|_| format!("invalid --ban-time {v:?}"))?);
-            }
-            "--max-cmds-per-sec" => {
-                let v = value(&flag)?;
-                o.max_cmds_per_sec = v
-                    .parse()
-                    .map_err(|_| format!("invalid --max-cmds-per-sec {v:?}"))?;
-            }
-            "--shutdown-grace" => {
-                let v = value(&flag)?;
-                o.shutdown_grace = Duration::from_secs(
-                    v.parse()
-                        .map_err(|_| format!("invalid --shutdown-grace {v:?}"))?,
-                );
-            }
-            "-D" | "--debug" | "-V" | "--verbose" => o.debug = true,
-            "--memory" => o.memory = true,
-            "--io-threads" => {
-                o.io_threads = value(&flag)?
-                    .parse()
-                    .map_err(|_| format!("{flag}: expected a number of threads"))?
-            }
-            "--tls-cert" => o.tls_cert = Some(PathBuf::from(value(&flag)?)),
-            "--tls-key" => o.tls_key = Some(PathBuf::from(value(&flag)?)),
-            "--tls-implicit" => o.tls_implicit = true,
-            "--tls-control-required" => {
-                o.tls_control_required = Some(tls_required(&flag, inline.as_deref())?)
-            }
-            "--tls-data-required" => {
-                o.tls_data_required = Some(tls_required(&flag, inline.as_deref())?)
-            }
-            "--tls-session-reuse-required" => o.tls_session_reuse = Some(true),
-            "--tls-no-session-reuse" => o.tls_session_reuse = Some(false),
-            "--tls-close-notify-required" => o.tls_close_notify_required = true,
-            "--tls-allow-ccc" => o.tls_allow_ccc = true,
-            other => return Err(format!("unknown option {other:?} (see --help)")),
-        }
-    }
-    if o.username.is_some() != o.password.is_some() {
-        return Err("--username and --password go together".to_string());
-    }
-    if o.system_users && (o.username.is_some() || o.users.is_some()) {
-        return Err("--system-users can't be combined with --username or --users".to_string());
-    }
-    if !o.system_users
-        && (!o.allowed_users.is_empty() || !o.rejected_users.is_empty() || o.require_valid_shell)
-    {
-        return Err(
-            "--allowed-users, --rejected-users and --require-valid-shell need --system-users"
-                .to_string(),
-        );
-    }
-    if !o.allowed_users.is_empty() && !o.rejected_users.is_empty() {
-        return Err("--allowed-users and --rejected-users exclude each other".to_string());
-    }
-    if o.tls_cert.is_some() != o.tls_key.is_some() {
-        return Err("--tls-cert and --tls-key go together".to_string());
-    }
-    let tls_flag = o.tls_implicit
-        || o.tls_control_required.is_some()
-        || o.tls_data_required.is_some()
-        || o.tls_session_reuse.is_some()
-        || o.tls_close_notify_required
-        || o.tls_allow_ccc;
-    if tls_flag && o.tls_cert.is_none() {
-        return Err("the --tls-* options need --tls-cert and --tls-key".to_string());
-    }
-    Ok(Parsed::Run(Box::new(o)))
 }

@@ -21,7 +21,8 @@ mod args;
 mod serve;
 mod settings;
 
-use std::net::{IpAddr, SocketAddr};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -48,6 +49,9 @@ fn run(o: Options) -> Result<(), String> {
     if !dir.is_dir() {
         return Err(format!("{}: no such directory", dir.display()));
     }
+    // Absolute, so that the log says which directory a relative -d meant.
+    let dir =
+        std::path::absolute(&dir).map_err(|e| format!("can't resolve {}: {e}", dir.display()))?;
     let perm = perm(&o);
     let mut who = Vec::new();
     let authorizer: Arc<dyn ftpdlib::Authorizer> = if o.system_users {
@@ -97,16 +101,16 @@ fn run(o: Options) -> Result<(), String> {
     }
     config.masquerade_map = o.masquerade_map.clone();
     config.permit_foreign_addresses = o.permit_foreign_addresses;
+    config.permit_privileged_ports = o.permit_privileged_ports;
+    if let Some(n) = o.max_login_attempts {
+        config.max_login_attempts = n;
+    }
+    config.use_gmt_times = !o.use_localtime;
+    config.use_sendfile = !o.disable_sendfile;
     config.passive_ports = o.range.map(|(a, b)| a..=b);
 
     let addrs: Vec<SocketAddr> = match &o.interface {
-        Some(i) if !i.is_empty() => {
-            let ip: IpAddr = i
-                .trim_matches(|c| c == '[' || c == ']')
-                .parse()
-                .map_err(|_| format!("invalid interface address {i:?}"))?;
-            vec![SocketAddr::new(ip, o.port)]
-        }
+        Some(i) if !i.is_empty() => interface_addrs(i, o.port)?,
         // All interfaces: one dual-stack IPv6 socket, or IPv4 alone where IPv6 is off.
         _ => vec![
             SocketAddr::new(IpAddr::from([0u16; 8]), o.port),
@@ -156,11 +160,52 @@ fn run(o: Options) -> Result<(), String> {
         dir.display(),
         who.join(", ")
     );
+    // As pyftpdlib logs them at startup: what PASV replies will announce.
+    log::info!(target: ftpdlib::logger::LOG, "concurrency model: async");
+    log::info!(
+        target: ftpdlib::logger::LOG,
+        "masquerade (NAT) address: {}",
+        o.nat_address.map_or_else(|| "none".to_string(), |a| a.to_string())
+    );
+    if !o.masquerade_map.is_empty() {
+        let rules: Vec<String> = o
+            .masquerade_map
+            .iter()
+            .map(|r| format!("{}/{}={}", r.network, r.prefix, r.address))
+            .collect();
+        log::info!(
+            target: ftpdlib::logger::LOG,
+            "masquerade map: {}",
+            rules.join(",")
+        );
+    }
+    log::info!(
+        target: ftpdlib::logger::LOG,
+        "passive ports: {}",
+        o.range
+            .map_or_else(|| "any".to_string(), |(a, b)| format!("{a}->{b}"))
+    );
     serve(server, signals, &o, &dir)
 }
 
+/// `-i`: an address (IPv6 in brackets or not), or a host name resolved to its addresses,
+/// tried in the resolver's order.
+fn interface_addrs(i: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(ip) = i.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let addrs: Vec<SocketAddr> = (i, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("can't resolve interface {i:?}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("can't resolve interface {i:?}: no address"));
+    }
+    Ok(addrs)
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let opts = match parse_args(args) {
         Ok(Parsed::Run(o)) => o,
         Ok(Parsed::HashPassword(method)) => {
@@ -173,7 +218,8 @@ fn main() -> ExitCode {
             };
         }
         Ok(Parsed::Exit(text)) => {
-            println!("{text}");
+            // A closed pipe (`ftpdlib --help | head`) is no error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{text}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
