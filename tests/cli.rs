@@ -715,3 +715,45 @@ fn pyftpdlib_tls_flags_serve_ftps() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// At a terminal, `hash-password` asks with echo off: the password typed never shows.
+#[test]
+fn hash_password_at_a_terminal_does_not_echo() {
+    if !require("python3") {
+        return;
+    }
+    let script = format!(
+        r#"
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv({bin:?}, [{bin:?}, "hash-password"])
+out = b""
+def read_for(seconds):
+    global out
+    end = time.time() + seconds
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return False
+            if not chunk:
+                return False
+            out += chunk
+    return True
+read_for(1.0)
+assert b"Password:" in out, out
+os.write(fd, b"typed-s3cret\n")
+read_for(10.0)
+os.waitpid(pid, 0)
+assert b"typed-s3cret" not in out, out
+assert b"$y$" in out, out
+print("ok")
+"#,
+        bin = env!("CARGO_BIN_EXE_ftpdlib")
+    );
+    let out = util::run(Command::new("python3").args(["-c", &script]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+}

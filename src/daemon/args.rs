@@ -598,10 +598,19 @@ fn check(o: &Options, tls: bool) -> Result<(), String> {
 
 /// `ftpdlib hash-password`: one line from stdin in, its hash out.
 pub(crate) fn hash_password(method: Method) -> Result<(), String> {
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| format!("can't read the password: {e}"))?;
+    use std::io::IsTerminal;
+    // At a terminal the password is asked for with echo off (rpassword: the termios dance
+    // done right, restored on every path); from a pipe it is the first line.
+    let line = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ")
+            .map_err(|e| format!("can't read the password: {e}"))?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("can't read the password: {e}"))?;
+        line
+    };
     let password = line
         .strip_suffix('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
