@@ -50,3 +50,40 @@ fn basic_ftpd_serves_its_own_directory_not_the_current_one() {
     assert_eq!(PathBuf::from(served), want);
     assert_ne!(PathBuf::from(served), cwd.path());
 }
+
+/// The server beside a tokio runtime: an upload reaches the async side through a hook, and
+/// the async side stops the server; the program ends cleanly.
+#[test]
+fn tokio_beside_hears_an_upload_and_stops_the_server() {
+    let dir = util::TempDir::new("demo-tokio");
+    let mut child = Command::new(example("tokio_beside"))
+        .env("FTPD_DIR", dir.path())
+        .env("FTPD_ADDR", "127.0.0.1:0")
+        .env("FTPD_EXIT_AFTER", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim_end()
+        .rsplit(" on ")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let mut c = util::Client::connect(addr);
+    c.login("user", "12345");
+    c.stor("STOR hello.txt", b"hello from ftp");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}; said {rest:?}");
+    assert!(rest.contains("hello.txt from user"), "{rest:?}");
+    assert!(rest.contains("stopped after 1 uploads"), "{rest:?}");
+    assert_eq!(
+        std::fs::read(dir.join("hello.txt")).unwrap(),
+        b"hello from ftp"
+    );
+}
