@@ -62,6 +62,11 @@ impl Session {
         }
     }
 
+    /// Whether another transfer is pending, replying 425 if so. Transfer commands ask this
+    /// before they request their file, and the session reads no other command until that
+    /// request completes, so the answer still holds when it does. Without a data
+    /// connection a transfer command is accepted and held until PASV or PORT sets one up,
+    /// as pyftpdlib does.
     pub(super) fn transfer_busy(&mut self) -> bool {
         if self.pending.is_some() {
             self.reply(
@@ -237,14 +242,6 @@ impl Session {
         }
     }
 
-    /// Whether a transfer command may go ahead: no other transfer is pending (else 425).
-    /// Without a data connection it is accepted and held until PASV or PORT sets one up,
-    /// as pyftpdlib does; the file it acts on is opened now, so no later command can
-    /// change which file moves.
-    pub(super) fn transfer_free(&mut self) -> bool {
-        !self.transfer_busy()
-    }
-
     pub(super) fn cmd_retr(
         &mut self,
         now: Instant,
@@ -254,7 +251,7 @@ impl Session {
     ) {
         // A second transfer command while one is pending is refused before it asks for
         // its file: nothing of it may be left out when an ABOR comes for the first.
-        if !self.transfer_free() {
+        if self.transfer_busy() {
             return;
         }
         let offset = rest.unwrap_or(0);
@@ -281,9 +278,6 @@ impl Session {
             }
             Err(e) => return self.reply(550, err_text(&e)),
         };
-        if !self.transfer_free() {
-            return;
-        }
         let size = file.size();
         if offset > size {
             return self.reply(
@@ -306,7 +300,7 @@ impl Session {
         rest: Option<u64>,
         append: bool,
     ) {
-        if !self.transfer_free() {
+        if self.transfer_busy() {
             return;
         }
         let pending = self.new_pending(
@@ -329,9 +323,8 @@ impl Session {
         );
     }
 
-    /// STOR/APPE: the target checked; opens it unless it is a directory, the restart point
-    /// lies beyond its end, or there is no data connection (a STOR without one must not
-    /// truncate the file).
+    /// STOR/APPE: the target checked; opens it unless it is a directory or the restart
+    /// point lies beyond its end (or the file is missing).
     pub(super) fn check_stor(
         &mut self,
         pending: Pending,
@@ -363,9 +356,6 @@ impl Session {
         if stat.as_ref().is_some_and(Stat::is_dir) {
             return self.reply(550, "Is a directory.");
         }
-        if !self.transfer_free() {
-            return;
-        }
         let mode = match (append, rest) {
             (true, _) => WriteMode::Append,
             (false, Some(off)) => WriteMode::At(off),
@@ -379,10 +369,6 @@ impl Session {
             Ok(f) => f,
             Err(e) => return self.reply(550, err_text(&e)),
         };
-        // The data connection may have gone (a timeout) while the file was opened.
-        if !self.transfer_free() {
-            return;
-        }
         self.start_transfer(pending, Direction::Receive(file), None);
     }
 
@@ -402,7 +388,7 @@ impl Session {
         let Some((dir_ftp, dir)) = self.resolve(&cwd, Some(Perms::STORE)) else {
             return;
         };
-        if !self.transfer_free() {
+        if self.transfer_busy() {
             return;
         }
         let pending = self.new_pending(XferKind::Store, "STOU", dir_ftp, &dir, now);
@@ -418,9 +404,6 @@ impl Session {
             Ok(x) => x,
             Err(e) => return self.reply(450, err_text(&e)),
         };
-        if !self.transfer_free() {
-            return;
-        }
         let name = String::from_utf8_lossy(&name).into_owned();
         let dir = std::mem::take(&mut pending.ftp_path);
         pending.ftp_path = if dir == "/" {
@@ -497,7 +480,7 @@ impl Session {
         let Some((ftp, vpath)) = path else {
             return self.reply(550, "No such file or directory.");
         };
-        if !self.transfer_free() {
+        if self.transfer_busy() {
             return;
         }
         let (name, format) = match spec.verb {
@@ -528,7 +511,6 @@ impl Session {
 
     pub(super) fn finish_list(&mut self, pending: Pending, r: io::Result<Box<Listing>>) {
         match r {
-            Ok(_) if !self.transfer_free() => {}
             Ok(l) => {
                 self.log_cmd(pending.verb, &pending.ftp_path, 125);
                 self.start_transfer(pending, Direction::Send(Source::Listing(l)), None);
