@@ -200,7 +200,6 @@ impl Session {
             return;
         }
         self.transfer_running = false;
-        self.held = None;
         // Once a transfer command has had its 150, it gets its 426 whether or not the
         // data connection ever came up.
         if let Some(p) = self.pending.take() {
@@ -218,7 +217,6 @@ impl Session {
 
     /// A transfer ended: a QUIT answered meanwhile closes the session now.
     pub(super) fn after_transfer(&mut self) {
-        self.held = None;
         if self.close_after_transfer {
             self.close();
         }

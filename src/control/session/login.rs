@@ -33,7 +33,6 @@ impl Session {
     pub(super) fn flush_account(&mut self, now: Instant) {
         if !self.transfer_running {
             if let Some(p) = self.pending.take() {
-                self.held = None;
                 self.end_transfer(now, &p, 0, false);
                 self.reply(426, "Transfer aborted; the user logged out.");
             }
@@ -140,7 +139,6 @@ impl Session {
         }
         if let Some(p) = self.pending.take() {
             // A 150 went out but no data connection is up: the transfer ends here.
-            self.held = None;
             self.end_transfer(now, &p, 0, false);
             self.reply(426, "Transfer aborted; the session is ending.");
         }

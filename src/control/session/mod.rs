@@ -91,6 +91,9 @@ struct Pending {
     real: PathBuf,
     started: Instant,
     ascii: bool,
+    /// The transfer itself while it waits for PASV/PORT, as pyftpdlib holds a transfer
+    /// command sent before them; it starts once a data connection is being set up.
+    held: Option<Transfer>,
 }
 
 /// A command waiting for its request's completion, with what it needs to finish.
@@ -229,9 +232,6 @@ pub struct Session {
     /// so a command pipelined behind it is answered after it and acts on its result.
     awaiting_listen: bool,
     pending: Option<Pending>,
-    /// A transfer accepted (150 sent) before any PASV/PORT: it starts once the client sets
-    /// up the data connection, as pyftpdlib does.
-    held: Option<Transfer>,
     transfer_running: bool,
     epsv_all: bool,
     /// QUIT arrived while a request was out: answered once it completes.
@@ -318,7 +318,6 @@ impl Session {
             transfer_running: false,
             epsv_all: false,
             quit_pending: false,
-            held: None,
             close_after_transfer: false,
             aborting: false,
             mlst_facts: listing::MLSX_DEFAULT_FACTS.to_vec(),
@@ -379,7 +378,7 @@ impl Session {
     /// way, which have the data channel's timeouts. A transfer held for want of PASV/PORT
     /// has none of its own, so the idle timeout ends it.
     fn idle_runs(&self) -> bool {
-        !((self.pending.is_some() && self.held.is_none()) || self.awaiting_connect)
+        !((self.pending.is_some() && !self.holds_transfer()) || self.awaiting_connect)
     }
 
     /// Whether the owner should hand over the next command line now. False while a reply

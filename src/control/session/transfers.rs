@@ -104,7 +104,7 @@ impl Session {
                 );
             }
         }
-        if (self.held.is_none() && self.transfer_busy()) || self.data_tls_missing() {
+        if (!self.holds_transfer() && self.transfer_busy()) || self.data_tls_missing() {
             return;
         }
         self.drop_data();
@@ -169,7 +169,7 @@ impl Session {
                 ),
             );
         }
-        if (self.held.is_none() && self.transfer_busy()) || self.data_tls_missing() {
+        if (!self.holds_transfer() && self.transfer_busy()) || self.data_tls_missing() {
             return;
         }
         self.drop_data();
@@ -214,11 +214,7 @@ impl Session {
         };
         self.reply(code, text);
         self.transfer_running = self.data == DataState::Connected;
-        let kind = pending.kind;
-        let mut pending = pending;
-        pending.ascii = self.ascii && kind != XferKind::Listing;
-        self.pending = Some(pending);
-        let ascii = self.ascii && kind != XferKind::Listing;
+        let ascii = self.ascii && pending.kind != XferKind::Listing;
         let tls = self.prot_private;
         let transfer = Transfer {
             direction,
@@ -226,18 +222,26 @@ impl Session {
             use_sendfile: self.config.use_sendfile && !ascii && !tls,
             tls,
         };
+        let mut pending = pending;
+        pending.ascii = ascii;
         if self.data == DataState::None {
             // No PASV/PORT yet: the transfer waits for one (see `release_held`).
-            self.held = Some(transfer);
+            pending.held = Some(transfer);
         } else {
             self.actions.push_back(Action::Transfer(transfer));
         }
+        self.pending = Some(pending);
+    }
+
+    /// Whether the pending transfer waits for PASV/PORT (see [`Pending::held`]).
+    pub(super) fn holds_transfer(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.held.is_some())
     }
 
     /// A data connection is being set up (PASV ready, PORT sent): a transfer command that
     /// came before it starts on it.
     pub(super) fn release_held(&mut self) {
-        if let Some(t) = self.held.take() {
+        if let Some(t) = self.pending.as_mut().and_then(|p| p.held.take()) {
             self.actions.push_back(Action::Transfer(t));
         }
     }
@@ -436,6 +440,7 @@ impl Session {
             real: self.real(vpath),
             started,
             ascii: false,
+            held: None,
         }
     }
 
