@@ -163,6 +163,15 @@ impl Session {
         self.after_transfer();
     }
 
+    /// Ends a pending transfer that never moved data (its 150 went out, its data
+    /// connection never came): the end of transfer as incomplete, then 426 with `why`.
+    pub(super) fn abandon_pending(&mut self, now: Instant, why: &str) {
+        if let Some(p) = self.pending.take() {
+            self.end_transfer(now, &p, 0, false);
+            self.reply(426, why);
+        }
+    }
+
     /// The one place a file transfer ends, whichever way: the log line and the hooks.
     pub(super) fn end_transfer(&self, now: Instant, p: &Pending, bytes: u64, completed: bool) {
         if p.kind == XferKind::Listing {

@@ -32,10 +32,7 @@ impl Session {
     /// next user's rights, and any prepared data connection goes with it.
     pub(super) fn flush_account(&mut self, now: Instant) {
         if !self.transfer_running {
-            if let Some(p) = self.pending.take() {
-                self.end_transfer(now, &p, 0, false);
-                self.reply(426, "Transfer aborted; the user logged out.");
-            }
+            self.abandon_pending(now, "Transfer aborted; the user logged out.");
         }
         if self.pending.is_none() && self.data != DataState::None {
             self.actions.push_back(Action::CloseData);
@@ -137,11 +134,8 @@ impl Session {
             self.close_after_transfer = true;
             return;
         }
-        if let Some(p) = self.pending.take() {
-            // A 150 went out but no data connection is up: the transfer ends here.
-            self.end_transfer(now, &p, 0, false);
-            self.reply(426, "Transfer aborted; the session is ending.");
-        }
+        // A 150 went out but no data connection is up: the transfer ends here.
+        self.abandon_pending(now, "Transfer aborted; the session is ending.");
         self.reply(221, msg);
         self.close();
     }
