@@ -42,8 +42,6 @@ impl Session {
         self.hook(|h, i| h.on_logout(i));
         self.auth = Auth::Anonymous;
         self.fs = None;
-        self.rnfr = None;
-        self.rest = None;
     }
 
     pub(super) fn cmd_pass(&mut self, password: &str) {
