@@ -1,5 +1,6 @@
 //! System users: UnixAuthorizer logins against /etc/shadow, impersonation (file owners, the
-//! ids restored after every command), the filters, and `ftpdlib --system-users`.
+//! ids restored after every command) and the filters; `ftpdlib --system-users` is tested in
+//! daemon/tests/system_users.rs.
 //!
 //! These tests need root: they create throw-away accounts with useradd and chpasswd and
 //! remove them afterwards, also when a check fails. Outside CI a non-root run skips them;
@@ -13,25 +14,12 @@
 mod util;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+
 use std::sync::Arc;
 
 use ftpdlib::{Authorizer, UnixAuthorizer, UnixOptions};
-use util::{require, Client, TempDir, TestServer};
-
-/// Whether the tests may run: root, or a skip outside CI.
-fn require_root() -> bool {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("the system-user tests must run as root under CI");
-    }
-    eprintln!("skipping: the system-user tests need root (they create system accounts)");
-    false
-}
+use util::accounts::{require_root, SystemUser};
+use util::{Client, TempDir, TestServer};
 
 /// The calling thread's effective uid and gid and its supplementary groups.
 fn ids() -> (u32, u32, Vec<u32>) {
@@ -85,75 +73,6 @@ fn assert_all_root(after: &str) {
     }
 }
 
-/// A system account that exists as long as this value does.
-struct SystemUser {
-    name: String,
-    uid: u32,
-    gid: u32,
-    home: PathBuf,
-}
-
-impl SystemUser {
-    fn create(tag: &str, shell: &str, password: &str, method: &str) -> SystemUser {
-        let name = format!("ftpdlibt{}{tag}", std::process::id());
-        // A leftover of a killed run with the same pid would make useradd fail.
-        let _ = Command::new("userdel").args(["-r", &name]).output();
-        let out = Command::new("useradd")
-            .args(["--create-home", "--user-group", "--shell", shell, &name])
-            .output()
-            .expect("run useradd");
-        assert!(
-            out.status.success(),
-            "useradd {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // From here on the account is removed on every path out, panics included.
-        let mut user = SystemUser {
-            name,
-            uid: 0,
-            gid: 0,
-            home: PathBuf::new(),
-        };
-        let mut child = Command::new("chpasswd")
-            .args(["-c", method])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("run chpasswd");
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().expect("piped stdin");
-            writeln!(stdin, "{}:{password}", user.name).unwrap();
-        }
-        assert!(child.wait().unwrap().success(), "chpasswd {}", user.name);
-        let entry = Command::new("getent")
-            .args(["passwd", &user.name])
-            .output()
-            .unwrap();
-        let entry = String::from_utf8_lossy(&entry.stdout).into_owned();
-        let fields: Vec<&str> = entry.trim().split(':').collect();
-        user.uid = fields[2].parse().unwrap();
-        user.gid = fields[3].parse().unwrap();
-        user.home = PathBuf::from(fields[5]);
-        user
-    }
-}
-
-impl Drop for SystemUser {
-    fn drop(&mut self) {
-        // If a failed check left the process under another identity, userdel would fail
-        // too: get root's ids back first (the saved uid is still 0).
-        // SAFETY: plain system calls on integers.
-        unsafe {
-            libc::seteuid(0);
-            libc::setegid(0);
-        }
-        let out = Command::new("userdel").args(["-r", &self.name]).output();
-        if !matches!(&out, Ok(o) if o.status.success()) {
-            eprintln!("warning: userdel -r {} failed: {out:?}", self.name);
-        }
-    }
-}
-
 /// A server whose authorizer is a UnixAuthorizer.
 fn unix_server(auth: UnixAuthorizer) -> TestServer {
     let auth = Arc::new(auth);
@@ -187,8 +106,6 @@ fn system_users() {
     impersonation_is_per_thread(&alice);
     logins_uploads_and_ids(&alice, &shell_less, &public);
     filters(&alice, &shell_less);
-    command_line(&alice, &public);
-    not_root_is_a_clear_error();
 }
 
 /// Impersonating a user on one thread leaves the others root meanwhile, as a pool of
@@ -361,74 +278,4 @@ fn filters(alice: &SystemUser, shell_less: &SystemUser) {
         ..UnixOptions::default()
     });
     assert!(unknown.is_err());
-}
-
-fn command_line(alice: &SystemUser, public: &TempDir) {
-    if !require("curl") {
-        return;
-    }
-    let logs = TempDir::new("unix-xferlog");
-    let xferlog = logs.join("xferlog");
-    let (daemon, port) = util::serve_daemon(&[
-        "-w",
-        "--system-users",
-        "--anonymous",
-        "--require-valid-shell",
-        "-d",
-        public.path().to_str().unwrap(),
-        "--xferlog",
-        xferlog.to_str().unwrap(),
-    ]);
-
-    let local = TempDir::new("unix-local");
-    std::fs::write(local.join("up.txt"), b"via curl").unwrap();
-    let url = format!(
-        "ftp://{}:alice-pw%201@127.0.0.1:{port}/up%20load.txt",
-        alice.name
-    );
-    let st = Command::new("curl")
-        .args(["-sS", "--max-time", "30", "-T"])
-        .arg(local.join("up.txt"))
-        .arg(&url)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let meta = std::fs::metadata(alice.home.join("up load.txt")).unwrap();
-    assert_eq!(meta.uid(), alice.uid, "the daemon impersonates too");
-    // Root is refused by default.
-    let st = Command::new("curl")
-        .stderr(Stdio::null())
-        .args(["-sS", "--max-time", "30"])
-        .arg(format!("ftp://root:x@127.0.0.1:{port}/"))
-        .status()
-        .unwrap();
-    assert!(!st.success());
-    drop(daemon);
-
-    let log = std::fs::read_to_string(&xferlog).unwrap();
-    let want = format!(
-        " 127.0.0.1 8 {}/up_load.txt b _ i r {} ftp 0 * c",
-        alice.home.display(),
-        alice.name
-    );
-    assert!(log.lines().any(|l| l.ends_with(&want)), "{log:?}");
-}
-
-fn not_root_is_a_clear_error() {
-    // The binary may sit where nobody cannot reach it; run a copy from a public place.
-    let dir = TempDir::new("unix-nobody");
-    let exe = dir.join("ftpdlib");
-    std::fs::copy(env!("CARGO_BIN_EXE_ftpdlib"), &exe).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(&exe)
-        .args(["-i", "127.0.0.1", "-p", "0", "--system-users"])
-        .output()
-        .expect("run setpriv");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("needs root") && err.lines().count() == 1,
-        "{err:?}"
-    );
 }

@@ -323,8 +323,8 @@ fn write_limit_throttles_downloads() {
 #[cfg(feature = "tls")]
 #[test]
 fn tls_flags() {
-    let cert = format!("{}/tests/data/cert.pem", env!("CARGO_MANIFEST_DIR"));
-    let key = format!("{}/tests/data/key.pem", env!("CARGO_MANIFEST_DIR"));
+    let cert = format!("{}/../tests/data/cert.pem", env!("CARGO_MANIFEST_DIR"));
+    let key = format!("{}/../tests/data/key.pem", env!("CARGO_MANIFEST_DIR"));
     assert!(fails(&["--tls-cert", &cert]).contains("--tls-key"));
     assert!(fails(&["--tls-implicit"]).contains("--tls-cert"));
     for flag in [
@@ -536,7 +536,7 @@ fn pyftpdlib_options_that_are_not_supported_are_refused_clearly() {
         "{err}"
     );
     assert!(fails(&["--tls"]).contains("--tls needs --certfile and --keyfile"));
-    let cert = format!("{}/tests/data/cert.pem", env!("CARGO_MANIFEST_DIR"));
+    let cert = format!("{}/../tests/data/cert.pem", env!("CARGO_MANIFEST_DIR"));
     assert!(fails(&["--tls", "--certfile", &cert]).contains("--keyfile"));
 }
 
@@ -675,8 +675,8 @@ fn pyftpdlib_tls_flags_serve_ftps() {
     if !require("curl") {
         return;
     }
-    let cert = format!("{}/tests/data/cert.pem", env!("CARGO_MANIFEST_DIR"));
-    let key = format!("{}/tests/data/key.pem", env!("CARGO_MANIFEST_DIR"));
+    let cert = format!("{}/../tests/data/cert.pem", env!("CARGO_MANIFEST_DIR"));
+    let key = format!("{}/../tests/data/key.pem", env!("CARGO_MANIFEST_DIR"));
     let dir = TempDir::new("cli-certfile");
     let body = random_bytes(200_000, 9);
     std::fs::write(dir.join("f.bin"), &body).unwrap();

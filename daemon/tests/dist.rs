@@ -6,7 +6,7 @@ mod util;
 use std::process::Command;
 
 fn dist(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/dist/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!("{}/../dist/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 #[test]

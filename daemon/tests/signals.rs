@@ -391,7 +391,7 @@ fn sighup_reloads_the_users_file_and_refuses_a_bad_one() {
 #[test]
 fn sighup_reloads_the_tls_certificate_and_refuses_a_bad_one() {
     let dir = TempDir::new("sig-hup-tls");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data");
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::copy(data.join("cert.pem"), &cert).unwrap();
     std::fs::copy(data.join("key.pem"), &key).unwrap();
