@@ -34,19 +34,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.dtp.write_limit = 30 * 1024; // downloads and listings
 
     // Per user, shared by all of that user's sessions; users not named have none.
-    config.user_limits.insert(
-        "user".to_string(),
-        Limits {
-            read_limit: 0,
-            write_limit: 100 * 1024,
-        },
-    );
+    config
+        .user_limits
+        .insert("user".to_string(), Limits::new(0, 100 * 1024));
 
     // The whole server, shared by every transfer. The tightest applicable limit wins.
-    config.max_rate = Limits {
-        read_limit: 1024 * 1024,
-        write_limit: 1024 * 1024,
-    };
+    config.max_rate = Limits::new(1024 * 1024, 1024 * 1024);
 
     // Flood limits (off by default): ban an address for 10 minutes after 5 failed logins
     // within a minute, close sessions sending more than 50 commands in a second, and give

@@ -17,11 +17,11 @@ use ftpdlib::{Config, FtpServer, UnixAuthorizer, UnixOptions};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
-    let authorizer = UnixAuthorizer::new(UnixOptions {
-        rejected_users: vec!["root".to_string()],
-        require_valid_shell: true,
-        ..UnixOptions::default()
-    })
+    let authorizer = UnixAuthorizer::new(
+        UnixOptions::default()
+            .with_rejected_users(vec!["root".to_string()])
+            .with_require_valid_shell(true),
+    )
     .unwrap_or_else(|e| {
         // Most often: not running as root. Say it in one line.
         eprintln!("unix_ftpd: {e}");

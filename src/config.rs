@@ -22,18 +22,24 @@ pub type FilesystemFactory = Arc<dyn Fn(&Path) -> io::Result<Arc<dyn Filesystem>
 /// Settings of the control channel, shared by all sessions (pyftpdlib's `FTPHandler`
 /// attributes).
 ///
+/// Made with [`Config::new`] (or `Default`), then changed field by field or with the
+/// `with_*` setters; it is `#[non_exhaustive]`, so that new settings break no program.
+///
 /// # Examples
 /// ```
 /// use std::sync::Arc;
+/// use std::time::Duration;
 /// use ftpdlib::{Config, DummyAuthorizer};
 /// let mut auth = DummyAuthorizer::new();
 /// auth.add_anonymous(std::env::temp_dir(), "elr").unwrap();
-/// let mut config = Config::new(Arc::new(auth));
-/// config.banner = "welcome".into();
+/// let mut config = Config::new(Arc::new(auth))
+///     .with_banner("welcome")
+///     .with_timeout(Duration::from_secs(60));
 /// config.max_login_attempts = 5;
 /// ```
 #[doc(alias = "FTPHandler")]
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Who may log in and what they may do.
     pub authorizer: Arc<dyn Authorizer>,
@@ -119,7 +125,52 @@ impl Config {
             io_threads: 0,
         }
     }
+
+    /// Sets [`authorizer`](Self::authorizer) and returns the settings.
+    #[must_use]
+    pub fn with_authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Config {
+        self.authorizer = authorizer;
+        self
+    }
+
+    /// Sets [`filesystem`](Self::filesystem) and returns the settings.
+    #[must_use]
+    pub fn with_filesystem(mut self, filesystem: FilesystemFactory) -> Config {
+        self.filesystem = filesystem;
+        self
+    }
+
+    /// Sets [`hooks`](Self::hooks) and returns the settings.
+    #[must_use]
+    pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Config {
+        self.hooks = hooks;
+        self
+    }
 }
+
+with_setters!(Config {
+    with_max_login_attempts => max_login_attempts: u32,
+    with_auth_failed_timeout => auth_failed_timeout: Duration,
+    with_permit_foreign_addresses => permit_foreign_addresses: bool,
+    with_permit_privileged_ports => permit_privileged_ports: bool,
+    with_masquerade_map => masquerade_map: Vec<MasqueradeRule>,
+    with_use_gmt_times => use_gmt_times: bool,
+    with_use_sendfile => use_sendfile: bool,
+    with_dtp => dtp: DtpConfig,
+    with_max_rate => max_rate: Limits,
+    with_user_limits => user_limits: HashMap<String, Limits>,
+    with_flood => flood: FloodConfig,
+    with_io_threads => io_threads: usize,
+});
+
+with_setters!(Config into {
+    with_banner => banner: String,
+    with_timeout => timeout: Option<Duration>,
+    with_login_timeout => login_timeout: Option<Duration>,
+    with_masquerade_address => masquerade_address: Option<IpAddr>,
+    with_passive_ports => passive_ports: Option<RangeInclusive<u16>>,
+    with_tls => tls: Option<TlsConfig>,
+});
 
 impl Default for Config {
     /// Settings with an empty [`DummyAuthorizer`]: nobody can log in until users are added.
@@ -219,6 +270,7 @@ impl MasqueradeRule {
 /// ```
 #[doc(alias = "DTPHandler", alias = "ThrottledDTPHandler")]
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DtpConfig {
     /// A transfer that makes no progress for this long is aborted with "421 Data connection
     /// timed out." and the session closed; default 300 s. `None` disables it.
@@ -249,6 +301,19 @@ impl DtpConfig {
     }
 }
 
+with_setters!(DtpConfig {
+    with_accept_timeout => accept_timeout: Duration,
+    with_connect_timeout => connect_timeout: Duration,
+    with_ac_in_buffer_size => ac_in_buffer_size: usize,
+    with_ac_out_buffer_size => ac_out_buffer_size: usize,
+    with_read_limit => read_limit: u64,
+    with_write_limit => write_limit: u64,
+});
+
+with_setters!(DtpConfig into {
+    with_timeout => timeout: Option<Duration>,
+});
+
 impl Default for DtpConfig {
     fn default() -> Self {
         DtpConfig {
@@ -271,14 +336,18 @@ impl Default for DtpConfig {
 /// that send more than 50 commands in a second:
 /// ```
 /// use std::time::Duration;
-/// use ftpdlib::Config;
-/// let mut config = Config::default();
-/// config.flood.max_failed_logins = 5;
-/// config.flood.failed_login_window = Duration::from_secs(60);
-/// config.flood.ban_duration = Duration::from_secs(600);
-/// config.flood.max_commands_per_sec = 50;
+/// use ftpdlib::{Config, FloodConfig};
+/// let config = Config::default().with_flood(
+///     FloodConfig::default()
+///         .with_max_failed_logins(5)
+///         .with_failed_login_window(Duration::from_secs(60))
+///         .with_ban_duration(Duration::from_secs(600))
+///         .with_max_commands_per_sec(50),
+/// );
+/// assert_eq!(config.flood.max_commands_per_sec, 50);
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct FloodConfig {
     /// Failed logins from one IP address, over all its sessions, within
     /// [`failed_login_window`](Self::failed_login_window) that get it banned; 0 (default)
@@ -297,6 +366,14 @@ pub struct FloodConfig {
     /// commands per second." and is closed. 0 (default) for no limit.
     pub max_commands_per_sec: u32,
 }
+
+with_setters!(FloodConfig {
+    with_max_failed_logins => max_failed_logins: u32,
+    with_failed_login_window => failed_login_window: Duration,
+    with_ban_duration => ban_duration: Duration,
+    with_max_tracked => max_tracked: usize,
+    with_max_commands_per_sec => max_commands_per_sec: u32,
+});
 
 impl Default for FloodConfig {
     fn default() -> Self {

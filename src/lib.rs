@@ -78,6 +78,9 @@
 #![cfg_attr(test, deny(warnings))]
 #![doc(test(attr(deny(warnings))))]
 
+#[macro_use]
+mod setters;
+
 pub mod authorizer;
 pub mod config;
 pub mod control;

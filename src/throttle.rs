@@ -133,7 +133,15 @@ pub enum Way {
 }
 
 /// A read limit and a write limit, in bytes per second, 0 meaning none.
+///
+/// # Examples
+/// ```
+/// use ftpdlib::Limits;
+/// let up_slow = Limits::new(64 * 1024, 0);
+/// assert_eq!(Limits::default().with_read_limit(64 * 1024), up_slow);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Most bytes per second the server reads (uploads).
     pub read_limit: u64,
@@ -142,6 +150,15 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Limits of `read_limit` bytes per second read (uploads) and `write_limit` written
+    /// (downloads and listings); 0 for none.
+    pub const fn new(read_limit: u64, write_limit: u64) -> Limits {
+        Limits {
+            read_limit,
+            write_limit,
+        }
+    }
+
     /// The limit for one direction, 0 for none.
     pub fn get(&self, way: Way) -> u64 {
         match way {
@@ -155,6 +172,11 @@ impl Limits {
         self.read_limit == 0 && self.write_limit == 0
     }
 }
+
+with_setters!(Limits {
+    with_read_limit => read_limit: u64,
+    with_write_limit => write_limit: u64,
+});
 
 /// A pair of buckets, one per direction, for limits shared by several channels.
 #[derive(Debug, Clone)]

@@ -222,12 +222,7 @@ fn listings_are_throttled() {
 fn whole_server_limit_is_shared() {
     // Two downloads at once under a server-wide 1 MiB/s: together they get 1 MiB/s.
     let limit = MIB;
-    let s = server(move |c| {
-        c.max_rate = Limits {
-            read_limit: 0,
-            write_limit: limit,
-        }
-    });
+    let s = server(move |c| c.max_rate = Limits::new(0, limit));
     let len = (limit as f64 * SECONDS / 2.0) as u64;
     sparse_file(&s, "a", len);
     sparse_file(&s, "b", len);
@@ -254,13 +249,8 @@ fn whole_server_limit_is_shared() {
 fn user_limit_is_shared_by_the_users_sessions_and_the_tightest_wins() {
     let limit = 512 * KIB;
     let s = server(move |c| {
-        c.user_limits.insert(
-            "user".into(),
-            Limits {
-                read_limit: limit,
-                write_limit: limit,
-            },
-        );
+        c.user_limits
+            .insert("user".into(), Limits::new(limit, limit));
         // Looser than the user's: the user's limit decides.
         c.dtp.write_limit = 4 * limit;
         c.max_rate.write_limit = 8 * limit;

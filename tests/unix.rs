@@ -112,11 +112,8 @@ fn system_users() {
 /// workers serving different users at once needs.
 fn impersonation_is_per_thread(alice: &SystemUser) {
     let auth = Arc::new(
-        UnixAuthorizer::new(UnixOptions {
-            require_valid_shell: false,
-            ..UnixOptions::default()
-        })
-        .expect("root may build a UnixAuthorizer"),
+        UnixAuthorizer::new(UnixOptions::default().with_require_valid_shell(false))
+            .expect("root may build a UnixAuthorizer"),
     );
     let (to_main, from_worker) = std::sync::mpsc::channel();
     let (to_worker, from_main) = std::sync::mpsc::channel::<()>();
@@ -159,12 +156,12 @@ fn impersonation_is_per_thread(alice: &SystemUser) {
 }
 
 fn logins_uploads_and_ids(alice: &SystemUser, shell_less: &SystemUser, public: &TempDir) {
-    let mut auth = UnixAuthorizer::new(UnixOptions {
-        require_valid_shell: true,
-        anonymous: true,
-        anonymous_home: Some(public.path().to_path_buf()),
-        ..UnixOptions::default()
-    })
+    let mut auth = UnixAuthorizer::new(
+        UnixOptions::default()
+            .with_require_valid_shell(true)
+            .with_anonymous(true)
+            .with_anonymous_home(public.path().to_path_buf()),
+    )
     .expect("root may build a UnixAuthorizer");
     // Anonymous may try to write: only the impersonation stands in the way.
     auth.override_user("anonymous", None, Some("elradfmw"))
@@ -229,11 +226,11 @@ fn logins_uploads_and_ids(alice: &SystemUser, shell_less: &SystemUser, public: &
 fn filters(alice: &SystemUser, shell_less: &SystemUser) {
     // Rejected users are refused with the right password; without the shell rule, the
     // shell-less account gets in.
-    let auth = UnixAuthorizer::new(UnixOptions {
-        rejected_users: vec![alice.name.clone()],
-        require_valid_shell: false,
-        ..UnixOptions::default()
-    })
+    let auth = UnixAuthorizer::new(
+        UnixOptions::default()
+            .with_rejected_users(vec![alice.name.clone()])
+            .with_require_valid_shell(false),
+    )
     .unwrap();
     let server = unix_server(auth);
     let mut c = server.client();
@@ -247,11 +244,11 @@ fn filters(alice: &SystemUser, shell_less: &SystemUser) {
     drop(server);
 
     // allowed_users admits only the listed accounts.
-    let auth = UnixAuthorizer::new(UnixOptions {
-        allowed_users: vec![shell_less.name.clone()],
-        require_valid_shell: false,
-        ..UnixOptions::default()
-    })
+    let auth = UnixAuthorizer::new(
+        UnixOptions::default()
+            .with_allowed_users(vec![shell_less.name.clone()])
+            .with_require_valid_shell(false),
+    )
     .unwrap();
     let server = unix_server(auth);
     let mut c = server.client();
@@ -262,20 +259,18 @@ fn filters(alice: &SystemUser, shell_less: &SystemUser) {
     drop(server);
 
     // Option errors at construction.
-    let both = UnixAuthorizer::new(UnixOptions {
-        allowed_users: vec![alice.name.clone()],
-        rejected_users: vec!["root".into()],
-        ..UnixOptions::default()
-    });
+    let both = UnixAuthorizer::new(
+        UnixOptions::default()
+            .with_allowed_users(vec![alice.name.clone()])
+            .with_rejected_users(vec!["root".into()]),
+    );
     assert!(both.is_err());
-    let shell = UnixAuthorizer::new(UnixOptions {
-        allowed_users: vec![shell_less.name.clone()],
-        ..UnixOptions::default()
-    });
+    let shell = UnixAuthorizer::new(
+        UnixOptions::default().with_allowed_users(vec![shell_less.name.clone()]),
+    );
     assert!(shell.unwrap_err().to_string().contains("valid shell"));
-    let unknown = UnixAuthorizer::new(UnixOptions {
-        rejected_users: vec!["nosuchuser-ftpdlib".into()],
-        ..UnixOptions::default()
-    });
+    let unknown = UnixAuthorizer::new(
+        UnixOptions::default().with_rejected_users(vec!["nosuchuser-ftpdlib".into()]),
+    );
     assert!(unknown.is_err());
 }

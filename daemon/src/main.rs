@@ -17,6 +17,10 @@
 //! settings (users file, certificate, authorizer), `serve.rs` runs the server and the
 //! signals on one poll; this file puts them together.
 
+// The doc comments of the flags in args.rs are clap's `--help` text, written for a terminal
+// (`name:password:perms[:home]`), not rustdoc links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 mod args;
 mod serve;
 mod settings;
@@ -86,10 +90,7 @@ fn run(o: Options) -> Result<(), String> {
     }
     config.dtp.read_limit = o.read_limit;
     config.dtp.write_limit = o.write_limit;
-    config.max_rate = Limits {
-        read_limit: o.max_rate,
-        write_limit: o.max_rate,
-    };
+    config.max_rate = Limits::new(o.max_rate, o.max_rate);
     config.flood.max_failed_logins = o.max_login_failures;
     if let Some(t) = o.ban_time {
         config.flood.ban_duration = Duration::from_secs(t);

@@ -101,15 +101,13 @@ pub(crate) fn system_authorizer(
     if o.allowed_users.is_empty() && !rejected.iter().any(|u| u == "root") {
         rejected.push("root".to_string());
     }
-    let opts = UnixOptions {
-        global_perm: ftpdlib::Perms::parse(perm).map_err(|e| e.to_string())?,
-        allowed_users: o.allowed_users.clone(),
-        rejected_users: rejected,
-        require_valid_shell: o.require_valid_shell,
-        anonymous: o.anonymous,
-        anonymous_home: Some(dir.to_path_buf()),
-        ..UnixOptions::default()
-    };
+    let opts = UnixOptions::default()
+        .with_global_perm(ftpdlib::Perms::parse(perm).map_err(|e| e.to_string())?)
+        .with_allowed_users(o.allowed_users.clone())
+        .with_rejected_users(rejected)
+        .with_require_valid_shell(o.require_valid_shell)
+        .with_anonymous(o.anonymous)
+        .with_anonymous_home(dir.to_path_buf());
     let auth = UnixAuthorizer::new(opts).map_err(|e| e.to_string())?;
     who.push(format!("system users ({perm})"));
     if o.anonymous {

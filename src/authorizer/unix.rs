@@ -24,7 +24,17 @@ use std::path::{Path, PathBuf};
 use super::{crypt, AuthError, Authorizer, AuthorizerError, Perms};
 
 /// The settings of a [`UnixAuthorizer`], pyftpdlib's constructor arguments.
+///
+/// # Examples
+/// ```
+/// use ftpdlib::UnixOptions;
+/// let opts = UnixOptions::default()
+///     .with_rejected_users(vec!["root".to_string()])
+///     .with_require_valid_shell(false);
+/// assert!(!opts.anonymous);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct UnixOptions {
     /// Permissions of every system user; default `"elradfmwMT"` (everything, as pyftpdlib 2.x).
     pub global_perm: Perms,
@@ -48,6 +58,21 @@ pub struct UnixOptions {
     /// Text of the 221 reply; default `"Goodbye."`.
     pub msg_quit: String,
 }
+
+with_setters!(UnixOptions {
+    with_global_perm => global_perm: Perms,
+    with_allowed_users => allowed_users: Vec<String>,
+    with_rejected_users => rejected_users: Vec<String>,
+    with_require_valid_shell => require_valid_shell: bool,
+    with_anonymous => anonymous: bool,
+});
+
+with_setters!(UnixOptions into {
+    with_anonymous_user => anonymous_user: String,
+    with_anonymous_home => anonymous_home: Option<PathBuf>,
+    with_msg_login => msg_login: String,
+    with_msg_quit => msg_quit: String,
+});
 
 impl Default for UnixOptions {
     fn default() -> Self {
@@ -97,11 +122,8 @@ struct Passwd {
 /// use ftpdlib::authorizer::unix::{UnixAuthorizer, UnixOptions};
 /// use ftpdlib::{Config, FtpServer};
 ///
-/// let auth = UnixAuthorizer::new(UnixOptions {
-///     rejected_users: vec!["root".into()],
-///     ..UnixOptions::default()
-/// })
-/// .expect("needs root");
+/// let auth = UnixAuthorizer::new(UnixOptions::default().with_rejected_users(vec!["root".into()]))
+///     .expect("needs root");
 /// let mut server = FtpServer::bind("0.0.0.0:21", Config::new(Arc::new(auth))).unwrap();
 /// server.serve_forever(None, None).unwrap();
 /// ```

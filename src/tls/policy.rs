@@ -99,6 +99,16 @@ pub(super) type Inner = std::sync::Arc<super::reuse::ServerTls>;
 #[cfg(not(feature = "tls"))]
 pub(super) type Inner = std::convert::Infallible;
 
+with_setters!(TlsConfig {
+    with_implicit => implicit: bool,
+    with_control_required => control_required: TlsRequired,
+    with_data_required => data_required: TlsRequired,
+    with_data_session_reuse_required => data_session_reuse_required: bool,
+    with_data_close_notify_required => data_close_notify_required: bool,
+    with_handshake_timeout => handshake_timeout: Duration,
+    with_ccc_allowed => ccc_allowed: bool,
+});
+
 impl fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsConfig")
