@@ -262,7 +262,10 @@ fn arguments(arg: &clap::Arg, long: &str, value: toml::Value) -> Result<Vec<OsSt
         V::String(s) => Ok(s.clone()),
         V::Integer(i) => Ok(i.to_string()),
         V::Float(f) => Ok(f.to_string()),
-        _ => Err(format!("`{long}` wants a string or a number, not {}", v.type_str())),
+        _ => Err(format!(
+            "`{long}` wants a string or a number, not {}",
+            v.type_str()
+        )),
     };
     match value {
         V::Boolean(b) if !takes_values || value_optional => Ok(if b { flag() } else { Vec::new() }),
@@ -301,8 +304,8 @@ fn accounts(
     for item in items {
         let item_at = item.span().start;
         let err = |w: &dyn Display| at(item_at, w);
-        let t = UserTable::deserialize(item.into_deserializer())
-            .map_err(|e| toml_error(e, item_at))?;
+        let t =
+            UserTable::deserialize(item.into_deserializer()).map_err(|e| toml_error(e, item_at))?;
         if t.name.is_empty() || t.name.contains(char::is_whitespace) {
             return Err(err(&format!("invalid user name {:?}", t.name)));
         }
@@ -373,7 +376,12 @@ mod tests {
         let flags: Vec<(String, Vec<String>)> = f
             .flags
             .into_iter()
-            .map(|(id, a)| (id, a.into_iter().map(|s| s.into_string().unwrap()).collect()))
+            .map(|(id, a)| {
+                (
+                    id,
+                    a.into_iter().map(|s| s.into_string().unwrap()).collect(),
+                )
+            })
             .collect();
         let get = |id: &str| flags.iter().find(|(i, _)| i == id).unwrap().1.clone();
         assert_eq!(get("port"), ["--port=21"]);
@@ -400,7 +408,10 @@ mod tests {
         let e = parse_text("# x\nport = \"high\"\n").unwrap_err();
         assert!(e.starts_with("f.toml:2: invalid value 'high'"), "{e}");
         let e = parse_text("port = 1\nwrite = \"yes\"\n").unwrap_err();
-        assert!(e.starts_with("f.toml:2: `write` wants true or false"), "{e}");
+        assert!(
+            e.starts_with("f.toml:2: `write` wants true or false"),
+            "{e}"
+        );
         let e = parse_text("port = 1\nport = 2\n").unwrap_err();
         assert!(e.starts_with("f.toml:2:"), "{e}");
         let e = parse_text("debug = true\nverbose = true\n").unwrap_err();
@@ -421,12 +432,15 @@ mod tests {
         assert_eq!(a[0].perm, "elr");
         assert_eq!(a[0].limits.read_limit, 1024);
         assert_eq!(a[1].msg_login.as_deref(), Some("hi"));
-        let e = parse_text("[[users]]\nname = \"a\"\npassword = \"p\"\npassword2 = 1\n")
-            .unwrap_err();
+        let e =
+            parse_text("[[users]]\nname = \"a\"\npassword = \"p\"\npassword2 = 1\n").unwrap_err();
         assert!(e.starts_with("f.toml:4:") && e.contains("password2"), "{e}");
-        let e = parse_text("[[users]]\nname = \"a\"\npassword = \"p\"\nperm = \"elrZ\"\n")
-            .unwrap_err();
-        assert!(e.starts_with("f.toml:1:") || e.starts_with("f.toml:2:"), "{e}");
+        let e =
+            parse_text("[[users]]\nname = \"a\"\npassword = \"p\"\nperm = \"elrZ\"\n").unwrap_err();
+        assert!(
+            e.starts_with("f.toml:1:") || e.starts_with("f.toml:2:"),
+            "{e}"
+        );
         let e = parse_text("[[users]]\nname = \"a\"\npassword = \"p\"\nwrite-limit = \"fast\"\n")
             .unwrap_err();
         assert!(e.starts_with("f.toml:4:"), "{e}");

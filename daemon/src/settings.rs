@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ftpdlib::authorizer::crypt::{self};
-use ftpdlib::{Limits, TlsConfig};
 use ftpdlib::{DummyAuthorizer, UnixAuthorizer, UnixOptions};
+use ftpdlib::{Limits, TlsConfig};
 
 use crate::args::Options;
 use crate::config_file::Account;
