@@ -25,8 +25,8 @@ use crate::config_file::{self, Account, Anonymous, ConfigFile};
 const AFTER_HELP: &str = "\
 Every option can also be set by an environment variable, shown as [env: ...], and by
 the key of its long name in the --config file (port = 21, write = true); the command
-line wins over the environment, which wins over the file. A flag taken from the environment is on
-for true, 1, yes or on and off for false, 0, no or off.
+line wins over the environment, which wins over the file. A flag taken from the
+environment is on for true, 1, yes or on and off for false, 0, no or off.
 
 Permissions for -w and --users: e=CWD l=LIST r=RETR a=APPE d=DELE/RMD f=RNFR/RNTO
 m=MKD w=STOR M=SITE CHMOD T=MFMT (read-only is \"elr\", everything \"elradfmwMT\").
@@ -53,7 +53,7 @@ and its share of --max-rate.";
     after_help = AFTER_HELP,
     max_term_width = 100
 )]
-pub(crate) struct Cli {
+struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -513,6 +513,11 @@ pub(crate) fn clap_message(e: &clap::Error) -> String {
         .to_string()
 }
 
+/// The command line's definition, whose long options are the config file's keys.
+pub(crate) fn command() -> clap::Command {
+    Cli::command()
+}
+
 /// Whether the user gave an option on the command line or in the environment: then it
 /// wins over the config file. A clap default does not.
 fn given(m: &ArgMatches, id: &str) -> bool {
@@ -530,7 +535,7 @@ fn merge(argv: &[OsString], first: ArgMatches) -> Result<(ArgMatches, ConfigFile
     let Some(path) = first.get_one::<PathBuf>("config").cloned() else {
         return Ok((first, ConfigFile::default()));
     };
-    let cmd = Cli::command();
+    let cmd = command();
     let mut file = config_file::read(&path, &cmd)?;
     let mut merged = vec![OsString::from("ftpdlib")];
     for (id, args) in &file.flags {
@@ -550,8 +555,8 @@ fn merge(argv: &[OsString], first: ArgMatches) -> Result<(ArgMatches, ConfigFile
 
 /// Every option's value as given, by long name.
 fn raw_settings(m: &ArgMatches) -> BTreeMap<String, Vec<OsString>> {
-    let cmd = Cli::command();
-    cmd.get_arguments()
+    command()
+        .get_arguments()
         .filter(|a| !config_file::NOT_KEYS.contains(&a.get_id().as_str()))
         .filter_map(|a| {
             let raw = m.try_get_raw(a.get_id().as_str()).ok().flatten()?;

@@ -137,6 +137,9 @@ impl<'de> Deserialize<'de> for Rate {
     }
 }
 
+// Built from its default field by field, so that fields the library adds keep their
+// defaults here.
+#[allow(clippy::field_reassign_with_default)]
 fn limits(read: Option<Rate>, write: Option<Rate>) -> Limits {
     let mut l = Limits::default();
     l.read_limit = read.map_or(0, |r| r.0);
@@ -361,8 +364,7 @@ mod tests {
     use super::*;
 
     fn parse_text(text: &str) -> Result<ConfigFile, String> {
-        use clap::CommandFactory;
-        parse(Path::new("f.toml"), text, &crate::args::Cli::command())
+        parse(Path::new("f.toml"), text, &crate::args::command())
     }
 
     #[test]

@@ -275,9 +275,6 @@ fn reloaded(
     if let Some(cert) = &new.tls_cert {
         what.push(format!("TLS certificate {}", cert.display()));
     }
-    if let Some(file) = &new.config {
-        what.push(format!("config {}", file.display()));
-    }
     what.extend(who);
     Ok((config, new, what.join(", ")))
 }
