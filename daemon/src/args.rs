@@ -518,6 +518,9 @@ pub(crate) fn command() -> clap::Command {
     Cli::command()
 }
 
+/// The options that override each other (`overrides_with`): two spellings of one setting.
+const OVERRIDING: [(&str, &str); 1] = [("tls_session_reuse_required", "tls_no_session_reuse")];
+
 /// Whether the user gave an option on the command line or in the environment: then it
 /// wins over the config file. A clap default does not.
 fn given(m: &ArgMatches, id: &str) -> bool {
@@ -539,7 +542,13 @@ fn merge(argv: &[OsString], first: ArgMatches) -> Result<(ArgMatches, ConfigFile
     let mut file = config_file::read(&path, &cmd)?;
     let mut merged = vec![OsString::from("ftpdlib")];
     for (id, args) in &file.flags {
-        if !given(&first, id) {
+        // Of two options that override each other, the one the user gave wins over
+        // either in the file.
+        let given_pair = OVERRIDING
+            .iter()
+            .filter_map(|(a, b)| (id == a).then_some(b).or((id == b).then_some(a)))
+            .any(|other| given(&first, other));
+        if !given(&first, id) && !given_pair {
             merged.extend(args.iter().cloned());
         }
     }
@@ -730,5 +739,48 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// The file's key fills in what the command line leaves out; of two options that
+    /// override each other, the command line's wins over the file's other one.
+    #[test]
+    fn the_command_line_wins_over_the_file() {
+        let dir = std::env::temp_dir().join(format!("ftpdlib-args-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("f.toml");
+        std::fs::write(
+            &file,
+            "port = 2999
+banner = \"file\"
+max-cons = 7
+\
+             tls-cert = \"/c.pem\"
+tls-key = \"/k.pem\"
+tls-session-reuse-required = true
+",
+        )
+        .unwrap();
+        let run = |extra: &[&str]| {
+            let mut args = vec!["--config".into(), file.clone().into_os_string()];
+            args.extend(extra.iter().map(|a| a.into()));
+            match super::parse_args(args) {
+                Ok(super::Parsed::Run(o)) => o,
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("not a run"),
+            }
+        };
+        let o = run(&[]);
+        assert_eq!(
+            (o.port, o.banner.as_deref(), o.max_cons),
+            (2999, Some("file"), Some(7))
+        );
+        assert_eq!(o.tls_session_reuse, Some(true));
+        let o = run(&["-p", "3000", "--banner=cli", "--tls-no-session-reuse"]);
+        assert_eq!(
+            (o.port, o.banner.as_deref(), o.max_cons),
+            (3000, Some("cli"), Some(7))
+        );
+        assert_eq!(o.tls_session_reuse, Some(false));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -328,9 +328,7 @@ fn the_example_config_serves_its_accounts_to_curl_and_ftplib() {
 /// date), each is refused for its value, at its line, and never as an unknown key.
 #[test]
 fn every_long_flag_of_help_is_a_config_key() {
-    let (status, _) = exits(&["--help"], &[]);
-    assert!(status.success());
-    let out = ftpdlib().arg("--help").output().unwrap();
+    let out = util::run(ftpdlib().arg("--help"));
     let help = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut names: Vec<String> = help
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
