@@ -14,13 +14,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::parser::ValueSource;
-use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ftpdlib::authorizer::crypt::{self, Method};
 use ftpdlib::throttle::parse_rate;
 use ftpdlib::{MasqueradeRule, TlsRequired};
 
-use crate::config_file::{self, Account, Anonymous, ConfigFile};
+use crate::config_file::{merge, raw_settings, Account, Anonymous, ConfigFile};
 
 const AFTER_HELP: &str = "\
 Every option can also be set by an environment variable, shown as [env: ...], and by
@@ -484,7 +483,7 @@ fn resolve_nat(name: &str) -> Result<IpAddr, String> {
 
 /// Turns a clap error into one line: its message and its tip (the suggestion of a
 /// similar flag), without the usage lines clap adds after them.
-fn one_line(e: &clap::Error) -> String {
+pub(crate) fn one_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
     let mut parts = Vec::new();
     let mut in_usage = false;
@@ -516,63 +515,6 @@ pub(crate) fn clap_message(e: &clap::Error) -> String {
 /// The command line's definition, whose long options are the config file's keys.
 pub(crate) fn command() -> clap::Command {
     Cli::command()
-}
-
-/// The options that override each other (`overrides_with`): two spellings of one setting.
-const OVERRIDING: [(&str, &str); 1] = [("tls_session_reuse_required", "tls_no_session_reuse")];
-
-/// Whether the user gave an option on the command line or in the environment: then it
-/// wins over the config file. A clap default does not.
-fn given(m: &ArgMatches, id: &str) -> bool {
-    matches!(
-        m.value_source(id),
-        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-    )
-}
-
-/// The options of the command line, the environment and the `--config` file, merged:
-/// the file's keys become arguments placed before the command line's, for the options the
-/// user did not give (a later argument wins in clap, and the environment only fills in
-/// what no argument gave).
-fn merge(argv: &[OsString], first: ArgMatches) -> Result<(ArgMatches, ConfigFile), String> {
-    let Some(path) = first.get_one::<PathBuf>("config").cloned() else {
-        return Ok((first, ConfigFile::default()));
-    };
-    let cmd = command();
-    let mut file = config_file::read(&path, &cmd)?;
-    let mut merged = vec![OsString::from("ftpdlib")];
-    for (id, args) in &file.flags {
-        // Of two options that override each other, the one the user gave wins over
-        // either in the file.
-        let given_pair = OVERRIDING
-            .iter()
-            .filter_map(|(a, b)| (id == a).then_some(b).or((id == b).then_some(a)))
-            .any(|other| given(&first, other));
-        if !given(&first, id) && !given_pair {
-            merged.extend(args.iter().cloned());
-        }
-    }
-    if given(&first, "users") {
-        file.accounts = None;
-    }
-    merged.extend(argv.iter().cloned());
-    let m = cmd
-        .try_get_matches_from(merged)
-        .map_err(|e| format!("{}: {}", path.display(), one_line(&e)))?;
-    Ok((m, file))
-}
-
-/// Every option's value as given, by long name.
-fn raw_settings(m: &ArgMatches) -> BTreeMap<String, Vec<OsString>> {
-    command()
-        .get_arguments()
-        .filter(|a| !config_file::NOT_KEYS.contains(&a.get_id().as_str()))
-        .filter_map(|a| {
-            let raw = m.try_get_raw(a.get_id().as_str()).ok().flatten()?;
-            let name = a.get_long().unwrap_or(a.get_id().as_str()).to_string();
-            Some((name, raw.map(|v| v.to_os_string()).collect()))
-        })
-        .collect()
 }
 
 /// Parses the arguments after the program name, falling back on the `FTPDLIB_*`
@@ -739,48 +681,5 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
-    }
-
-    /// The file's key fills in what the command line leaves out; of two options that
-    /// override each other, the command line's wins over the file's other one.
-    #[test]
-    fn the_command_line_wins_over_the_file() {
-        let dir = std::env::temp_dir().join(format!("ftpdlib-args-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("f.toml");
-        std::fs::write(
-            &file,
-            "port = 2999
-banner = \"file\"
-max-cons = 7
-\
-             tls-cert = \"/c.pem\"
-tls-key = \"/k.pem\"
-tls-session-reuse-required = true
-",
-        )
-        .unwrap();
-        let run = |extra: &[&str]| {
-            let mut args = vec!["--config".into(), file.clone().into_os_string()];
-            args.extend(extra.iter().map(|a| a.into()));
-            match super::parse_args(args) {
-                Ok(super::Parsed::Run(o)) => o,
-                Err(e) => panic!("{e}"),
-                Ok(_) => panic!("not a run"),
-            }
-        };
-        let o = run(&[]);
-        assert_eq!(
-            (o.port, o.banner.as_deref(), o.max_cons),
-            (2999, Some("file"), Some(7))
-        );
-        assert_eq!(o.tls_session_reuse, Some(true));
-        let o = run(&["-p", "3000", "--banner=cli", "--tls-no-session-reuse"]);
-        assert_eq!(
-            (o.port, o.banner.as_deref(), o.max_cons),
-            (3000, Some("cli"), Some(7))
-        );
-        assert_eq!(o.tls_session_reuse, Some(false));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

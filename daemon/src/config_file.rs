@@ -28,12 +28,13 @@
 //! key, a value of the wrong type, a value the flag's parser refuses, an unknown key of a
 //! table (`deny_unknown_fields`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
-use clap::ArgAction;
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches};
 use serde::de::IntoDeserializer;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
@@ -359,6 +360,66 @@ fn home(
     }
 }
 
+/// The options that override each other (`overrides_with`): two spellings of one setting.
+const OVERRIDING: [(&str, &str); 1] = [("tls_session_reuse_required", "tls_no_session_reuse")];
+
+/// Whether the user gave an option on the command line or in the environment: then it
+/// wins over the config file. A clap default does not.
+fn given(m: &ArgMatches, id: &str) -> bool {
+    matches!(
+        m.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+/// The options of the command line, the environment and the `--config` file, merged:
+/// the file's keys become arguments placed before the command line's, for the options the
+/// user did not give (a later argument wins in clap, and the environment only fills in
+/// what no argument gave).
+pub(crate) fn merge(
+    argv: &[OsString],
+    first: ArgMatches,
+) -> Result<(ArgMatches, ConfigFile), String> {
+    let Some(path) = first.get_one::<PathBuf>("config").cloned() else {
+        return Ok((first, ConfigFile::default()));
+    };
+    let cmd = crate::args::command();
+    let mut file = read(&path, &cmd)?;
+    let mut merged = vec![OsString::from("ftpdlib")];
+    for (id, args) in &file.flags {
+        // Of two options that override each other, the one the user gave wins over
+        // either in the file.
+        let given_pair = OVERRIDING
+            .iter()
+            .filter_map(|(a, b)| (id == a).then_some(b).or((id == b).then_some(a)))
+            .any(|other| given(&first, other));
+        if !given(&first, id) && !given_pair {
+            merged.extend(args.iter().cloned());
+        }
+    }
+    if given(&first, "users") {
+        file.accounts = None;
+    }
+    merged.extend(argv.iter().cloned());
+    let m = cmd
+        .try_get_matches_from(merged)
+        .map_err(|e| format!("{}: {}", path.display(), crate::args::one_line(&e)))?;
+    Ok((m, file))
+}
+
+/// Every option's value as given, by long name.
+pub(crate) fn raw_settings(m: &ArgMatches) -> BTreeMap<String, Vec<OsString>> {
+    crate::args::command()
+        .get_arguments()
+        .filter(|a| !NOT_KEYS.contains(&a.get_id().as_str()))
+        .filter_map(|a| {
+            let raw = m.try_get_raw(a.get_id().as_str()).ok().flatten()?;
+            let name = a.get_long().unwrap_or(a.get_id().as_str()).to_string();
+            Some((name, raw.map(|v| v.to_os_string()).collect()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,5 +507,42 @@ mod tests {
         let e = parse_text("[[users]]\nname = \"a\"\npassword = \"p\"\nwrite-limit = \"fast\"\n")
             .unwrap_err();
         assert!(e.starts_with("f.toml:4:"), "{e}");
+    }
+
+    /// The file's key fills in what the command line leaves out; of two options that
+    /// override each other, the command line's wins over the file's other one.
+    #[test]
+    fn the_command_line_wins_over_the_file() {
+        let dir = std::env::temp_dir().join(format!("ftpdlib-args-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("f.toml");
+        std::fs::write(
+            &file,
+            "port = 2999\nbanner = \"file\"\nmax-cons = 7\ntls-cert = \"/c.pem\"\n\
+             tls-key = \"/k.pem\"\ntls-session-reuse-required = true\n",
+        )
+        .unwrap();
+        let run = |extra: &[&str]| {
+            let mut args = vec!["--config".into(), file.clone().into_os_string()];
+            args.extend(extra.iter().map(|a| a.into()));
+            match crate::args::parse_args(args) {
+                Ok(crate::args::Parsed::Run(o)) => o,
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("not a run"),
+            }
+        };
+        let o = run(&[]);
+        assert_eq!(
+            (o.port, o.banner.as_deref(), o.max_cons),
+            (2999, Some("file"), Some(7))
+        );
+        assert_eq!(o.tls_session_reuse, Some(true));
+        let o = run(&["-p", "3000", "--banner=cli", "--tls-no-session-reuse"]);
+        assert_eq!(
+            (o.port, o.banner.as_deref(), o.max_cons),
+            (3000, Some("cli"), Some(7))
+        );
+        assert_eq!(o.tls_session_reuse, Some(false));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
