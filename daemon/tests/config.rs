@@ -247,7 +247,7 @@ fn the_example_config_serves_its_accounts_to_curl_and_ftplib() {
     let path = example_config(&dir, free_port());
     let srv = dir.join("srv");
     std::fs::write(srv.join("pub/readme.txt"), b"public file\n").unwrap();
-    let d = Daemon::start(&["--config", path.to_str().unwrap()], &[]);
+    let mut d = Daemon::start(&["--config", path.to_str().unwrap()], &[]);
     let port = d.port();
     assert!(greeting(d.addr()).contains("ftp.example.com ready."));
     let tls = cfg!(feature = "tls");
@@ -322,6 +322,23 @@ fn the_example_config_serves_its_accounts_to_curl_and_ftplib() {
         "{:?}",
         std::fs::read_to_string(&xferlog)
     );
+
+    // SIGHUP with the file unchanged: the certificate and accounts read again, nothing
+    // reported as changed, alice still in.
+    d.sighup();
+    let want = if tls {
+        "SIGHUP: reloaded TLS certificate"
+    } else {
+        "SIGHUP: reloaded 2 accounts"
+    };
+    assert!(d.wait_line(want, Duration::from_secs(5)), "{:?}", d.log);
+    let line = d.log.iter().find(|l| l.contains(want)).unwrap();
+    assert!(line.contains("no option changed"), "{line}");
+    let mut again = util::curl();
+    if tls {
+        again.args(["-k", "--ssl-reqd"]);
+    }
+    assert_same(&util::run(again.arg(&url)).stdout, &body);
 }
 
 /// Every long option of `--help` is a key of the file: with a value no option takes (a
