@@ -20,7 +20,7 @@
 //! There is one way in for a setting, whatever its source: a key of the file becomes the
 //! long flag of the same name (`port = 21` is `--port=21`, `write = true` is `--write`) and
 //! goes through clap with the command line, so it meets the same value parsers, the same
-//! checks and the same defaults. The keys are the long names (and visible aliases) of
+//! checks and the same defaults. The keys are the long names (and aliases) of
 //! clap's own `Command`: a flag added to `args.rs` is a key at once. Only `users` and
 //! `anonymous` take a second shape, the tables above.
 //!
