@@ -7,29 +7,33 @@
 //! [`Cli`] is what clap fills in; [`Options`] is what the rest of the daemon reads, with
 //! names resolved and the checks that span several flags done.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ftpdlib::authorizer::crypt::{self, Method};
 use ftpdlib::throttle::parse_rate;
 use ftpdlib::{MasqueradeRule, TlsRequired};
 
+use crate::config_file::{merge, raw_settings, Account, Anonymous, ConfigFile};
+
 const AFTER_HELP: &str = "\
-Every option can also be set by an environment variable, shown as [env: ...]; the
-command line wins over the environment. A flag taken from the environment is on
-for true, 1, yes or on and off for false, 0, no or off.
+Every option can also be set by an environment variable, shown as [env: ...], and by
+the key of its long name in the --config file (port = 21, write = true); the command
+line wins over the environment, which wins over the file. A flag taken from the
+environment is on for true, 1, yes or on and off for false, 0, no or off.
 
 Permissions for -w and --users: e=CWD l=LIST r=RETR a=APPE d=DELE/RMD f=RNFR/RNTO
 m=MKD w=STOR M=SITE CHMOD T=MFMT (read-only is \"elr\", everything \"elradfmwMT\").
 
 Signals: SIGINT and SIGTERM stop accepting, let transfers finish (see
---shutdown-grace) and exit 0. SIGHUP reloads the --users file and the --tls-cert
-certificate and key for new sessions; a file that fails to load leaves the old
-settings in force.
+--shutdown-grace) and exit 0. SIGHUP reloads the --config file, the --users file and the
+--tls-cert certificate and key for new sessions; a file that fails to load leaves the
+old settings in force.
 
 RATE is bytes per second, with an optional binary suffix: 64K = 65536, 10M, 1G.
 The limits combine: a transfer moves at the tightest of --read-limit/--write-limit
@@ -294,6 +298,13 @@ struct Flags {
     /// where control TLS is required)
     #[arg(long, env = "FTPDLIB_TLS_ALLOW_CCC", value_parser = flag())]
     tls_allow_ccc: bool,
+
+    // ---- Config file ----
+    /// Read the settings from this TOML file: a key per long option (port = 21), plus
+    /// [[users]] accounts and an [anonymous] table (docs/deploy.md); options given on the
+    /// command line or in the environment win over it
+    #[arg(long, value_name = "FILE", env = "FTPDLIB_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 /// The rules of one `--masquerade-map` value.
@@ -434,6 +445,14 @@ pub(crate) struct Options {
     pub(crate) tls_allow_ccc: bool,
     /// `--shutdown-grace`: how long transfers may run on after SIGINT/SIGTERM.
     pub(crate) shutdown_grace: Duration,
+    /// `--config`: the file the settings were read from, again on SIGHUP.
+    pub(crate) config: Option<PathBuf>,
+    /// The `[[users]]` accounts of the config file (none when `--users` is given).
+    pub(crate) accounts: Vec<Account>,
+    /// The `[anonymous]` table of the config file.
+    pub(crate) anonymous_settings: Anonymous,
+    /// Every option's value as given, by long name, to tell what a reload changed.
+    pub(crate) settings: BTreeMap<String, Vec<OsString>>,
 }
 
 pub(crate) enum Parsed {
@@ -464,7 +483,7 @@ fn resolve_nat(name: &str) -> Result<IpAddr, String> {
 
 /// Turns a clap error into one line: its message and its tip (the suggestion of a
 /// similar flag), without the usage lines clap adds after them.
-fn one_line(e: &clap::Error) -> String {
+pub(crate) fn one_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
     let mut parts = Vec::new();
     let mut in_usage = false;
@@ -484,17 +503,38 @@ fn one_line(e: &clap::Error) -> String {
     format!("{} (see --help)", parts.join("; "))
 }
 
+/// A clap error as one line, without the pointer to --help: for a value of the config
+/// file.
+pub(crate) fn clap_message(e: &clap::Error) -> String {
+    let line = one_line(e);
+    line.strip_suffix(" (see --help)")
+        .unwrap_or(&line)
+        .to_string()
+}
+
+/// The command line's definition, whose long options are the config file's keys.
+pub(crate) fn command() -> clap::Command {
+    Cli::command()
+}
+
 /// Parses the arguments after the program name, falling back on the `FTPDLIB_*`
 /// environment variables.
 pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
-    let argv = std::iter::once(OsString::from("ftpdlib")).chain(args);
-    let cli = match Cli::try_parse_from(argv) {
-        Ok(cli) => cli,
+    let argv = std::iter::once(OsString::from("ftpdlib")).chain(args.iter().cloned());
+    let first = match Cli::command().try_get_matches_from(argv) {
+        Ok(m) => m,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             return Ok(Parsed::Exit(e.render().to_string().trim_end().to_string()));
         }
         Err(e) => return Err(one_line(&e)),
     };
+    // The subcommand reads no config file, even one named in the environment.
+    let (matches, file) = if first.subcommand_name().is_some() {
+        (first, ConfigFile::default())
+    } else {
+        merge(&args, first)?
+    };
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| one_line(&e))?;
     if let Some(Command::HashPassword { method }) = cli.command {
         return Ok(Parsed::HashPassword(method));
     }
@@ -551,6 +591,10 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
         tls_close_notify_required: f.tls_close_notify_required,
         tls_allow_ccc: f.tls_allow_ccc,
         shutdown_grace: Duration::from_secs(f.shutdown_grace),
+        config: f.config,
+        accounts: file.accounts.unwrap_or_default(),
+        anonymous_settings: file.anonymous.unwrap_or_default(),
+        settings: raw_settings(&matches),
     };
     check(&o, f.tls)?;
     Ok(Parsed::Run(Box::new(o)))
@@ -563,6 +607,11 @@ fn check(o: &Options, tls: bool) -> Result<(), String> {
     }
     if o.system_users && (o.username.is_some() || o.users.is_some()) {
         return Err("--system-users can't be combined with --username or --users".to_string());
+    }
+    if o.system_users && !o.accounts.is_empty() {
+        return Err(
+            "--system-users can't be combined with the [[users]] of the config file".to_string(),
+        );
     }
     if !o.system_users
         && (!o.allowed_users.is_empty() || !o.rejected_users.is_empty() || o.require_valid_shell)

@@ -4,24 +4,22 @@
 //! ftpdlib                      # anonymous, read-only, current directory, port 2121
 //! ftpdlib -w -d /srv/ftp -u user -P secret
 //! ftpdlib --users users.txt --anonymous
+//! ftpdlib --config /etc/ftpdlib/ftpdlib.toml            # every option, and accounts
 //! ftpdlib --system-users --rejected-users root,daemon -w   # as root
 //! echo secret | ftpdlib hash-password                     # a hash for --users
 //! ftpdlib -u user -P secret --tls-cert cert.pem --tls-key key.pem --tls-control-required
 //! ```
 //!
-//! SIGINT and SIGTERM stop it gracefully (`--shutdown-grace`), SIGHUP reloads `--users` and
-//! the TLS certificate.
+//! SIGINT and SIGTERM stop it gracefully (`--shutdown-grace`), SIGHUP reloads `--config`,
+//! `--users` and the TLS certificate.
 //!
 //! The daemon sits on top of the library and reaches into nothing below its public API:
-//! `args.rs` parses the command line, `settings.rs` turns the options into the server's
-//! settings (users file, certificate, authorizer), `serve.rs` runs the server and the
-//! signals on one poll; this file puts them together.
-
-// The doc comments of the flags in args.rs are clap's `--help` text, written for a terminal
-// (`name:password:perms[:home]`), not rustdoc links.
-#![allow(rustdoc::broken_intra_doc_links)]
+//! `args.rs` parses the command line, `config_file.rs` the `--config` file, `settings.rs`
+//! turns the options into the server's settings (users file, certificate, authorizer),
+//! `serve.rs` runs the server and the signals on one poll; this file puts them together.
 
 mod args;
+mod config_file;
 mod serve;
 mod settings;
 
@@ -39,11 +37,11 @@ use signal_hook_mio::v1_0::Signals;
 
 use args::{hash_password, parse_args, Options, Parsed};
 use serve::serve;
-use settings::{perm, system_authorizer, tls_config, virtual_authorizer};
+use settings::{perm, system_authorizer, tls_config, user_limits, virtual_authorizer};
 
 /// Builds the server from the options, binds it, logs what it serves and serves until a
 /// signal stops it.
-fn run(o: Options) -> Result<(), String> {
+fn run(o: Options, args: Vec<std::ffi::OsString>) -> Result<(), String> {
     let dir = match &o.directory {
         Some(d) => d.clone(),
         None => {
@@ -56,15 +54,8 @@ fn run(o: Options) -> Result<(), String> {
     // Absolute, so that the log says which directory a relative -d meant.
     let dir =
         std::path::absolute(&dir).map_err(|e| format!("can't resolve {}: {e}", dir.display()))?;
-    let perm = perm(&o);
     let mut who = Vec::new();
-    let authorizer: Arc<dyn ftpdlib::Authorizer> = if o.system_users {
-        Arc::new(system_authorizer(&o, &dir, perm, &mut who)?)
-    } else {
-        Arc::new(virtual_authorizer(&o, &dir, perm, &mut who)?)
-    };
-
-    let mut config = Config::new(authorizer);
+    let mut config = session_config(&o, &dir, &mut who)?;
     config.io_threads = o.io_threads;
     if o.memory {
         let store = ftpdlib::MemoryStore::new();
@@ -76,39 +67,6 @@ fn run(o: Options) -> Result<(), String> {
         let log = XferLog::open(file).map_err(|e| format!("can't open {}: {e}", file.display()))?;
         config.hooks = Arc::new(log);
     }
-    if let Some(b) = &o.banner {
-        config.banner = b.clone();
-    }
-    if let Some(t) = o.timeout {
-        config.timeout = (t > 0).then(|| Duration::from_secs(t));
-    }
-    if let Some(d) = o.auth_failed_delay {
-        config.auth_failed_timeout = Duration::from_secs_f64(d);
-    }
-    if let Some(t) = o.login_timeout {
-        config.login_timeout = (t > 0).then(|| Duration::from_secs(t));
-    }
-    config.dtp.read_limit = o.read_limit;
-    config.dtp.write_limit = o.write_limit;
-    config.max_rate = Limits::new(o.max_rate, o.max_rate);
-    config.flood.max_failed_logins = o.max_login_failures;
-    if let Some(t) = o.ban_time {
-        config.flood.ban_duration = Duration::from_secs(t);
-    }
-    config.flood.max_commands_per_sec = o.max_cmds_per_sec;
-    config.masquerade_address = o.nat_address;
-    if let (Some(cert), Some(key)) = (&o.tls_cert, &o.tls_key) {
-        config.tls = Some(tls_config(&o, cert, key)?);
-    }
-    config.masquerade_map = o.masquerade_map.clone();
-    config.permit_foreign_addresses = o.permit_foreign_addresses;
-    config.permit_privileged_ports = o.permit_privileged_ports;
-    if let Some(n) = o.max_login_attempts {
-        config.max_login_attempts = n;
-    }
-    config.use_gmt_times = !o.use_localtime;
-    config.use_sendfile = !o.disable_sendfile;
-    config.passive_ports = o.range.map(|(a, b)| a..=b);
 
     let addrs: Vec<SocketAddr> = match &o.interface {
         Some(i) if !i.is_empty() => interface_addrs(i, o.port)?,
@@ -186,7 +144,59 @@ fn run(o: Options) -> Result<(), String> {
         o.range
             .map_or_else(|| "any".to_string(), |(a, b)| format!("{a}->{b}"))
     );
-    serve(server, signals, &o, &dir)
+    serve(server, signals, o, &dir, args)
+}
+
+/// The session settings of the options: the authorizer, the TLS certificate, the limits
+/// and the data-connection rules. SIGHUP builds them again from the reloaded options; the
+/// storage, the xferlog and the worker pool stay those of the start.
+pub(crate) fn session_config(
+    o: &Options,
+    dir: &Path,
+    who: &mut Vec<String>,
+) -> Result<Config, String> {
+    let perm = perm(o);
+    let authorizer: Arc<dyn ftpdlib::Authorizer> = if o.system_users {
+        Arc::new(system_authorizer(o, dir, perm, who)?)
+    } else {
+        Arc::new(virtual_authorizer(o, dir, perm, who)?)
+    };
+    let mut config = Config::new(authorizer);
+    if let Some(b) = &o.banner {
+        config.banner = b.clone();
+    }
+    if let Some(t) = o.timeout {
+        config.timeout = (t > 0).then(|| Duration::from_secs(t));
+    }
+    if let Some(d) = o.auth_failed_delay {
+        config.auth_failed_timeout = Duration::from_secs_f64(d);
+    }
+    if let Some(t) = o.login_timeout {
+        config.login_timeout = (t > 0).then(|| Duration::from_secs(t));
+    }
+    config.dtp.read_limit = o.read_limit;
+    config.dtp.write_limit = o.write_limit;
+    config.max_rate = Limits::new(o.max_rate, o.max_rate);
+    config.flood.max_failed_logins = o.max_login_failures;
+    if let Some(t) = o.ban_time {
+        config.flood.ban_duration = Duration::from_secs(t);
+    }
+    config.flood.max_commands_per_sec = o.max_cmds_per_sec;
+    config.masquerade_address = o.nat_address;
+    if let (Some(cert), Some(key)) = (&o.tls_cert, &o.tls_key) {
+        config.tls = Some(tls_config(o, cert, key)?);
+    }
+    config.masquerade_map = o.masquerade_map.clone();
+    config.permit_foreign_addresses = o.permit_foreign_addresses;
+    config.permit_privileged_ports = o.permit_privileged_ports;
+    if let Some(n) = o.max_login_attempts {
+        config.max_login_attempts = n;
+    }
+    config.use_gmt_times = !o.use_localtime;
+    config.use_sendfile = !o.disable_sendfile;
+    config.passive_ports = o.range.map(|(a, b)| a..=b);
+    config.user_limits = user_limits(o);
+    Ok(config)
 }
 
 /// `-i`: an address (IPv6 in brackets or not), or a host name resolved to its addresses,
@@ -207,7 +217,7 @@ fn interface_addrs(i: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let opts = match parse_args(args) {
+    let opts = match parse_args(args.clone()) {
         Ok(Parsed::Run(o)) => o,
         Ok(Parsed::HashPassword(method)) => {
             return match hash_password(method) {
@@ -230,7 +240,7 @@ fn main() -> ExitCode {
     };
     let level = if opts.debug { "debug" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
-    match run(*opts) {
+    match run(*opts, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ftpdlib: {e}");

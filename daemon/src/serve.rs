@@ -1,8 +1,9 @@
 //! Serving until a signal says stop: one mio poll carrying the server and the signals, the
 //! graceful shutdown and the SIGHUP reload.
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use ftpdlib::{Config, FtpServer};
@@ -10,8 +11,9 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::args::Options;
-use crate::settings::{perm, tls_config, virtual_authorizer};
+use crate::args::{parse_args, Options, Parsed};
+use crate::config_file::Account;
+use crate::session_config;
 
 /// The token of the signal source; the server takes the [`ftpdlib::TOKEN_SPAN`] tokens from
 /// `FTP_TOKENS` up.
@@ -23,14 +25,15 @@ const FTP_TOKENS: Token = Token(1);
 /// The first SIGINT or SIGTERM closes the listeners and lets open data connections finish
 /// for `--shutdown-grace`; the server then closes every session, at once when the last
 /// transfer has ended, or at the end of the grace period, or at a second signal. SIGHUP
-/// reloads the settings read from files ([`reload`]). The signals come through a pipe
+/// reloads the settings from the same arguments and files ([`reload`]). The signals come through a pipe
 /// (signal-hook's self-pipe), so the reactor sees them as one more readable source and no
 /// code runs in signal context here.
 pub(crate) fn serve(
     mut server: FtpServer,
     mut signals: Signals,
-    o: &Options,
+    mut o: Options,
     dir: &Path,
+    args: Vec<OsString>,
 ) -> Result<(), String> {
     let mut poll = Poll::new().map_err(|e| format!("can't make a poll: {e}"))?;
     poll.registry()
@@ -65,7 +68,7 @@ pub(crate) fn serve(
         server.handle_timeouts(Instant::now());
         for signal in caught {
             if signal == SIGHUP {
-                reload(&mut server, o, dir);
+                reload(&mut server, &mut o, dir, &args);
             } else if grace_end.is_some() {
                 log::info!(
                     target: ftpdlib::logger::LOG,
@@ -128,24 +131,111 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-/// SIGHUP: reads the `--users` file and the `--tls-cert`/`--tls-key` files again and hands
-/// the result to the server for the sessions that start from now on; running sessions keep
-/// what they logged in with. Everything is loaded before anything is changed: a file that
-/// fails to load leaves the old settings whole.
-fn reload(server: &mut FtpServer, o: &Options, dir: &Path) {
-    if o.users.is_none() && o.tls_cert.is_none() {
+/// The options only a restart can change: the listening sockets, the storage, the worker
+/// pool, the xferlog, the logger and the connection counts are set up once, at the start.
+/// A reload that changes one logs it as needing a restart and keeps the running value.
+const RESTART_ONLY: [&str; 10] = [
+    "interface",
+    "port",
+    "directory",
+    "memory",
+    "io-threads",
+    "xferlog",
+    "debug",
+    "system-users",
+    "max-cons",
+    "max-cons-per-ip",
+];
+
+/// Puts back into `new` the [`RESTART_ONLY`] options of `old`; returns the names of those
+/// that differed.
+fn keep_restart_only(new: &mut Options, old: &Options) -> Vec<&'static str> {
+    let changed = RESTART_ONLY
+        .into_iter()
+        .filter(|k| new.settings.get(*k) != old.settings.get(*k))
+        .collect();
+    for k in RESTART_ONLY {
+        match old.settings.get(k) {
+            Some(v) => new.settings.insert(k.to_string(), v.clone()),
+            None => new.settings.remove(k),
+        };
+    }
+    new.interface.clone_from(&old.interface);
+    new.port = old.port;
+    new.directory.clone_from(&old.directory);
+    new.memory = old.memory;
+    new.io_threads = old.io_threads;
+    new.xferlog.clone_from(&old.xferlog);
+    new.debug = old.debug;
+    new.system_users = old.system_users;
+    new.max_cons = old.max_cons;
+    new.max_cons_per_ip = old.max_cons_per_ip;
+    changed
+}
+
+/// What differs between two sets of options, by option name, with the accounts named.
+fn changes(old: &Options, new: &Options) -> Vec<String> {
+    let keys: BTreeSet<&String> = old.settings.keys().chain(new.settings.keys()).collect();
+    let mut out: Vec<String> = keys
+        .into_iter()
+        .filter(|k| old.settings.get(*k) != new.settings.get(*k))
+        .map(|k| k.to_string())
+        .collect();
+    let users = account_changes(&old.accounts, &new.accounts);
+    if !users.is_empty() {
+        out.push(format!("[[users]] ({users})"));
+    }
+    if old.anonymous_settings != new.anonymous_settings {
+        out.push("[anonymous]".to_string());
+    }
+    out
+}
+
+/// "added bob, removed carol, changed alice".
+fn account_changes(old: &[Account], new: &[Account]) -> String {
+    let find = |list: &[Account], name: &str| list.iter().find(|a| a.name == name).cloned();
+    let mut parts = Vec::new();
+    for a in new {
+        match find(old, &a.name) {
+            None => parts.push(format!("added {}", a.name)),
+            Some(o) if o != *a => parts.push(format!("changed {}", a.name)),
+            Some(_) => {}
+        }
+    }
+    for a in old {
+        if find(new, &a.name).is_none() {
+            parts.push(format!("removed {}", a.name));
+        }
+    }
+    parts.join(", ")
+}
+
+/// SIGHUP: parses the same arguments again, which reads the `--config` file, the `--users`
+/// file and the `--tls-cert`/`--tls-key` files anew, and hands the result to the server
+/// for the sessions that start from now on; running sessions keep what they logged in
+/// with. Everything is loaded before anything is changed: a file that fails to load leaves
+/// the old settings whole. The [`RESTART_ONLY`] options keep their running values.
+fn reload(server: &mut FtpServer, o: &mut Options, dir: &Path, args: &[OsString]) {
+    if o.config.is_none() && o.users.is_none() && o.tls_cert.is_none() {
         log::info!(
             target: ftpdlib::logger::LOG,
-            ">>> SIGHUP: nothing to reload (no --users or --tls-cert given) <<<"
+            ">>> SIGHUP: nothing to reload (no --config, --users or --tls-cert given) <<<"
         );
         return;
     }
-    match reloaded(server.config(), o, dir) {
-        Ok((config, what)) => {
+    match reloaded(server.config(), o, dir, args) {
+        Ok((config, new, what)) => {
             server.set_config(config);
+            let changed = changes(o, &new);
+            *o = new;
             log::info!(
                 target: ftpdlib::logger::LOG,
-                ">>> SIGHUP: reloaded {what} for new sessions <<<"
+                ">>> SIGHUP: reloaded {what} for new sessions; {} <<<",
+                if changed.is_empty() {
+                    "no option changed".to_string()
+                } else {
+                    format!("changed: {}", changed.join(", "))
+                }
             );
         }
         Err(e) => log::warn!(
@@ -155,18 +245,36 @@ fn reload(server: &mut FtpServer, o: &Options, dir: &Path) {
     }
 }
 
-/// A copy of `old` with the authorizer and TLS settings read anew, and what was read.
-fn reloaded(old: &Config, o: &Options, dir: &Path) -> Result<(Config, String), String> {
-    let mut config = old.clone();
-    let mut what = Vec::new();
-    if o.users.is_some() {
-        let mut who = Vec::new();
-        config.authorizer = Arc::new(virtual_authorizer(o, dir, perm(o), &mut who)?);
-        what.extend(who);
+/// The options parsed anew, the session settings made from them on the storage, hooks
+/// and worker pool of `old`, and what was read.
+fn reloaded(
+    old: &Config,
+    o: &Options,
+    dir: &Path,
+    args: &[OsString],
+) -> Result<(Config, Options, String), String> {
+    let mut new = match parse_args(args.to_vec())? {
+        Parsed::Run(new) => *new,
+        // The same arguments as at the start, which ran the server.
+        Parsed::HashPassword(_) | Parsed::Exit(_) => {
+            return Err("the arguments no longer start the server".to_string())
+        }
+    };
+    for key in keep_restart_only(&mut new, o) {
+        log::warn!(
+            target: ftpdlib::logger::LOG,
+            ">>> SIGHUP: {key} changed: needs a restart, keeping the running value <<<"
+        );
     }
-    if let (Some(cert), Some(key)) = (&o.tls_cert, &o.tls_key) {
-        config.tls = Some(tls_config(o, cert, key)?);
+    let mut who = Vec::new();
+    let mut config = session_config(&new, dir, &mut who)?;
+    config.filesystem = old.filesystem.clone();
+    config.hooks = old.hooks.clone();
+    config.io_threads = old.io_threads;
+    let mut what = Vec::new();
+    if let Some(cert) = &new.tls_cert {
         what.push(format!("TLS certificate {}", cert.display()));
     }
-    Ok((config, what.join(", ")))
+    what.extend(who);
+    Ok((config, new, what.join(", ")))
 }

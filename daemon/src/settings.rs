@@ -1,13 +1,15 @@
-//! From the options to the server's settings: the `--users` file, the TLS certificate, the
-//! authorizer for virtual or system users.
+//! From the options to the server's settings: the `--users` file, the config file's
+//! accounts, the TLS certificate, the authorizer for virtual or system users.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ftpdlib::authorizer::crypt::{self};
-use ftpdlib::TlsConfig;
 use ftpdlib::{DummyAuthorizer, UnixAuthorizer, UnixOptions};
+use ftpdlib::{Limits, TlsConfig};
 
 use crate::args::Options;
+use crate::config_file::Account;
 
 /// Reads a `--users` file: `name:password:perms[:home]` a line, `#` comments and blank lines
 /// allowed. A password field that is a crypt(3) hash of a method this system knows is
@@ -107,7 +109,12 @@ pub(crate) fn system_authorizer(
         .with_rejected_users(rejected)
         .with_require_valid_shell(o.require_valid_shell)
         .with_anonymous(o.anonymous)
-        .with_anonymous_home(dir.to_path_buf());
+        .with_anonymous_home(
+            o.anonymous_settings
+                .home
+                .clone()
+                .unwrap_or_else(|| dir.to_path_buf()),
+        );
     let auth = UnixAuthorizer::new(opts).map_err(|e| e.to_string())?;
     who.push(format!("system users ({perm})"));
     if o.anonymous {
@@ -119,7 +126,8 @@ pub(crate) fn system_authorizer(
     Ok(auth)
 }
 
-/// The authorizer of `--username`, `--users` and plain anonymous serving.
+/// The authorizer of `--username`, `--users`, the config file's `[[users]]` and plain
+/// anonymous serving.
 pub(crate) fn virtual_authorizer(
     o: &Options,
     dir: &Path,
@@ -135,14 +143,76 @@ pub(crate) fn virtual_authorizer(
         let n = load_users(&mut auth, file, dir)?;
         who.push(format!("{n} accounts from {}", file.display()));
     }
-    if who.is_empty() {
-        auth.add_anonymous(dir, perm).map_err(|e| e.to_string())?;
-        who.push(format!("anonymous ({perm})"));
-    } else if o.anonymous {
-        auth.add_anonymous(dir, "elr").map_err(|e| e.to_string())?;
-        who.push("anonymous (elr)".to_string());
+    if !o.accounts.is_empty() {
+        for a in &o.accounts {
+            add_account(&mut auth, a, dir)?;
+        }
+        let from = o
+            .config
+            .as_ref()
+            .map_or_else(String::new, |c| format!(" from {}", c.display()));
+        who.push(format!("{} accounts{from}", o.accounts.len()));
+    }
+    let anon = &o.anonymous_settings;
+    // Anonymous alone gets the permissions of -w; beside other accounts, read-only.
+    let alone = who.is_empty();
+    if alone || o.anonymous {
+        let anon_perm = anon
+            .perm
+            .as_deref()
+            .unwrap_or(if alone { perm } else { "elr" });
+        let home = anon.home.as_deref().unwrap_or(dir);
+        auth.add_anonymous(home, anon_perm)
+            .map_err(|e| format!("anonymous: {e}"))?;
+        let name = DummyAuthorizer::ANONYMOUS;
+        if let Some(m) = &anon.msg_login {
+            auth.set_msg_login(name, m);
+        }
+        if let Some(m) = &anon.msg_quit {
+            auth.set_msg_quit(name, m);
+        }
+        match &anon.home {
+            Some(h) => who.push(format!("anonymous ({anon_perm}) in {}", h.display())),
+            None => who.push(format!("anonymous ({anon_perm})")),
+        }
     }
     Ok(auth)
+}
+
+/// One `[[users]]` account: its password stored as given or as a hash, its messages.
+fn add_account(auth: &mut DummyAuthorizer, a: &Account, dir: &Path) -> Result<(), String> {
+    let home = a.home.as_deref().unwrap_or(dir);
+    let added = if crypt::is_hash(&a.password) {
+        auth.add_user_hashed(&a.name, &a.password, home, &a.perm)
+    } else {
+        auth.add_user(&a.name, &a.password, home, &a.perm)
+    };
+    added.map_err(|e| format!("user {:?}: {e}", a.name))?;
+    if let Some(m) = &a.msg_login {
+        auth.set_msg_login(&a.name, m);
+    }
+    if let Some(m) = &a.msg_quit {
+        auth.set_msg_quit(&a.name, m);
+    }
+    Ok(())
+}
+
+/// The per-user bandwidth limits of the config file, shared by all the sessions of a user
+/// (`Config::user_limits`).
+pub(crate) fn user_limits(o: &Options) -> HashMap<String, Limits> {
+    let mut limits: HashMap<String, Limits> = o
+        .accounts
+        .iter()
+        .filter(|a| a.limits != Limits::default())
+        .map(|a| (a.name.clone(), a.limits))
+        .collect();
+    if o.anonymous_settings.limits != Limits::default() {
+        limits.insert(
+            DummyAuthorizer::ANONYMOUS.to_string(),
+            o.anonymous_settings.limits,
+        );
+    }
+    limits
 }
 
 /// The permissions of `-w` (everything) or of its absence (read-only).
