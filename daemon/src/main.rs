@@ -108,6 +108,7 @@ fn run(o: Options) -> Result<(), String> {
     config.use_gmt_times = !o.use_localtime;
     config.use_sendfile = !o.disable_sendfile;
     config.passive_ports = o.range.map(|(a, b)| a..=b);
+    config.proxy_protocol = o.proxy_protocol.clone();
 
     let addrs: Vec<SocketAddr> = match &o.interface {
         Some(i) if !i.is_empty() => interface_addrs(i, o.port)?,
@@ -177,6 +178,18 @@ fn run(o: Options) -> Result<(), String> {
             target: ftpdlib::logger::LOG,
             "masquerade map: {}",
             rules.join(",")
+        );
+    }
+    if let Some(p) = &o.proxy_protocol {
+        let from: Vec<String> = p.trusted.iter().map(|n| n.to_string()).collect();
+        log::info!(
+            target: ftpdlib::logger::LOG,
+            "PROXY protocol required, from {}",
+            if from.is_empty() {
+                "any source".to_string()
+            } else {
+                from.join(",")
+            }
         );
     }
     log::info!(
