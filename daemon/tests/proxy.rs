@@ -228,3 +228,51 @@ fn proxy_flags_need_proxy_protocol() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--proxy-trusted"));
 }
+
+/// Implicit FTPS behind HAProxy: the header comes before the TLS handshake, and the
+/// ClientHello that may follow it in the same segment is left for TLS.
+#[cfg(feature = "tls")]
+#[test]
+fn implicit_ftps_through_haproxy() {
+    let Some(bin) = find_haproxy() else { return };
+    if !require("curl") {
+        return;
+    }
+    let data = |name: &str| format!("{}/../tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    let root = TempDir::new("proxy-ftps-root");
+    let local = TempDir::new("proxy-ftps-local");
+    let body = random_bytes(1 << 20, 72);
+    std::fs::write(root.join("down.bin"), &body).unwrap();
+    std::fs::write(local.join("up.bin"), &body).unwrap();
+    let (_d, port) = serve_daemon(&[
+        "-w",
+        "-d",
+        root.path().to_str().unwrap(),
+        "-u",
+        "user",
+        "-P",
+        "secret",
+        "--tls-cert",
+        &data("cert.pem"),
+        "--tls-key",
+        &data("key.pem"),
+        "--tls-implicit",
+        "--tls-data-required",
+        "--proxy-protocol",
+    ]);
+    for send in ["send-proxy", "send-proxy-v2"] {
+        let (_h, front) = haproxy(&bin, local.path(), port, send);
+        let url = |name: &str| format!("ftps://user:secret@127.0.0.1:{front}/{name}");
+        let name = format!("tls-{send}.bin");
+        run(util::curl()
+            .arg("-k")
+            .arg("-T")
+            .arg(local.join("up.bin"))
+            .arg(url(&name)));
+        assert_same(&std::fs::read(root.join(&name)).unwrap(), &body);
+        assert_same(
+            &run(util::curl().arg("-k").arg(url("down.bin"))).stdout,
+            &body,
+        );
+    }
+}
