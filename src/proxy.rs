@@ -176,8 +176,10 @@ pub(crate) fn parse(buf: &[u8]) -> Parse {
             None if b"PROXY ".starts_with(&buf[..buf.len().min(6)]) => return Parse::Incomplete,
             None => return Parse::Invalid("not a PROXY protocol header".into()),
         }
-    } else {
+    } else if buf.starts_with(v2::PROTOCOL_PREFIX) || v2::PROTOCOL_PREFIX.starts_with(buf) {
         buf
+    } else {
+        return Parse::Invalid("not a PROXY protocol header".into());
     };
     let result = HeaderResult::parse(line);
     if result.is_incomplete() {
