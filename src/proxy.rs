@@ -52,14 +52,17 @@ use ppp::{v1, v2, HeaderResult, PartialResult};
 /// # Examples
 /// Accept headers from the proxies on 10.0.0.0/24 only:
 /// ```
+/// use std::time::Duration;
 /// use ftpdlib::proxy::{ProxyNetwork, ProxyProtocol};
 /// use ftpdlib::Config;
-/// let mut proxy = ProxyProtocol::default();
-/// proxy.trusted = vec![ProxyNetwork::parse("10.0.0.0/24").unwrap()];
+/// let proxy = ProxyProtocol::default()
+///     .with_trusted(vec![ProxyNetwork::parse("10.0.0.0/24").unwrap()])
+///     .with_header_timeout(Duration::from_secs(3));
 /// let mut config = Config::default();
 /// config.proxy_protocol = Some(proxy);
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ProxyProtocol {
     /// The networks the proxies connect from; a connection from anywhere else is closed at
     /// accept, before it is read. Default empty, meaning any source: then anyone who can
@@ -73,6 +76,18 @@ pub struct ProxyProtocol {
 }
 
 impl ProxyProtocol {
+    /// Sets [`trusted`](Self::trusted).
+    pub fn with_trusted(mut self, trusted: Vec<ProxyNetwork>) -> Self {
+        self.trusted = trusted;
+        self
+    }
+
+    /// Sets [`header_timeout`](Self::header_timeout).
+    pub fn with_header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
     /// Whether a connection from `ip` may send a header (see [`trusted`](Self::trusted)).
     pub fn trusts(&self, ip: IpAddr) -> bool {
         self.trusted.is_empty() || self.trusted.iter().any(|n| n.contains(ip))

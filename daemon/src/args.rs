@@ -596,13 +596,12 @@ fn proxy_protocol(
         }
         return Ok(None);
     }
-    let mut p = ProxyProtocol::default();
-    p.trusted = trusted;
+    let mut p = ProxyProtocol::default().with_trusted(trusted);
     if let Some(t) = header_timeout {
         if t == 0.0 {
             return Err("--proxy-header-timeout must be more than 0".to_string());
         }
-        p.header_timeout = Duration::from_secs_f64(t);
+        p = p.with_header_timeout(Duration::from_secs_f64(t));
     }
     Ok(Some(p))
 }
