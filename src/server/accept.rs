@@ -196,6 +196,7 @@ impl FtpServer {
                     self.timers.cancel(id);
                 }
                 self.headers -= 1;
+                // Always a header wait: it was matched as one above, with no change since.
                 let Channel::Header(mut h) = entry.chan else {
                     return;
                 };
