@@ -94,6 +94,11 @@ pub struct Config {
     pub io_threads: usize,
     /// FTPS: certificate and policies; default none (plain FTP, AUTH answered with 502).
     pub tls: Option<TlsConfig>,
+    /// PROXY protocol: read a load balancer's header at the start of every control
+    /// connection and serve the client it names; default none (off). See
+    /// [`ProxyProtocol`](crate::proxy::ProxyProtocol) for what changes and what is refused.
+    #[cfg(feature = "proxy-protocol")]
+    pub proxy_protocol: Option<crate::proxy::ProxyProtocol>,
 }
 
 impl Config {
@@ -123,6 +128,8 @@ impl Config {
             flood: FloodConfig::default(),
             tls: None,
             io_threads: 0,
+            #[cfg(feature = "proxy-protocol")]
+            proxy_protocol: None,
         }
     }
 
@@ -181,8 +188,8 @@ impl Default for Config {
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("banner", &self.banner)
+        let mut d = f.debug_struct("Config");
+        d.field("banner", &self.banner)
             .field("timeout", &self.timeout)
             .field("login_timeout", &self.login_timeout)
             .field("max_login_attempts", &self.max_login_attempts)
@@ -198,8 +205,10 @@ impl fmt::Debug for Config {
             .field("max_rate", &self.max_rate)
             .field("user_limits", &self.user_limits)
             .field("flood", &self.flood)
-            .field("tls", &self.tls)
-            .finish_non_exhaustive()
+            .field("tls", &self.tls);
+        #[cfg(feature = "proxy-protocol")]
+        d.field("proxy_protocol", &self.proxy_protocol);
+        d.finish_non_exhaustive()
     }
 }
 

@@ -92,6 +92,8 @@ pub mod ioloop;
 pub mod listing;
 pub mod logger;
 pub mod pool;
+#[cfg(feature = "proxy-protocol")]
+pub mod proxy;
 pub mod server;
 pub mod throttle;
 pub mod tls;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ftpdlib::authorizer::crypt::{self, Method};
+use ftpdlib::proxy::{ProxyNetwork, ProxyProtocol};
 use ftpdlib::throttle::parse_rate;
 use ftpdlib::{MasqueradeRule, TlsRequired};
 
@@ -305,6 +306,28 @@ struct Flags {
     /// command line or in the environment win over it
     #[arg(long, value_name = "FILE", env = "FTPDLIB_CONFIG")]
     config: Option<PathBuf>,
+
+    // ---- PROXY protocol ----
+    /// Behind a load balancer: every control connection must open with a PROXY protocol
+    /// header (HAProxy's send-proxy or send-proxy-v2), and the client it names is the one
+    /// served; connections without a valid header are closed
+    #[arg(long, env = "FTPDLIB_PROXY_PROTOCOL", value_parser = flag())]
+    proxy_protocol: bool,
+    /// With --proxy-protocol: accept connections only from these proxies, e.g.
+    /// 10.0.0.5,10.1.0.0/16 (default any source: then firewall the port)
+    #[arg(long, value_name = "NET[/LEN][,...]", value_parser = proxy_network,
+          value_delimiter = ',', action = ArgAction::Append, env = "FTPDLIB_PROXY_TRUSTED")]
+    proxy_trusted: Vec<ProxyNetwork>,
+    /// With --proxy-protocol: seconds a connection has to send its header [default: 5]
+    #[arg(long, value_name = "SECS", value_parser = seconds_f64,
+          env = "FTPDLIB_PROXY_HEADER_TIMEOUT")]
+    proxy_header_timeout: Option<f64>,
+}
+
+/// One network of `--proxy-trusted`.
+fn proxy_network(v: &str) -> Result<ProxyNetwork, String> {
+    ProxyNetwork::parse(v)
+        .ok_or_else(|| format!("invalid --proxy-trusted entry {v:?} (want ADDR or NET/LEN)"))
 }
 
 /// The rules of one `--masquerade-map` value.
@@ -453,6 +476,8 @@ pub(crate) struct Options {
     pub(crate) anonymous_settings: Anonymous,
     /// Every option's value as given, by long name, to tell what a reload changed.
     pub(crate) settings: BTreeMap<String, Vec<OsString>>,
+    /// `--proxy-protocol` with `--proxy-trusted` and `--proxy-header-timeout`.
+    pub(crate) proxy_protocol: Option<ProxyProtocol>,
 }
 
 pub(crate) enum Parsed {
@@ -595,9 +620,34 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
         accounts: file.accounts.unwrap_or_default(),
         anonymous_settings: file.anonymous.unwrap_or_default(),
         settings: raw_settings(&matches),
+        proxy_protocol: proxy_protocol(f.proxy_protocol, f.proxy_trusted, f.proxy_header_timeout)?,
     };
     check(&o, f.tls)?;
     Ok(Parsed::Run(Box::new(o)))
+}
+
+/// `--proxy-protocol` and the flags that only mean something with it.
+fn proxy_protocol(
+    on: bool,
+    trusted: Vec<ProxyNetwork>,
+    header_timeout: Option<f64>,
+) -> Result<Option<ProxyProtocol>, String> {
+    if !on {
+        if !trusted.is_empty() || header_timeout.is_some() {
+            return Err(
+                "--proxy-trusted and --proxy-header-timeout need --proxy-protocol".to_string(),
+            );
+        }
+        return Ok(None);
+    }
+    let mut p = ProxyProtocol::default().with_trusted(trusted);
+    if let Some(t) = header_timeout {
+        if t == 0.0 {
+            return Err("--proxy-header-timeout must be more than 0".to_string());
+        }
+        p = p.with_header_timeout(Duration::from_secs_f64(t));
+    }
+    Ok(Some(p))
 }
 
 /// The rules that span several flags.

@@ -138,6 +138,18 @@ fn run(o: Options, args: Vec<std::ffi::OsString>) -> Result<(), String> {
             rules.join(",")
         );
     }
+    if let Some(p) = &o.proxy_protocol {
+        let from: Vec<String> = p.trusted.iter().map(|n| n.to_string()).collect();
+        log::info!(
+            target: ftpdlib::logger::LOG,
+            "PROXY protocol required, from {}",
+            if from.is_empty() {
+                "any source".to_string()
+            } else {
+                from.join(",")
+            }
+        );
+    }
     log::info!(
         target: ftpdlib::logger::LOG,
         "passive ports: {}",
@@ -195,6 +207,7 @@ pub(crate) fn session_config(
     config.use_gmt_times = !o.use_localtime;
     config.use_sendfile = !o.disable_sendfile;
     config.passive_ports = o.range.map(|(a, b)| a..=b);
+    config.proxy_protocol = o.proxy_protocol.clone();
     config.user_limits = user_limits(o);
     Ok(config)
 }

@@ -13,6 +13,8 @@ use mio::Interest;
 use crate::control::session::Session;
 use crate::control::ControlChannel;
 use crate::logger;
+#[cfg(feature = "proxy-protocol")]
+use crate::proxy::{HeaderWait, Step};
 
 use super::{Channel, Entry, FtpServer, ListenerEntry};
 
@@ -106,7 +108,110 @@ impl FtpServer {
         self.sync_timer(key, now);
     }
 
-    pub(super) fn new_session(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
+    /// A connection was accepted from `peer`: with the PROXY protocol on, its header is read
+    /// first; otherwise the session starts now.
+    pub(super) fn new_session(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        #[cfg(feature = "proxy-protocol")]
+        if let Some(p) = &self.config.proxy_protocol {
+            let (trusted, timeout) = (p.trusts(peer.ip()), p.header_timeout);
+            self.await_header(stream, peer, trusted, timeout, now);
+            return;
+        }
+        self.admit(stream, peer, now);
+    }
+
+    /// Starts reading the PROXY header of a connection from `peer`, the proxy. Only the
+    /// limits that do not depend on the client are checked here; the rest wait for the
+    /// header to name it.
+    #[cfg(feature = "proxy-protocol")]
+    fn await_header(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        trusted: bool,
+        timeout: Duration,
+        now: Instant,
+    ) {
+        if !trusted {
+            log::warn!(target: logger::LOG, "{peer} refused: not a trusted PROXY protocol source");
+            return;
+        }
+        let refuse = if self.max_cons > 0 && self.sessions + self.headers >= self.max_cons {
+            Some("421 Too many connections. Service temporarily unavailable.\r\n")
+        } else if self.tokens.token(self.channels.vacant_key() + 1).is_none() {
+            Some("421 Server busy.\r\n")
+        } else {
+            None
+        };
+        if let Some(msg) = refuse {
+            log::warn!(target: logger::LOG, "{peer} refused: {}", msg.trim_end());
+            // Through the proxy this reaches the client, like any reply.
+            let _ = stream.write(msg.as_bytes());
+            return;
+        }
+        let entry = self.channels.vacant_entry();
+        let key = entry.key();
+        let Some(token) = self.tokens.token(key) else {
+            return;
+        };
+        let mut wait = Box::new(HeaderWait::new(stream, peer, now, timeout));
+        if let Some(reg) = &self.registry {
+            // Nothing is written before the header is in: readable is all it waits for.
+            if let Err(e) = reg.register(wait.stream_mut(), token, Interest::READABLE) {
+                logger::logerror(&format!("{peer} register failed: {e}"));
+                return;
+            }
+        }
+        entry.insert(Entry {
+            chan: Channel::Header(wait),
+            timer: None,
+        });
+        self.headers += 1;
+        self.drive_header(key, now);
+    }
+
+    /// Reads what has come of a PROXY header; once it is complete, the connection becomes
+    /// a session of the client it names.
+    #[cfg(feature = "proxy-protocol")]
+    pub(super) fn drive_header(&mut self, key: usize, now: Instant) {
+        let Some(Entry {
+            chan: Channel::Header(h),
+            ..
+        }) = self.channels.get_mut(key)
+        else {
+            return;
+        };
+        let proxy = h.peer();
+        match h.read() {
+            Step::Wait => self.sync_timer(key, now),
+            Step::Fail(why) => {
+                log::warn!(target: logger::LOG, "{proxy} closed: {why}");
+                self.remove(key);
+            }
+            Step::Done(client) => {
+                // The entry is the header wait just read: take its socket out of the slab
+                // (deregistered, timer cancelled); the session gets an entry of its own.
+                let entry = self.channels.remove(key);
+                if let Some(id) = entry.timer {
+                    self.timers.cancel(id);
+                }
+                self.headers -= 1;
+                // Always a header wait: it was matched as one above, with no change since.
+                let Channel::Header(mut h) = entry.chan else {
+                    return;
+                };
+                if let Some(reg) = &self.registry {
+                    let _ = reg.deregister(h.stream_mut());
+                }
+                let client = client.unwrap_or(proxy);
+                log::info!(target: logger::LOG, "{proxy} PROXY header: client {client}");
+                self.admit(h.into_stream(), client, now);
+            }
+        }
+    }
+
+    /// Admits a session of the client at `peer`, or refuses it over the limits.
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
         let ip = peer.ip().to_canonical();
         let refuse = if self.is_banned(ip, now) {
             Some("421 Too many failed logins; try again later.\r\n")

@@ -72,6 +72,8 @@ use crate::ioloop::token::TokenRange;
 use crate::ioloop::waker::{self, WakeReceiver};
 use crate::ioloop::IoLoop;
 use crate::pool::WorkerPool;
+#[cfg(feature = "proxy-protocol")]
+use crate::proxy::HeaderWait;
 use crate::throttle::BandwidthPool;
 
 pub use stop::StopHandle;
@@ -96,6 +98,10 @@ enum Channel {
     Listener(ListenerEntry),
     Control(Box<ControlChannel>),
     Data(Box<DataChannel>),
+    /// A connection whose PROXY protocol header is being read: it becomes a control
+    /// channel once the header names its client.
+    #[cfg(feature = "proxy-protocol")]
+    Header(Box<HeaderWait>),
 }
 
 #[derive(Debug)]
@@ -136,6 +142,10 @@ pub struct FtpServer {
     registry: Option<Registry>,
     per_ip: HashMap<IpAddr, usize>,
     sessions: usize,
+    /// Connections whose PROXY protocol header is still being read; they count towards
+    /// `max_cons` with the sessions.
+    #[cfg(feature = "proxy-protocol")]
+    headers: usize,
     ready: VecDeque<usize>,
     queued: HashSet<usize>,
     wake_rx: WakeReceiver,
@@ -210,6 +220,8 @@ impl FtpServer {
             registry: None,
             per_ip: HashMap::new(),
             sessions: 0,
+            #[cfg(feature = "proxy-protocol")]
+            headers: 0,
             ready: VecDeque::new(),
             queued: HashSet::new(),
             wake_rx,
@@ -462,6 +474,8 @@ impl FtpServer {
             Channel::Listener(l) => l.retry_at,
             Channel::Control(c) => c.poll_timeout(),
             Channel::Data(d) => d.poll_timeout(),
+            #[cfg(feature = "proxy-protocol")]
+            Channel::Header(h) => Some(h.poll_timeout()),
         };
         let current = entry.timer;
         let timer = match (current, want) {
@@ -523,6 +537,15 @@ impl FtpServer {
                     self.drive_data(key, now);
                 }
             }
+            #[cfg(feature = "proxy-protocol")]
+            Channel::Header(h) => {
+                let peer = h.peer();
+                log::warn!(
+                    target: crate::logger::LOG,
+                    "{peer} closed: no complete PROXY header in time"
+                );
+                self.remove(key);
+            }
         }
     }
 
@@ -539,6 +562,8 @@ impl FtpServer {
             Some(Channel::Listener(_)) => self.accept(key, now),
             Some(Channel::Control(_)) => self.drive_control(key, now),
             Some(Channel::Data(_)) => self.drive_data(key, now),
+            #[cfg(feature = "proxy-protocol")]
+            Some(Channel::Header(_)) => self.drive_header(key, now),
             None => {}
         }
     }
@@ -601,6 +626,10 @@ impl FtpServer {
                 self.bandwidth.leave(*share);
             }
         }
+        #[cfg(feature = "proxy-protocol")]
+        if let Channel::Header(_) = entry.chan {
+            self.headers -= 1;
+        }
         if self.queued.remove(&key) {
             self.ready.retain(|k| *k != key);
         }
@@ -612,6 +641,10 @@ impl FtpServer {
             }
             Channel::Control(c) => c.deregister(reg),
             Channel::Data(d) => d.deregister(reg),
+            #[cfg(feature = "proxy-protocol")]
+            Channel::Header(h) => {
+                let _ = reg.deregister(h.stream_mut());
+            }
         }
     }
 }
