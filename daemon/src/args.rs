@@ -156,7 +156,7 @@ struct Flags {
     /// and proftpd
     #[arg(long, value_name = "FILE", env = "FTPDLIB_XFERLOG")]
     xferlog: Option<PathBuf>,
-    /// List directories with times in the local time zone [default: GMT]
+    /// Directory listings and log time stamps in the local time zone [default: UTC]
     #[arg(long, env = "FTPDLIB_USE_LOCALTIME", value_parser = flag())]
     use_localtime: bool,
     /// Send files with read and write instead of sendfile(2)
@@ -294,6 +294,27 @@ struct Flags {
     /// where control TLS is required)
     #[arg(long, env = "FTPDLIB_TLS_ALLOW_CCC", value_parser = flag())]
     tls_allow_ccc: bool,
+
+    // ---- Logs ----
+    /// Append the log to FILE instead of standard error; SIGHUP reopens it (for
+    /// logrotate)
+    #[arg(long, value_name = "FILE", env = "FTPDLIB_LOG_FILE")]
+    log_file: Option<PathBuf>,
+    /// Send the log to the local syslog (journald's /dev/log) instead of standard error,
+    /// facility ftp
+    #[arg(long, env = "FTPDLIB_SYSLOG", value_parser = flag(), conflicts_with = "log_file")]
+    syslog: bool,
+    /// The syslog socket for --syslog [default: /dev/log, /var/run/syslog or /var/run/log]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "FTPDLIB_SYSLOG_SOCKET",
+        requires = "syslog"
+    )]
+    syslog_socket: Option<PathBuf>,
+    /// Log line format: text (pyftpdlib's lines) or json (one object a line)
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = log_format, env = "FTPDLIB_LOG_FORMAT")]
+    log_format: crate::logging::Format,
 }
 
 /// The rules of one `--masquerade-map` value.
@@ -381,6 +402,15 @@ fn concurrency(v: &str) -> Result<String, String> {
     }
 }
 
+/// `--log-format`: text or json.
+fn log_format(v: &str) -> Result<crate::logging::Format, String> {
+    match v {
+        "text" => Ok(crate::logging::Format::Text),
+        "json" => Ok(crate::logging::Format::Json),
+        _ => Err(format!("invalid log format {v:?} (want text or json)")),
+    }
+}
+
 /// What the daemon runs with: the flags, names resolved and cross-checked.
 #[derive(Debug, Default)]
 pub(crate) struct Options {
@@ -434,6 +464,11 @@ pub(crate) struct Options {
     pub(crate) tls_allow_ccc: bool,
     /// `--shutdown-grace`: how long transfers may run on after SIGINT/SIGTERM.
     pub(crate) shutdown_grace: Duration,
+    // ---- Logs ----
+    pub(crate) log_file: Option<PathBuf>,
+    /// `--syslog`, with `--syslog-socket` if given.
+    pub(crate) syslog: Option<Option<PathBuf>>,
+    pub(crate) log_format: crate::logging::Format,
 }
 
 pub(crate) enum Parsed {
@@ -551,6 +586,9 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
         tls_close_notify_required: f.tls_close_notify_required,
         tls_allow_ccc: f.tls_allow_ccc,
         shutdown_grace: Duration::from_secs(f.shutdown_grace),
+        log_file: f.log_file,
+        syslog: f.syslog.then_some(f.syslog_socket),
+        log_format: f.log_format,
     };
     check(&o, f.tls)?;
     Ok(Parsed::Run(Box::new(o)))

@@ -65,6 +65,7 @@ pub(crate) fn serve(
         server.handle_timeouts(Instant::now());
         for signal in caught {
             if signal == SIGHUP {
+                reopen_log();
                 reload(&mut server, o, dir);
             } else if grace_end.is_some() {
                 log::info!(
@@ -125,6 +126,22 @@ fn signal_name(signal: i32) -> &'static str {
         SIGTERM => "SIGTERM",
         SIGHUP => "SIGHUP",
         _ => "signal",
+    }
+}
+
+/// SIGHUP: a new log file where logrotate moved the old one away. A file that can't be
+/// opened leaves the old one in use, and the reason in it.
+fn reopen_log() {
+    match crate::logging::reopen() {
+        Ok(Some(what)) => log::info!(
+            target: ftpdlib::logger::LOG,
+            ">>> SIGHUP: reopened {what} <<<"
+        ),
+        Ok(None) => {}
+        Err(e) => log::warn!(
+            target: ftpdlib::logger::LOG,
+            ">>> SIGHUP: {e}; logging on to the old file <<<"
+        ),
     }
 }
 
