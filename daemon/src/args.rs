@@ -27,9 +27,9 @@ Permissions for -w and --users: e=CWD l=LIST r=RETR a=APPE d=DELE/RMD f=RNFR/RNT
 m=MKD w=STOR M=SITE CHMOD T=MFMT (read-only is \"elr\", everything \"elradfmwMT\").
 
 Signals: SIGINT and SIGTERM stop accepting, let transfers finish (see
---shutdown-grace) and exit 0. SIGHUP reloads the --users file and the --tls-cert
-certificate and key for new sessions; a file that fails to load leaves the old
-settings in force.
+--shutdown-grace) and exit 0. SIGHUP reopens --log-file and reloads the --users
+file and the --tls-cert certificate and key for new sessions; a file that fails
+to load leaves the old settings in force.
 
 RATE is bytes per second, with an optional binary suffix: 64K = 65536, 10M, 1G.
 The limits combine: a transfer moves at the tightest of --read-limit/--write-limit
@@ -88,7 +88,8 @@ struct Flags {
     /// Passive ports to use, e.g. 60000-65535
     #[arg(short, long, value_name = "FROM-TO", value_parser = port_range, env = "FTPDLIB_RANGE")]
     range: Option<(u16, u16)>,
-    /// Log every command and reply
+    /// Log every command and reply, and ftpdlib's other debug lines (not other crates';
+    /// RUST_LOG, when set, decides instead)
     #[arg(
         short = 'D',
         long,
@@ -119,7 +120,7 @@ struct Flags {
     version: Option<bool>,
 
     // ---- Accounts ----
-    /// Accounts, one a line: name:password:perms[:home]; the password may be a crypt(3)
+    /// Accounts, one a line: `name:password:perms[:home]`; the password may be a crypt(3)
     /// hash ($y$..., $6$...)
     #[arg(long, value_name = "FILE", env = "FTPDLIB_USERS")]
     users: Option<PathBuf>,

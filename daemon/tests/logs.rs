@@ -261,6 +261,7 @@ fn json_lines_carry_the_fields_of_login_upload_and_refusal() {
     assert_eq!(find(&lines, "connect")["client"], client.as_str());
 }
 
+#[cfg(feature = "tls")]
 /// The target of a text line: `[time LEVEL target] message`.
 fn target(line: &str) -> Option<&str> {
     let head = line.strip_prefix('[')?.split(']').next()?;
