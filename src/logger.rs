@@ -26,7 +26,7 @@
 //! | `event` | string | every session line | see below |
 //! | `command` | string | `command`, `refused`, `transfer`, `rename` | `DELE`, `STOR`, `SITE CHMOD`, ... |
 //! | `path` | string | same | the FTP path, as the client sees it (`/dir/file`) |
-//! | `code` | u64 | `command`, `refused` | the reply code sent (RFC 959 section 4.2) |
+//! | `code` | u64 | `command`, `rename`, `refused` | the reply code sent (RFC 959 section 4.2) |
 //! | `reason` | string | `refused`, `timeout`, `data_error`, `closed` | why, as the reply or log text says |
 //! | `bytes` | u64 | `transfer` | bytes moved on the data connection |
 //! | `seconds` | f64 | `transfer` | from the start of the transfer to its end |
