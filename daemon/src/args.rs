@@ -32,9 +32,9 @@ Permissions for -w and --users: e=CWD l=LIST r=RETR a=APPE d=DELE/RMD f=RNFR/RNT
 m=MKD w=STOR M=SITE CHMOD T=MFMT (read-only is \"elr\", everything \"elradfmwMT\").
 
 Signals: SIGINT and SIGTERM stop accepting, let transfers finish (see
---shutdown-grace) and exit 0. SIGHUP reloads the --config file, the --users file and the
---tls-cert certificate and key for new sessions; a file that fails to load leaves the
-old settings in force.
+--shutdown-grace) and exit 0. SIGHUP reopens --log-file and reloads the --config
+file, the --users file and the --tls-cert certificate and key for new sessions; a
+file that fails to load leaves the old settings in force.
 
 RATE is bytes per second, with an optional binary suffix: 64K = 65536, 10M, 1G.
 The limits combine: a transfer moves at the tightest of --read-limit/--write-limit
@@ -93,7 +93,8 @@ struct Flags {
     /// Passive ports to use, e.g. 60000-65535
     #[arg(short, long, value_name = "FROM-TO", value_parser = port_range, env = "FTPDLIB_RANGE")]
     range: Option<(u16, u16)>,
-    /// Log every command and reply
+    /// Log every command and reply, and ftpdlib's other debug lines (not other crates';
+    /// RUST_LOG, when set, decides instead)
     #[arg(
         short = 'D',
         long,
@@ -124,7 +125,7 @@ struct Flags {
     version: Option<bool>,
 
     // ---- Accounts ----
-    /// Accounts, one a line: name:password:perms[:home]; the password may be a crypt(3)
+    /// Accounts, one a line: `name:password:perms[:home]`; the password may be a crypt(3)
     /// hash ($y$..., $6$...)
     #[arg(long, value_name = "FILE", env = "FTPDLIB_USERS")]
     users: Option<PathBuf>,
@@ -161,7 +162,7 @@ struct Flags {
     /// and proftpd
     #[arg(long, value_name = "FILE", env = "FTPDLIB_XFERLOG")]
     xferlog: Option<PathBuf>,
-    /// List directories with times in the local time zone [default: GMT]
+    /// Directory listings and log time stamps in the local time zone [default: UTC]
     #[arg(long, env = "FTPDLIB_USE_LOCALTIME", value_parser = flag())]
     use_localtime: bool,
     /// Send files with read and write instead of sendfile(2)
@@ -322,6 +323,27 @@ struct Flags {
     #[arg(long, value_name = "SECS", value_parser = seconds_f64,
           env = "FTPDLIB_PROXY_HEADER_TIMEOUT")]
     proxy_header_timeout: Option<f64>,
+
+    // ---- Logs ----
+    /// Append the log to FILE instead of standard error; SIGHUP reopens it (for
+    /// logrotate)
+    #[arg(long, value_name = "FILE", env = "FTPDLIB_LOG_FILE")]
+    log_file: Option<PathBuf>,
+    /// Send the log to the local syslog (journald's /dev/log) instead of standard error,
+    /// facility ftp
+    #[arg(long, env = "FTPDLIB_SYSLOG", value_parser = flag(), conflicts_with = "log_file")]
+    syslog: bool,
+    /// The syslog socket for --syslog [default: /dev/log, /var/run/syslog or /var/run/log]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "FTPDLIB_SYSLOG_SOCKET",
+        requires = "syslog"
+    )]
+    syslog_socket: Option<PathBuf>,
+    /// Log line format: text (pyftpdlib's lines) or json (one object a line)
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = log_format, env = "FTPDLIB_LOG_FORMAT")]
+    log_format: crate::logging::Format,
 }
 
 /// One network of `--proxy-trusted`.
@@ -415,6 +437,15 @@ fn concurrency(v: &str) -> Result<String, String> {
     }
 }
 
+/// `--log-format`: text or json.
+fn log_format(v: &str) -> Result<crate::logging::Format, String> {
+    match v {
+        "text" => Ok(crate::logging::Format::Text),
+        "json" => Ok(crate::logging::Format::Json),
+        _ => Err(format!("invalid log format {v:?} (want text or json)")),
+    }
+}
+
 /// What the daemon runs with: the flags, names resolved and cross-checked.
 #[derive(Debug, Default)]
 pub(crate) struct Options {
@@ -478,6 +509,11 @@ pub(crate) struct Options {
     pub(crate) settings: BTreeMap<String, Vec<OsString>>,
     /// `--proxy-protocol` with `--proxy-trusted` and `--proxy-header-timeout`.
     pub(crate) proxy_protocol: Option<ProxyProtocol>,
+    // ---- Logs ----
+    pub(crate) log_file: Option<PathBuf>,
+    /// `--syslog`, with `--syslog-socket` if given.
+    pub(crate) syslog: Option<Option<PathBuf>>,
+    pub(crate) log_format: crate::logging::Format,
 }
 
 pub(crate) enum Parsed {
@@ -621,6 +657,9 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
         anonymous_settings: file.anonymous.unwrap_or_default(),
         settings: raw_settings(&matches),
         proxy_protocol: proxy_protocol(f.proxy_protocol, f.proxy_trusted, f.proxy_header_timeout)?,
+        log_file: f.log_file,
+        syslog: f.syslog.then_some(f.syslog_socket),
+        log_format: f.log_format,
     };
     check(&o, f.tls)?;
     Ok(Parsed::Run(Box::new(o)))

@@ -11,15 +11,17 @@
 //! ```
 //!
 //! SIGINT and SIGTERM stop it gracefully (`--shutdown-grace`), SIGHUP reloads `--config`,
-//! `--users` and the TLS certificate.
+//! `--users` and the TLS certificate and reopens `--log-file`.
 //!
 //! The daemon sits on top of the library and reaches into nothing below its public API:
 //! `args.rs` parses the command line, `config_file.rs` the `--config` file, `settings.rs`
 //! turns the options into the server's settings (users file, certificate, authorizer),
-//! `serve.rs` runs the server and the signals on one poll; this file puts them together.
+//! `logging/` writes the log (standard error, a file or syslog; text or JSON), `serve.rs`
+//! runs the server and the signals on one poll; this file puts them together.
 
 mod args;
 mod config_file;
+mod logging;
 mod serve;
 mod settings;
 
@@ -251,13 +253,29 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let level = if opts.debug { "debug" } else { "info" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
-    match run(*opts, args) {
+    let log = logging::LogSettings {
+        file: opts.log_file.clone(),
+        syslog: opts.syslog.clone(),
+        format: opts.log_format,
+        debug: opts.debug,
+        localtime: opts.use_localtime,
+    };
+    if let Err(e) = logging::init(&log) {
+        eprintln!("ftpdlib: {e}");
+        return ExitCode::FAILURE;
+    }
+    let logs_elsewhere = log.file.is_some() || log.syslog.is_some();
+    let code = match run(*opts, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Standard error for whoever started it; the log for whoever reads it later.
+            if logs_elsewhere {
+                log::error!(target: ftpdlib::logger::LOG, "{e}");
+            }
             eprintln!("ftpdlib: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    log::logger().flush();
+    code
 }

@@ -68,6 +68,7 @@ pub(crate) fn serve(
         server.handle_timeouts(Instant::now());
         for signal in caught {
             if signal == SIGHUP {
+                reopen_log();
                 reload(&mut server, &mut o, dir, &args);
             } else if grace_end.is_some() {
                 log::info!(
@@ -134,7 +135,7 @@ fn signal_name(signal: i32) -> &'static str {
 /// The options only a restart can change: the listening sockets, the storage, the worker
 /// pool, the xferlog, the logger and the connection counts are set up once, at the start.
 /// A reload that changes one logs it as needing a restart and keeps the running value.
-const RESTART_ONLY: [&str; 10] = [
+const RESTART_ONLY: [&str; 14] = [
     "interface",
     "port",
     "directory",
@@ -145,6 +146,10 @@ const RESTART_ONLY: [&str; 10] = [
     "system-users",
     "max-cons",
     "max-cons-per-ip",
+    "log-file",
+    "log-format",
+    "syslog",
+    "syslog-socket",
 ];
 
 /// Puts back into `new` the [`RESTART_ONLY`] options of `old`; returns the names of those
@@ -170,6 +175,9 @@ fn keep_restart_only(new: &mut Options, old: &Options) -> Vec<&'static str> {
     new.system_users = old.system_users;
     new.max_cons = old.max_cons;
     new.max_cons_per_ip = old.max_cons_per_ip;
+    new.log_file.clone_from(&old.log_file);
+    new.log_format = old.log_format;
+    new.syslog.clone_from(&old.syslog);
     changed
 }
 
@@ -208,6 +216,22 @@ fn account_changes(old: &[Account], new: &[Account]) -> String {
         }
     }
     parts.join(", ")
+}
+
+/// SIGHUP: a new log file where logrotate moved the old one away. A file that can't be
+/// opened leaves the old one in use, and the reason in it.
+fn reopen_log() {
+    match crate::logging::reopen() {
+        Ok(Some(what)) => log::info!(
+            target: ftpdlib::logger::LOG,
+            ">>> SIGHUP: reopened {what} <<<"
+        ),
+        Ok(None) => {}
+        Err(e) => log::warn!(
+            target: ftpdlib::logger::LOG,
+            ">>> SIGHUP: {e}; logging on to the old file <<<"
+        ),
+    }
 }
 
 /// SIGHUP: parses the same arguments again, which reads the `--config` file, the `--users`

@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use crate::hooks::TransferRecord;
-use crate::logger;
+use crate::logger::{self, key};
+use log::kv::Value;
 
 #[cfg(doc)]
 use super::Action;
@@ -93,16 +94,16 @@ impl Session {
                 return;
             }
             DataFailure::ConnectFailed(e) => {
-                self.log(&format!("active connection failed: {e}"));
+                self.log_reason("data_error", &format!("active connection failed: {e}"));
                 self.reply(425, "Can't connect to specified address.");
             }
             DataFailure::ConnectTimeout => {
                 self.reply(421, "Active data channel timed out.");
-                self.log("Active data channel timed out.");
+                self.log_reason("timeout", "Active data channel timed out.");
             }
             DataFailure::AcceptTimeout => {
                 self.reply(421, "Passive data channel timed out.");
-                self.log("Passive data channel timed out.");
+                self.log_reason("timeout", "Passive data channel timed out.");
             }
         }
         self.awaiting_connect = false;
@@ -147,10 +148,10 @@ impl Session {
             }
             Err(TransferError::Stalled) => {
                 self.reply(421, "Data connection timed out.");
-                self.log("Data connection timed out.");
+                self.log_reason("timeout", "Data connection timed out.");
             }
             Err(TransferError::Tls(msg)) => {
-                self.log(&format!("data connection: {msg}"));
+                self.log_reason("data_error", &format!("data connection: {msg}"));
                 self.reply(522, format!("{msg}."));
             }
         }
@@ -178,12 +179,22 @@ impl Session {
             return;
         }
         let seconds = now.saturating_duration_since(p.started).as_secs_f64();
-        self.log(&format!(
-            "{} {} completed={} bytes={bytes} seconds={seconds:.3}",
-            p.verb,
-            p.ftp_path,
-            u8::from(completed)
-        ));
+        self.log_fields(
+            "transfer",
+            &format!(
+                "{} {} completed={} bytes={bytes} seconds={seconds:.3}",
+                p.verb,
+                p.ftp_path,
+                u8::from(completed)
+            ),
+            &[
+                (key::COMMAND, Some(Value::from(p.verb))),
+                (key::PATH, Some(Value::from(p.ftp_path.as_str()))),
+                (key::BYTES, Some(Value::from(bytes))),
+                (key::SECONDS, Some(Value::from(seconds))),
+                (key::COMPLETED, Some(Value::from(completed))),
+            ],
+        );
         match (p.kind, completed) {
             (XferKind::Retr, true) => self.hook(|h, i| h.on_file_sent(i, &p.real)),
             (XferKind::Retr, false) => self.hook(|h, i| h.on_incomplete_file_sent(i, &p.real)),

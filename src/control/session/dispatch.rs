@@ -13,7 +13,7 @@ use crate::control::reply::quote_path;
 use crate::filesystem::ftpnorm;
 
 use super::request::{self, Completion, Op, Request};
-use super::{Action, Auth, Session, Then, Waiting};
+use super::{Action, Auth, Current, Session, Then, Waiting};
 use crate::logger;
 
 impl Session {
@@ -50,6 +50,25 @@ impl Session {
         // Commands that read their argument as text get it decoded; paths keep their bytes.
         let text = String::from_utf8_lossy(raw);
         let arg: &str = &text;
+        self.current = Some(Current {
+            verb: spec.name,
+            path: text.clone().into_owned(),
+            logged: matches!(
+                spec.verb,
+                Verb::Cwd
+                    | Verb::Cdup
+                    | Verb::Mkd
+                    | Verb::Rmd
+                    | Verb::Dele
+                    | Verb::Rnfr
+                    | Verb::Rnto
+                    | Verb::Retr
+                    | Verb::Stor
+                    | Verb::Appe
+                    | Verb::Stou
+                    | Verb::Mfmt
+            ),
+        });
         // 1. The argument rule.
         match spec.arg {
             Arg::Required if raw.is_empty() => {
@@ -92,19 +111,25 @@ impl Session {
     /// arguments (MFMT, SITE CHMOD) alike. The storage keeps the path inside the home.
     pub(super) fn resolve(&mut self, arg: &[u8], perm: Option<Perms>) -> Option<(String, PathBuf)> {
         let Some(fs) = self.fs.as_ref() else {
-            self.reply(550, "No filesystem for this session.");
+            self.refuse(550, "No filesystem for this session.");
             return None;
         };
         use std::os::unix::ffi::OsStringExt;
         let vpath = PathBuf::from(std::ffi::OsString::from_vec(ftpnorm(&self.cwd, arg)));
         let ftp = vpath.to_string_lossy().into_owned();
-        if let Some(perm) = perm {
+        let allowed = perm.is_none_or(|perm| {
             let real = fs.real_path(&vpath);
             let user = self.username().unwrap_or("");
-            if !self.config.authorizer.has_perm(user, perm, &real) {
-                self.reply(550, "Not enough privileges.");
-                return None;
-            }
+            self.config.authorizer.has_perm(user, perm, &real)
+        });
+        if let Some(c) = self.current.as_mut() {
+            c.path.clone_from(&ftp);
+            // A missing permission is logged for every command, as pyftpdlib does.
+            c.logged |= !allowed;
+        }
+        if !allowed {
+            self.refuse(550, "Not enough privileges.");
+            return None;
         }
         Some((ftp, vpath))
     }

@@ -79,14 +79,14 @@ impl Session {
                 self.login_deadline = None;
                 let msg = authorizer.msg_login(&user);
                 self.reply(230, msg);
-                self.log(&format!("USER '{user}' logged in."));
+                self.log("login", &format!("USER '{user}' logged in."));
                 self.hook(|h, i| h.on_login(i));
             }
             Err(e) => {
                 self.attempts += 1;
                 self.actions.push_back(Action::LoginFailed);
                 self.hook(|h, i| h.on_login_failed(i, &user));
-                self.log(&format!("USER '{user}' failed login."));
+                self.log("login_failed", &format!("USER '{user}' failed login."));
                 self.auth = Auth::Anonymous;
                 let mut text = match e {
                     crate::AuthError::BadCredentials if user == "anonymous" => {

@@ -49,11 +49,13 @@ use crate::filesystem::Filesystem;
 use crate::hooks::{Hooks, SessionInfo};
 use crate::listing;
 use crate::logger;
+use log_event::Current;
 
 mod contract;
 mod data;
 mod dispatch;
 mod info;
+mod log_event;
 mod login;
 mod parse;
 mod paths;
@@ -198,6 +200,10 @@ enum Auth {
 #[doc(alias = "FTPHandler")]
 pub struct Session {
     config: Arc<Config>,
+    /// The session's number in this process, for the logs (`session` field).
+    id: u64,
+    /// The command being run and its path, for the line that logs its refusal.
+    current: Option<Current>,
     peer: SocketAddr,
     local: SocketAddr,
     auth: Auth,
@@ -268,6 +274,9 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// The number of the next session, for the `session` log field.
+static NEXT_SESSION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// The text of a 550 (or 450) reply for a storage error: its message and a full stop.
 fn err_text(e: &io::Error) -> String {
     format!("{}.", strerror(e))
@@ -292,6 +301,8 @@ impl Session {
     /// greeting.
     pub fn new(config: Arc<Config>, peer: SocketAddr, local: SocketAddr, now: Instant) -> Session {
         let mut s = Session {
+            id: NEXT_SESSION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            current: None,
             idle_deadline: config.timeout.map(|t| now + t),
             login_deadline: config.login_timeout.map(|t| now + t),
             rate_window: now,
@@ -331,7 +342,7 @@ impl Session {
         };
         let banner = s.config.banner.clone();
         s.reply(220, banner);
-        s.log("FTP session opened (connect)");
+        s.log("connect", "FTP session opened (connect)");
         s.hook(|h, i| h.on_connect(i));
         s
     }
@@ -421,7 +432,7 @@ impl Session {
     pub fn handle_tls_ended(&mut self, now: Instant) {
         self.tls_switching = false;
         self.control_tls = false;
-        self.log("control connection back to plaintext (CCC)");
+        self.log("tls", "control connection back to plaintext (CCC)");
         if let Some(t) = self.config.timeout {
             self.idle_deadline = Some(now + t);
         }
@@ -496,12 +507,6 @@ impl Session {
 
     fn prefix(&self) -> String {
         format!("{}-[{}]", self.peer, self.username().unwrap_or(""))
-    }
-
-    fn log(&self, msg: &str) {
-        if log::log_enabled!(target: logger::LOG, log::Level::Info) {
-            log::info!(target: logger::LOG, "{} {msg}", self.prefix());
-        }
     }
 
     fn reply(&mut self, code: u16, text: impl Into<String>) {
@@ -615,7 +620,7 @@ impl Session {
             return false;
         }
         self.reply(421, "Too many commands per second.");
-        self.log("Too many commands per second; closing.");
+        self.log_reason("closed", "Too many commands per second; closing.");
         self.close();
         true
     }
@@ -629,7 +634,7 @@ impl Session {
             // A failed-login reply still held back is dropped: the 421 says it all.
             self.delayed = None;
             self.reply(421, "Login timed out.");
-            self.log("Login timed out.");
+            self.log_reason("timeout", "Login timed out.");
             self.close();
             return;
         }
@@ -648,7 +653,7 @@ impl Session {
         }
         if self.idle_deadline.is_some_and(|d| d <= now) {
             self.reply(421, "Control connection timed out.");
-            self.log("Control connection timed out.");
+            self.log_reason("timeout", "Control connection timed out.");
             self.close();
         }
     }
@@ -674,7 +679,7 @@ impl Session {
             self.hook(|h, i| h.on_logout(i));
         }
         self.hook(|h, i| h.on_disconnect(i));
-        self.log("FTP session closed (disconnect).");
+        self.log("disconnect", "FTP session closed (disconnect).");
         self.auth = Auth::Anonymous;
     }
 
@@ -683,8 +688,4 @@ impl Session {
 
     // Dispatch (a line to its command, a completion to its finishing half) is in
     // dispatch.rs.
-
-    fn log_cmd(&self, verb: &str, arg: &str, code: u16) {
-        self.log(&format!("{verb} {arg} {code}"));
-    }
 }

@@ -11,6 +11,8 @@ use crate::control::command::CommandSpec;
 use crate::control::reply::quote_path;
 use crate::filesystem::Stat;
 use crate::listing;
+use crate::logger::key;
+use log::kv::Value;
 
 use super::parse::{parse_time_val, split_word};
 use super::{err_text, Auth, Op, Session, Then};
@@ -27,7 +29,7 @@ impl Session {
 
     pub(super) fn cmd_cwd(&mut self, path: Option<(String, PathBuf)>) {
         let Some((ftp, vpath)) = path else {
-            return self.reply(550, "No such file or directory.");
+            return self.refuse(550, "No such file or directory.");
         };
         let then = Then::Cwd {
             ftp,
@@ -47,9 +49,9 @@ impl Session {
                 self.log_cmd("CWD", &ftp, 250);
             }
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
-                self.reply(550, "Not a directory.")
+                self.refuse(550, "Not a directory.")
             }
-            Err(e) => self.reply(550, err_text(&e)),
+            Err(e) => self.refuse(550, err_text(&e)),
         }
     }
 
@@ -74,13 +76,13 @@ impl Session {
                 self.log_cmd("MKD", &ftp, 257);
                 self.hook(|h, i| h.on_dir_created(i, &real));
             }
-            Err(e) => self.reply(550, err_text(&e)),
+            Err(e) => self.refuse(550, err_text(&e)),
         }
     }
 
     pub(super) fn cmd_rmd(&mut self, ftp: String, vpath: PathBuf) {
         if vpath.as_os_str() == "/" {
-            return self.reply(550, "Can't remove root directory.");
+            return self.refuse(550, "Can't remove root directory.");
         }
         let real = self.real(&vpath);
         self.request(Op::Rmdir { path: vpath }, Then::Rmd { ftp, real });
@@ -93,7 +95,7 @@ impl Session {
                 self.log_cmd("RMD", &ftp, 250);
                 self.hook(|h, i| h.on_dir_removed(i, &real));
             }
-            Err(e) => self.reply(550, err_text(&e)),
+            Err(e) => self.refuse(550, err_text(&e)),
         }
     }
 
@@ -109,13 +111,13 @@ impl Session {
                 self.log_cmd("DELE", &ftp, 250);
                 self.hook(|h, i| h.on_file_deleted(i, &real));
             }
-            Err(e) => self.reply(550, err_text(&e)),
+            Err(e) => self.refuse(550, err_text(&e)),
         }
     }
 
     pub(super) fn cmd_rnfr(&mut self, _ftp: String, vpath: PathBuf) {
         if vpath.as_os_str() == "/" {
-            return self.reply(550, "Can't rename home directory.");
+            return self.refuse(550, "Can't rename home directory.");
         }
         self.request(
             Op::Lstat {
@@ -127,7 +129,7 @@ impl Session {
 
     pub(super) fn finish_rnfr(&mut self, vpath: PathBuf, r: io::Result<Stat>) {
         if r.is_err() {
-            return self.reply(550, "No such file or directory.");
+            return self.refuse(550, "No such file or directory.");
         }
         self.rnfr = Some(vpath);
         self.reply(350, "Ready for destination name.");
@@ -135,10 +137,10 @@ impl Session {
 
     pub(super) fn cmd_rnto(&mut self, ftp: String, vpath: PathBuf, rnfr: Option<PathBuf>) {
         let Some(from) = rnfr else {
-            return self.reply(503, "Bad sequence of commands: use RNFR first.");
+            return self.refuse(503, "Bad sequence of commands: use RNFR first.");
         };
         if vpath.as_os_str() == "/" {
-            return self.reply(550, "Can't overwrite the root directory.");
+            return self.refuse(550, "Can't overwrite the root directory.");
         }
         let real = self.real(&vpath);
         self.request(
@@ -161,10 +163,19 @@ impl Session {
             Ok(()) => {
                 let from_real = self.real(&from);
                 self.reply(250, "Renaming ok.");
-                self.log(&format!("RNFR {} RNTO {ftp} 250", from.to_string_lossy()));
+                self.log_fields(
+                    "rename",
+                    &format!("RNFR {} RNTO {ftp} 250", from.to_string_lossy()),
+                    &[
+                        (key::COMMAND, Some(Value::from("RNTO"))),
+                        (key::PATH, Some(Value::from(ftp.as_str()))),
+                        (key::CODE, Some(Value::from(250u16))),
+                    ],
+                );
+                self.current = None;
                 self.hook(|h, i| h.on_file_renamed(i, &from_real, &real));
             }
-            Err(e) => self.reply(550, err_text(&e)),
+            Err(e) => self.refuse(550, err_text(&e)),
         }
     }
 
@@ -172,7 +183,7 @@ impl Session {
         // RFC 3659 section 4: the size in TYPE A is that of the converted data, which
         // would take reading the whole file; refused, as pyftpdlib does.
         if self.ascii {
-            return self.reply(550, "SIZE not allowed in ASCII mode.");
+            return self.refuse(550, "SIZE not allowed in ASCII mode.");
         }
         self.request(Op::Stat { path: vpath }, Then::Size { ftp });
     }
@@ -180,8 +191,8 @@ impl Session {
     pub(super) fn finish_size(&mut self, ftp: String, r: io::Result<Stat>) {
         match r {
             Ok(m) if m.is_file() => self.reply(213, m.size.to_string()),
-            Err(e) if !is_missing(&e) => self.reply(550, err_text(&e)),
-            _ => self.reply(550, format!("{ftp} is not retrievable.")),
+            Err(e) if !is_missing(&e) => self.refuse(550, err_text(&e)),
+            _ => self.refuse(550, format!("{ftp} is not retrievable.")),
         }
     }
 
@@ -195,9 +206,9 @@ impl Session {
                 let t = listing::civil(m.mtime, self.config.use_gmt_times);
                 self.reply(213, t.time_val());
             }
-            Err(e) if !is_missing(&e) => self.reply(550, err_text(&e)),
+            Err(e) if !is_missing(&e) => self.refuse(550, err_text(&e)),
             // pyftpdlib's wording, without the full stop, as for MFMT.
-            _ => self.reply(550, format!("{ftp} is not retrievable")),
+            _ => self.refuse(550, format!("{ftp} is not retrievable")),
         }
     }
 
@@ -218,18 +229,18 @@ impl Session {
                     format!("Listing {}:\n {fact_line}\nEnd MLST.", quote_path(&ftp)),
                 );
             }
-            Err(e) => self.reply(550, err_text(&e)),
+            Err(e) => self.refuse(550, err_text(&e)),
         }
     }
 
     pub(super) fn cmd_mfmt(&mut self, arg: &[u8]) {
         // MFMT YYYYMMDDHHMMSS[.sss] path (draft-somers-ftp-mfxx): the time is UTC.
         let Some((timeval, target)) = split_word(arg) else {
-            return self.reply(501, "Syntax error: MFMT needs a time and a path.");
+            return self.refuse(501, "Syntax error: MFMT needs a time and a path.");
         };
         let secs = std::str::from_utf8(timeval).ok().and_then(parse_time_val);
         let Some(secs) = secs else {
-            return self.reply(501, "Invalid time format; expected: YYYYMMDDHHMMSS.");
+            return self.refuse(501, "Invalid time format; expected: YYYYMMDDHHMMSS.");
         };
         let Some((ftp, vpath)) = self.resolve(target, Some(Perms::MFMT)) else {
             return;
@@ -245,9 +256,9 @@ impl Session {
                 self.log_cmd("MFMT", &ftp, 213);
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidInput || is_missing(&e) => {
-                self.reply(550, format!("{ftp} is not retrievable"))
+                self.refuse(550, format!("{ftp} is not retrievable"))
             }
-            Err(e) => self.reply(550, err_text(&e)),
+            Err(e) => self.refuse(550, err_text(&e)),
         }
     }
 
@@ -258,20 +269,25 @@ impl Session {
         let sub = String::from_utf8_lossy(sub).to_ascii_uppercase();
         match sub.as_str() {
             "CHMOD" => {
+                if let Some(c) = self.current.as_mut() {
+                    c.verb = "SITE CHMOD";
+                    c.path = String::from_utf8_lossy(rest).into_owned();
+                    c.logged = true;
+                }
                 if rest.is_empty() {
-                    return self.reply(501, "Syntax error: command needs an argument.");
+                    return self.refuse(501, "Syntax error: command needs an argument.");
                 }
                 if !matches!(self.auth, Auth::LoggedIn(_)) {
-                    return self.reply(530, "Log in with USER and PASS first.");
+                    return self.refuse(530, "Log in with USER and PASS first.");
                 }
                 let Some((mode, target)) = split_word(rest) else {
-                    return self.reply(501, "Syntax error: command needs two arguments.");
+                    return self.refuse(501, "Syntax error: command needs two arguments.");
                 };
                 // Permission bits only: set-id and sticky bits are not a client's to set.
                 let mode = std::str::from_utf8(mode).map(|m| u32::from_str_radix(m, 8));
                 let mode = match mode {
                     Ok(Ok(m)) if m <= 0o777 => m,
-                    _ => return self.reply(501, "Invalid SITE CHMOD format."),
+                    _ => return self.refuse(501, "Invalid SITE CHMOD format."),
                 };
                 let Some((ftp, vpath)) = self.resolve(target, Some(Perms::CHMOD)) else {
                     return;
@@ -285,11 +301,11 @@ impl Session {
                 ),
                 "CHMOD" => self.reply(214, "Syntax: SITE CHMOD <SP> mode path (change file mode)."),
                 "HELP" => self.reply(214, "Syntax: SITE HELP [<SP> cmd] (show SITE command help)."),
-                _ => self.reply(501, "Unrecognized SITE command."),
+                _ => self.refuse(501, "Unrecognized SITE command."),
             },
             _ => {
                 let name: String = sub.chars().take(32).collect();
-                self.reply(500, format!("Command \"SITE {name}\" not understood."))
+                self.refuse(500, format!("Command \"SITE {name}\" not understood."))
             }
         }
     }
@@ -300,7 +316,7 @@ impl Session {
                 self.reply(200, "SITE CHMOD successful.");
                 self.log_cmd("SITE CHMOD", &ftp, 200);
             }
-            Err(e) => self.reply(550, err_text(&e)),
+            Err(e) => self.refuse(550, err_text(&e)),
         }
     }
 }

@@ -278,13 +278,13 @@ impl Session {
         let file = match r {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
-                return self.reply(550, "Is a directory.")
+                return self.refuse(550, "Is a directory.")
             }
-            Err(e) => return self.reply(550, err_text(&e)),
+            Err(e) => return self.refuse(550, err_text(&e)),
         };
         let size = file.size();
         if offset > size {
-            return self.reply(
+            return self.refuse(
                 554,
                 format!("REST position ({offset}) > file size ({size})"),
             );
@@ -343,7 +343,7 @@ impl Session {
                 if e.kind() == io::ErrorKind::NotFound
                     || e.raw_os_error() == Some(libc::ENOTDIR) =>
             {
-                return self.reply(550, err_text(&e));
+                return self.refuse(550, err_text(&e));
             }
             // Anything else (permission to look, say) is for the open to report.
             Err(_) => None,
@@ -351,14 +351,14 @@ impl Session {
         if let Some(off) = rest {
             // A restart continues a file that is there (pyftpdlib: 550 too).
             let Some(size) = stat.as_ref().map(|m| m.size) else {
-                return self.reply(550, "No such file or directory.");
+                return self.refuse(550, "No such file or directory.");
             };
             if off > size {
-                return self.reply(554, format!("REST position ({off}) > file size ({size})"));
+                return self.refuse(554, format!("REST position ({off}) > file size ({size})"));
             }
         }
         if stat.as_ref().is_some_and(Stat::is_dir) {
-            return self.reply(550, "Is a directory.");
+            return self.refuse(550, "Is a directory.");
         }
         let mode = match (append, rest) {
             (true, _) => WriteMode::Append,
@@ -371,14 +371,14 @@ impl Session {
     pub(super) fn finish_stor(&mut self, pending: Pending, r: io::Result<Box<dyn FileWriter>>) {
         let file = match r {
             Ok(f) => f,
-            Err(e) => return self.reply(550, err_text(&e)),
+            Err(e) => return self.refuse(550, err_text(&e)),
         };
         self.start_transfer(pending, Direction::Receive(file), None);
     }
 
     pub(super) fn cmd_stou(&mut self, now: Instant, arg: &[u8], rest: Option<u64>) {
         if rest.is_some() {
-            return self.reply(450, "Can't STOU while REST request is pending.");
+            return self.refuse(450, "Can't STOU while REST request is pending.");
         }
         // The name is made here from the last part of the argument, in the current
         // directory: a client cannot aim STOU through another path.
@@ -406,7 +406,7 @@ impl Session {
     ) {
         let (name, file) = match r {
             Ok(x) => x,
-            Err(e) => return self.reply(450, err_text(&e)),
+            Err(e) => return self.refuse(450, err_text(&e)),
         };
         let name = String::from_utf8_lossy(&name).into_owned();
         let dir = std::mem::take(&mut pending.ftp_path);
@@ -483,7 +483,7 @@ impl Session {
         raw: &[u8],
     ) {
         let Some((ftp, vpath)) = path else {
-            return self.reply(550, "No such file or directory.");
+            return self.refuse(550, "No such file or directory.");
         };
         if self.transfer_busy() {
             return;
@@ -521,9 +521,9 @@ impl Session {
                 self.start_transfer(pending, Direction::Send(Source::Listing(l)), None);
             }
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
-                self.reply(501, "No such directory.")
+                self.refuse(501, "No such directory.")
             }
-            Err(e) => self.reply(550, err_text(&e)),
+            Err(e) => self.refuse(550, err_text(&e)),
         }
     }
 }
