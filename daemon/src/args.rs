@@ -8,7 +8,7 @@
 //! names resolved and the checks that span several flags done.
 
 use std::ffi::OsString;
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -294,6 +294,22 @@ struct Flags {
     /// where control TLS is required)
     #[arg(long, env = "FTPDLIB_TLS_ALLOW_CCC", value_parser = flag())]
     tls_allow_ccc: bool,
+
+    // ---- Metrics ----
+    /// Serve Prometheus metrics at http://ADDR/metrics and a health check at /health, e.g.
+    /// 127.0.0.1:9121 (plain HTTP without authentication: keep it on a private address)
+    #[arg(long, value_name = "ADDR", value_parser = metrics_addr, env = "FTPDLIB_METRICS")]
+    metrics: Option<SocketAddr>,
+}
+
+/// `--metrics`: HOST:PORT, the host an address or a name (its first address is taken).
+fn metrics_addr(v: &str) -> Result<SocketAddr, String> {
+    let mut addrs = v
+        .to_socket_addrs()
+        .map_err(|e| format!("expected HOST:PORT such as 127.0.0.1:9121 ({e})"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{v} resolves to no address"))
 }
 
 /// The rules of one `--masquerade-map` value.
@@ -434,6 +450,8 @@ pub(crate) struct Options {
     pub(crate) tls_allow_ccc: bool,
     /// `--shutdown-grace`: how long transfers may run on after SIGINT/SIGTERM.
     pub(crate) shutdown_grace: Duration,
+    /// `--metrics`: where to serve `/metrics` and `/health`.
+    pub(crate) metrics: Option<SocketAddr>,
 }
 
 pub(crate) enum Parsed {
@@ -551,6 +569,7 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
         tls_close_notify_required: f.tls_close_notify_required,
         tls_allow_ccc: f.tls_allow_ccc,
         shutdown_grace: Duration::from_secs(f.shutdown_grace),
+        metrics: f.metrics,
     };
     check(&o, f.tls)?;
     Ok(Parsed::Run(Box::new(o)))

@@ -18,6 +18,7 @@
 //! signals on one poll; this file puts them together.
 
 mod args;
+mod metrics;
 mod serve;
 mod settings;
 
@@ -138,6 +139,12 @@ fn run(o: Options) -> Result<(), String> {
     if let Some(n) = o.max_cons_per_ip {
         server.max_cons_per_ip = n;
     }
+    // Bound before the line that says the server is up: a busy port is a start-up error.
+    let health = Arc::new(metrics::Health::new());
+    let _metrics = match o.metrics {
+        Some(addr) => Some(metrics::start(addr, server.stats(), Arc::clone(&health))?),
+        None => None,
+    };
     // Caught from before the line that says the server is up, so that no signal sent after
     // it meets the default action (which ends the process).
     let signals =
@@ -185,7 +192,8 @@ fn run(o: Options) -> Result<(), String> {
         o.range
             .map_or_else(|| "any".to_string(), |(a, b)| format!("{a}->{b}"))
     );
-    serve(server, signals, &o, &dir)
+    let health = o.metrics.is_some().then_some(health);
+    serve(server, signals, &o, &dir, health)
 }
 
 /// `-i`: an address (IPv6 in brackets or not), or a host name resolved to its addresses,

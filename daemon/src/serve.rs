@@ -11,6 +11,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::args::Options;
+use crate::metrics::{Health, BEAT};
 use crate::settings::{perm, tls_config, virtual_authorizer};
 
 /// The token of the signal source; the server takes the [`ftpdlib::TOKEN_SPAN`] tokens from
@@ -26,11 +27,15 @@ const FTP_TOKENS: Token = Token(1);
 /// reloads the settings read from files ([`reload`]). The signals come through a pipe
 /// (signal-hook's self-pipe), so the reactor sees them as one more readable source and no
 /// code runs in signal context here.
+///
+/// With `health` (`--metrics`), the loop turns at least every [`BEAT`] and notes each turn
+/// there, so that `/health` can tell a running reactor from a stuck one.
 pub(crate) fn serve(
     mut server: FtpServer,
     mut signals: Signals,
     o: &Options,
     dir: &Path,
+    health: Option<Arc<Health>>,
 ) -> Result<(), String> {
     let mut poll = Poll::new().map_err(|e| format!("can't make a poll: {e}"))?;
     poll.registry()
@@ -47,7 +52,11 @@ pub(crate) fn serve(
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if let Some(h) = &health {
+            h.beat(Instant::now());
+            timeout = Some(timeout.map_or(BEAT, |t| t.min(BEAT)));
+        }
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -75,6 +84,9 @@ pub(crate) fn serve(
                 );
                 return stop(server, &poll);
             } else {
+                if let Some(h) = &health {
+                    h.stopping();
+                }
                 server.close();
                 log::info!(
                     target: ftpdlib::logger::LOG,
