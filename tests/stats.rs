@@ -172,6 +172,23 @@ fn bans_and_refusals_are_counted() {
 }
 
 #[test]
+fn a_command_flood_close_is_counted() {
+    let (s, stats) = server(|c, _| c.flood.max_commands_per_sec = 5);
+    let mut c = s.client();
+    // Sent at once, so that they land within one second.
+    c.send_raw(b"NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\n");
+    for _ in 0..5 {
+        c.expect(200);
+    }
+    c.expect(421);
+    assert!(c.closed_by_server());
+    assert!(wait_until(Duration::from_secs(5), || settled(&stats)));
+    assert_eq!(stats.command_flood_closes(), 1);
+    assert_eq!(stats.commands("NOOP"), 5);
+    assert_eq!(stats.replies(421), 1);
+}
+
+#[test]
 fn one_instance_shared_by_two_servers() {
     let shared = Arc::new(ServerStats::new());
     let (one, _) = server({
