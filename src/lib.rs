@@ -73,6 +73,13 @@
 //! Through the `log` crate on three targets, after pyftpdlib's `log`, `logline` and
 //! `logerror`; see [`logger`]. The library installs no logger. [`XferLog`] writes a transfer
 //! log in the xferlog format of wu-ftpd, vsftpd and proftpd.
+//!
+//! # Counters
+//!
+//! [`ServerStats`] counts sessions, logins, commands by verb, replies by code, bytes, files,
+//! transfers, data connection failures and TLS handshakes in lock-free atomics that any
+//! thread may read while the server runs ([`FtpServer::stats`]); the `ftpdlib` command
+//! serves them to Prometheus.
 
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(test, deny(warnings))]
@@ -95,6 +102,7 @@ pub mod pool;
 #[cfg(feature = "proxy-protocol")]
 pub mod proxy;
 pub mod server;
+pub mod stats;
 pub mod throttle;
 pub mod tls;
 pub mod xferlog;
@@ -110,6 +118,7 @@ pub use filesystem::{Filesystem, MemoryFilesystem, MemoryStore, OsFilesystem};
 pub use hooks::{HookList, Hooks, NoHooks, SessionInfo, TransferRecord};
 pub use ioloop::token::TOKEN_SPAN;
 pub use server::{CallLater, FtpServer, StopHandle};
+pub use stats::ServerStats;
 pub use throttle::Limits;
 #[cfg(feature = "tls")]
 pub use tls::TlsError;

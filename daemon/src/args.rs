@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -344,12 +344,28 @@ struct Flags {
     /// Log line format: text (pyftpdlib's lines) or json (one object a line)
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = log_format, env = "FTPDLIB_LOG_FORMAT")]
     log_format: crate::logging::Format,
+
+    // ---- Metrics ----
+    /// Serve Prometheus metrics at http://ADDR/metrics and a health check at /health, e.g.
+    /// 127.0.0.1:9121 (plain HTTP without authentication: keep it on a private address)
+    #[arg(long, value_name = "ADDR", value_parser = metrics_addr, env = "FTPDLIB_METRICS")]
+    metrics: Option<SocketAddr>,
 }
 
 /// One network of `--proxy-trusted`.
 fn proxy_network(v: &str) -> Result<ProxyNetwork, String> {
     ProxyNetwork::parse(v)
         .ok_or_else(|| format!("invalid --proxy-trusted entry {v:?} (want ADDR or NET/LEN)"))
+}
+
+/// `--metrics`: HOST:PORT, the host an address or a name (its first address is taken).
+fn metrics_addr(v: &str) -> Result<SocketAddr, String> {
+    let mut addrs = v
+        .to_socket_addrs()
+        .map_err(|e| format!("expected HOST:PORT such as 127.0.0.1:9121 ({e})"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{v} resolves to no address"))
 }
 
 /// The rules of one `--masquerade-map` value.
@@ -514,6 +530,8 @@ pub(crate) struct Options {
     /// `--syslog`, with `--syslog-socket` if given.
     pub(crate) syslog: Option<Option<PathBuf>>,
     pub(crate) log_format: crate::logging::Format,
+    /// `--metrics`: where to serve `/metrics` and `/health`.
+    pub(crate) metrics: Option<SocketAddr>,
 }
 
 pub(crate) enum Parsed {
@@ -660,6 +678,7 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
         log_file: f.log_file,
         syslog: f.syslog.then_some(f.syslog_socket),
         log_format: f.log_format,
+        metrics: f.metrics,
     };
     check(&o, f.tls)?;
     Ok(Parsed::Run(Box::new(o)))

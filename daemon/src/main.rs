@@ -22,6 +22,7 @@
 mod args;
 mod config_file;
 mod logging;
+mod metrics;
 mod serve;
 mod settings;
 
@@ -99,6 +100,12 @@ fn run(o: Options, args: Vec<std::ffi::OsString>) -> Result<(), String> {
     if let Some(n) = o.max_cons_per_ip {
         server.max_cons_per_ip = n;
     }
+    // Bound before the line that says the server is up: a busy port is a start-up error.
+    let health = Arc::new(metrics::Health::new());
+    let _metrics = match o.metrics {
+        Some(addr) => Some(metrics::start(addr, server.stats(), Arc::clone(&health))?),
+        None => None,
+    };
     // Caught from before the line that says the server is up, so that no signal sent after
     // it meets the default action (which ends the process).
     let signals =
@@ -158,7 +165,8 @@ fn run(o: Options, args: Vec<std::ffi::OsString>) -> Result<(), String> {
         o.range
             .map_or_else(|| "any".to_string(), |(a, b)| format!("{a}->{b}"))
     );
-    serve(server, signals, o, &dir, args)
+    let health = o.metrics.is_some().then_some(health);
+    serve(server, signals, o, &dir, args, health)
 }
 
 /// The session settings of the options: the authorizer, the TLS certificate, the limits

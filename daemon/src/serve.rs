@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ftpdlib::{Config, FtpServer};
@@ -13,6 +14,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::args::{parse_args, Options, Parsed};
 use crate::config_file::Account;
+use crate::metrics::{Health, BEAT};
 use crate::session_config;
 
 /// The token of the signal source; the server takes the [`ftpdlib::TOKEN_SPAN`] tokens from
@@ -28,12 +30,16 @@ const FTP_TOKENS: Token = Token(1);
 /// reloads the settings from the same arguments and files ([`reload`]). The signals come through a pipe
 /// (signal-hook's self-pipe), so the reactor sees them as one more readable source and no
 /// code runs in signal context here.
+///
+/// With `health` (`--metrics`), the loop turns at least every [`BEAT`] and notes each turn
+/// there, so that `/health` can tell a running reactor from a stuck one.
 pub(crate) fn serve(
     mut server: FtpServer,
     mut signals: Signals,
     mut o: Options,
     dir: &Path,
     args: Vec<OsString>,
+    health: Option<Arc<Health>>,
 ) -> Result<(), String> {
     let mut poll = Poll::new().map_err(|e| format!("can't make a poll: {e}"))?;
     poll.registry()
@@ -50,7 +56,11 @@ pub(crate) fn serve(
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if let Some(h) = &health {
+            h.beat(Instant::now());
+            timeout = Some(timeout.map_or(BEAT, |t| t.min(BEAT)));
+        }
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -79,6 +89,9 @@ pub(crate) fn serve(
                 );
                 return stop(server, &poll);
             } else {
+                if let Some(h) = &health {
+                    h.stopping();
+                }
                 server.close();
                 log::info!(
                     target: ftpdlib::logger::LOG,

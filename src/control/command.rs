@@ -587,7 +587,14 @@ pub const COMMANDS: &[CommandSpec] = &[
 
 /// Looks a verb up in the table (case-insensitive).
 pub fn lookup(name: &str) -> Option<&'static CommandSpec> {
-    COMMANDS.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+    lookup_index(name).map(|i| &COMMANDS[i])
+}
+
+/// The row of a verb in [`COMMANDS`] (case-insensitive).
+pub fn lookup_index(name: &str) -> Option<usize> {
+    COMMANDS
+        .iter()
+        .position(|c| c.name.eq_ignore_ascii_case(name))
 }
 
 /// A parsed command line.

@@ -21,6 +21,7 @@ pub mod session;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -28,6 +29,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::data::DataEvent;
 use crate::logger;
+use crate::stats::{Conn, ServerStats};
 use crate::tls::{self, DataTls, SessionTls, Stream, TlsConfig};
 use session::{Action, Completion, DataFailure, TransferError};
 
@@ -174,6 +176,11 @@ pub(crate) struct ControlChannel {
     handshake_deadline: Option<Instant>,
     /// close_notify queued after the session ended.
     closing: bool,
+    /// A TLS handshake has started and not yet been counted as done or failed.
+    handshake_counted: bool,
+    /// The server's counters: this session is one of `sessions_open` while the channel
+    /// lives.
+    stats: Arc<ServerStats>,
 }
 
 impl ControlChannel {
@@ -184,7 +191,9 @@ impl ControlChannel {
         peer: SocketAddr,
         tls: Option<TlsConfig>,
         now: Instant,
+        stats: Arc<ServerStats>,
     ) -> ControlChannel {
+        stats.session_opened();
         let implicit = tls.as_ref().is_some_and(|t| t.implicit);
         if implicit {
             session.set_implicit_tls();
@@ -205,6 +214,8 @@ impl ControlChannel {
             ccc_draining: false,
             handshake_deadline: None,
             closing: false,
+            handshake_counted: false,
+            stats,
         };
         if implicit {
             c.switch_to_tls(now);
@@ -284,8 +295,10 @@ impl ControlChannel {
             Ok(s) => {
                 self.stream = s;
                 self.handshake_deadline = Some(now + config.handshake_timeout);
+                self.handshake_counted = true;
             }
             Err((s, e)) => {
+                self.stats.handshake(Conn::Control, false);
                 logger::logerror(&format!("{} can't start TLS: {e}", self.peer));
                 self.stream = s;
                 self.eof = true;
@@ -330,6 +343,11 @@ impl ControlChannel {
     fn note_handshake(&mut self) {
         if self.handshake_deadline.is_some() && !self.stream.is_handshaking() {
             self.handshake_deadline = None;
+        }
+        if self.handshake_counted && !self.stream.is_handshaking() {
+            self.handshake_counted = false;
+            self.stats
+                .handshake(Conn::Control, !self.stream.tls_failed());
         }
     }
 
@@ -581,6 +599,17 @@ impl ControlChannel {
     /// The connection is being removed; `bytes` of a transfer under way were moved.
     pub fn handle_closed(&mut self, now: Instant, bytes: Option<u64>) {
         self.session.handle_closed(now, bytes);
+    }
+}
+
+impl Drop for ControlChannel {
+    fn drop(&mut self) {
+        // A handshake still under way when the connection goes (timed out, or the peer
+        // left) failed.
+        if self.handshake_counted {
+            self.stats.handshake(Conn::Control, false);
+        }
+        self.stats.session_closed();
     }
 }
 

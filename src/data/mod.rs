@@ -19,6 +19,7 @@ mod transfer;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -26,6 +27,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::config::DtpConfig;
 use crate::control::session::{DataFailure, Transfer, TransferError};
+use crate::stats::{Conn, ServerStats, TransferGauge};
 use crate::throttle::{Buckets, Limits, Share, Throttle, Way};
 use crate::tls::{self, DataTls, Stream};
 
@@ -91,6 +93,11 @@ pub(crate) struct DataChannel {
     /// When to look again at a session reuse verdict that waits for a login (see
     /// `tls::Stream::awaiting_owner`).
     recheck: Option<Instant>,
+    /// The server's counters: bytes, files, TLS handshakes, the running transfer.
+    stats: Arc<ServerStats>,
+    /// The attached transfer has waited for bandwidth once (counted in
+    /// `transfers_throttled`).
+    throttled: bool,
 }
 
 /// Turns Nagle's algorithm off on a data connection, as on control connections. Bulk
@@ -122,6 +129,7 @@ impl DataChannel {
         ports: Option<&RangeInclusive<u16>>,
         config: &DtpConfig,
         now: Instant,
+        stats: Arc<ServerStats>,
     ) -> io::Result<(DataChannel, SocketAddr)> {
         let listener = match ports {
             None => TcpListener::bind(SocketAddr::new(ip, 0))?,
@@ -169,6 +177,8 @@ impl DataChannel {
                 handshake_timeout: None,
                 held: None,
                 recheck: None,
+                stats,
+                throttled: false,
             },
             addr,
         ))
@@ -180,6 +190,7 @@ impl DataChannel {
         addr: SocketAddr,
         config: &DtpConfig,
         now: Instant,
+        stats: Arc<ServerStats>,
     ) -> io::Result<DataChannel> {
         let stream = TcpStream::connect(addr)?;
         Ok(DataChannel {
@@ -197,6 +208,8 @@ impl DataChannel {
             handshake_timeout: None,
             held: None,
             recheck: None,
+            stats,
+            throttled: false,
         })
     }
 
@@ -272,7 +285,13 @@ impl DataChannel {
         if self.tls.is_none() && !self.is_tls() {
             self.tls = tls;
         }
-        self.transfer = Some(Running::new(transfer, in_buf, out_buf));
+        self.transfer = Some(Running::new(
+            transfer,
+            in_buf,
+            out_buf,
+            TransferGauge::new(&self.stats),
+        ));
+        self.throttled = false;
         // Empty buckets: the transfer earns its first bytes, so it never starts ahead of
         // its limit.
         self.buckets = (!limits.is_none()).then(|| Box::new(Buckets::new_empty(limits, now)));
@@ -335,6 +354,9 @@ impl DataChannel {
             Way::Read => Interest::WRITABLE,
             Way::Write => Interest::READABLE,
         };
+        if !std::mem::replace(&mut self.throttled, true) {
+            self.stats.throttled();
+        }
         if self.paused_until.is_none() {
             // Failing to narrow the interest costs spurious wake-ups, not correctness.
             let _ = registry.reregister(s, token, keep);
@@ -547,6 +569,7 @@ impl DataChannel {
                     }
                 }
                 Err((s, e)) => {
+                    self.stats.handshake(Conn::Data, false);
                     self.sock = Sock::Connected(s);
                     let bytes = self.bytes().unwrap_or(0);
                     self.transfer = None;
@@ -564,13 +587,17 @@ impl DataChannel {
             // stream and is reported when the transfer command arrives.
             if self.handshaking && matches!(stream.handshake(), Ok(true)) {
                 self.handshaking = false;
+                self.stats.handshake(Conn::Data, true);
             }
             return false;
         };
         let before = running.bytes();
         let step = running.step(stream, budget);
+        let sending = running.way() == Way::Write;
+        self.stats.moved(sending, running.bytes() - before);
         if self.handshaking && !stream.is_handshaking() {
             self.handshaking = false;
+            self.stats.handshake(Conn::Data, !stream.tls_failed());
             self.deadline = self.stall.map(|d| now + d);
         }
         self.recheck = stream.awaiting_owner().then(|| now + OWNER_RECHECK);
@@ -592,6 +619,9 @@ impl DataChannel {
                     other => other,
                 });
                 let bytes = running.bytes();
+                if result.is_ok() && running.is_file() {
+                    self.stats.file_done(sending);
+                }
                 self.transfer = None;
                 if matches!(result, Err(TransferError::Tls(_))) {
                     self.hold(registry);
@@ -601,6 +631,16 @@ impl DataChannel {
                 events.push(DataEvent::Done(bytes, result));
                 false
             }
+        }
+    }
+}
+
+impl Drop for DataChannel {
+    fn drop(&mut self) {
+        // A handshake still under way when the connection goes (timed out, failed at the
+        // first transfer step, or the peer left) failed.
+        if self.handshaking {
+            self.stats.handshake(Conn::Data, false);
         }
     }
 }

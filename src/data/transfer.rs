@@ -17,6 +17,7 @@ use std::os::fd::AsRawFd;
 use crate::control::session::{Direction, Source, Transfer, TransferError};
 use crate::filesystem::FileWriter;
 use crate::listing::Listing;
+use crate::stats::TransferGauge;
 use crate::throttle::Way;
 use crate::tls::Stream;
 
@@ -66,6 +67,8 @@ pub(crate) struct Running {
     listing: ListingAt,
     /// A listing's piece failed: the transfer ends with it.
     chunk_error: Option<io::Error>,
+    /// Counts the transfer in `transfers_running` while it lives.
+    _gauge: TransferGauge,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -105,7 +108,7 @@ fn from_crlf(input: &[u8], pending_cr: &mut bool, out: &mut Vec<u8>) {
 }
 
 impl Running {
-    pub fn new(transfer: Transfer, in_buf: usize, out_buf: usize) -> Running {
+    pub fn new(transfer: Transfer, in_buf: usize, out_buf: usize, gauge: TransferGauge) -> Running {
         // Under TLS, read the file in large chunks: rustls fills whole records from them.
         let out_buf = if transfer.tls {
             out_buf.max(TLS_CHUNK)
@@ -138,6 +141,7 @@ impl Running {
             source_done: false,
             listing,
             chunk_error: None,
+            _gauge: gauge,
         };
         r.buf.reserve(out_buf.max(512));
         r
@@ -216,6 +220,11 @@ impl Running {
     }
 
     /// Which limit applies: reading for uploads, writing for downloads and listings.
+    /// Whether a file moves (RETR, STOR, APPE, STOU), not a listing.
+    pub fn is_file(&self) -> bool {
+        !matches!(self.transfer.direction, Direction::Send(Source::Listing(_)))
+    }
+
     pub fn way(&self) -> Way {
         match self.transfer.direction {
             Direction::Receive(_) => Way::Read,

@@ -15,6 +15,7 @@ use crate::control::ControlChannel;
 use crate::logger;
 #[cfg(feature = "proxy-protocol")]
 use crate::proxy::{HeaderWait, Step};
+use crate::stats::Refusal;
 
 use super::{Channel, Entry, FtpServer, ListenerEntry};
 
@@ -214,19 +215,30 @@ impl FtpServer {
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
         let ip = peer.ip().to_canonical();
         let refuse = if self.is_banned(ip, now) {
-            Some("421 Too many failed logins; try again later.\r\n")
+            Some((
+                Refusal::Banned,
+                "421 Too many failed logins; try again later.\r\n",
+            ))
         } else if self.max_cons > 0 && self.sessions >= self.max_cons {
-            Some("421 Too many connections. Service temporarily unavailable.\r\n")
+            Some((
+                Refusal::MaxCons,
+                "421 Too many connections. Service temporarily unavailable.\r\n",
+            ))
         } else if self.max_cons_per_ip > 0
             && self.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_cons_per_ip
         {
-            Some("421 Too many connections from the same IP address.\r\n")
+            Some((
+                Refusal::MaxConsPerIp,
+                "421 Too many connections from the same IP address.\r\n",
+            ))
         } else if self.tokens.token(self.channels.vacant_key() + 1).is_none() {
-            Some("421 Server busy.\r\n")
+            Some((Refusal::Busy, "421 Server busy.\r\n"))
         } else {
             None
         };
-        if let Some(msg) = refuse {
+        if let Some((why, msg)) = refuse {
+            self.stats.refused(why);
+            self.stats.reply(421);
             log::warn!(target: logger::LOG, "{peer} refused: {}", msg.trim_end());
             // Best effort: the socket is fresh, so a short reply fits its buffer.
             let _ = stream.write(msg.as_bytes());
@@ -242,7 +254,8 @@ impl FtpServer {
                 return;
             }
         };
-        let session = Session::new(Arc::clone(&self.config), peer, local, now);
+        let stats = Some(Arc::clone(&self.stats));
+        let session = Session::counted(Arc::clone(&self.config), peer, local, now, stats);
         let entry = self.channels.vacant_entry();
         let key = entry.key();
         let Some(token) = self.tokens.token(key) else {
@@ -254,6 +267,7 @@ impl FtpServer {
             peer,
             self.config.tls.clone(),
             now,
+            Arc::clone(&self.stats),
         ));
         if let Some(reg) = &self.registry {
             if let Err(e) = chan.register(reg, token) {

@@ -12,6 +12,16 @@ use crate::control::Drive;
 use crate::data::DataChannel;
 
 use super::{Channel, Entry, FtpServer, TimerTarget};
+use crate::stats::DataConnFailure;
+
+/// How an active connection failed, for the counters.
+pub(super) fn connect_failure(e: &io::Error) -> DataConnFailure {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        DataConnFailure::ConnectRefused
+    } else {
+        DataConnFailure::ConnectError
+    }
+}
 
 impl FtpServer {
     pub(super) fn drive_control(&mut self, key: usize, now: Instant) {
@@ -70,6 +80,7 @@ impl FtpServer {
                         config.passive_ports.as_ref(),
                         &config.dtp,
                         now,
+                        Arc::clone(&self.stats),
                     )
                 });
                 let early = self.early_data_tls(key, &config);
@@ -83,14 +94,16 @@ impl FtpServer {
             }
             Action::Connect(addr) => {
                 let early = self.early_data_tls(key, &config);
+                let stats = Arc::clone(&self.stats);
                 let result =
-                    DataChannel::connect(key, addr, &config.dtp, now).and_then(|mut dc| {
+                    DataChannel::connect(key, addr, &config.dtp, now, stats).and_then(|mut dc| {
                         dc.set_early_tls(early);
                         self.insert_data(key, dc, now)
                     });
                 match result {
                     Ok(dkey) => self.enqueue(dkey),
                     Err(e) => {
+                        self.stats.data_failed(connect_failure(&e));
                         if let Some(c) = self.control_mut(key) {
                             c.handle_data_failed(now, DataFailure::ConnectFailed(e));
                         }
@@ -182,9 +195,13 @@ impl FtpServer {
     /// Counts a failed login from `ip` in the flood table, and keeps the sweep timer no
     /// later than the entry's expiry.
     pub(super) fn record_failed_login(&mut self, ip: IpAddr, now: Instant) {
+        let was_banned = self.flood.is_banned(ip, now);
         let Some(expiry) = self.flood.record_failed_login(ip, &self.config.flood, now) else {
             return;
         };
+        if !was_banned && self.flood.is_banned(ip, now) {
+            self.stats.login_banned();
+        }
         let current = self.flood_timer.and_then(|id| self.timers.deadline(id));
         match (self.flood_timer, current) {
             (Some(_), Some(at)) if at <= expiry => {}

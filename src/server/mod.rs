@@ -74,6 +74,7 @@ use crate::ioloop::IoLoop;
 use crate::pool::WorkerPool;
 #[cfg(feature = "proxy-protocol")]
 use crate::proxy::HeaderWait;
+use crate::stats::ServerStats;
 use crate::throttle::BandwidthPool;
 
 pub use stop::StopHandle;
@@ -158,6 +159,8 @@ pub struct FtpServer {
     /// Failed logins and bans per address ([`flood`](crate::flood)).
     flood: FloodTable,
     flood_timer: Option<TimerId>,
+    /// The counters, shared with every channel and with readers on other threads.
+    stats: Arc<ServerStats>,
 }
 
 impl std::fmt::Debug for FtpServer {
@@ -208,6 +211,7 @@ impl FtpServer {
             bandwidth,
             flood: FloodTable::default(),
             flood_timer: None,
+            stats: Arc::new(ServerStats::new()),
             config: Arc::new(config),
             max_cons: 512,
             max_cons_per_ip: 0,
@@ -248,6 +252,21 @@ impl FtpServer {
         self.bandwidth
             .set_limits(config.max_rate, config.user_limits.clone(), Instant::now());
         self.config = Arc::new(config);
+    }
+
+    /// The server's counters ([`ServerStats`]): sessions, logins, commands, replies, bytes,
+    /// transfers, data connection failures, TLS handshakes. Read them from any thread; the
+    /// reactor keeps counting while you do.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Counts into `stats` from now on instead of the server's own counters, e.g. one
+    /// instance shared by several servers on several threads. Call it before the server
+    /// accepts connections: sessions and transfers already open go on counting into the
+    /// instance they started with (so its gauges still come back to zero).
+    pub fn set_stats(&mut self, stats: Arc<ServerStats>) {
+        self.stats = stats;
     }
 
     /// Addresses in the flood table (counting failed logins or banned).

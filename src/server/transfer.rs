@@ -4,10 +4,26 @@
 
 use std::time::Instant;
 
+use crate::control::session::{DataFailure, TransferError};
 use crate::data::DataEvent;
+use crate::stats::DataConnFailure;
 use crate::throttle::{Allowance, Way};
 
+use super::action::connect_failure;
 use super::{Channel, Entry, FtpServer};
+
+/// The data connection failure an event reports, if it reports one.
+fn failure(event: &DataEvent) -> Option<DataConnFailure> {
+    match event {
+        DataEvent::Failed(DataFailure::AcceptTimeout) => Some(DataConnFailure::AcceptTimeout),
+        DataEvent::Failed(DataFailure::ConnectTimeout) => Some(DataConnFailure::ConnectTimeout),
+        DataEvent::Failed(DataFailure::ConnectFailed(e)) => Some(connect_failure(e)),
+        DataEvent::Failed(DataFailure::ForeignPeer(_)) => Some(DataConnFailure::ForeignPeer),
+        DataEvent::Done(_, Err(TransferError::Connection(_))) => Some(DataConnFailure::Reset),
+        DataEvent::Done(_, Err(TransferError::Stalled)) => Some(DataConnFailure::Stalled),
+        DataEvent::Connected | DataEvent::Done(..) => None,
+    }
+}
 
 /// Bytes a data channel may move per turn before others get theirs.
 const TURN_BUDGET: usize = 4 << 20;
@@ -173,6 +189,9 @@ impl FtpServer {
         events: Vec<DataEvent>,
         now: Instant,
     ) {
+        for kind in events.iter().filter_map(failure) {
+            self.stats.data_failed(kind);
+        }
         let finished = self.data(key).is_some_and(|dc| dc.is_finished());
         let held = if finished {
             self.data_mut(key).and_then(|dc| dc.take_held())

@@ -172,6 +172,16 @@ impl Stream {
         }
     }
 
+    /// Whether the TLS layer has failed (a handshake or record error, a refused session
+    /// reuse); every later call returns that error.
+    pub fn tls_failed(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => t.has_failed(),
+            _ => false,
+        }
+    }
+
     /// Whether TLS bytes are still waiting for the socket.
     pub fn wants_write(&self) -> bool {
         match self {

@@ -238,6 +238,11 @@ impl TlsStream {
         self.failed.is_none() && (self.conn.is_handshaking() || self.reuse_check.is_some())
     }
 
+    /// Whether a failure is latched (see `failed`).
+    pub fn has_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
     /// Whether the handshake is done and the verdict on what it resumed waits for the
     /// session's owner to log in (see [`Verdict::Wait`]).
     pub fn awaiting_owner(&self) -> bool {

@@ -77,6 +77,9 @@ impl Session {
                 self.auth = Auth::LoggedIn(user.clone());
                 self.attempts = 0;
                 self.login_deadline = None;
+                if let Some(stats) = &self.stats {
+                    stats.login(true);
+                }
                 let msg = authorizer.msg_login(&user);
                 self.reply(230, msg);
                 self.log("login", &format!("USER '{user}' logged in."));
@@ -84,6 +87,9 @@ impl Session {
             }
             Err(e) => {
                 self.attempts += 1;
+                if let Some(stats) = &self.stats {
+                    stats.login(false);
+                }
                 self.actions.push_back(Action::LoginFailed);
                 self.hook(|h, i| h.on_login_failed(i, &user));
                 self.log("login_failed", &format!("USER '{user}' failed login."));

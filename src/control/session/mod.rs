@@ -49,6 +49,7 @@ use crate::filesystem::Filesystem;
 use crate::hooks::{Hooks, SessionInfo};
 use crate::listing;
 use crate::logger;
+use crate::stats::ServerStats;
 use log_event::Current;
 
 mod contract;
@@ -261,6 +262,8 @@ pub struct Session {
     pbsz: bool,
     /// PROT P: data connections run TLS.
     prot_private: bool,
+    /// The server's counters: commands, replies and logins are only known here, parsed.
+    stats: Option<Arc<ServerStats>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -300,6 +303,17 @@ impl Session {
     /// A new session for a client at `peer` that reached us at `local`; queues the 220
     /// greeting.
     pub fn new(config: Arc<Config>, peer: SocketAddr, local: SocketAddr, now: Instant) -> Session {
+        Session::counted(config, peer, local, now, None)
+    }
+
+    /// [`Session::new`], counting its commands, replies and logins in `stats`.
+    pub(crate) fn counted(
+        config: Arc<Config>,
+        peer: SocketAddr,
+        local: SocketAddr,
+        now: Instant,
+        stats: Option<Arc<ServerStats>>,
+    ) -> Session {
         let mut s = Session {
             id: NEXT_SESSION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             current: None,
@@ -339,6 +353,7 @@ impl Session {
             tls_switching: false,
             pbsz: false,
             prot_private: false,
+            stats,
         };
         let banner = s.config.banner.clone();
         s.reply(220, banner);
@@ -511,6 +526,9 @@ impl Session {
 
     fn reply(&mut self, code: u16, text: impl Into<String>) {
         let r = Reply::new(code, text);
+        if let Some(stats) = &self.stats {
+            stats.reply(code);
+        }
         if log::log_enabled!(target: logger::LINE, log::Level::Debug) {
             log::debug!(target: logger::LINE, "{} -> {r}", self.prefix());
         }
@@ -544,7 +562,11 @@ impl Session {
             };
             log::debug!(target: logger::LINE, "{} <- {shown}", self.prefix());
         }
-        let Some(spec) = command::lookup(&req.name) else {
+        let index = command::lookup_index(&req.name);
+        if let Some(stats) = &self.stats {
+            stats.command(index);
+        }
+        let Some(spec) = index.map(|i| &command::COMMANDS[i]) else {
             self.take_carried(Verb::Unknown);
             let name = req.name.chars().take(32).collect::<String>();
             self.reply(500, format!("Command \"{name}\" not understood."));
@@ -600,6 +622,9 @@ impl Session {
         if let Some(t) = self.config.timeout {
             self.idle_deadline = Some(now + t);
         }
+        if let Some(stats) = &self.stats {
+            stats.command(None);
+        }
         self.take_carried(Verb::Unknown);
         self.reply(500, "Command too long.");
     }
@@ -618,6 +643,9 @@ impl Session {
         self.rate_count += 1;
         if self.rate_count <= max {
             return false;
+        }
+        if let Some(stats) = &self.stats {
+            stats.command_flood_closed();
         }
         self.reply(421, "Too many commands per second.");
         self.log_reason("closed", "Too many commands per second; closing.");

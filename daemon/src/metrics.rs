@@ -1,0 +1,322 @@
+//! `--metrics ADDR`: the server's counters in the Prometheus text format (version 0.0.4) at
+//! `/metrics`, and a liveness check at `/health`, from a small HTTP server on a thread of
+//! its own.
+//!
+//! The reactor never waits for this thread: a scrape reads the library's
+//! [`ServerStats`] atomics (a prometheus-client collector that reads them at encode time),
+//! and `/health` reads the time of the reactor's last loop turn from one more atomic
+//! ([`Health`]). tiny_http parses the HTTP; prometheus-client writes the exposition.
+//!
+//! | path | answer |
+//! | --- | --- |
+//! | `GET /metrics` | 200, `text/plain; version=0.0.4`, every metric listed in docs/deploy.md |
+//! | `GET /health` | 200 `OK` while the reactor turns; 503 once it has not turned for [`STALE`], or while it shuts down |
+//! | other paths | 404 |
+//! | other methods on the two paths | 405 |
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ftpdlib::stats::{Conn, DataConnFailure, Refusal};
+use ftpdlib::ServerStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+/// How often the reactor turns at least, with metrics on: its poll never sleeps longer.
+pub(crate) const BEAT: Duration = Duration::from_secs(1);
+/// A reactor whose last turn is older than this is reported stalled by `/health`.
+pub(crate) const STALE: Duration = Duration::from_secs(10);
+
+/// What `/health` knows of the reactor: when it last turned, and whether it is stopping.
+#[derive(Debug)]
+pub(crate) struct Health {
+    start: Instant,
+    /// Milliseconds from `start` to the reactor's last loop turn.
+    beat_ms: AtomicU64,
+    stopping: AtomicBool,
+}
+
+impl Health {
+    pub(crate) fn new() -> Health {
+        Health {
+            start: Instant::now(),
+            beat_ms: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// The reactor turned at `now`.
+    pub(crate) fn beat(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.start).as_millis();
+        self.beat_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// The reactor has begun its graceful shutdown.
+    pub(crate) fn stopping(&self) {
+        self.stopping.store(true, Relaxed);
+    }
+
+    /// The status and text `/health` answers at `now`.
+    fn verdict(&self, now: Instant) -> (u16, &'static str) {
+        if self.stopping.load(Relaxed) {
+            return (503, "shutting down\n");
+        }
+        let beat = self.start + Duration::from_millis(self.beat_ms.load(Relaxed));
+        if now.saturating_duration_since(beat) > STALE {
+            return (503, "reactor stalled\n");
+        }
+        (200, "OK\n")
+    }
+}
+
+/// Reads [`ServerStats`] on every scrape.
+#[derive(Debug)]
+struct StatsCollector(Arc<ServerStats>);
+
+/// One unlabelled metric.
+fn single(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    metric: &impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// A counter family: one series per label set.
+fn counters<'a, L>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (L, u64)>,
+) -> Result<(), std::fmt::Error>
+where
+    L: prometheus_client::encoding::EncodeLabelSet + 'a,
+{
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in series {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Converts a gauge's count to the i64 Prometheus gauges carry.
+fn gauge(n: u64) -> ConstGauge<i64> {
+    ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+impl Collector for StatsCollector {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let s = &self.0;
+        // The encoder adds `_total` to counter names.
+        single(
+            &mut e,
+            "ftpdlib_sessions_open",
+            "Sessions (control connections) open now",
+            &gauge(s.sessions_open()),
+        )?;
+        single(
+            &mut e,
+            "ftpdlib_sessions",
+            "Sessions accepted",
+            &ConstCounter::new(s.sessions_total()),
+        )?;
+        counters(
+            &mut e,
+            "ftpdlib_connections_refused",
+            "Connections answered 421 at accept, by reason",
+            Refusal::ALL
+                .iter()
+                .map(|r| ([("reason", r.name())], s.connections_refused(*r))),
+        )?;
+        counters(
+            &mut e,
+            "ftpdlib_logins",
+            "Logins (PASS) by result",
+            [
+                ([("result", "ok")], s.logins_succeeded()),
+                ([("result", "failed")], s.logins_failed()),
+            ],
+        )?;
+        single(
+            &mut e,
+            "ftpdlib_login_bans",
+            "Addresses banned for failed logins (--max-login-failures)",
+            &ConstCounter::new(s.login_bans()),
+        )?;
+        single(
+            &mut e,
+            "ftpdlib_command_flood_closes",
+            "Sessions closed for sending too many commands per second (--max-cmds-per-sec)",
+            &ConstCounter::new(s.command_flood_closes()),
+        )?;
+        counters(
+            &mut e,
+            "ftpdlib_commands",
+            "Commands taken, by verb (unknown verbs and over-long lines as \"other\")",
+            s.commands_by_verb().map(|(v, n)| ([("verb", v)], n)),
+        )?;
+        counters(
+            &mut e,
+            "ftpdlib_replies",
+            "Replies sent, by code",
+            s.replies_by_code()
+                .map(|(c, n)| ([("code", c.to_string())], n)),
+        )?;
+        for (name, help, value) in [
+            (
+                "ftpdlib_bytes_sent",
+                "Payload bytes sent on data connections (downloads and listings)",
+                s.bytes_sent(),
+            ),
+            (
+                "ftpdlib_bytes_received",
+                "Payload bytes received on data connections (uploads)",
+                s.bytes_received(),
+            ),
+            (
+                "ftpdlib_files_sent",
+                "Files sent whole (RETR answered 226)",
+                s.files_sent(),
+            ),
+            (
+                "ftpdlib_files_received",
+                "Files received whole (STOR, APPE, STOU answered 226)",
+                s.files_received(),
+            ),
+        ] {
+            single(&mut e, name, help, &ConstCounter::new(value))?;
+        }
+        single(
+            &mut e,
+            "ftpdlib_transfers_running",
+            "Transfers (files and listings) running now",
+            &gauge(s.transfers_running()),
+        )?;
+        single(
+            &mut e,
+            "ftpdlib_transfers_throttled",
+            "Transfers that waited for a bandwidth limit at least once",
+            &ConstCounter::new(s.transfers_throttled()),
+        )?;
+        counters(
+            &mut e,
+            "ftpdlib_data_connection_failures",
+            "Data connections that failed, by reason",
+            DataConnFailure::ALL
+                .iter()
+                .map(|f| ([("reason", f.name())], s.data_failures(*f))),
+        )?;
+        counters(
+            &mut e,
+            "ftpdlib_tls_handshakes",
+            "TLS handshakes by connection (control, data) and result (ok, failed)",
+            Conn::ALL.iter().flat_map(|c| {
+                [(true, "ok"), (false, "failed")].map(|(ok, result)| {
+                    (
+                        [("connection", c.name()), ("result", result)],
+                        s.tls_handshakes(*c, ok),
+                    )
+                })
+            }),
+        )?;
+        Ok(())
+    }
+}
+
+/// The metrics thread, stopped and joined when dropped.
+pub(crate) struct MetricsServer {
+    http: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.http.unblock();
+        if let Some(t) = self.thread.take() {
+            // A panic on that thread was already reported on stderr.
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds `addr` and serves `/metrics` and `/health` from a thread of its own.
+///
+/// # Errors
+/// When the address can't be bound or the thread can't be started: one line to show.
+pub(crate) fn start(
+    addr: SocketAddr,
+    stats: Arc<ServerStats>,
+    health: Arc<Health>,
+) -> Result<MetricsServer, String> {
+    let http =
+        tiny_http::Server::http(addr).map_err(|e| format!("can't serve metrics on {addr}: {e}"))?;
+    let http = Arc::new(http);
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(StatsCollector(stats)));
+    let serving = Arc::clone(&http);
+    let thread = std::thread::Builder::new()
+        .name("metrics".to_string())
+        .spawn(move || {
+            for request in serving.incoming_requests() {
+                answer(request, &registry, &health);
+            }
+        })
+        .map_err(|e| format!("can't start the metrics thread: {e}"))?;
+    log::info!(
+        target: ftpdlib::logger::LOG,
+        "metrics on http://{addr}/metrics, health on http://{addr}/health"
+    );
+    Ok(MetricsServer {
+        http,
+        thread: Some(thread),
+    })
+}
+
+fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+}
+
+/// Answers one request; a client that left before the answer is no error worth a line.
+fn answer(request: tiny_http::Request, registry: &Registry, health: &Health) {
+    use tiny_http::Method;
+    let path = request.url().split('?').next().unwrap_or("");
+    let readable = matches!(request.method(), Method::Get | Method::Head);
+    let (status, body, content_type) = match (path, readable) {
+        ("/metrics", true) => {
+            let mut body = String::new();
+            match prometheus_client::encoding::prometheus_text::encode(&mut body, registry) {
+                Ok(()) => (
+                    200,
+                    body,
+                    prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                ),
+                Err(e) => (500, format!("encoding failed: {e}\n"), "text/plain"),
+            }
+        }
+        ("/health", true) => {
+            let (status, text) = health.verdict(Instant::now());
+            (status, text.to_string(), "text/plain")
+        }
+        ("/metrics" | "/health", false) => (405, "method not allowed\n".to_string(), "text/plain"),
+        _ => (404, "not found\n".to_string(), "text/plain"),
+    };
+    let mut response = tiny_http::Response::from_string(body).with_status_code(status);
+    if let Some(h) = header("Content-Type", content_type) {
+        response = response.with_header(h);
+    }
+    if status == 405 {
+        if let Some(h) = header("Allow", "GET, HEAD") {
+            response = response.with_header(h);
+        }
+    }
+    let _ = request.respond(response);
+}

@@ -1,0 +1,382 @@
+//! `ftpdlib --metrics`: the real command under a known workload (curl uploads and
+//! downloads, a failed login, a raw client's commands and a download held open while
+//! scraping), scraped with curl during and after, every counter checked against what the
+//! test did; `/health` and the other paths; a busy metrics port at start-up; the TLS
+//! handshake counters with curl over FTPS.
+
+mod util;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use util::{free_port, random_bytes, require, run, serve_daemon, Client, TempDir};
+
+/// The command serving `root` to "user"/"pass" with metrics on a free port, plus `flags`;
+/// the daemon, its FTP port and its metrics address.
+fn serve_with_metrics(root: &TempDir, flags: &[&str]) -> (util::Daemon, u16, String) {
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut args = vec![
+        "-d",
+        root.path().to_str().unwrap(),
+        "-w",
+        "-u",
+        "user",
+        "-P",
+        "pass",
+        "--auth-failed-delay",
+        "0",
+        "--metrics",
+        &metrics,
+    ];
+    args.extend_from_slice(flags);
+    let (daemon, port) = serve_daemon(&args);
+    (daemon, port, metrics)
+}
+
+/// GETs `path` from the metrics server with curl: (status, body).
+fn http_get(metrics: &str, path: &str, extra: &[&str]) -> (u16, String) {
+    let out = run(util::curl()
+        .args(["--max-time", "10", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(format!("http://{metrics}{path}")));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+/// Scrapes `/metrics`: every sample line as `name{labels}` -> value.
+fn scrape(metrics: &str) -> HashMap<String, u64> {
+    let (code, body) = http_get(metrics, "/metrics", &[]);
+    assert_eq!(code, 200, "{body}");
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name.to_string(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+fn get(m: &HashMap<String, u64>, name: &str) -> u64 {
+    *m.get(name)
+        .unwrap_or_else(|| panic!("{name} missing from the scrape: {m:?}"))
+}
+
+fn ftp_url(port: u16, user: &str, path: &str) -> String {
+    format!("ftp://{user}@127.0.0.1:{port}/{path}")
+}
+
+/// Waits (bounded) until a scrape satisfies `f`; returns that scrape.
+fn scrape_until(metrics: &str, f: impl Fn(&HashMap<String, u64>) -> bool) -> HashMap<String, u64> {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = scrape(metrics);
+        if f(&m) || Instant::now() > end {
+            return m;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn counters_match_a_known_workload() {
+    if !require("curl") {
+        return;
+    }
+    let root = TempDir::new("metrics");
+    let down = random_bytes(54_321, 1);
+    std::fs::write(root.join("down.bin"), &down).unwrap();
+    let big_len = 48usize << 20;
+    std::fs::File::create(root.join("big.bin"))
+        .unwrap()
+        .set_len(big_len as u64)
+        .unwrap();
+    let up = random_bytes(123_456, 2);
+    let up_file = TempDir::new("metrics-client");
+    std::fs::write(up_file.join("up.bin"), &up).unwrap();
+    let got_file = up_file.join("got.bin");
+    let (_daemon, port, metrics) = serve_with_metrics(&root, &[]);
+
+    let before = scrape(&metrics);
+    assert_eq!(get(&before, "ftpdlib_sessions_total"), 0);
+    assert_eq!(get(&before, "ftpdlib_sessions_open"), 0);
+
+    // One failed login, one upload, one download, with curl (a session each).
+    let out = util::curl()
+        .args(["--user", "user:wrong"])
+        .arg(ftp_url(port, "", "down.bin"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a wrong password must fail");
+    run(util::curl()
+        .args(["--user", "user:pass", "-T"])
+        .arg(up_file.join("up.bin"))
+        .arg(ftp_url(port, "", "up.bin")));
+    run(util::curl()
+        .args(["--user", "user:pass", "-o"])
+        .arg(&got_file)
+        .arg(ftp_url(port, "", "down.bin")));
+    assert_eq!(std::fs::read(&got_file).unwrap(), down);
+    assert_eq!(std::fs::read(root.join("up.bin")).unwrap(), up);
+
+    // A raw client: a few commands, an unknown verb, and a download held open.
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = Client::connect(addr);
+    c.login("user", "pass");
+    c.cmd("NOOP", 200);
+    c.cmd("NOOP", 200);
+    c.cmd("XYZZY", 500);
+    c.cmd("TYPE I", 200);
+    let data_addr = c.pasv();
+    let mut data = TcpStream::connect(data_addr).unwrap();
+    c.send("RETR big.bin");
+    let r = c.read_reply();
+    assert!(r.code == 125 || r.code == 150, "{:?}", r.lines);
+
+    // While it runs: the client reads nothing, so the transfer waits on full buffers.
+    let during = scrape_until(&metrics, |m| {
+        m.get("ftpdlib_transfers_running") == Some(&1)
+            && m.get("ftpdlib_bytes_sent_total")
+                .is_some_and(|b| *b > 54_321)
+    });
+    assert_eq!(get(&during, "ftpdlib_transfers_running"), 1);
+    assert_eq!(get(&during, "ftpdlib_sessions_open"), 1);
+    let sent = get(&during, "ftpdlib_bytes_sent_total");
+    assert!(
+        sent > 54_321 && sent < (54_321 + big_len) as u64,
+        "{sent} bytes sent mid-transfer"
+    );
+    assert_eq!(get(&during, "ftpdlib_files_sent_total"), 1);
+
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), big_len);
+    c.expect(226);
+    c.cmd("QUIT", 221);
+    drop(c);
+
+    let m = scrape_until(&metrics, |m| m.get("ftpdlib_sessions_open") == Some(&0));
+    assert_eq!(get(&m, "ftpdlib_sessions_open"), 0);
+    assert_eq!(get(&m, "ftpdlib_transfers_running"), 0);
+    assert_eq!(get(&m, "ftpdlib_sessions_total"), 4);
+    assert_eq!(get(&m, "ftpdlib_logins_total{result=\"ok\"}"), 3);
+    assert_eq!(get(&m, "ftpdlib_logins_total{result=\"failed\"}"), 1);
+    assert_eq!(
+        get(&m, "ftpdlib_bytes_sent_total"),
+        (down.len() + big_len) as u64
+    );
+    assert_eq!(get(&m, "ftpdlib_bytes_received_total"), up.len() as u64);
+    assert_eq!(get(&m, "ftpdlib_files_sent_total"), 2);
+    assert_eq!(get(&m, "ftpdlib_files_received_total"), 1);
+    assert_eq!(get(&m, "ftpdlib_commands_total{verb=\"USER\"}"), 4);
+    assert_eq!(get(&m, "ftpdlib_commands_total{verb=\"PASS\"}"), 4);
+    assert_eq!(get(&m, "ftpdlib_commands_total{verb=\"NOOP\"}"), 2);
+    assert_eq!(get(&m, "ftpdlib_commands_total{verb=\"other\"}"), 1);
+    assert_eq!(get(&m, "ftpdlib_commands_total{verb=\"RETR\"}"), 2);
+    assert_eq!(get(&m, "ftpdlib_commands_total{verb=\"STOR\"}"), 1);
+    // Every verb has its series, at 0 when unused.
+    assert_eq!(get(&m, "ftpdlib_commands_total{verb=\"MLSD\"}"), 0);
+    assert_eq!(get(&m, "ftpdlib_replies_total{code=\"220\"}"), 4);
+    assert_eq!(get(&m, "ftpdlib_replies_total{code=\"230\"}"), 3);
+    assert_eq!(get(&m, "ftpdlib_replies_total{code=\"530\"}"), 1);
+    assert_eq!(get(&m, "ftpdlib_replies_total{code=\"500\"}"), 1);
+    assert_eq!(get(&m, "ftpdlib_replies_total{code=\"226\"}"), 3);
+    // The commands and replies add up: one reply per command (USER 331, PASS 230/530,
+    // ...) plus the greetings, apart from the transfers' 150/125 marks.
+    let commands: u64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("ftpdlib_commands_total"))
+        .map(|(_, v)| v)
+        .sum();
+    let replies: u64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("ftpdlib_replies_total"))
+        .map(|(_, v)| v)
+        .sum();
+    let marks = get(&m, "ftpdlib_replies_total{code=\"125\"}")
+        + m.get("ftpdlib_replies_total{code=\"150\"}").unwrap_or(&0);
+    assert_eq!(marks, 3);
+    // The failed curl left without QUIT: every other command got exactly one reply.
+    assert_eq!(replies, commands + 4 + marks);
+    assert_eq!(get(&m, "ftpdlib_login_bans_total"), 0);
+    assert_eq!(get(&m, "ftpdlib_transfers_throttled_total"), 0);
+    assert_eq!(
+        get(
+            &m,
+            "ftpdlib_data_connection_failures_total{reason=\"accept_timeout\"}"
+        ),
+        0
+    );
+}
+
+#[test]
+fn health_is_ok_and_other_paths_are_not_found() {
+    if !require("curl") {
+        return;
+    }
+    let root = TempDir::new("metrics-health");
+    let (_daemon, _port, metrics) = serve_with_metrics(&root, &[]);
+    assert_eq!(
+        http_get(&metrics, "/health", &[]),
+        (200, "OK\n".to_string())
+    );
+    assert_eq!(http_get(&metrics, "/", &[]).0, 404);
+    assert_eq!(http_get(&metrics, "/metricsx", &[]).0, 404);
+    assert_eq!(http_get(&metrics, "/health/x", &[]).0, 404);
+    assert_eq!(http_get(&metrics, "/metrics", &["-X", "POST"]).0, 405);
+    let (code, body) = http_get(&metrics, "/metrics", &["-i"]);
+    assert_eq!(code, 200);
+    assert!(
+        body.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{body}"
+    );
+    // The reactor turns at least every second while idle, so health stays OK.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(http_get(&metrics, "/health", &[]).0, 200);
+}
+
+#[test]
+fn a_busy_metrics_port_is_a_start_up_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics = taken.local_addr().unwrap().to_string();
+    let root = TempDir::new("metrics-busy");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ftpdlib"))
+        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+        .args(["-d", root.path().to_str().unwrap(), "--metrics", &metrics])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ftpdlib kept running with its metrics port taken");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with(&format!("ftpdlib: can't serve metrics on {metrics}: ")),
+        "{err}"
+    );
+    assert!(!err.contains("starting FTP server"), "{err}");
+}
+
+#[test]
+fn a_bad_metrics_address_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ftpdlib"))
+        .args(["--metrics", "nonsense"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--metrics"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_handshakes_are_counted() {
+    if !require("curl") {
+        return;
+    }
+    let data = format!("{}/../tests/data", env!("CARGO_MANIFEST_DIR"));
+    let cert = format!("{data}/cert.pem");
+    let key = format!("{data}/key.pem");
+    let root = TempDir::new("metrics-tls");
+    std::fs::write(root.join("f.txt"), b"over TLS\n").unwrap();
+    let (_daemon, port, metrics) =
+        serve_with_metrics(&root, &["--tls-cert", &cert, "--tls-key", &key]);
+
+    // curl: AUTH TLS on the control connection, PROT P on the data connection.
+    let out = run(util::curl()
+        .args(["-k", "--ssl-reqd", "--user", "user:pass"])
+        .arg(ftp_url(port, "", "f.txt")));
+    assert_eq!(out.stdout, b"over TLS\n");
+    // A client that asks for TLS and then sends plaintext: a failed handshake.
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = Client::connect(addr);
+    c.cmd("AUTH TLS", 234);
+    c.send("USER user");
+    assert!(c.closed_by_server());
+    drop(c);
+
+    let m = scrape_until(&metrics, |m| m.get("ftpdlib_sessions_open") == Some(&0));
+    let hs = |conn: &str, result: &str| {
+        get(
+            &m,
+            &format!("ftpdlib_tls_handshakes_total{{connection=\"{conn}\",result=\"{result}\"}}"),
+        )
+    };
+    assert_eq!(hs("control", "ok"), 1);
+    assert_eq!(hs("control", "failed"), 1);
+    assert_eq!(hs("data", "ok"), 1);
+    assert_eq!(hs("data", "failed"), 0);
+    assert_eq!(get(&m, "ftpdlib_files_sent_total"), 1);
+    assert_eq!(get(&m, "ftpdlib_bytes_sent_total"), 9);
+}
+
+#[test]
+fn health_turns_503_during_the_graceful_shutdown() {
+    if !require("curl") {
+        return;
+    }
+    let root = TempDir::new("metrics-stop");
+    std::fs::File::create(root.join("big.bin"))
+        .unwrap()
+        .set_len(48 << 20)
+        .unwrap();
+    let (mut daemon, port, metrics) = serve_with_metrics(&root, &["--shutdown-grace", "30"]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = Client::connect(addr);
+    c.login("user", "pass");
+    let mut data = TcpStream::connect(c.pasv()).unwrap();
+    c.send("RETR big.bin");
+    let r = c.read_reply();
+    assert!(r.code == 125 || r.code == 150, "{:?}", r.lines);
+    assert_eq!(http_get(&metrics, "/health", &[]).0, 200);
+    let pid = i32::try_from(daemon.0.id()).unwrap();
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    // The transfer holds the shutdown in its grace period; health says it is going.
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut last = http_get(&metrics, "/health", &[]);
+    while last.0 != 503 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+        last = http_get(&metrics, "/health", &[]);
+    }
+    assert_eq!(last, (503, "shutting down\n".to_string()));
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), 48 << 20);
+    // The last transfer over, the command exits, the metrics thread stopped and joined.
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = daemon.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < end,
+            "ftpdlib still running after its last transfer"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
