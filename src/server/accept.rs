@@ -138,13 +138,18 @@ impl FtpServer {
             return;
         }
         let refuse = if self.max_cons > 0 && self.sessions + self.headers >= self.max_cons {
-            Some("421 Too many connections. Service temporarily unavailable.\r\n")
+            Some((
+                Refusal::MaxCons,
+                "421 Too many connections. Service temporarily unavailable.\r\n",
+            ))
         } else if self.tokens.token(self.channels.vacant_key() + 1).is_none() {
-            Some("421 Server busy.\r\n")
+            Some((Refusal::Busy, "421 Server busy.\r\n"))
         } else {
             None
         };
-        if let Some(msg) = refuse {
+        if let Some((why, msg)) = refuse {
+            self.stats.refused(why);
+            self.stats.reply(421);
             log::warn!(target: logger::LOG, "{peer} refused: {}", msg.trim_end());
             // Through the proxy this reaches the client, like any reply.
             let _ = stream.write(msg.as_bytes());
