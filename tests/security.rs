@@ -119,6 +119,9 @@ fn foreign_and_privileged_port_refused_without_connecting() {
     );
 }
 
+/// A stranger that reaches the passive port first is dropped, and the client hears nothing
+/// of it: a reply it did not ask for would be taken as the answer to its next command
+/// (here RETR), and every later reply would be one off.
 #[test]
 fn passive_connection_from_a_foreign_address_is_refused() {
     let s = TestServer::start();
@@ -126,8 +129,6 @@ fn passive_connection_from_a_foreign_address_is_refused() {
     let mut c = s.login("user");
     let addr = c.pasv();
     let mut intruder = connect_from([127, 0, 0, 2], addr);
-    let r = c.read_reply();
-    assert_eq!(r.code, 425, "{:?}", r.lines);
     let mut buf = [0u8; 16];
     intruder
         .set_read_timeout(Some(Duration::from_secs(5)))
