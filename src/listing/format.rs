@@ -381,6 +381,16 @@ pub fn push_mlsx_line(out: &mut Vec<u8>, name: &[u8], meta: &Stat, facts: &[&str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// fuzz target `listing`: `now - mtime` overflowed for far-apart times; any mtime the
+    /// storage reports lists.
+    #[test]
+    fn ls_time_takes_any_two_times() {
+        for (m, n) in [(i64::MIN, i64::MAX), (i64::MAX, i64::MIN), (0, i64::MIN)] {
+            let t = ls_time(m, n, true);
+            assert!(t.len() >= 12, "{t:?}");
+        }
+    }
     use crate::filesystem::Filesystem;
     use std::path::Path;
 
