@@ -5,8 +5,7 @@
 mod util;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::FromRawFd;
+use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use util::{random_bytes, TempDir, TestServer};
