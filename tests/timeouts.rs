@@ -3,6 +3,7 @@
 
 mod util;
 
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -31,16 +32,43 @@ fn commands_reset_the_idle_timer() {
     }
 }
 
+/// A passive listener nobody connects to is closed after the accept timeout. With no
+/// transfer command waiting, nothing is sent: an unasked reply would answer the client's
+/// next command (pyftpdlib sends "421 Passive data channel timed out." here).
 #[test]
 fn passive_listener_times_out() {
     let s = TestServer::start_with(|c, _| c.dtp.accept_timeout = Duration::from_millis(300));
     let mut c = s.login("user");
     let addr = c.pasv();
+    // (Probing the port before the timeout would be the awaited connection.)
+    std::thread::sleep(Duration::from_millis(900));
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "the listener outlived its timeout"
+    );
+    // The next reply is NOOP's own.
+    c.cmd("NOOP", 200);
+    // A transfer command then waits for a new PASV or PORT, as it would before any.
+    std::fs::write(s.root.join("f"), b"x").unwrap();
+    c.cmd("RETR f", 150);
+    let addr = c.pasv();
+    let mut data = TcpStream::connect(addr).unwrap();
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"x");
+    c.expect(226);
+}
+
+/// When a transfer command waits for the client to connect, the accept timeout answers it.
+#[test]
+fn passive_listener_times_out_under_a_waiting_transfer() {
+    let s = TestServer::start_with(|c, _| c.dtp.accept_timeout = Duration::from_millis(300));
+    std::fs::write(s.root.join("f"), b"x").unwrap();
+    let mut c = s.login("user");
+    c.pasv();
+    c.cmd("RETR f", 150);
     let r = c.read_reply();
     assert_eq!(r.lines, ["421 Passive data channel timed out."]);
-    assert!(util::wait_until(Duration::from_secs(2), || {
-        TcpStream::connect(addr).is_err()
-    }));
     c.cmd("NOOP", 200);
 }
 

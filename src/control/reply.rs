@@ -9,6 +9,10 @@ use std::fmt;
 /// so that none can pass for a last line, then `230 last`. Lines that must start with a
 /// space (FEAT's features, RFC 2389; MLST's fact line, RFC 3659) are given with it; a
 /// listing sent by STAT goes bare, as pyftpdlib sends it.
+///
+/// A CR in the text that does not end a line (the client's own bytes echoed back, a path
+/// with a CR in it) goes as CR NUL, the Telnet rule for a carriage return alone (RFC 854,
+/// which RFC 959 section 4.2 builds on): no text can end a reply line but its CRLF.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     /// The reply code, e.g. 226.
@@ -28,24 +32,33 @@ impl Reply {
 
     /// Appends the wire form, CRLF-terminated, to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let lines: Vec<&str> = self
-            .text
-            .split('\n')
-            .map(|l| l.trim_end_matches('\r'))
-            .collect();
+        let lines: Vec<&str> = self.text.split('\n').collect();
         let last = lines.len() - 1;
         for (i, line) in lines.iter().enumerate() {
-            let text = if i == 0 {
-                let sep = if last == 0 { ' ' } else { '-' };
-                format!("{}{sep}{line}\r\n", self.code)
-            } else if i == last {
-                format!("{} {line}\r\n", self.code)
-            } else if line.starts_with(|c: char| c.is_ascii_digit()) {
-                format!(" {line}\r\n")
+            // Text given with CRLF line ends: the CR belongs to the line break.
+            let line = if i < last {
+                line.strip_suffix('\r').unwrap_or(line)
             } else {
-                format!("{line}\r\n")
+                line
             };
-            out.extend_from_slice(text.as_bytes());
+            let head = if i == 0 {
+                let sep = if last == 0 { ' ' } else { '-' };
+                format!("{}{sep}", self.code)
+            } else if i == last {
+                format!("{} ", self.code)
+            } else if line.starts_with(|c: char| c.is_ascii_digit()) {
+                " ".to_string()
+            } else {
+                String::new()
+            };
+            out.extend_from_slice(head.as_bytes());
+            for piece in line.as_bytes().split_inclusive(|&b| b == b'\r') {
+                out.extend_from_slice(piece);
+                if piece.ends_with(b"\r") {
+                    out.push(0);
+                }
+            }
+            out.extend_from_slice(b"\r\n");
         }
     }
 
@@ -82,6 +95,19 @@ mod tests {
         // A middle line that starts with the code and a space would end the reply early.
         Reply::new(211, "a\n211 b\nc").encode(&mut out);
         assert_eq!(out, b"211-a\r\n 211 b\r\n211 c\r\n");
+        out.clear();
+        Reply::new(211, "a\r\nb\r\nc").encode(&mut out);
+        assert_eq!(out, b"211-a\r\nb\r\n211 c\r\n");
+    }
+
+    #[test]
+    fn a_carriage_return_alone_goes_as_cr_nul() {
+        let mut out = Vec::new();
+        Reply::new(500, "Command \"C\r\u{1d}\" not understood.").encode(&mut out);
+        assert_eq!(out, b"500 Command \"C\r\0\x1d\" not understood.\r\n");
+        out.clear();
+        Reply::new(257, "\"/a\r\" created.\nnext\r").encode(&mut out);
+        assert_eq!(out, b"257-\"/a\r\0\" created.\r\n257 next\r\0\r\n");
     }
 
     #[test]

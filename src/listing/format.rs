@@ -229,7 +229,8 @@ fn lookup_group(gid: u32) -> Option<String> {
 pub fn ls_time(mtime: i64, now: i64, gmt: bool) -> String {
     let t = civil(mtime, gmt);
     let month = MONTHS[(t.month as usize).saturating_sub(1).min(11)];
-    if (now - mtime).abs() > SIX_MONTHS {
+    // Any two times: a file's mtime is whatever the storage says.
+    if now.abs_diff(mtime) > SIX_MONTHS.unsigned_abs() {
         format!("{month} {:02}  {}", t.day, t.year)
     } else {
         format!("{month} {:02} {:02}:{:02}", t.day, t.hour, t.minute)
@@ -256,12 +257,27 @@ pub fn push_list_line(
         ls_time(meta.mtime, now, gmt),
     );
     out.extend_from_slice(head.as_bytes());
-    out.extend_from_slice(name);
+    push_name(out, name);
     if let Some(target) = &meta.link_target {
         out.extend_from_slice(b" -> ");
-        out.extend_from_slice(target);
+        push_name(out, target);
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a name to a listing line, with each CR or LF in it shown as `?`.
+///
+/// A listing is lines ended by CRLF (RFC 959 section 4.1.3, RFC 3659 section 7.2), and a
+/// name is any bytes but `/` and NUL: a local user may well make `a\nb`. Written as it is,
+/// such a name would end its line early and forge a line of its own in the client's view
+/// of the directory (a file that is not there, or a fake size or owner). `ls` shows these
+/// bytes as `?` on a terminal; so does every listing here (LIST, NLST, MLSD, MLST, STAT).
+/// Every other byte goes as it is, so the names a client can ask for are listed unchanged.
+pub fn push_name(out: &mut Vec<u8>, name: &[u8]) {
+    out.extend(
+        name.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b'?' } else { b }),
+    );
 }
 
 /// Raw bytes of a file name.
@@ -358,13 +374,23 @@ pub fn push_mlsx_line(out: &mut Vec<u8>, name: &[u8], meta: &Stat, facts: &[&str
     }
     out.extend_from_slice(line.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(name);
+    push_name(out, name);
     out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// fuzz target `listing`: `now - mtime` overflowed for far-apart times; any mtime the
+    /// storage reports lists.
+    #[test]
+    fn ls_time_takes_any_two_times() {
+        for (m, n) in [(i64::MIN, i64::MAX), (i64::MAX, i64::MIN), (0, i64::MIN)] {
+            let t = ls_time(m, n, true);
+            assert!(t.len() >= 12, "{t:?}");
+        }
+    }
     use crate::filesystem::Filesystem;
     use std::path::Path;
 

@@ -190,7 +190,7 @@ impl Listing {
         for e in batch {
             match self.format {
                 ListFormat::Nlst => {
-                    out.extend_from_slice(&e.name);
+                    push_name(&mut out, &e.name);
                     out.extend_from_slice(b"\r\n");
                 }
                 // An entry that vanished or cannot be read is left out rather than failing

@@ -447,3 +447,33 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Connects to `dst` from the loopback address `src`.
+pub fn connect_from(src: [u8; 4], dst: SocketAddr) -> TcpStream {
+    // SAFETY: plain socket calls on a descriptor this function owns until it is handed to
+    // TcpStream, which then closes it.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from_ne_bytes(src);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len),
+            0,
+            "bind {src:?}"
+        );
+        let SocketAddr::V4(d) = dst else {
+            panic!("IPv4 only")
+        };
+        sa.sin_addr.s_addr = u32::from_ne_bytes(d.ip().octets());
+        sa.sin_port = d.port().to_be();
+        assert_eq!(
+            libc::connect(fd, &sa as *const _ as *const libc::sockaddr, len),
+            0,
+            "connect {dst}"
+        );
+        std::os::fd::FromRawFd::from_raw_fd(fd)
+    }
+}

@@ -84,27 +84,47 @@ impl Session {
     }
 
     /// The data connection could not be made.
+    ///
+    /// A reply goes out only where a command waits for one: PORT/EPRT waits for its
+    /// connection, a transfer command for its data connection. A passive listener that a
+    /// stranger reached first, or that nobody reached in time while no transfer command
+    /// waits, is only logged: RFC 959 has no reply without a command (but 421), and an
+    /// unasked one would be read by the client as the answer to its next command, putting
+    /// every later reply one off. (pyftpdlib sends a 425 or 421 here all the same.)
+    ///
+    /// Both may wait: a transfer command held for want of a data connection, then the PORT
+    /// that was to give it one. Each gets its final reply, in the order they came.
     pub fn handle_data_failed(&mut self, now: Instant, why: DataFailure) {
-        match why {
+        let (code, text) = match why {
             DataFailure::ForeignPeer(addr) => {
-                self.reply(
-                    425,
-                    format!("Rejected data connection from foreign address {addr}."),
+                // The listener stays for the client, which may still come.
+                self.log_reason(
+                    "data_error",
+                    &format!("Rejected data connection from foreign address {addr}."),
                 );
                 return;
             }
             DataFailure::ConnectFailed(e) => {
                 self.log_reason("data_error", &format!("active connection failed: {e}"));
-                self.reply(425, "Can't connect to specified address.");
+                (425, "Can't connect to specified address.")
             }
             DataFailure::ConnectTimeout => {
-                self.reply(421, "Active data channel timed out.");
                 self.log_reason("timeout", "Active data channel timed out.");
+                (421, "Active data channel timed out.")
             }
             DataFailure::AcceptTimeout => {
-                self.reply(421, "Passive data channel timed out.");
                 self.log_reason("timeout", "Passive data channel timed out.");
+                (421, "Passive data channel timed out.")
             }
+        };
+        if self.awaiting_connect {
+            // The answer to PORT/EPRT.
+            self.reply(code, text);
+            if self.pending.is_some() {
+                self.reply(425, "Can't open data connection.");
+            }
+        } else if self.pending.is_some() {
+            self.reply(code, text);
         }
         self.awaiting_connect = false;
         self.data = DataState::None;
