@@ -432,3 +432,405 @@ fn attack_site_subcommands_need_login_and_permission() {
     );
     c.cmd("NOOP", 200);
 }
+
+/// What a sentinel directory holds: every entry's name, kind, mode, size, content and
+/// modification time, the directory's own mtime first.
+fn snapshot(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = vec![format!(
+        "dir mtime {}",
+        std::fs::symlink_metadata(dir).unwrap().mtime_nsec()
+    )];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let body = if m.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
+            out.push(format!(
+                "{} mode {:o} size {} mtime {}.{} {:?}",
+                p.display(),
+                m.mode(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                body
+            ));
+            if m.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Class 7, path traversal (pyftpdlib's validpath and symlink issues, wu-ftpd and countless
+/// Windows servers' `..\` and `%2e%2e`, CVE-2010-3867-like NUL truncation): every path
+/// command, with every way out of the root, against a sentinel directory beside the root.
+/// Nothing there is read, listed, written, changed or removed.
+#[test]
+fn attack_no_path_command_reaches_outside_the_root() {
+    let s = TestServer::start();
+    let root = s.root.path().to_path_buf();
+    let sname = format!(
+        "{}-sentinel",
+        root.file_name().unwrap().to_string_lossy()
+    );
+    let sentinel = root.parent().unwrap().join(&sname);
+    let _cleanup = util::TempDir(sentinel.clone());
+    std::fs::create_dir_all(sentinel.join("sub")).unwrap();
+    std::fs::write(sentinel.join("secret"), b"SENTINEL-BYTES").unwrap();
+    // Never named by a command: seen only if a listing shows the sentinel.
+    std::fs::write(sentinel.join("unlisted-entry"), b"").unwrap();
+    std::os::unix::fs::symlink(&sentinel, root.join("out")).unwrap();
+    std::os::unix::fs::symlink(sentinel.join("secret"), root.join("secret-link")).unwrap();
+    std::fs::write(root.join("mine"), b"mine").unwrap();
+    let before = snapshot(&sentinel);
+    let abs = sentinel.to_string_lossy().into_owned();
+    let ways: Vec<Vec<u8>> = [
+        format!("../{sname}"),
+        format!("/../{sname}"),
+        format!("../../../../../..{abs}"),
+        format!("..\\{sname}"),
+        format!("\\..\\{sname}"),
+        format!("%2e%2e/{sname}"),
+        format!("%2e%2e%2f{sname}"),
+        format!("..%2f{sname}"),
+        format!("....//{sname}"),
+        abs.clone(),
+        "out".to_string(),
+        "./out/.".to_string(),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .chain([
+        format!("../{sname}\0").into_bytes(),
+        format!("\0../{sname}").into_bytes(),
+    ])
+    .collect();
+    let mut c = s.login("user");
+    c.cmd("TYPE I", 200);
+    let leaked = |text: &[u8]| {
+        text.windows(14).any(|w| w == b"SENTINEL-BYTES")
+            || text.windows(14).any(|w| w == b"unlisted-entry")
+    };
+    for way in &ways {
+        let at = |tail: &str| {
+            let mut p = way.clone();
+            p.extend_from_slice(tail.as_bytes());
+            p
+        };
+        let line = |verb: &str, path: &[u8]| {
+            let mut l = verb.as_bytes().to_vec();
+            l.push(b' ');
+            l.extend_from_slice(path);
+            l
+        };
+        let shown = String::from_utf8_lossy(way).into_owned();
+        // Control-only commands: whatever the code, no reply shows the sentinel's content.
+        for l in [
+            line("CWD", way),
+            line("CWD", &at("/sub")),
+            line("MLST", &at("/secret")),
+            line("STAT", way),
+            line("SIZE", &at("/secret")),
+            line("MDTM", &at("/secret")),
+            line("MFMT 20000101000000", &at("/secret")),
+            line("SITE CHMOD 777", &at("/secret")),
+            line("DELE", &at("/secret")),
+            line("MKD", &at("/newdir")),
+            line("RMD", &at("/sub")),
+        ] {
+            c.send(&l);
+            let r = c.read_reply();
+            assert!(!leaked(r.text().as_bytes()), "{shown}: {:?}", r.lines);
+            if l.starts_with(b"CWD") && r.code == 250 {
+                // Only names inside the root can be entered; go back.
+                c.cmd("CWD /", 250);
+            }
+        }
+        // RNFR out, and RNTO out.
+        c.send(line("RNFR", &at("/secret")));
+        if c.read_reply().code == 350 {
+            c.cmd("RNTO stolen", 550);
+        }
+        c.cmd("RNFR mine", 350);
+        c.send(line("RNTO", &at("/planted")));
+        let r = c.read_reply();
+        if r.code == 250 {
+            // A literal name inside the root: put it back.
+            assert!(!sentinel.join("planted").exists(), "{shown}");
+            c.send(line("RNFR", &at("/planted")));
+            c.expect(350);
+            c.cmd("RNTO mine", 250);
+        }
+        // Data commands: downloads show nothing of the sentinel, uploads land nowhere
+        // outside.
+        for (l, upload) in [
+            (line("LIST", way), false),
+            (line("NLST", way), false),
+            (line("MLSD", way), false),
+            (line("RETR", &at("/secret")), false),
+            (line("RETR", b"secret-link"), false),
+            (line("STOR", &at("/new")), true),
+            (line("STOR", &at("/secret")), true),
+            (line("APPE", &at("/secret")), true),
+            (line("STOU", &at("/x")), true),
+        ] {
+            let addr = c.pasv();
+            let mut data = TcpStream::connect(addr).unwrap();
+            c.send(&l);
+            let r = c.read_reply();
+            assert!(!leaked(r.text().as_bytes()), "{shown}: {:?}", r.lines);
+            if r.code == 125 || r.code == 150 {
+                if upload {
+                    data.write_all(b"EVIL").unwrap();
+                    drop(data);
+                } else {
+                    let mut out = Vec::new();
+                    data.read_to_end(&mut out).unwrap();
+                    assert!(!leaked(&out), "{shown}: {}", String::from_utf8_lossy(&l));
+                }
+                c.expect(226);
+            }
+        }
+    }
+    c.cmd("NOOP", 200);
+    drop(c);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(snapshot(&sentinel), before, "the sentinel changed");
+}
+
+/// Class 8, the queued-transfer path race (LightFTP: a RETR/STOR waiting for its data
+/// connection took its path from session state that a later USER, CWD or RNFR changed, so
+/// the transfer served or wrote another file, even as another user): the file is opened by
+/// the transfer command itself, so what a held RETR sends is the file it named then.
+#[test]
+fn attack_a_held_transfer_keeps_its_file_whatever_comes_before_its_connection() {
+    let s = TestServer::start();
+    std::fs::create_dir(s.root.join("sub")).unwrap();
+    std::fs::write(s.root.join("f"), b"original").unwrap();
+    std::fs::write(s.root.join("sub/f"), b"the other f").unwrap();
+    let mut c = s.login("user");
+    c.cmd("TYPE I", 200);
+    // CWD and a rename of the file behind the held RETR, then a new file by its name.
+    c.cmd("RETR f", 150);
+    c.cmd("CWD sub", 250);
+    c.cmd("RNFR /f", 350);
+    c.cmd("RNTO /moved", 250);
+    std::fs::write(s.root.join("f"), b"replaced").unwrap();
+    let mut data = TcpStream::connect(c.pasv()).unwrap();
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    c.expect(226);
+    assert_eq!(got, b"original");
+    // USER or REIN end the held transfer; the next login's data connection gets nothing.
+    for cut in ["USER anonymous", "REIN"] {
+        c.cmd("CWD /", 250);
+        c.cmd("RETR moved", 150);
+        c.cmd(cut, 426);
+        c.read_reply();
+        if cut == "REIN" {
+            c.cmd("USER anonymous", 331);
+        }
+        c.cmd("PASS x", 230);
+        let mut data = TcpStream::connect(c.pasv()).unwrap();
+        data.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert!(
+            matches!(data.read(&mut buf), Ok(0) | Err(_)),
+            "{cut}: the held RETR ran after the change of user"
+        );
+        c.cmd("NOOP", 200);
+        c.cmd("USER user", 331);
+        c.cmd("PASS pass", 230);
+    }
+}
+
+/// Class 9, passive listener exhaustion (pyftpdlib's and others' listeners left open by
+/// repeated PASV; the port-range DoS of CVE-2011-4130-era servers): 1000 PASV in a row
+/// leave one listener, and a full range answers 425 rather than waiting or failing late.
+#[test]
+fn attack_repeated_pasv_leaks_no_listener_and_a_full_range_is_425() {
+    let ports = private_ports(0, 50);
+    let range = ports.clone();
+    let s = TestServer::start_with(move |c, _| c.passive_ports = Some(range));
+    let mut c = s.login("user");
+    for _ in 0..1000 {
+        c.pasv();
+    }
+    c.cmd("NOOP", 200);
+    assert!(
+        util::wait_until(Duration::from_secs(5), || held_sockets(ports.clone()) <= 1),
+        "listeners left: {:?}",
+        sockets_on(ports.clone())
+    );
+    drop(c);
+    assert!(util::wait_until(Duration::from_secs(5), || held_sockets(
+        ports.clone()
+    ) == 0));
+
+    let two = private_ports(1, 2);
+    let range = two.clone();
+    let s = TestServer::start_with(move |c, _| c.passive_ports = Some(range));
+    let mut a = s.login("user");
+    let mut b = s.login("user");
+    let mut third = s.login("user");
+    a.pasv();
+    b.pasv();
+    third.cmd("PASV", 425);
+    third.cmd("EPSV", 425);
+    // A freed port is used again.
+    a.cmd("ABOR", 225);
+    assert!(util::wait_until(Duration::from_secs(5), || {
+        let r = ask(&mut third, "PASV");
+        r.code == 227
+    }));
+    drop((a, b, third));
+}
+
+/// Class 11, ABOR and dropped data connections in a loop (descriptor leaks on the abort
+/// path, as pyftpdlib fixed in its DTP close handling, and the ABOR races of wu-ftpd):
+/// 1000 rounds in one session leave no socket held, the session answers, and a new session
+/// works.
+#[test]
+fn attack_abor_and_dropped_data_connections_repeated_leak_nothing() {
+    let ports = private_ports(2, 100);
+    let range = ports.clone();
+    let s = TestServer::start_with(move |c, _| c.passive_ports = Some(range));
+    std::fs::write(s.root.join("big"), vec![7u8; 4 << 20]).unwrap();
+    let mut c = s.login("user");
+    c.cmd("TYPE I", 200);
+    for i in 0..1000 {
+        let data = TcpStream::connect(c.pasv()).unwrap();
+        c.cmd("RETR big", 125);
+        if i % 2 == 0 {
+            // Dropped first, then ABOR.
+            drop(data);
+            c.send("ABOR");
+        } else {
+            // ABOR first, then dropped.
+            c.send("ABOR");
+            drop(data);
+        }
+        c.send("NOOP");
+        reply_until(&mut c, 200);
+    }
+    c.cmd("NOOP", 200);
+    assert!(
+        util::wait_until(Duration::from_secs(5), || held_sockets(ports.clone()) == 0),
+        "sockets held: {:?}",
+        sockets_on(ports.clone())
+    );
+    let mut fresh = s.login("user");
+    assert_eq!(fresh.retr("RETR big").len(), 4 << 20);
+    c.cmd("QUIT", 221);
+}
+
+/// Class 13, cross-protocol attacks (ALPACA, Brinkmann et al., USENIX Security 2021): a
+/// browser led to send HTTP to the FTP port has its request lines answered one by one, and
+/// the answers reflected. pyftpdlib answers every line with 500; vsftpd closes on the
+/// first line that looks like HTTP. Here an HTTP line before login closes at once, and
+/// more than `max_unknown_commands_before_login` (3) unknown commands before login close
+/// after their 500.
+#[test]
+fn attack_cross_protocol_http_and_unknown_commands_before_login_close() {
+    let s = TestServer::start();
+    for first in [
+        "GET / HTTP/1.1",
+        "POST /upload HTTP/1.0",
+        "Host: victim.example",
+    ] {
+        let mut c = s.client();
+        c.send(format!("{first}\r\nHost: x\r\nUSER anonymous\r\nPASS x"));
+        let r = c.expect(421);
+        assert!(r.text().contains("HTTP"), "{r:?}");
+        assert!(c.closed_by_server(), "{first}: still open");
+    }
+    // Unknown commands: three get their 500, the fourth its 500 and a 421.
+    let mut c = s.client();
+    for _ in 0..3 {
+        c.cmd("XYZZY", 500);
+    }
+    c.cmd("BOGUS", 500);
+    assert_eq!(c.expect(421).lines, ["421 Too many unknown commands."]);
+    assert!(c.closed_by_server());
+    // Known commands refused before login do not count; logged in, there is no limit.
+    let mut c = s.client();
+    c.cmd("XYZZY", 500);
+    c.cmd("PWD", 530);
+    c.cmd("XYZZY", 500);
+    c.cmd("RETR x", 530);
+    c.cmd("XYZZY", 500);
+    c.login("user", "pass");
+    for _ in 0..10 {
+        c.cmd("XYZZY", 500);
+    }
+    c.cmd("GET / HTTP/1.1", 500);
+    c.cmd("NOOP", 200);
+    // 0 turns both checks off, as in pyftpdlib.
+    let s = TestServer::start_with(|c, _| c.max_unknown_commands_before_login = 0);
+    let mut c = s.client();
+    c.cmd("GET / HTTP/1.1", 500);
+    for _ in 0..10 {
+        c.cmd("XYZZY", 500);
+    }
+    c.login("user", "pass");
+}
+
+/// Class 14, hostile restart markers (REST overflows, such as the 64-bit wrap of
+/// CVE-2004-0185-era servers and pyftpdlib's `int()` taking any size): each gets a clear
+/// reply, the next RETR or STOR neither panics nor seeks past the file, and REST+STOR
+/// never makes a sparse file larger than the file was.
+#[test]
+fn attack_hostile_rest_markers_get_clear_replies() {
+    let s = TestServer::start();
+    std::fs::write(s.root.join("f"), b"0123456789").unwrap();
+    let mut c = s.login("user");
+    c.cmd("TYPE I", 200);
+    for (arg, code) in [
+        ("18446744073709551616", 501),
+        ("-1", 501),
+        ("1e3", 501),
+        ("0x10", 501),
+        ("", 501),
+        ("5 5", 501),
+        ("+5", 350),
+    ] {
+        c.cmd(format!("REST {arg}").trim_end(), code);
+    }
+    assert_eq!(c.retr("RETR f"), b"56789");
+    for big in ["18446744073709551615", "9223372036854775808", "11"] {
+        c.cmd(format!("REST {big}"), 350);
+        c.pasv();
+        c.cmd("RETR f", 554);
+        c.cmd(format!("REST {big}"), 350);
+        c.pasv();
+        c.cmd("STOR f", 554);
+    }
+    assert_eq!(std::fs::metadata(s.root.join("f")).unwrap().len(), 10);
+    // A restart inside the file writes from there, and the file ends where the upload
+    // ends (docs/compliance.md, STOR); one at its end appends.
+    c.cmd("REST 4", 350);
+    c.stor("STOR f", b"xy");
+    assert_eq!(std::fs::read(s.root.join("f")).unwrap(), b"0123xy");
+    c.cmd("REST 6", 350);
+    c.stor("STOR f", b"!");
+    assert_eq!(std::fs::read(s.root.join("f")).unwrap(), b"0123xy!");
+    // REST on a missing file, and REST before APPE or STOU: refused.
+    c.cmd("REST 5", 350);
+    c.pasv();
+    c.cmd("STOR missing", 550);
+    assert!(!s.root.join("missing").exists());
+    c.cmd("REST 5", 350);
+    c.cmd("APPE f", 450);
+    c.cmd("REST 5", 350);
+    c.cmd("STOU", 450);
+    c.cmd("NOOP", 200);
+}
