@@ -195,33 +195,6 @@ fn rss_kib() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// CPU time (user + system) used so far by this process's thread named `name`.
-fn thread_cpu(name: &str) -> Duration {
-    let tick = Duration::from_secs(1) / unsafe_clk_tck();
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let dir = task.unwrap().path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim_end() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
-        // Fields after the ")" that ends the name: utime and stime are the 12th and 13th.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0))
-            .collect();
-        return tick * (f[11] + f[12]) as u32;
-    }
-    panic!("no thread named {name}");
-}
-
-fn unsafe_clk_tck() -> u32 {
-    // SAFETY: sysconf reads a constant of the system; no memory is involved.
-    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u32::try_from(n).unwrap_or(100)
-}
-
 /// Sends `line` and reads its reply, whatever its code.
 fn ask(c: &mut Client, line: &str) -> util::Reply {
     c.send(line);
@@ -291,9 +264,9 @@ fn attack_ftp_bounce_connects_nowhere() {
 // Class 2, STARTTLS command injection (CVE-2011-0411, Postfix, and the FTP servers found
 // alike, CVE-2011-1575 Pure-FTPd): ftps.rs `plaintext_after_auth_tls_is_discarded`.
 
-/// Class 3, pathological globs (vsftpd CVE-2011-0762, the glibc fnmatch blow-up of
-/// CVE-2010-2632 in ProFTPD and FreeBSD ftpd): no argument is globbed, so a pattern is a
-/// literal name looked up once, answered at once.
+/// Class 3, pathological globs (vsftpd CVE-2011-0762; the BSD libc glob(3) exhaustion of
+/// CVE-2010-2632 behind the FreeBSD, NetBSD and OpenBSD ftpd): no argument is globbed, so a
+/// pattern is a literal name looked up once, answered at once.
 #[test]
 fn attack_glob_patterns_are_literal_names_answered_at_once() {
     let s = TestServer::start();
@@ -348,10 +321,11 @@ fn attack_glob_patterns_are_literal_names_answered_at_once() {
     c.cmd("SIZE [a", 213);
 }
 
-/// Class 4, a line without end (memory exhaustion by one endless command line, as in
-/// CVE-2019-12815-era ProFTPD reports and pyftpdlib's own line limit): 10 MB with no CRLF
-/// leaves the process's resident memory where it was, is answered "500 Command too long."
-/// and the session goes on once the line ends.
+/// Class 4, a line without end (memory exhaustion by one endless command line; pyftpdlib
+/// drops lines past 2048 bytes in `collect_incoming_data`): 10 MB with no CRLF leaves the
+/// process's resident memory where it was, is answered "500 Command too long." and the
+/// session goes on once the line ends. It once stalled the session: see the commit that
+/// made the control channel read on after a full input buffer.
 #[test]
 fn attack_a_10_mb_line_keeps_memory_bounded() {
     let s = TestServer::start();
@@ -372,9 +346,10 @@ fn attack_a_10_mb_line_keeps_memory_bounded() {
     assert!(grown < 5 * 1024, "resident memory grew by {grown} KiB");
 }
 
-/// Class 5, Telnet IAC runs and unbalanced quotes (the IAC handling bugs of wu-ftpd and
-/// the crashes on quoted names fuzzers find, e.g. pyftpdlib's line decoding): every such
-/// line gets a reply and the session goes on.
+/// Class 5, Telnet IAC runs (RFC 854 commands in the command stream; the IAC IP IAC DM
+/// "Synch" that RFC 959 section 4.1.3 puts before ABOR) and unbalanced quotes, the inputs
+/// line parsers mishandle and fuzzers find first: every such line gets a reply and the
+/// session goes on.
 #[test]
 fn attack_telnet_iac_runs_and_unbalanced_quotes_get_replies() {
     let s = TestServer::start();
@@ -478,8 +453,9 @@ fn snapshot(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
-/// Class 7, path traversal (pyftpdlib's validpath and symlink issues, wu-ftpd and countless
-/// Windows servers' `..\` and `%2e%2e`, CVE-2010-3867-like NUL truncation): every path
+/// Class 7, path traversal (pyftpdlib's validpath and its STOU through a symlink, see
+/// docs/compliance.md; the `..\` and `%2e%2e` of Windows FTP servers; ProFTPD
+/// mod_site_misc CVE-2010-3867; NUL bytes that cut a name short in C servers): every path
 /// command, with every way out of the root, against a sentinel directory beside the root.
 /// Nothing there is read, listed, written, changed or removed.
 #[test]
@@ -612,7 +588,7 @@ fn attack_no_path_command_reaches_outside_the_root() {
     assert_eq!(snapshot(&sentinel), before, "the sentinel changed");
 }
 
-/// Class 8, the queued-transfer path race (LightFTP: a RETR/STOR waiting for its data
+/// Class 8, the queued-transfer path race (LightFTP CVE-2023-24042: a RETR/STOR waiting for its data
 /// connection took its path from session state that a later USER, CWD or RNFR changed, so
 /// the transfer served or wrote another file, even as another user): the file is opened by
 /// the transfer command itself, so what a held RETR sends is the file it named then.
@@ -659,9 +635,9 @@ fn attack_a_held_transfer_keeps_its_file_whatever_comes_before_its_connection() 
     }
 }
 
-/// Class 9, passive listener exhaustion (pyftpdlib's and others' listeners left open by
-/// repeated PASV; the port-range DoS of CVE-2011-4130-era servers): 1000 PASV in a row
-/// leave one listener, and a full range answers 425 rather than waiting or failing late.
+/// Class 9, passive listener exhaustion (listeners left open by repeated PASV use up
+/// descriptors and the passive range; pyftpdlib closes the previous listener on each PASV):
+/// 1000 PASV in a row leave one listener, and a full range answers 425 at once.
 #[test]
 fn attack_repeated_pasv_leaks_no_listener_and_a_full_range_is_425() {
     let ports = private_ports(0, 50);
@@ -702,9 +678,9 @@ fn attack_repeated_pasv_leaks_no_listener_and_a_full_range_is_425() {
 }
 
 /// Class 11, ABOR and dropped data connections in a loop (descriptor leaks on the abort
-/// path, as pyftpdlib fixed in its DTP close handling, and the ABOR races of wu-ftpd):
-/// 1000 rounds in one session leave no socket held, the session answers, and a new session
-/// works.
+/// path, where the data channel, a pending reply and the file all have to be let go in
+/// every order; pyftpdlib's ABOR handling is the reference): 1000 rounds in one session
+/// leave no socket held, the session answers, and a new session works.
 #[test]
 fn attack_abor_and_dropped_data_connections_repeated_leak_nothing() {
     let ports = private_ports(2, 100);
@@ -790,10 +766,11 @@ fn attack_cross_protocol_http_and_unknown_commands_before_login_close() {
     c.login("user", "pass");
 }
 
-/// Class 14, hostile restart markers (REST overflows, such as the 64-bit wrap of
-/// CVE-2004-0185-era servers and pyftpdlib's `int()` taking any size): each gets a clear
-/// reply, the next RETR or STOR neither panics nor seeks past the file, and REST+STOR
-/// never makes a sparse file larger than the file was.
+/// Class 14, hostile restart markers (a marker past 2^63 makes a signed seek fail or wrap,
+/// one past the end makes a sparse file on servers that seek blindly; pyftpdlib's `int()`
+/// takes any size and checks it against the file): each gets a clear reply, the next RETR
+/// or STOR neither panics nor seeks past the file, and REST+STOR never makes a sparse file
+/// larger than the file was.
 #[test]
 fn attack_hostile_rest_markers_get_clear_replies() {
     let s = TestServer::start();
@@ -852,7 +829,34 @@ mod tls {
 
     use ftpdlib::{Config, DummyAuthorizer, FtpServer, StopHandle, TlsConfig, TlsRequired};
 
-    use super::{thread_cpu, util};
+    use super::util;
+
+    /// CPU time (user + system) used so far by this process's thread named `name`.
+    fn thread_cpu(name: &str) -> Duration {
+        let tick = Duration::from_secs(1) / clk_tck();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let dir = task.unwrap().path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim_end() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+            // Fields after the ")" that ends the name: utime and stime are the 12th and 13th.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map(|x| x.parse().unwrap_or(0))
+                .collect();
+            return tick * (f[11] + f[12]) as u32;
+        }
+        panic!("no thread named {name}");
+    }
+
+    fn clk_tck() -> u32 {
+        // SAFETY: sysconf reads a constant of the system; no memory is involved.
+        let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        u32::try_from(n).unwrap_or(100)
+    }
 
     fn tls_config() -> TlsConfig {
         let data = format!("{}/tests/data", env!("CARGO_MANIFEST_DIR"));
@@ -932,8 +936,9 @@ f = ftplib.FTP_TLS(context=ctx, timeout=20)
 f.connect(sys.argv[1], int(sys.argv[2]))
 "#;
 
-    /// Class 10, handshakes never finished (the stalled-TLS DoS of CVE-2012-6095-like
-    /// servers and the busy loops on half-open TLS in event-driven ones): after AUTH TLS
+    /// Class 10, handshakes never finished (clients that hold a connection in the TLS
+    /// handshake, the reason for ProFTPD's TLSTimeoutHandshake; a reactor must neither
+    /// wait for ever nor spin on such a socket): after AUTH TLS
     /// on the control connection, and on a PROT P data connection, a client that sends
     /// nothing is closed after `handshake_timeout`, and the reactor thread stays idle
     /// meanwhile. (ftps.rs `stalled_or_failed_handshakes_end_and_free_the_slot` has the
@@ -1028,7 +1033,7 @@ print(f.sendcmd('NOOP'), flush=True)
     }
 
     /// Class 12, TLS required on the control connection (RFC 4217 section 4; the
-    /// credentials-in-clear downgrade that `ssl_forced` settings of vsftpd and ProFTPD's
+    /// credentials-in-clear downgrade that vsftpd's `force_local_logins_ssl` and ProFTPD's
     /// TLSRequired exist for): USER in the clear is 534, a PASS after it is refused before
     /// the password is looked at, and AUTH after a protected login is 503.
     #[test]

@@ -379,8 +379,7 @@ impl ControlChannel {
                 }
             }
         }
-        self.input_full =
-            self.readable && !self.eof && self.input.len() >= MAX_BUFFERED_INPUT;
+        self.input_full = self.readable && !self.eof && self.input.len() >= MAX_BUFFERED_INPUT;
         self.note_handshake();
     }
 

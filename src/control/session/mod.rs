@@ -641,8 +641,7 @@ impl Session {
     /// Whether the cross-protocol checks (`max_unknown_commands_before_login`) apply now:
     /// they are on and nobody has logged in.
     fn guards_cross_protocol(&self) -> bool {
-        self.config.max_unknown_commands_before_login > 0
-            && !matches!(self.auth, Auth::LoggedIn(_))
+        self.config.max_unknown_commands_before_login > 0 && !matches!(self.auth, Auth::LoggedIn(_))
     }
 
     /// Counts an unknown command or over-long line before login; past
