@@ -62,6 +62,14 @@ pub struct Config {
     /// Delay before answering a failed login with 530, during which the session reads
     /// nothing; default 3 s (slows password guessing).
     pub auth_failed_timeout: Duration,
+    /// Unknown commands (and over-long lines) allowed before login; the next one is
+    /// answered with its 500, then "421 Too many unknown commands." and the close. A line
+    /// that looks like HTTP (`GET / HTTP/1.1`, a `Host:` header) closes the session at
+    /// once with 421. Default 3; 0 turns both checks off. Defends against cross-protocol
+    /// attacks (ALPACA, 2021), where a browser is made to send an HTTP request to the FTP
+    /// port and the server's replies to its lines are taken for the web site's content.
+    /// pyftpdlib has no such limit.
+    pub max_unknown_commands_before_login: u32,
     /// Allow PORT/EPRT to an address other than the client's (FXP); default false.
     pub permit_foreign_addresses: bool,
     /// Allow PORT/EPRT to ports below 1024; default false.
@@ -115,6 +123,7 @@ impl Config {
             login_timeout: None,
             max_login_attempts: 3,
             auth_failed_timeout: Duration::from_secs(3),
+            max_unknown_commands_before_login: 3,
             permit_foreign_addresses: false,
             permit_privileged_ports: false,
             masquerade_address: None,
@@ -158,6 +167,7 @@ impl Config {
 with_setters!(Config {
     with_max_login_attempts => max_login_attempts: u32,
     with_auth_failed_timeout => auth_failed_timeout: Duration,
+    with_max_unknown_commands_before_login => max_unknown_commands_before_login: u32,
     with_permit_foreign_addresses => permit_foreign_addresses: bool,
     with_permit_privileged_ports => permit_privileged_ports: bool,
     with_masquerade_map => masquerade_map: Vec<MasqueradeRule>,
@@ -194,6 +204,10 @@ impl fmt::Debug for Config {
             .field("login_timeout", &self.login_timeout)
             .field("max_login_attempts", &self.max_login_attempts)
             .field("auth_failed_timeout", &self.auth_failed_timeout)
+            .field(
+                "max_unknown_commands_before_login",
+                &self.max_unknown_commands_before_login,
+            )
             .field("permit_foreign_addresses", &self.permit_foreign_addresses)
             .field("permit_privileged_ports", &self.permit_privileged_ports)
             .field("masquerade_address", &self.masquerade_address)

@@ -207,6 +207,10 @@ struct Flags {
     /// Failed logins a session may make before it is closed [default: 3]
     #[arg(long, value_name = "N", env = "FTPDLIB_MAX_LOGIN_ATTEMPTS")]
     max_login_attempts: Option<u32>,
+    /// Unknown commands allowed before login, the next one closes the session; 0 for no
+    /// limit and no closing on HTTP request lines either [default: 3]
+    #[arg(long, value_name = "N", env = "FTPDLIB_MAX_UNKNOWN_COMMANDS")]
+    max_unknown_commands: Option<u32>,
     /// Most bytes per second each upload may read, 0 for none
     #[arg(long, value_name = "RATE", default_value = "0", value_parser = parse_rate,
           env = "FTPDLIB_READ_LIMIT")]
@@ -490,6 +494,7 @@ pub(crate) struct Options {
     pub(crate) auth_failed_delay: Option<f64>,
     pub(crate) login_timeout: Option<u64>,
     pub(crate) max_login_attempts: Option<u32>,
+    pub(crate) max_unknown_commands: Option<u32>,
     pub(crate) read_limit: u64,
     pub(crate) write_limit: u64,
     pub(crate) max_rate: u64,
@@ -644,6 +649,7 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
         auth_failed_delay: f.auth_failed_delay,
         login_timeout: f.login_timeout,
         max_login_attempts: f.max_login_attempts,
+        max_unknown_commands: f.max_unknown_commands,
         read_limit: f.read_limit,
         write_limit: f.write_limit,
         max_rate: f.max_rate,

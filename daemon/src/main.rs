@@ -214,6 +214,9 @@ pub(crate) fn session_config(
     if let Some(n) = o.max_login_attempts {
         config.max_login_attempts = n;
     }
+    if let Some(n) = o.max_unknown_commands {
+        config.max_unknown_commands_before_login = n;
+    }
     config.use_gmt_times = !o.use_localtime;
     config.use_sendfile = !o.disable_sendfile;
     config.passive_ports = o.range.map(|(a, b)| a..=b);

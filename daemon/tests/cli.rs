@@ -757,3 +757,30 @@ print("ok")
     let out = util::run(Command::new("python3").args(["-c", &script]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
 }
+
+/// `--max-unknown-commands`: the cross-protocol limit before login, 3 by default, 0 off.
+#[test]
+fn max_unknown_commands_before_login() {
+    let dir = TempDir::new("cli-unknown");
+    let d = dir.path().to_str().unwrap();
+    let (_a, port) = serve(&["-d", d]);
+    let mut c = util::Client::connect(format!("127.0.0.1:{port}").parse().unwrap());
+    c.cmd("GET / HTTP/1.1", 421);
+    assert!(c.closed_by_server(), "an HTTP request line closes at once");
+    let (_b, port) = serve(&["-d", d, "--max-unknown-commands", "1"]);
+    let mut c = util::Client::connect(format!("127.0.0.1:{port}").parse().unwrap());
+    c.cmd("XYZZY", 500);
+    c.cmd("XYZZY", 500);
+    c.expect(421);
+    assert!(
+        c.closed_by_server(),
+        "closed after the second unknown command"
+    );
+    let (_c, port) = serve(&["-d", d, "--max-unknown-commands", "0"]);
+    let mut c = util::Client::connect(format!("127.0.0.1:{port}").parse().unwrap());
+    c.cmd("GET / HTTP/1.1", 500);
+    for _ in 0..5 {
+        c.cmd("XYZZY", 500);
+    }
+    c.login("anonymous", "guest");
+}

@@ -636,9 +636,62 @@ pub fn parse_line(line: &[u8]) -> Request {
     }
 }
 
+/// HTTP request methods (RFC 9110 section 9, and PATCH of RFC 5789).
+const HTTP_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Whether a parsed line looks like HTTP: a request line (an HTTP method, a target and an
+/// `HTTP/` version, RFC 9112 section 3) or a header field (`Name: value`, RFC 9110 section
+/// 5, a name no FTP verb has since it ends in a colon). Used against cross-protocol
+/// attacks (ALPACA).
+pub fn looks_like_http(req: &Request) -> bool {
+    if req.name.len() > 1
+        && req.name.ends_with(':')
+        && req.name[..req.name.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return true;
+    }
+    if !HTTP_METHODS.contains(&req.name.as_str()) {
+        return false;
+    }
+    let arg = req.arg.trim_ascii_end();
+    match arg.iter().rposition(|&b| b == b' ') {
+        Some(i) => arg[i + 1..].to_ascii_uppercase().starts_with(b"HTTP/"),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_lines_are_recognised() {
+        for line in [
+            &b"GET / HTTP/1.1"[..],
+            b"POST /upload HTTP/1.0",
+            b"get /x http/2",
+            b"Host: example.com",
+            b"User-Agent: curl/8",
+            b"Content-Length: 12",
+        ] {
+            assert!(looks_like_http(&parse_line(line)), "{line:?}");
+        }
+        for line in [
+            &b"RETR GET"[..],
+            b"GET",
+            b"PUT file",
+            b"HOST example.com",
+            b"SITE HELP",
+            b":",
+            b"USER a: b",
+        ] {
+            assert!(!looks_like_http(&parse_line(line)), "{line:?}");
+        }
+    }
 
     #[test]
     fn table_is_sorted_and_unique() {

@@ -162,6 +162,9 @@ pub(crate) struct ControlChannel {
     /// finds none. A turn that is not a socket event (a completion, actions applied, a
     /// timer) then costs no read(2) that can only come back empty.
     readable: bool,
+    /// The last `fill` stopped because the input buffer was full, with bytes possibly
+    /// left in the socket.
+    input_full: bool,
     /// FTPS settings, if the server has a certificate.
     tls: Option<TlsConfig>,
     /// The session's TLS keys, shared with its data connections.
@@ -207,6 +210,7 @@ impl ControlChannel {
             peer,
             eof: false,
             readable: true,
+            input_full: false,
             tls,
             keys: SessionTls::default(),
             tls_pending: false,
@@ -375,6 +379,7 @@ impl ControlChannel {
                 }
             }
         }
+        self.input_full = self.readable && !self.eof && self.input.len() >= MAX_BUFFERED_INPUT;
         self.note_handshake();
     }
 
@@ -484,6 +489,13 @@ impl ControlChannel {
             }
             // Output drained below the limit may let a waiting line through.
             if self.wants_line() && self.input.has_line() {
+                continue;
+            }
+            // `fill` stopped at a full buffer, not at an empty socket, and lines (or the
+            // dropped rest of an over-long one) have since made room: read on, since the
+            // socket's readiness edge is spent and no new one comes for bytes already
+            // there. Without this, a client sending one endless line stalled for ever.
+            if self.input_full && self.input.len() < MAX_BUFFERED_INPUT {
                 continue;
             }
             return Drive::Wait;

@@ -216,6 +216,9 @@ pub struct Session {
     /// ABORs that arrived while a request was out: each answered once it completes.
     abor_after: u32,
     attempts: u32,
+    /// Unknown commands and over-long lines seen before login (see
+    /// `max_unknown_commands_before_login`).
+    unknown_before_login: u32,
     out: Vec<u8>,
     actions: VecDeque<Action>,
     idle_deadline: Option<Instant>,
@@ -330,6 +333,7 @@ impl Session {
             waiting: None,
             abor_after: 0,
             attempts: 0,
+            unknown_before_login: 0,
             out: Vec::new(),
             actions: VecDeque::new(),
             delayed: None,
@@ -566,10 +570,14 @@ impl Session {
         if let Some(stats) = &self.stats {
             stats.command(index);
         }
+        if self.http_before_login(&req) {
+            return;
+        }
         let Some(spec) = index.map(|i| &command::COMMANDS[i]) else {
             self.take_carried(Verb::Unknown);
             let name = req.name.chars().take(32).collect::<String>();
             self.reply(500, format!("Command \"{name}\" not understood."));
+            self.count_unknown_before_login();
             return;
         };
         if self.waiting.is_some() {
@@ -627,6 +635,44 @@ impl Session {
         }
         self.take_carried(Verb::Unknown);
         self.reply(500, "Command too long.");
+        self.count_unknown_before_login();
+    }
+
+    /// Whether the cross-protocol checks (`max_unknown_commands_before_login`) apply now:
+    /// they are on and nobody has logged in.
+    fn guards_cross_protocol(&self) -> bool {
+        self.config.max_unknown_commands_before_login > 0 && !matches!(self.auth, Auth::LoggedIn(_))
+    }
+
+    /// Counts an unknown command or over-long line before login; past
+    /// `max_unknown_commands_before_login`, answers 421 and closes the session. The line's
+    /// own 500 is already out.
+    fn count_unknown_before_login(&mut self) {
+        if !self.guards_cross_protocol() {
+            return;
+        }
+        self.unknown_before_login = self.unknown_before_login.saturating_add(1);
+        if self.unknown_before_login > self.config.max_unknown_commands_before_login {
+            self.reply(421, "Too many unknown commands.");
+            self.log_reason("closed", "Too many unknown commands before login; closing.");
+            self.close();
+        }
+    }
+
+    /// A line that looks like HTTP before login (a request line such as `GET / HTTP/1.1`,
+    /// or a header such as `Host: example.com`) is a browser or proxy talking to the wrong
+    /// port, possibly led there by a cross-protocol attack (ALPACA): answers 421 and closes
+    /// at once, as vsftpd does, rather than answering the request's lines one by one.
+    /// Returns whether it did.
+    fn http_before_login(&mut self, req: &command::Request) -> bool {
+        if !self.guards_cross_protocol() || !command::looks_like_http(req) {
+            return false;
+        }
+        self.take_carried(Verb::Unknown);
+        self.reply(421, "HTTP request to an FTP server; closing.");
+        self.log_reason("closed", "HTTP request before login; closing.");
+        self.close();
+        true
     }
 
     /// Counts a command against `max_commands_per_sec`; past the limit, answers 421 and
