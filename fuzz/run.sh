@@ -7,13 +7,15 @@
 # Targets: parsers (command line, paths, rates, masquerade rules, permissions, times),
 # session (the session core under any ordering of lines and owner events; seeds in
 # seeds/session/, made from the integration tests by make-seeds.py), listing (LIST, NLST,
-# MLSD of arbitrary names). Needs the nightly toolchain and cargo-fuzz (installed here if
-# missing). New inputs go to corpus/TARGET (not in git); a crash stops the run, is saved
-# under artifacts/TARGET/ and makes this script fail: add it to tests/regressions.rs.
+# MLSD of arbitrary names), users_file (the command's --users parser), tls_control (AUTH
+# TLS with pipelined bytes, commands over TLS, CCC; real sockets). Needs the nightly
+# toolchain and cargo-fuzz (installed here if missing). New inputs go to corpus/TARGET
+# (not in git); a crash stops the run, is saved under artifacts/TARGET/ and makes this
+# script fail: add it to tests/regressions.rs.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-targets=(parsers session listing)
+targets=(parsers session listing users_file tls_control)
 target=${1:?usage: fuzz/run.sh TARGET|all [SECONDS] (targets: ${targets[*]})}
 seconds=${2:-600}
 

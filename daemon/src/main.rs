@@ -25,6 +25,7 @@ mod logging;
 mod metrics;
 mod serve;
 mod settings;
+mod users_file;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};

@@ -10,12 +10,10 @@ use ftpdlib::{Limits, TlsConfig};
 
 use crate::args::Options;
 use crate::config_file::Account;
+use crate::users_file;
 
-/// Reads a `--users` file: `name:password:perms[:home]` a line, `#` comments and blank lines
-/// allowed. A password field that is a crypt(3) hash of a method this system knows is
-/// stored as a hash. Refused, naming the line: an empty password, a home that is not an
-/// absolute path (what a `:` inside a password would leave there), and a line for
-/// `anonymous` (anonymous takes no password: `--anonymous` turns it on).
+/// Reads a `--users` file ([`crate::users_file`]) into `auth`; errors name the file and
+/// the line.
 fn load_users(
     auth: &mut DummyAuthorizer,
     file: &Path,
@@ -23,54 +21,22 @@ fn load_users(
 ) -> Result<usize, String> {
     let text =
         std::fs::read_to_string(file).map_err(|e| format!("can't read {}: {e}", file.display()))?;
-    let mut count = 0;
-    for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let parts: Vec<&str> = line.splitn(4, ':').collect();
-        if parts.len() < 3 || parts[0].is_empty() {
-            return Err(format!(
-                "{}:{n}: expected name:password:perms[:home]",
-                file.display()
-            ));
-        }
-        let at = |why: &str| format!("{}:{n}: {why}", file.display());
-        if parts[0] == "anonymous" {
-            return Err(at("anonymous takes no password and has no line here; \
-                 --anonymous serves it, read-only"));
-        }
-        if parts[1].is_empty() {
-            return Err(at(
-                "empty password; give one, or a hash from ftpdlib hash-password",
-            ));
-        }
-        if let Some(home) = parts.get(3).filter(|h| !h.is_empty()) {
-            if !home.starts_with('/') {
-                return Err(at(&format!(
-                    "home {home:?} is not an absolute path (a password cannot contain ':' \
-                     in this file; store a hash from ftpdlib hash-password instead)"
-                )));
-            }
-        }
-        let home = parts
-            .get(3)
-            .filter(|h| !h.is_empty())
+    let users = users_file::parse(&text).map_err(|(n, why)| match n {
+        0 => format!("{}: {why}", file.display()),
+        n => format!("{}:{n}: {why}", file.display()),
+    })?;
+    for u in &users {
+        let home = u
+            .home
             .map_or_else(|| default_home.to_path_buf(), PathBuf::from);
-        let added = if crypt::is_hash(parts[1]) {
-            auth.add_user_hashed(parts[0], parts[1], &home, parts[2])
+        let added = if crypt::is_hash(u.password) {
+            auth.add_user_hashed(u.name, u.password, &home, u.perms)
         } else {
-            auth.add_user(parts[0], parts[1], &home, parts[2])
+            auth.add_user(u.name, u.password, &home, u.perms)
         };
-        added.map_err(|e| format!("{}:{n}: {e}", file.display()))?;
-        count += 1;
+        added.map_err(|e| format!("{}:{}: {e}", file.display(), u.line))?;
     }
-    if count == 0 {
-        return Err(format!("{}: no accounts in the file", file.display()));
-    }
-    Ok(count)
+    Ok(users.len())
 }
 
 #[cfg(feature = "tls")]
