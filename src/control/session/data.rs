@@ -12,7 +12,8 @@ use log::kv::Value;
 #[cfg(doc)]
 use super::Action;
 use super::{
-    canonical, strerror, DataFailure, DataState, Pending, Session, TransferError, XferKind,
+    canonical, error_code, strerror, DataFailure, DataState, Pending, Session, TransferError,
+    XferKind,
 };
 
 impl Session {
@@ -164,7 +165,20 @@ impl Session {
                 ),
             ),
             Err(TransferError::File(e)) => {
-                self.reply(426, format!("{}; transfer aborted.", strerror(&e)))
+                let code = error_code(&e, 426);
+                let text = match code {
+                    452 => "Insufficient storage space in system",
+                    552 => "Exceeded storage allocation",
+                    _ => "",
+                };
+                if text.is_empty() {
+                    self.reply(code, format!("{}; transfer aborted.", strerror(&e)))
+                } else {
+                    self.reply(
+                        code,
+                        format!("{text} ({}); transfer aborted.", strerror(&e)),
+                    )
+                }
             }
             Err(TransferError::Stalled) => {
                 self.reply(421, "Data connection timed out.");
