@@ -497,7 +497,12 @@ impl DataChannel {
                         if e.kind() == io::ErrorKind::Interrupted
                             || e.kind() == io::ErrorKind::ConnectionAborted => {}
                     Err(e) => {
+                        // Out of descriptors or memory. The client's connection stays in the
+                        // backlog, and readiness is edge-triggered, so waiting would wait
+                        // for the accept timeout: give up now, and the session answers.
                         crate::logger::logerror(&format!("passive accept failed: {e}"));
+                        self.deregister(registry);
+                        events.push(DataEvent::Failed(DataFailure::AcceptFailed(e)));
                         return false;
                     }
                 }
