@@ -142,3 +142,60 @@ fn out_of_descriptors_every_command_answers_and_the_server_recovers() {
     waiting.stor("STOR g", b"back");
     assert_eq!(std::fs::read(home.join("g")).unwrap(), b"back");
 }
+
+/// The daemon's resident memory, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// An idle logged-in session costs little: 500 of them grow the daemon by less than
+/// 16 KiB each (9,900 took about 2.9 KiB each in release: docs/benchmarks.md, measured
+/// with demo/bench/idle_sessions.sh; the bound leaves room for a debug build and noise).
+#[test]
+fn idle_sessions_cost_little_memory() {
+    const N: usize = 500;
+    const BOUND: u64 = 16 * 1024;
+    let home = TempDir::new("idle");
+    let (d, port) = serve_daemon(&[
+        "-d",
+        home.path().to_str().unwrap(),
+        "-u",
+        "user",
+        "-P",
+        "pass",
+        "--max-cons",
+        "0",
+    ]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let pid = d.0.id();
+    // One session first, so what every session shares (the worker pool, the user's
+    // storage) is in the baseline.
+    let mut first = Client::connect(addr);
+    first.login("user", "pass");
+    first.cmd("NOOP", 200);
+    let before = rss_kib(pid);
+    let sessions: Vec<Client> = (0..N)
+        .map(|_| {
+            let mut c = Client::connect(addr);
+            c.login("user", "pass");
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let after = rss_kib(pid);
+    let per_session = after.saturating_sub(before) * 1024 / N as u64;
+    eprintln!("{N} idle sessions: VmRSS {before} -> {after} KiB, {per_session} bytes each");
+    assert!(
+        per_session < BOUND,
+        "{per_session} bytes per idle session (VmRSS {before} -> {after} KiB)"
+    );
+    // They are alive, not merely counted.
+    for mut c in sessions.into_iter().step_by(50) {
+        c.cmd("NOOP", 200);
+    }
+}
