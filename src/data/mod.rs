@@ -496,8 +496,16 @@ impl DataChannel {
                     Err(e)
                         if e.kind() == io::ErrorKind::Interrupted
                             || e.kind() == io::ErrorKind::ConnectionAborted => {}
+                    // Linux takes the new descriptor before it looks for a connection, so
+                    // EMFILE comes whether or not one waits: with none, wait for it.
+                    Err(_) if !connection_waiting(l) => return false,
                     Err(e) => {
+                        // Out of descriptors or memory. The client's connection stays in the
+                        // backlog, and readiness is edge-triggered, so waiting would wait
+                        // for the accept timeout: give up now, and the session answers.
                         crate::logger::logerror(&format!("passive accept failed: {e}"));
+                        self.deregister(registry);
+                        events.push(DataEvent::Failed(DataFailure::AcceptFailed(e)));
                         return false;
                     }
                 }
@@ -633,6 +641,21 @@ impl DataChannel {
             }
         }
     }
+}
+
+/// Whether a connection waits in the listener's backlog; poll(2) takes no descriptor, so it
+/// answers when accept cannot.
+fn connection_waiting(l: &TcpListener) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: l.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes one local pollfd, for a descriptor `l` keeps open, and
+    // does not wait (timeout 0).
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & libc::POLLIN != 0
 }
 
 impl Drop for DataChannel {

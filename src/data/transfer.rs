@@ -24,6 +24,12 @@ use crate::tls::Stream;
 /// Smallest file read per refill under TLS: sixteen full TLS records.
 const TLS_CHUNK: usize = 256 * 1024;
 
+/// How much of an upload is read and thrown away after its file failed (a full disk, a
+/// quota), so the client finishes sending, the data connection closes cleanly and the
+/// client reads the reply. Past this the connection is closed at once (the peer then
+/// sees a reset, as it would have for any size before).
+const DISCARD_LIMIT: u64 = 256 << 20;
+
 /// What one [`Running::step`] achieved.
 #[derive(Debug)]
 pub(crate) enum Step {
@@ -67,6 +73,11 @@ pub(crate) struct Running {
     listing: ListingAt,
     /// A listing's piece failed: the transfer ends with it.
     chunk_error: Option<io::Error>,
+    /// An upload's file failed to take a write: the rest of the upload is read and
+    /// dropped, up to [`DISCARD_LIMIT`], and the transfer then ends with this error.
+    write_error: Option<io::Error>,
+    /// Bytes dropped since `write_error`.
+    discarded: u64,
     /// Counts the transfer in `transfers_running` while it lives.
     _gauge: TransferGauge,
 }
@@ -141,6 +152,8 @@ impl Running {
             source_done: false,
             listing,
             chunk_error: None,
+            write_error: None,
+            discarded: 0,
             _gauge: gauge,
         };
         r.buf.reserve(out_buf.max(512));
@@ -403,7 +416,10 @@ impl Running {
                 let mut probe = [0u8; 1];
                 if let Some(tcp) = stream.plain() {
                     if matches!(tcp.peek(&mut probe), Ok(0)) {
-                        return end_of_upload(file, ascii, self.last_cr);
+                        return match self.write_error.take() {
+                            Some(e) => Step::Done(Err(TransferError::File(e))),
+                            None => end_of_upload(file, ascii, self.last_cr),
+                        };
                     }
                 }
                 return Step::Budget;
@@ -416,15 +432,37 @@ impl Running {
                     // records (under TLS), or its FIN (plain): answer a close_notify
                     // with ours, as far as the socket takes it; the upload is whole.
                     let _ = stream.close_notify();
-                    return end_of_upload(file, ascii, self.last_cr);
+                    // After a failed write the file is left as it is (partial, like an
+                    // aborted upload) and never finished.
+                    return match self.write_error.take() {
+                        Some(e) => Step::Done(Err(TransferError::File(e))),
+                        None => end_of_upload(file, ascii, self.last_cr),
+                    };
                 }
                 Ok(n) => n,
                 Err(e) if would_block(&e) => return Step::Blocked,
                 Err(e) if interrupted(&e) => continue,
-                Err(e) => return Step::Done(Err(TransferError::Connection(e))),
+                Err(e) => {
+                    // What the client did after the file failed does not change the
+                    // reply: the file's error is the cause.
+                    return Step::Done(Err(match self.write_error.take() {
+                        Some(f) => TransferError::File(f),
+                        None => TransferError::Connection(e),
+                    }));
+                }
             };
             self.bytes += n as u64;
             spent += n;
+            if self.write_error.is_some() {
+                self.discarded += n as u64;
+                if self.discarded > DISCARD_LIMIT {
+                    return Step::Done(Err(self.write_error.take().map_or_else(
+                        || TransferError::Connection(io::ErrorKind::Other.into()),
+                        TransferError::File,
+                    )));
+                }
+                continue;
+            }
             let result = if ascii {
                 converted.clear();
                 from_crlf(&self.buf[..n], &mut self.last_cr, &mut converted);
@@ -432,11 +470,29 @@ impl Running {
             } else {
                 write_all(file, &self.buf[..n])
             };
-            if let Err(e) = result {
-                return Step::Done(Err(e));
+            match result {
+                Ok(()) => {}
+                // The storage is out of room, or out of the user's allocation: keep
+                // reading so the client can finish sending and read the 452/552, rather
+                // than resetting a connection it is still writing to.
+                Err(TransferError::File(e)) if is_exhaustion(&e) => self.write_error = Some(e),
+                Err(e) => return Step::Done(Err(e)),
             }
         }
     }
+}
+
+/// Whether a write failed for want of room (a full filesystem, a quota, a size limit)
+/// rather than of a broken file: the cases where the rest of an upload is read and
+/// dropped.
+fn is_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG)
+    ) || matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge
+    )
 }
 
 /// The client closed the data connection: the upload is complete. A CR held back by the

@@ -1,7 +1,9 @@
 //! A test storage back-end: [`OsFilesystem`] behind a fault in every call (a sleep, EIO or
-//! a panic), to show that storage never holds the reactor and that every failure is a reply.
+//! a panic), to show that storage never holds the reactor and that every failure is a reply;
+//! or behind an exhausted allocation ([`Mode::Exhausted`]): the errors a quota gives,
+//! through the same `Filesystem` seam the server uses for every storage call.
 
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,6 +16,13 @@ pub enum Mode {
     Sleep(Duration),
     Fail,
     Panic,
+    /// Each file written takes `after` bytes, then every write fails with `errno`
+    /// (EDQUOT as a quota does, EFBIG as a file size limit does); MKD and RNTO fail with
+    /// it at once. Every other call goes through.
+    Exhausted {
+        after: u64,
+        errno: i32,
+    },
 }
 
 #[derive(Debug)]
@@ -35,7 +44,45 @@ impl Faulty {
             }
             Mode::Fail => Err(io::Error::from_raw_os_error(libc::EIO)),
             Mode::Panic => panic!("storage panicked"),
+            Mode::Exhausted { .. } => f(&self.inner),
         }
+    }
+
+    /// A call that allocates storage without writing a file (MKD, RNTO).
+    fn allocate<T>(&self, f: impl FnOnce(&OsFilesystem) -> io::Result<T>) -> io::Result<T> {
+        match self.mode {
+            Mode::Exhausted { errno, .. } => Err(io::Error::from_raw_os_error(errno)),
+            _ => self.call(f),
+        }
+    }
+}
+
+/// A file that takes `left` more bytes, then fails every write with `errno`.
+#[derive(Debug)]
+struct Limited {
+    inner: Box<dyn FileWriter>,
+    left: u64,
+    errno: i32,
+}
+
+impl Write for Limited {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Err(io::Error::from_raw_os_error(self.errno));
+        }
+        let n = buf.len().min(self.left as usize);
+        let n = self.inner.write(&buf[..n])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl FileWriter for Limited {
+    fn finish(&mut self) -> io::Result<()> {
+        self.inner.finish()
     }
 }
 
@@ -53,10 +100,18 @@ impl Filesystem for Faulty {
         self.call(|f| f.open_read(p, o))
     }
     fn open_write(&self, p: &Path, m: WriteMode) -> io::Result<Box<dyn FileWriter>> {
-        self.call(|f| f.open_write(p, m))
+        let inner = self.call(|f| f.open_write(p, m))?;
+        match self.mode {
+            Mode::Exhausted { after, errno } => Ok(Box::new(Limited {
+                inner,
+                left: after,
+                errno,
+            })),
+            _ => Ok(inner),
+        }
     }
     fn mkdir(&self, p: &Path) -> io::Result<()> {
-        self.call(|f| f.mkdir(p))
+        self.allocate(|f| f.mkdir(p))
     }
     fn rmdir(&self, p: &Path) -> io::Result<()> {
         self.call(|f| f.rmdir(p))
@@ -65,7 +120,7 @@ impl Filesystem for Faulty {
         self.call(|f| f.remove(p))
     }
     fn rename(&self, a: &Path, b: &Path) -> io::Result<()> {
-        self.call(|f| f.rename(a, b))
+        self.allocate(|f| f.rename(a, b))
     }
     fn chmod(&self, p: &Path, m: u32) -> io::Result<()> {
         self.call(|f| f.chmod(p, m))

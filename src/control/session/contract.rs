@@ -92,6 +92,9 @@ pub enum DataFailure {
     ConnectTimeout,
     /// Nobody connected to the passive listener in time.
     AcceptTimeout,
+    /// Accepting the client's connection to the passive listener failed on the server's
+    /// side (out of descriptors, EMFILE/ENFILE, or of memory); the listener is closed.
+    AcceptFailed(io::Error),
     /// A connection to the passive listener came from a foreign address; the listener stays.
     ForeignPeer(SocketAddr),
 }

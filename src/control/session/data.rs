@@ -12,7 +12,8 @@ use log::kv::Value;
 #[cfg(doc)]
 use super::Action;
 use super::{
-    canonical, strerror, DataFailure, DataState, Pending, Session, TransferError, XferKind,
+    canonical, error_code, strerror, DataFailure, DataState, Pending, Session, TransferError,
+    XferKind,
 };
 
 impl Session {
@@ -65,7 +66,11 @@ impl Session {
                     "{} can't open passive listener: {e}",
                     self.prefix()
                 ));
-                self.reply(425, "Can't open passive connection.");
+                let text = match error_code(&e, 425) {
+                    451 => format!("Can't open passive connection: {}.", strerror(&e)),
+                    _ => "Can't open passive connection.".to_string(),
+                };
+                self.reply(425, text);
             }
         }
     }
@@ -106,15 +111,24 @@ impl Session {
             }
             DataFailure::ConnectFailed(e) => {
                 self.log_reason("data_error", &format!("active connection failed: {e}"));
-                (425, "Can't connect to specified address.")
+                (425, "Can't connect to specified address.".to_string())
             }
             DataFailure::ConnectTimeout => {
                 self.log_reason("timeout", "Active data channel timed out.");
-                (421, "Active data channel timed out.")
+                (421, "Active data channel timed out.".to_string())
             }
             DataFailure::AcceptTimeout => {
                 self.log_reason("timeout", "Passive data channel timed out.");
-                (421, "Passive data channel timed out.")
+                (421, "Passive data channel timed out.".to_string())
+            }
+            DataFailure::AcceptFailed(e) => {
+                self.log_reason("data_error", &format!("passive accept failed: {e}"));
+                // A command waiting for this connection gets 425 with the reason; one that
+                // comes later finds no data connection and gets its own 425.
+                (
+                    425,
+                    format!("Can't open data connection: {}.", strerror(&e)),
+                )
             }
         };
         if self.awaiting_connect {
@@ -164,7 +178,20 @@ impl Session {
                 ),
             ),
             Err(TransferError::File(e)) => {
-                self.reply(426, format!("{}; transfer aborted.", strerror(&e)))
+                let code = error_code(&e, 426);
+                let text = match code {
+                    452 => "Insufficient storage space in system",
+                    552 => "Exceeded storage allocation",
+                    _ => "",
+                };
+                if text.is_empty() {
+                    self.reply(code, format!("{}; transfer aborted.", strerror(&e)))
+                } else {
+                    self.reply(
+                        code,
+                        format!("{text} ({}); transfer aborted.", strerror(&e)),
+                    )
+                }
             }
             Err(TransferError::Stalled) => {
                 self.reply(421, "Data connection timed out.");

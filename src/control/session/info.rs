@@ -6,7 +6,7 @@ use crate::control::command::{self, Verb, COMMANDS};
 use crate::control::reply::quote_path;
 use crate::listing;
 
-use super::{err_text, Auth, DataState, Session, Then};
+use super::{Auth, DataState, Session, Then};
 
 impl Session {
     pub(super) fn cmd_help(&mut self, arg: &str) {
@@ -154,7 +154,7 @@ impl Session {
                 text.push_str("End of status.");
                 self.reply(213, text);
             }
-            Err(e) => self.reply(550, err_text(&e)),
+            Err(e) => self.reply_io(550, &e),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The session's log lines: pyftpdlib's text with the fields of
 //! [`logger`](crate::logger#fields), and the refusals pyftpdlib's `log_cmd` logs.
 
+use std::io;
+
 use log::kv::{ToValue, Value};
 
 use crate::logger::{self, key};
@@ -75,6 +77,19 @@ impl Session {
         if let Some(c) = self.current.take().filter(|c| c.logged) {
             self.log_refusal(&c, code, &text);
         }
+        self.reply(code, text);
+    }
+
+    /// [`Session::refuse`] for a storage error: the code from [`super::error_code`]
+    /// (452 for a full disk, 552 for a quota...), else `default`.
+    pub(super) fn refuse_io(&mut self, default: u16, e: &io::Error) {
+        let (code, text) = super::error_reply(e, default);
+        self.refuse(code, text);
+    }
+
+    /// [`Session::reply`] for a storage error, coded as [`Session::refuse_io`] codes it.
+    pub(super) fn reply_io(&mut self, default: u16, e: &io::Error) {
+        let (code, text) = super::error_reply(e, default);
         self.reply(code, text);
     }
 

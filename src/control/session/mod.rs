@@ -283,9 +283,44 @@ impl std::fmt::Debug for Session {
 /// The number of the next session, for the `session` log field.
 static NEXT_SESSION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// The text of a 550 (or 450) reply for a storage error: its message and a full stop.
-fn err_text(e: &io::Error) -> String {
-    format!("{}.", strerror(e))
+/// The reply code for a storage error: the one place I/O errors become codes.
+///
+/// Running out of a resource has a code of its own, whatever the command (RFC 959, 4.2):
+///
+/// | error | code | RFC 959 text |
+/// |---|---|---|
+/// | `ENOSPC` ([`io::ErrorKind::StorageFull`]) | 452 | Insufficient storage space in system |
+/// | `EDQUOT` ([`io::ErrorKind::QuotaExceeded`]), `EFBIG` ([`io::ErrorKind::FileTooLarge`]) | 552 | Exceeded storage allocation |
+/// | `EMFILE`, `ENFILE`, `ENOMEM` | 451 | Local error in processing |
+///
+/// Any other error keeps `default`: 550 for a command refused, 426 for a transfer cut
+/// short. The kinds count as well as the numbers, so a back-end that is not a local disk
+/// can report a full store with `io::Error::from(ErrorKind::StorageFull)`.
+pub(crate) fn error_code(e: &io::Error, default: u16) -> u16 {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => return 452,
+        Some(libc::EDQUOT) | Some(libc::EFBIG) => return 552,
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOMEM) => return 451,
+        _ => {}
+    }
+    match e.kind() {
+        io::ErrorKind::StorageFull => 452,
+        io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge => 552,
+        io::ErrorKind::OutOfMemory => 451,
+        _ => default,
+    }
+}
+
+/// The code and text of a reply for a storage error: [`error_code`], and the error's
+/// message (after RFC 959's words for 452 and 552) with a full stop.
+fn error_reply(e: &io::Error, default: u16) -> (u16, String) {
+    let code = error_code(e, default);
+    let text = match code {
+        452 => format!("Insufficient storage space in system ({}).", strerror(e)),
+        552 => format!("Exceeded storage allocation ({}).", strerror(e)),
+        _ => format!("{}.", strerror(e)),
+    };
+    (code, text)
 }
 
 /// The text of an I/O error without Rust's " (os error N)" suffix.

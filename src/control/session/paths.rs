@@ -15,7 +15,7 @@ use crate::logger::key;
 use log::kv::Value;
 
 use super::parse::{parse_time_val, split_word};
-use super::{err_text, Auth, Op, Session, Then};
+use super::{Auth, Op, Session, Then};
 
 /// Whether a storage error says "no such file" (missing, or a path through a file): SIZE,
 /// MDTM and MFMT answer it as pyftpdlib does, "<path> is not retrievable", as for a
@@ -51,7 +51,7 @@ impl Session {
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
                 self.refuse(550, "Not a directory.")
             }
-            Err(e) => self.refuse(550, err_text(&e)),
+            Err(e) => self.refuse_io(550, &e),
         }
     }
 
@@ -76,7 +76,7 @@ impl Session {
                 self.log_cmd("MKD", &ftp, 257);
                 self.hook(|h, i| h.on_dir_created(i, &real));
             }
-            Err(e) => self.refuse(550, err_text(&e)),
+            Err(e) => self.refuse_io(550, &e),
         }
     }
 
@@ -95,7 +95,7 @@ impl Session {
                 self.log_cmd("RMD", &ftp, 250);
                 self.hook(|h, i| h.on_dir_removed(i, &real));
             }
-            Err(e) => self.refuse(550, err_text(&e)),
+            Err(e) => self.refuse_io(550, &e),
         }
     }
 
@@ -111,7 +111,7 @@ impl Session {
                 self.log_cmd("DELE", &ftp, 250);
                 self.hook(|h, i| h.on_file_deleted(i, &real));
             }
-            Err(e) => self.refuse(550, err_text(&e)),
+            Err(e) => self.refuse_io(550, &e),
         }
     }
 
@@ -175,7 +175,7 @@ impl Session {
                 self.current = None;
                 self.hook(|h, i| h.on_file_renamed(i, &from_real, &real));
             }
-            Err(e) => self.refuse(550, err_text(&e)),
+            Err(e) => self.refuse_io(550, &e),
         }
     }
 
@@ -191,7 +191,7 @@ impl Session {
     pub(super) fn finish_size(&mut self, ftp: String, r: io::Result<Stat>) {
         match r {
             Ok(m) if m.is_file() => self.reply(213, m.size.to_string()),
-            Err(e) if !is_missing(&e) => self.refuse(550, err_text(&e)),
+            Err(e) if !is_missing(&e) => self.refuse_io(550, &e),
             _ => self.refuse(550, format!("{ftp} is not retrievable.")),
         }
     }
@@ -206,7 +206,7 @@ impl Session {
                 let t = listing::civil(m.mtime, self.config.use_gmt_times);
                 self.reply(213, t.time_val());
             }
-            Err(e) if !is_missing(&e) => self.refuse(550, err_text(&e)),
+            Err(e) if !is_missing(&e) => self.refuse_io(550, &e),
             // pyftpdlib's wording, without the full stop, as for MFMT.
             _ => self.refuse(550, format!("{ftp} is not retrievable")),
         }
@@ -229,7 +229,7 @@ impl Session {
                     format!("Listing {}:\n {fact_line}\nEnd MLST.", quote_path(&ftp)),
                 );
             }
-            Err(e) => self.refuse(550, err_text(&e)),
+            Err(e) => self.refuse_io(550, &e),
         }
     }
 
@@ -258,7 +258,7 @@ impl Session {
             Err(e) if e.kind() == io::ErrorKind::InvalidInput || is_missing(&e) => {
                 self.refuse(550, format!("{ftp} is not retrievable"))
             }
-            Err(e) => self.refuse(550, err_text(&e)),
+            Err(e) => self.refuse_io(550, &e),
         }
     }
 
@@ -316,7 +316,7 @@ impl Session {
                 self.reply(200, "SITE CHMOD successful.");
                 self.log_cmd("SITE CHMOD", &ftp, 200);
             }
-            Err(e) => self.refuse(550, err_text(&e)),
+            Err(e) => self.refuse_io(550, &e),
         }
     }
 }

@@ -354,6 +354,14 @@ fn open_home(
     let home = authorizer.home_dir(user).ok_or(AuthError::BadCredentials)?;
     factory(&home).map_err(|e| {
         crate::logger::logerror(&format!("home of {user} unusable: {e}"));
+        // Out of descriptors or memory (each session holds its home open) is the
+        // server's passing shortage, not the account's fault: say so.
+        if super::error_code(&e, 530) == 451 {
+            return AuthError::Refused(format!(
+                "Home directory unavailable: {}; try again later.",
+                super::strerror(&e)
+            ));
+        }
         AuthError::Refused("Home directory unavailable.".to_string())
     })
 }

@@ -740,3 +740,25 @@ fn eprt_parsing() {
     assert_eq!(parse_eprt("|1|127.0.0.1|0|"), Err(()));
     assert_eq!(parse_eprt("|1|127.0.0.1|5000"), Err(()));
 }
+
+// Storage errors and their reply codes.
+
+#[test]
+fn exhaustion_errors_have_their_own_codes() {
+    let os = io::Error::from_raw_os_error;
+    assert_eq!(error_code(&os(libc::ENOSPC), 550), 452);
+    assert_eq!(error_code(&os(libc::EDQUOT), 550), 552);
+    assert_eq!(error_code(&os(libc::EFBIG), 426), 552);
+    assert_eq!(error_code(&os(libc::EMFILE), 550), 451);
+    assert_eq!(error_code(&os(libc::ENFILE), 550), 451);
+    assert_eq!(error_code(&os(libc::ENOENT), 550), 550);
+    assert_eq!(error_code(&os(libc::EIO), 426), 426);
+    // A back-end that is not a disk says it with the kind.
+    assert_eq!(error_code(&io::ErrorKind::StorageFull.into(), 550), 452);
+    assert_eq!(error_code(&io::ErrorKind::QuotaExceeded.into(), 550), 552);
+    assert_eq!(
+        error_reply(&os(libc::ENOSPC), 550).1,
+        "Insufficient storage space in system (No space left on device)."
+    );
+    assert_eq!(error_reply(&os(libc::EACCES), 550).1, "Permission denied.");
+}

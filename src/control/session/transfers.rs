@@ -13,8 +13,7 @@ use crate::listing::{self, ListFormat, Listing, PermContext};
 
 use super::parse::{parse_eprt, parse_port, strip_ls_flag};
 use super::{
-    canonical, err_text, Action, DataState, Direction, Op, Pending, Session, Source, Then,
-    Transfer, XferKind,
+    canonical, Action, DataState, Direction, Op, Pending, Session, Source, Then, Transfer, XferKind,
 };
 
 impl Session {
@@ -280,7 +279,7 @@ impl Session {
             Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
                 return self.refuse(550, "Is a directory.")
             }
-            Err(e) => return self.refuse(550, err_text(&e)),
+            Err(e) => return self.refuse_io(550, &e),
         };
         let size = file.size();
         if offset > size {
@@ -343,7 +342,7 @@ impl Session {
                 if e.kind() == io::ErrorKind::NotFound
                     || e.raw_os_error() == Some(libc::ENOTDIR) =>
             {
-                return self.refuse(550, err_text(&e));
+                return self.refuse_io(550, &e);
             }
             // Anything else (permission to look, say) is for the open to report.
             Err(_) => None,
@@ -371,7 +370,7 @@ impl Session {
     pub(super) fn finish_stor(&mut self, pending: Pending, r: io::Result<Box<dyn FileWriter>>) {
         let file = match r {
             Ok(f) => f,
-            Err(e) => return self.refuse(550, err_text(&e)),
+            Err(e) => return self.refuse_io(550, &e),
         };
         self.start_transfer(pending, Direction::Receive(file), None);
     }
@@ -406,7 +405,7 @@ impl Session {
     ) {
         let (name, file) = match r {
             Ok(x) => x,
-            Err(e) => return self.refuse(450, err_text(&e)),
+            Err(e) => return self.refuse_io(450, &e),
         };
         let name = String::from_utf8_lossy(&name).into_owned();
         let dir = std::mem::take(&mut pending.ftp_path);
@@ -523,7 +522,7 @@ impl Session {
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
                 self.refuse(501, "No such directory.")
             }
-            Err(e) => self.refuse(550, err_text(&e)),
+            Err(e) => self.refuse_io(550, &e),
         }
     }
 }

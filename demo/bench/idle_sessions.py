@@ -1,0 +1,120 @@
+"""idle_sessions.py: log N sessions in, leave them idle, and read the server's VmRSS.
+
+Run by idle_sessions.sh, which starts the server; by hand:
+
+    python3 idle_sessions.py --port 2121 --pid PID --user bench --password secret -n 10000
+
+One thread and one selector drive every session: connect (from 127.0.0.1 ... 127.0.0.SOURCES
+in turn, so a large N does not run out of source ports towards one address), read the 220,
+USER, read the 331, PASS, read the 230, then nothing. Connections are opened BATCH at a time
+so the server's listen backlog never overflows. Prints the server's VmRSS (KiB, from
+/proc/PID/status) before the first connection and with every session logged in, and the
+growth per session; exits 1 if any session fails or the whole run passes --timeout seconds.
+"""
+
+import argparse
+import selectors
+import socket
+import sys
+import time
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise SystemExit(f"no VmRSS for pid {pid}")
+
+
+class Session:
+    """One control connection's login, as a tiny state machine over its replies."""
+
+    STEPS = [(b"220", b"USER {u}\r\n"), (b"331", b"PASS {p}\r\n"), (b"230", None)]
+
+    def __init__(self, sock, user, password):
+        self.sock = sock
+        self.buf = b""
+        self.step = 0
+        self.user = user
+        self.password = password
+        self.done = False
+
+    def on_readable(self):
+        data = self.sock.recv(4096)
+        if not data:
+            raise ConnectionError("closed by the server")
+        self.buf += data
+        while b"\r\n" in self.buf and not self.done:
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            want, send = self.STEPS[self.step]
+            if line[3:4] == b"-":  # a multi-line reply goes on
+                continue
+            if not line.startswith(want):
+                raise ConnectionError(f"expected {want!r}, got {line!r}")
+            if send is None:
+                self.done = True
+                return
+            self.sock.sendall(
+                send.replace(b"{u}", self.user.encode()).replace(
+                    b"{p}", self.password.encode()
+                )
+            )
+            self.step += 1
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--pid", type=int, required=True)
+    ap.add_argument("--user", required=True)
+    ap.add_argument("--password", required=True)
+    ap.add_argument("-n", type=int, default=10000)
+    ap.add_argument("--sources", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--hold", type=float, default=2.0, help="seconds idle before measuring")
+    a = ap.parse_args()
+
+    before = rss_kib(a.pid)
+    sel = selectors.DefaultSelector()
+    sessions = []
+    done = 0
+    start = time.monotonic()
+    opened = 0
+    while done < a.n:
+        if time.monotonic() - start > a.timeout:
+            sys.exit(f"timed out: {done} of {a.n} sessions logged in")
+        # Open the next batch once the previous one is in.
+        if opened == done and opened < a.n:
+            for _ in range(min(a.batch, a.n - opened)):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.bind((f"127.0.0.{1 + opened % a.sources}", 0))
+                s.connect(("127.0.0.1", a.port))
+                s.setblocking(False)
+                sess = Session(s, a.user, a.password)
+                sessions.append(sess)
+                sel.register(s, selectors.EVENT_READ, sess)
+                opened += 1
+        for key, _ in sel.select(timeout=1.0):
+            sess = key.data
+            sess.on_readable()
+            if sess.done:
+                sel.unregister(sess.sock)
+                done += 1
+    login_s = time.monotonic() - start
+    time.sleep(a.hold)
+    after = rss_kib(a.pid)
+    growth = after - before
+    print(f"sessions         {a.n}")
+    print(f"login time       {login_s:.1f} s")
+    print(f"VmRSS before     {before / 1024:.1f} MiB")
+    print(f"VmRSS with all   {after / 1024:.1f} MiB")
+    print(f"growth           {growth / 1024:.1f} MiB")
+    print(f"per session      {growth * 1024 / a.n:.0f} bytes")
+    for sess in sessions:
+        sess.sock.close()
+
+
+if __name__ == "__main__":
+    main()
