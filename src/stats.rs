@@ -96,11 +96,14 @@ pub enum DataConnFailure {
     Reset,
     /// No byte moved for the data timeout (the 421 "Data connection timed out").
     Stalled,
+    /// The server could not accept the connection to its passive listener: out of file
+    /// descriptors or memory (the waiting transfer gets 425).
+    AcceptError,
 }
 
 impl DataConnFailure {
     /// Every kind, in table order.
-    pub const ALL: [DataConnFailure; 7] = [
+    pub const ALL: [DataConnFailure; 8] = [
         DataConnFailure::AcceptTimeout,
         DataConnFailure::ConnectTimeout,
         DataConnFailure::ConnectRefused,
@@ -108,11 +111,12 @@ impl DataConnFailure {
         DataConnFailure::ForeignPeer,
         DataConnFailure::Reset,
         DataConnFailure::Stalled,
+        DataConnFailure::AcceptError,
     ];
 
     /// A short snake_case name, e.g. for a metric label: `accept_timeout`,
     /// `connect_timeout`, `connect_refused`, `connect_error`, `foreign_peer`, `reset`,
-    /// `stalled`.
+    /// `stalled`, `accept_error`.
     pub fn name(self) -> &'static str {
         match self {
             DataConnFailure::AcceptTimeout => "accept_timeout",
@@ -122,6 +126,7 @@ impl DataConnFailure {
             DataConnFailure::ForeignPeer => "foreign_peer",
             DataConnFailure::Reset => "reset",
             DataConnFailure::Stalled => "stalled",
+            DataConnFailure::AcceptError => "accept_error",
         }
     }
 }

@@ -19,8 +19,8 @@ fn failure(event: &DataEvent) -> Option<DataConnFailure> {
         DataEvent::Failed(DataFailure::ConnectTimeout) => Some(DataConnFailure::ConnectTimeout),
         DataEvent::Failed(DataFailure::ConnectFailed(e)) => Some(connect_failure(e)),
         DataEvent::Failed(DataFailure::ForeignPeer(_)) => Some(DataConnFailure::ForeignPeer),
-        // The server's own shortage, not the client's failure: logged, not counted.
-        DataEvent::Failed(DataFailure::AcceptFailed(_)) => None,
+        // The server's own shortage (descriptors): worth an alert of its own.
+        DataEvent::Failed(DataFailure::AcceptFailed(_)) => Some(DataConnFailure::AcceptError),
         DataEvent::Done(_, Err(TransferError::Connection(_))) => Some(DataConnFailure::Reset),
         DataEvent::Done(_, Err(TransferError::Stalled)) => Some(DataConnFailure::Stalled),
         DataEvent::Connected | DataEvent::Done(..) => None,
