@@ -79,6 +79,21 @@ class Worker:
             self.files[path] = (len(data_or_meta), sha(data_or_meta))
         self.maybe.discard(path)
 
+    def check_disk(self, path):
+        """Before the client deletes a file it saw stored: is it on disk, byte for byte as
+        sent? So every upload seen complete is checked, here or at the end. Recorded as
+        an operation, "disk-check"."""
+        size, digest = self.files[path]
+        disk = os.path.join(self.a.root, path.lstrip("/"))
+        try:
+            ok = os.path.getsize(disk) == size and sha_file(disk) == digest
+            err = None if ok else "differs on disk"
+        except OSError:
+            err = "missing on disk"
+        self.ev("disk-check", err is None, 0, err)
+        if err:
+            sys.stderr.write(f"{self.id}: {path}: {err}\n")
+
     def failed_upload(self, path):
         self.files.pop(path, None)
         self.maybe.add(path)
@@ -125,6 +140,7 @@ def tls_context():
 
 def common(p):
     p.add_argument("--work", required=True)
+    p.add_argument("--root", required=True, help="the served directory, for disk checks")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--id", required=True)
     p.add_argument("--user", required=True)
@@ -219,6 +235,7 @@ def cmd_curl(a):
         # Keep the tree small: delete the oldest.
         if len(order) > a.keep_files:
             old = order.pop(0)
+            w.check_disk(old)
             e = run_curl(w, ["-Q", f"DELE {old}", base + d + "/", "-o", os.devnull], 30)
             if e is None:
                 w.files.pop(old, None)
@@ -279,6 +296,8 @@ def cmd_lftp(a):
         drop = ""
         if len(trees) >= 4:
             drop = f"rm -r {trees[0]}; "
+            for pth in [p for p in w.files if p.startswith(trees[0] + "/")]:
+                w.check_disk(pth)
         script = ("set net:max-retries 1; set net:timeout 20; set net:reconnect-interval-base 1; "
                   "set cmd:fail-exit yes; set xfer:clobber on; "
                   f"set ftp:ssl-allow {'yes' if tls else 'no'}; set ftp:ssl-force {'yes' if tls else 'no'}; "
@@ -423,7 +442,8 @@ def cmd_ftplib(a):
                 w.stored(new, meta)
             elif op == "dele":
                 old = w.rnd.choice(names)
-                meta = w.files.pop(old)
+                w.check_disk(old)
+                w.files.pop(old)
                 w.maybe.add(old)
                 ftp.delete(old)
                 w.maybe.discard(old)
@@ -444,6 +464,7 @@ def cmd_ftplib(a):
             continue
         if len(w.files) > a.keep_files:
             old = sorted(w.files)[0]
+            w.check_disk(old)
             try:
                 w.files.pop(old)
                 w.maybe.add(old)
@@ -885,9 +906,13 @@ def cmd_report(a):
     peak_rss = max([s["rss_kb"] for s in samples] + [base_rss, end_rss])
 
     checks = []
+    before = sum(o["kinds"].get("disk-check", 0) for o in ops.values())
+    before_bad = sum(n for (_, op, _), n in errors.items() if op == "disk-check")
     checks.append(("every upload seen complete is on disk, byte for byte",
-                   not v["corrupt"] and not v["missing"],
-                   f"{v['checked']} files, {v['bytes']:,} bytes; corrupt {len(v['corrupt'])}, missing {len(v['missing'])}"))
+                   not v["corrupt"] and not v["missing"] and before_bad == 0,
+                   f"{before:,} checked before the client deleted them ({before_bad} differ or "
+                   f"missing), {v['checked']} at the end ({v['bytes']:,} bytes; corrupt "
+                   f"{len(v['corrupt'])}, missing {len(v['missing'])})"))
     checks.append(("no stray or misplaced file", not v["stray"] and not v["unexpected_top"],
                    f"stray {len(v['stray'])}, unexpected top-level {v['unexpected_top']}"))
     good_err = sum(o["err"] for k, o in ops.items() if k in ("curl", "lftp", "ftplib"))

@@ -71,6 +71,11 @@ done
 CLIENT="$HERE/soak.py"
 bench_out_md soak
 
+# The revision the binary is built from, taken now: the tree may change during the run.
+REV="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git -C "$REPO" status --porcelain -- src daemon/src Cargo.toml Cargo.lock 2>/dev/null)" ]; then
+    REV="$REV (with uncommitted changes in src/, daemon/src or Cargo.*)"
+fi
 bench_build_ftpdlib FTPDLIB_BIN
 [ -x "$FTPDLIB_BIN" ] || { say "no ftpdlib binary at $FTPDLIB_BIN"; exit 1; }
 
@@ -124,7 +129,7 @@ WORKERS=()
 worker() { # KIND ID USER PASS [ARGS...]
     local kind=$1 id=$2 user=$3 pass=$4; shift 4
     setsid timeout --kill-after=10 "$((SOAK_SECONDS + 240))" "$PYTHON" "$CLIENT" "$kind" \
-        --work "$WORK" --port "$SRV_PORT" --id "$id" --user "$user" --password "$pass" \
+        --work "$WORK" --root "$ROOT" --port "$SRV_PORT" --id "$id" --user "$user" --password "$pass" \
         --seconds "$SOAK_SECONDS" --seed "$RANDOM" "$@" 2>>"$WORK/logs/$id.err" &
     STARTED+=("$!")
     WORKERS+=("$!")
@@ -178,10 +183,10 @@ RC=0
 PANICS="$(grep -c -i 'panic' "$WORK/logs/ftpdlib.log" || true)"
 [ "$PANICS" = 0 ] || RC=1
 
-REV="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git -C "$REPO" status --porcelain -- src daemon/src Cargo.toml Cargo.lock 2>/dev/null)" ]; then
-    REV="$REV (with uncommitted changes in src/, daemon/src or Cargo.*)"
-fi
+LOG="$WORK/logs/ftpdlib.log"
+LOG_LINES="$(wc -l <"$LOG")"
+LOG_WARN="$(grep -c -E '^\[[^]]* (WARN|ERROR) ' "$LOG" || true)"
+LOG_RUSTLS="$(grep -c -E '^\[[^]]* [A-Z]+ +rustls' "$LOG" || true)"
 bench_machine
 LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
 {
@@ -193,6 +198,7 @@ LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- machine: $MACHINE, $MACHINE_MEM; load average at the end $LOAD (other builds may share the machine)"
     echo "- workers: curl $CURL_WORKERS (curl-1 as slow), lftp $LFTP_WORKERS, ftplib $FTPLIB_WORKERS, bad $BAD_WORKERS (from 127.0.0.2), badpass 1 (from 127.0.0.3); clients ran ${ELAPSED} s, the server settled in ${SETTLED} s"
     echo "- panics in the server's log: $PANICS; client processes that failed: $WORKER_FAIL"
+    echo "- the server's log: $LOG_LINES lines, $LOG_WARN at WARN or ERROR ($LOG_RUSTLS of them from rustls)"
     echo
     echo "Command: \`SOAK_SECONDS=$SOAK_SECONDS demo/bench/soak.sh\`"
     echo
