@@ -454,7 +454,7 @@ fn a_missing_syslog_socket_is_one_line_and_exit_1() {
 
 /// lftp sends the server's IP address as SNI on every FTPS connection; rustls warns
 /// about each ("Illegal SNI extension"), and any client may ask for such a line per
-/// connection. The soak's lftp loop wrote 1,562 of them in two minutes. The default
+/// connection: 7,327 of them in a ten-minute soak (demo/bench/soak.sh). The default
 /// filter holds rustls to errors, -D too; RUST_LOG still opens it.
 #[cfg(feature = "tls")]
 #[test]
