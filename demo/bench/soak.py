@@ -14,6 +14,9 @@ first, and gives every socket and every child command a timeout. Each writes:
                             files: uploads the client saw complete (226) and did not
                             delete or rename since; maybe: uploads that failed, which may
                             have left part of a file; dirs: the directories it owns.
+                            Before a client deletes a file it stored, it compares the
+                            file on disk (--root) with the manifest: a "disk-check"
+                            operation.
 
 Subcommands: curl, lftp, ftplib (good clients, from 127.0.0.1), bad (misbehaving raw
 sockets, from --source), badpass (failed logins, from --source), monitor (samples the
