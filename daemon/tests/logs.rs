@@ -449,3 +449,70 @@ fn a_missing_syslog_socket_is_one_line_and_exit_1() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("ftpdlib: can't reach syslog at "), "{err}");
 }
+
+// ---- found by the soak ----
+
+/// lftp sends the server's IP address as SNI on every FTPS connection; rustls warns
+/// about each ("Illegal SNI extension"), and any client may ask for such a line per
+/// connection: 7,327 of them in a ten-minute soak (demo/bench/soak.sh). The default
+/// filter holds rustls to errors, -D too; RUST_LOG still opens it.
+#[cfg(feature = "tls")]
+#[test]
+fn an_ip_address_as_sni_is_not_a_warning_per_connection() {
+    if !util::require("lftp") {
+        return;
+    }
+    let cert = format!("{}/../tests/data/cert.pem", env!("CARGO_MANIFEST_DIR"));
+    let key = format!("{}/../tests/data/key.pem", env!("CARGO_MANIFEST_DIR"));
+    let started = |lines: &[String]| lines.iter().any(|l| l.contains("starting FTP server"));
+    let root = TempDir::new("logs-sni");
+    std::fs::write(root.join("seen.txt"), b"x").unwrap();
+    let session = |d: &Started| {
+        let out = util::run(
+            Command::new("timeout")
+                .args(["60", "lftp", "-u", "user,pass", "-p", &d.port.to_string()])
+                .args([
+                    "-e",
+                    "set net:max-retries 1; set ssl:verify-certificate no; \
+                            set ftp:ssl-force yes; set ftp:ssl-protect-data yes; cls -1; quit",
+                ])
+                .arg("127.0.0.1")
+                .stdin(Stdio::null()),
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("seen.txt"),
+            "{out:?}"
+        );
+        assert!(wait_until(Duration::from_secs(5), || d
+            .stderr()
+            .iter()
+            .any(|l| l.contains("FTP session closed"))));
+    };
+    let rustls_lines = |d: &Started| {
+        d.stderr()
+            .into_iter()
+            .filter(|l| target(l).is_some_and(|t| t.starts_with("rustls")))
+            .collect::<Vec<_>>()
+    };
+    let tls = ["--tls-cert", &cert, "--tls-key", &key];
+    // RUST_LOG=info shows that this session makes rustls warn ...
+    let d = start(&root, &tls, &[("RUST_LOG", "info")], started);
+    session(&d);
+    assert!(
+        rustls_lines(&d).iter().any(|l| l.contains("WARN")),
+        "{:#?}",
+        d.stderr()
+    );
+    drop(d);
+    // ... and neither the default filter nor -D passes it on.
+    for debug in [false, true] {
+        let mut args = tls.to_vec();
+        if debug {
+            args.push("-D");
+        }
+        let d = start(&root, &args, &[], started);
+        session(&d);
+        assert_eq!(rustls_lines(&d), Vec::<String>::new(), "-D: {debug}");
+    }
+}

@@ -65,6 +65,11 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 /// The filter: `RUST_LOG` when set, else info for everyone and, with `-D`, debug for
 /// ftpdlib's own targets (`ftpdlib`, `ftpdlib::line`, ...), not for rustls or mio.
+///
+/// rustls is held to errors: its warnings are about what a peer sent in a handshake
+/// (an IP address as SNI, which lftp sends on every FTPS connection; alerts sent and
+/// received), one line per connection that any client can ask for, and the session's own
+/// line already says when a handshake fails.
 fn filter(debug: bool) -> env_filter::Filter {
     let mut b = env_filter::Builder::new();
     match std::env::var("RUST_LOG") {
@@ -72,10 +77,10 @@ fn filter(debug: bool) -> env_filter::Filter {
             b.parse(&spec);
         }
         _ if debug => {
-            b.parse("info,ftpdlib=debug");
+            b.parse("info,rustls=error,ftpdlib=debug");
         }
         _ => {
-            b.parse("info");
+            b.parse("info,rustls=error");
         }
     }
     b.build()
