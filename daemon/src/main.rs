@@ -150,15 +150,22 @@ fn run(o: Options, args: Vec<std::ffi::OsString>) -> Result<(), String> {
     }
     if let Some(p) = &o.proxy_protocol {
         let from: Vec<String> = p.trusted.iter().map(|n| n.to_string()).collect();
-        log::info!(
-            target: ftpdlib::logger::LOG,
-            "PROXY protocol required, from {}",
-            if from.is_empty() {
-                "any source".to_string()
-            } else {
+        if from.is_empty() {
+            // Anyone who reaches the port can then claim any client address: per-address
+            // limits, bans and the PORT check act on what they claim.
+            log::warn!(
+                target: ftpdlib::logger::LOG,
+                "PROXY protocol required, from any source: anyone who reaches this port \
+                 can claim any client address; name the balancer with --proxy-trusted \
+                 or firewall the port"
+            );
+        } else {
+            log::info!(
+                target: ftpdlib::logger::LOG,
+                "PROXY protocol required, from {}",
                 from.join(",")
-            }
-        );
+            );
+        }
     }
     log::info!(
         target: ftpdlib::logger::LOG,

@@ -29,7 +29,9 @@ fn load_users(
         let home = u
             .home
             .map_or_else(|| default_home.to_path_buf(), PathBuf::from);
-        let added = if crypt::is_hash(u.password) {
+        // A field that starts like a hash is one: a truncated or mangled hash is refused
+        // rather than taken as the password itself.
+        let added = if crypt::looks_like_hash(u.password) {
             auth.add_user_hashed(u.name, u.password, &home, u.perms)
         } else {
             auth.add_user(u.name, u.password, &home, u.perms)
@@ -41,7 +43,9 @@ fn load_users(
 
 #[cfg(feature = "tls")]
 pub(crate) fn tls_config(o: &Options, cert: &Path, key: &Path) -> Result<TlsConfig, String> {
-    let mut tls = TlsConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
+    // The library's error names the file; say which setting it came from.
+    let mut tls = TlsConfig::from_pem_files(cert, key)
+        .map_err(|e| format!("TLS certificate or key (--tls-cert/--tls-key): {e}"))?;
     tls.implicit = o.tls_implicit;
     tls.control_required = o.tls_control_required.unwrap_or_default();
     tls.data_required = o.tls_data_required.unwrap_or_default();
@@ -148,7 +152,7 @@ pub(crate) fn virtual_authorizer(
 /// One `[[users]]` account: its password stored as given or as a hash, its messages.
 fn add_account(auth: &mut DummyAuthorizer, a: &Account, dir: &Path) -> Result<(), String> {
     let home = a.home.as_deref().unwrap_or(dir);
-    let added = if crypt::is_hash(&a.password) {
+    let added = if crypt::looks_like_hash(&a.password) {
         auth.add_user_hashed(&a.name, &a.password, home, &a.perm)
     } else {
         auth.add_user(&a.name, &a.password, home, &a.perm)

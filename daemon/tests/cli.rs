@@ -104,6 +104,8 @@ fn users_file_refuses_what_it_would_misread() {
         ("dave:x:elr:elr\n", ":1:", "not an absolute path"),
         // anonymous has no password and no line: --anonymous turns it on.
         ("anonymous:guest:elr\n", ":1:", "--anonymous"),
+        // A truncated hash is a mistake, not a plain password to accept.
+        ("erin:$y$j9T$salt$short:elr\n", ":1:", "not a crypt(3) hash"),
     ] {
         std::fs::write(&file, content).unwrap();
         let msg = fails(&["-d", &d, "--users", file.to_str().unwrap()]);
@@ -783,4 +785,26 @@ fn max_unknown_commands_before_login() {
         c.cmd("XYZZY", 500);
     }
     c.login("anonymous", "guest");
+}
+
+/// A certificate that is not there says which setting named it, in one line.
+#[cfg(feature = "tls")]
+#[test]
+fn a_missing_certificate_names_the_tls_setting() {
+    let dir = TempDir::new("cli-no-cert");
+    let cert = dir.join("fullchain.pem");
+    let msg = fails(&[
+        "-d",
+        dir.path().to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        cert.to_str().unwrap(),
+    ]);
+    assert!(
+        msg.contains("TLS certificate")
+            && msg.contains("fullchain.pem")
+            && msg.lines().count() == 1,
+        "{msg}"
+    );
 }

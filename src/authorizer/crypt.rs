@@ -36,7 +36,15 @@ extern "C" {
         output: *mut c_char,
         output_size: c_int,
     ) -> *mut c_char;
+
+    /// `int crypt_checksalt(const char *setting)`: whether libxcrypt would hash with this
+    /// setting (or stored hash), without hashing anything.
+    fn crypt_checksalt(setting: *const c_char) -> c_int;
 }
+
+/// `crypt_checksalt`'s answers that still hash: `CRYPT_SALT_OK`, `CRYPT_SALT_METHOD_LEGACY`
+/// and `CRYPT_SALT_TOO_CHEAP` (`CRYPT_SALT_INVALID` is 1, `CRYPT_SALT_METHOD_DISABLED` 2).
+const CHECKSALT_USABLE: [c_int; 3] = [0, 3, 4];
 
 /// `sizeof(struct crypt_data)` in libxcrypt: output (384) + setting (384) + input (512) +
 /// reserved (767) + initialized (1) + internal (30720).
@@ -155,10 +163,42 @@ pub fn verify(password: &str, hash: &str) -> bool {
     }
 }
 
-/// Whether `s` is a crypt(3) hash of a method this system supports: a known `$id$` prefix,
-/// and libxcrypt accepts it as a setting.
+/// Whether `s` starts like a crypt(3) hash (`$y$`, `$6$`, ...), complete or not: a
+/// password field that does is meant as a hash, and one that is not [`is_hash`] is a
+/// mistake (a truncated or mangled hash) to report, not a password to accept.
+pub fn looks_like_hash(s: &str) -> bool {
+    KNOWN_PREFIXES.iter().any(|p| s.starts_with(p))
+}
+
+/// Whether `s` is a complete crypt(3) hash of a method this system supports: a known
+/// `$id$` prefix, a checksum of the method's length in crypt's base64 alphabet after the
+/// last `$` (bcrypt: 60 characters in all), and a setting libxcrypt accepts
+/// (`crypt_checksalt`). Nothing is hashed: the check costs microseconds, where a yescrypt
+/// hash costs tens of milliseconds (a reload of many accounts stays quick).
 pub fn is_hash(s: &str) -> bool {
-    KNOWN_PREFIXES.iter().any(|p| s.starts_with(p)) && crypt("", s).is_ok()
+    let Some(prefix) = KNOWN_PREFIXES.iter().find(|p| s.starts_with(**p)) else {
+        return false;
+    };
+    let b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'/';
+    let complete = match *prefix {
+        "$2b$" | "$2y$" => s.len() == 60 && s.bytes().skip(7).all(b64),
+        p => {
+            // The checksum lengths libxcrypt writes: 43 for yescrypt, gost-yescrypt,
+            // scrypt and sha256-crypt, 86 for sha512-crypt, 22 for md5-crypt.
+            let want = match p {
+                "$6$" => 86,
+                "$1$" => 22,
+                _ => 43,
+            };
+            s.rsplit_once('$')
+                .is_some_and(|(_, sum)| sum.len() == want && sum.bytes().all(b64))
+        }
+    };
+    let Ok(setting) = CString::new(s) else {
+        return false;
+    };
+    // SAFETY: `setting` is NUL-terminated and outlives the call, which only reads it.
+    complete && CHECKSALT_USABLE.contains(&unsafe { crypt_checksalt(setting.as_ptr()) })
 }
 
 /// Makes a new hash of `password` with a fresh random salt and the method's default cost.
@@ -249,6 +289,14 @@ mod tests {
         assert!(!is_hash("12345"));
         assert!(!is_hash("$6"));
         assert!(!is_hash("$x$abc$def"));
+        // Truncated or mangled: the tutorial's own placeholder, a checksum cut short, a
+        // character outside crypt's alphabet.
+        let y = "$y$j9T$saltsaltsaltsaltsalt$N.44bTTVedjKfuW7ar67CoWirFXUzuQT9Fy.bPddci7";
+        assert!(is_hash(y));
+        assert!(!is_hash("$y$j9T$..."));
+        assert!(!is_hash(&y[..y.len() - 1]));
+        assert!(!is_hash(&y.replace("N.44", "N!44")));
+        assert!(looks_like_hash("$y$j9T$...") && !looks_like_hash("secret"));
         assert_eq!(crypt("a\0b", "$6$salt$"), Err(CryptError::BadPassword));
         assert_eq!(
             crypt(&"x".repeat(MAX_PASSPHRASE + 1), "$6$salt$"),

@@ -71,11 +71,35 @@ pub(crate) fn line(
             out.push_str(&Json::Object(map).to_string());
         }
     }
-    // A message with a newline stays one line, as pyftpdlib's formatter indents them.
-    if format == Format::Text && out.contains('\n') {
-        *out = out.replace('\n', "\n    ");
+    if format == Format::Text {
+        text_safe(out);
     }
     out.push('\n');
+}
+
+/// Makes a text line safe to read in a terminal: a client's name or path may carry any
+/// control character (ESC sequences that retitle a terminal or recolour it, a CR that hides
+/// the start of the line, backspaces, NUL). Each is written as `\xNN` (`\u{NN}` above
+/// ASCII), so no client can forge or hide a line; a newline is kept and the next line
+/// indented, as pyftpdlib's formatter does. JSON lines escape them already.
+fn text_safe(out: &mut String) {
+    if !out.chars().any(char::is_control) {
+        return;
+    }
+    let mut safe = String::with_capacity(out.len() + 16);
+    for c in out.chars() {
+        match c {
+            '\n' => safe.push_str("\n    "),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                let _ = write!(safe, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(safe, "\\u{{{:x}}}", c as u32);
+            }
+            c => safe.push(c),
+        }
+    }
+    *out = safe;
 }
 
 /// Copies a record's key-values into a JSON object, numbers and booleans as such. The
@@ -170,6 +194,22 @@ mod tests {
         assert_eq!(v["target"], "ftpdlib");
         assert_eq!(v["message"], "STOR /a 1");
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn control_characters_cannot_forge_a_text_line() {
+        let args = format_args!("DELE /no\x1b]0;title\x07pe\rfake\x00\u{9b}line");
+        let record = log::Record::builder()
+            .level(log::Level::Info)
+            .target("ftpdlib")
+            .args(args)
+            .build();
+        let text = render(Format::Text, &record);
+        assert!(
+            text.ends_with("] DELE /no\\x1b]0;title\\x07pe\\x0dfake\\x00\\u{9b}line\n"),
+            "{text}"
+        );
+        assert_eq!(text.chars().filter(|c| c.is_control()).count(), 1, "{text}");
     }
 
     #[test]
