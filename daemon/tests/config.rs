@@ -4,15 +4,13 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use ftpdlib::authorizer::crypt::{hash_password, Method};
-use util::{assert_same, free_port, random_bytes, require, Client, TempDir};
+use util::{assert_same, free_port, random_bytes, require, Client, TempDir, Watched};
 
 /// The command with no FTPDLIB_* variable of the test's own environment.
 fn ftpdlib() -> Command {
@@ -26,104 +24,13 @@ fn ftpdlib() -> Command {
     c
 }
 
-/// A running `ftpdlib` whose log lines the test can wait for; killed when dropped.
-struct Daemon {
-    child: Child,
-    lines: Receiver<String>,
-    log: Vec<String>,
-}
+type Daemon = Watched;
 
-impl Daemon {
-    /// Starts the command with `args` and `env`, and waits until it listens.
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let child = ftpdlib()
-            .args(args)
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let mut d = Daemon {
-            child,
-            lines,
-            log: Vec::new(),
-        };
-        let err = BufReader::new(d.child.stderr.take().unwrap());
-        // Reads until the daemon exits, so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in err.lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        assert!(
-            d.wait_line("starting FTP server", Duration::from_secs(20)),
-            "ftpdlib did not start: {:?}",
-            d.log
-        );
-        d
-    }
-
-    /// The port of the "starting FTP server on 127.0.0.1:PORT" line.
-    fn port(&self) -> u16 {
-        let line = self
-            .log
-            .iter()
-            .find(|l| l.contains("starting FTP server on 127.0.0.1:"))
-            .unwrap_or_else(|| panic!("not on 127.0.0.1: {:?}", self.log));
-        let rest = &line[line.find("127.0.0.1:").unwrap() + 10..];
-        rest[..rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len())]
-            .parse()
-            .unwrap()
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port()))
-    }
-
-    /// Waits until a log line contains `text`.
-    fn wait_line(&mut self, text: &str, limit: Duration) -> bool {
-        if self.log.iter().any(|l| l.contains(text)) {
-            return true;
-        }
-        let end = Instant::now() + limit;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = line.contains(text);
-                    self.log.push(line);
-                    if hit {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-
-    fn sighup(&self) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours; the pid is our
-        // own child, not yet reaped (Drop reaps it), so it names no other process.
-        let rc = unsafe { libc::kill(pid, libc::SIGHUP) };
-        assert_eq!(rc, 0, "kill({pid}, SIGHUP)");
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The command with `args` and `env` (and no other FTPDLIB_ variable), started.
+fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+    let mut cmd = ftpdlib();
+    cmd.args(args).envs(env.iter().copied());
+    Watched::start(cmd)
 }
 
 /// Runs the command, which must exit within 10 s (a server that starts is killed and
@@ -247,7 +154,7 @@ fn the_example_config_serves_its_accounts_to_curl_and_ftplib() {
     let path = example_config(&dir, free_port());
     let srv = dir.join("srv");
     std::fs::write(srv.join("pub/readme.txt"), b"public file\n").unwrap();
-    let mut d = Daemon::start(&["--config", path.to_str().unwrap()], &[]);
+    let mut d = start(&["--config", path.to_str().unwrap()], &[]);
     let port = d.port();
     assert!(greeting(d.addr()).contains("ftp.example.com ready."));
     let tls = cfg!(feature = "tls");
@@ -325,7 +232,7 @@ fn the_example_config_serves_its_accounts_to_curl_and_ftplib() {
 
     // SIGHUP with the file unchanged: the certificate and accounts read again, nothing
     // reported as changed, alice still in.
-    d.sighup();
+    d.signal(libc::SIGHUP);
     let want = if tls {
         "SIGHUP: reloaded TLS certificate"
     } else {
@@ -397,12 +304,12 @@ fn command_line_and_environment_override_the_file() {
     let config = path.to_str().unwrap();
 
     // The file's port, not --port's default of 2121.
-    let d = Daemon::start(&["--config", config], &[]);
+    let d = start(&["--config", config], &[]);
     assert_eq!(d.port(), port);
     assert!(greeting(d.addr()).contains("from the file"));
     drop(d);
 
-    let d = Daemon::start(
+    let d = start(
         &["--config", config, "--banner", "from the command line"],
         &[],
     );
@@ -411,7 +318,7 @@ fn command_line_and_environment_override_the_file() {
 
     // FTPDLIB_CONFIG names the file too.
     let other = free_port().to_string();
-    let d = Daemon::start(
+    let d = start(
         &[],
         &[
             ("FTPDLIB_CONFIG", config),
@@ -423,7 +330,7 @@ fn command_line_and_environment_override_the_file() {
     assert!(greeting(d.addr()).contains("from the environment"));
     drop(d);
 
-    let d = Daemon::start(
+    let d = start(
         &["--config", config, "--banner=from the command line"],
         &[("FTPDLIB_BANNER", "from the environment")],
     );
@@ -522,7 +429,7 @@ fn sighup_reloads_the_config_file_and_refuses_a_broken_one() {
     );
     let alice = "[[users]]\nname = \"alice\"\npassword = \"wonder\"\nmsg-login = \"Hi alice.\"\n";
     std::fs::write(&path, format!("{head}{alice}")).unwrap();
-    let mut d = Daemon::start(&["--config", path.to_str().unwrap()], &[]);
+    let mut d = start(&["--config", path.to_str().unwrap()], &[]);
     let mut c = Client::connect(d.addr());
     c.cmd("USER alice", 331);
     assert!(c.cmd("PASS wonder", 230).text().contains("Hi alice."));
@@ -538,7 +445,7 @@ fn sighup_reloads_the_config_file_and_refuses_a_broken_one() {
         &format!("port = {}", free_port()),
     );
     std::fs::write(&path, format!("{moved}{alice2}{bob_entry}")).unwrap();
-    d.sighup();
+    d.signal(libc::SIGHUP);
     assert!(
         d.wait_line("SIGHUP: reloaded", Duration::from_secs(5)),
         "{:?}",
@@ -575,7 +482,7 @@ fn sighup_reloads_the_config_file_and_refuses_a_broken_one() {
         format!("{moved}{alice2}{bob_entry}colour = \"blue\"\n"),
     )
     .unwrap();
-    d.sighup();
+    d.signal(libc::SIGHUP);
     assert!(
         d.wait_line(
             "reload refused, keeping the old settings",
@@ -616,7 +523,7 @@ fn per_user_limits_of_the_file_throttle_that_user() {
         ),
     )
     .unwrap();
-    let d = Daemon::start(&["--config", path.to_str().unwrap()], &[]);
+    let d = start(&["--config", path.to_str().unwrap()], &[]);
     let fetch = |user: &str| {
         let start = Instant::now();
         let out = util::run(util::curl().arg(format!(

@@ -3,120 +3,24 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use util::{assert_same, free_port, random_bytes, Client, TempDir};
+use util::{assert_same, free_port, random_bytes, Client, TempDir, Watched};
 
-/// A running `ftpdlib` whose log lines the test can wait for; killed when dropped.
-struct Daemon {
-    child: Child,
-    port: u16,
-    lines: Receiver<String>,
-    /// Every line received so far.
-    log: Vec<String>,
-}
+type Daemon = Watched;
 
-impl Daemon {
-    fn start(args: &[&str]) -> Daemon {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_ftpdlib"))
-            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let mut d = Daemon {
-            child,
-            port,
-            lines,
-            log: Vec::new(),
-        };
-        let err = BufReader::new(d.child.stderr.take().unwrap());
-        // Reads until the daemon exits, so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in err.lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        assert!(
-            d.wait_line("starting FTP server", Duration::from_secs(20)),
-            "ftpdlib did not start: {:?}",
-            d.log
-        );
-        d
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// Waits until a log line contains `text`.
-    fn wait_line(&mut self, text: &str, limit: Duration) -> bool {
-        if self.log.iter().any(|l| l.contains(text)) {
-            return true;
-        }
-        let end = Instant::now() + limit;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = line.contains(text);
-                    self.log.push(line);
-                    if hit {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours; the pid is our
-        // own child, not yet reaped (Drop reaps it), so it names no other process.
-        let rc = unsafe { libc::kill(pid, sig) };
-        assert_eq!(rc, 0, "kill({pid}, {sig})");
-    }
-
-    /// Waits for the process to exit; None when it is still running after `limit`.
-    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let end = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= end {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Every log line up to the process's exit (call after `wait_exit`).
-    fn whole_log(&mut self) -> String {
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.log.push(line);
-        }
-        self.log.join("\n")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The command on a free loopback port with `args`, logging at info.
+fn start(args: &[&str]) -> Daemon {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpdlib"));
+    cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .env("RUST_LOG", "info");
+    Watched::start(cmd)
 }
 
 fn exited_zero(d: &mut Daemon, limit: Duration) {
@@ -166,7 +70,7 @@ fn write_file(dir: &Path, name: &str, len: usize) -> Vec<u8> {
 #[test]
 fn sigterm_without_sessions_exits_zero_at_once() {
     let dir = TempDir::new("sig-idle");
-    let mut d = Daemon::start(&["-d", dir.path().to_str().unwrap()]);
+    let mut d = start(&["-d", dir.path().to_str().unwrap()]);
     let start = Instant::now();
     d.signal(libc::SIGTERM);
     exited_zero(&mut d, Duration::from_secs(5));
@@ -185,7 +89,7 @@ fn sigterm_without_sessions_exits_zero_at_once() {
 #[test]
 fn sigterm_closes_idle_sessions_without_waiting_for_the_grace_period() {
     let dir = TempDir::new("sig-idle-session");
-    let mut d = Daemon::start(&["-d", dir.path().to_str().unwrap()]);
+    let mut d = start(&["-d", dir.path().to_str().unwrap()]);
     let mut c = Client::connect(d.addr());
     c.login("anonymous", "x@y");
     c.cmd("NOOP", 200);
@@ -212,7 +116,7 @@ fn sigint_lets_a_slow_download_finish() {
     let dir = TempDir::new("sig-slow");
     // 384 KiB at 128 KiB/s: about three seconds.
     let want = write_file(dir.path(), "big.bin", 384 * 1024);
-    let mut d = Daemon::start(&["-d", dir.path().to_str().unwrap(), "--write-limit", "128K"]);
+    let mut d = start(&["-d", dir.path().to_str().unwrap(), "--write-limit", "128K"]);
     let (mut c, mut data, mut got) = start_download(d.addr(), "big.bin");
     let start = Instant::now();
     d.signal(libc::SIGINT);
@@ -234,7 +138,7 @@ fn sigint_lets_a_slow_download_finish() {
 fn a_second_sigterm_ends_at_once() {
     let dir = TempDir::new("sig-twice");
     write_file(dir.path(), "big.bin", 4 * 1024 * 1024);
-    let mut d = Daemon::start(&[
+    let mut d = start(&[
         "-d",
         dir.path().to_str().unwrap(),
         "--write-limit",
@@ -262,7 +166,7 @@ fn a_second_sigterm_ends_at_once() {
 fn the_grace_period_cuts_an_unfinished_transfer() {
     let dir = TempDir::new("sig-grace");
     write_file(dir.path(), "big.bin", 4 * 1024 * 1024);
-    let mut d = Daemon::start(&[
+    let mut d = start(&[
         "-d",
         dir.path().to_str().unwrap(),
         "--write-limit",
@@ -292,7 +196,7 @@ fn the_grace_period_cuts_an_unfinished_transfer() {
 fn shutdown_grace_zero_closes_transfers_at_once() {
     let dir = TempDir::new("sig-grace0");
     write_file(dir.path(), "big.bin", 4 * 1024 * 1024);
-    let mut d = Daemon::start(&[
+    let mut d = start(&[
         "-d",
         dir.path().to_str().unwrap(),
         "--write-limit",
@@ -313,7 +217,7 @@ fn shutdown_grace_zero_closes_transfers_at_once() {
 #[test]
 fn sighup_without_files_keeps_serving() {
     let dir = TempDir::new("sig-hup-plain");
-    let mut d = Daemon::start(&["-d", dir.path().to_str().unwrap()]);
+    let mut d = start(&["-d", dir.path().to_str().unwrap()]);
     d.signal(libc::SIGHUP);
     assert!(
         d.wait_line("nothing to reload", Duration::from_secs(5)),
@@ -331,7 +235,7 @@ fn sighup_reloads_the_users_file_and_refuses_a_bad_one() {
     std::fs::create_dir(&home).unwrap();
     let users = dir.join("users.txt");
     std::fs::write(&users, "alice:wonder:elr\n").unwrap();
-    let mut d = Daemon::start(&[
+    let mut d = start(&[
         "-d",
         home.to_str().unwrap(),
         "--users",
@@ -395,7 +299,7 @@ fn sighup_reloads_the_tls_certificate_and_refuses_a_bad_one() {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::copy(data.join("cert.pem"), &cert).unwrap();
     std::fs::copy(data.join("key.pem"), &key).unwrap();
-    let mut d = Daemon::start(&[
+    let mut d = start(&[
         "-d",
         dir.path().to_str().unwrap(),
         "--tls-cert",

@@ -8,7 +8,9 @@ mod shared;
 pub use shared::*;
 
 use std::io::{BufRead, BufReader};
-use std::process::Command;
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 /// A running `ftpdlib` process, killed when dropped.
@@ -55,4 +57,123 @@ pub fn serve_daemon(args: &[&str]) -> (Daemon, u16) {
         }
     }
     panic!("ftpdlib did not start");
+}
+
+/// A running `ftpdlib` whose log lines (standard error) a test can wait for; killed when
+/// dropped.
+pub struct Watched {
+    pub child: Child,
+    lines: Receiver<String>,
+    /// Every line received so far.
+    pub log: Vec<String>,
+}
+
+impl Watched {
+    /// Runs `cmd` (the command and its arguments) and waits until it listens.
+    pub fn start(mut cmd: Command) -> Watched {
+        let child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+        let (tx, lines) = mpsc::channel();
+        let mut d = Watched {
+            child,
+            lines,
+            log: Vec::new(),
+        };
+        let err = BufReader::new(d.child.stderr.take().unwrap());
+        // Reads until the daemon exits, so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in err.lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        assert!(
+            d.wait_line("starting FTP server", Duration::from_secs(20)),
+            "ftpdlib did not start: {:?}",
+            d.log
+        );
+        d
+    }
+
+    /// The port of the "starting FTP server on 127.0.0.1:PORT" line.
+    pub fn port(&self) -> u16 {
+        let line = self
+            .log
+            .iter()
+            .find(|l| l.contains("starting FTP server on 127.0.0.1:"))
+            .unwrap_or_else(|| panic!("not on 127.0.0.1: {:?}", self.log));
+        let rest = &line[line.find("127.0.0.1:").unwrap() + 10..];
+        rest[..rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len())]
+            .parse()
+            .unwrap()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port()))
+    }
+
+    /// Waits until a log line contains `text`.
+    pub fn wait_line(&mut self, text: &str, limit: Duration) -> bool {
+        if self.log.iter().any(|l| l.contains(text)) {
+            return true;
+        }
+        let end = Instant::now() + limit;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(text);
+                    self.log.push(line);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours; the pid is our
+        // own child, not yet reaped (Drop reaps it), so it names no other process.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig})");
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for the process to exit; None when it is still running after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every log line up to the process's exit (call after `wait_exit`).
+    pub fn whole_log(&mut self) -> String {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.log.push(line);
+        }
+        self.log.join("\n")
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
