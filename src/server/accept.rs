@@ -3,7 +3,7 @@
 //! control channel, and counting it out when it ends.
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -127,7 +127,7 @@ impl FtpServer {
     #[cfg(feature = "proxy-protocol")]
     fn await_header(
         &mut self,
-        mut stream: TcpStream,
+        stream: TcpStream,
         peer: SocketAddr,
         trusted: bool,
         timeout: Duration,
@@ -137,23 +137,9 @@ impl FtpServer {
             log::warn!(target: logger::LOG, "{peer} refused: not a trusted PROXY protocol source");
             return;
         }
-        let refuse = if self.max_cons > 0 && self.sessions + self.headers >= self.max_cons {
-            Some((
-                Refusal::MaxCons,
-                "421 Too many connections. Service temporarily unavailable.\r\n",
-            ))
-        } else if self.tokens.token(self.channels.vacant_key() + 1).is_none() {
-            Some((Refusal::Busy, "421 Server busy.\r\n"))
-        } else {
-            None
-        };
-        if let Some((why, msg)) = refuse {
-            self.stats.refused(why);
-            self.stats.reply(421);
-            log::warn!(target: logger::LOG, "{peer} refused: {}", msg.trim_end());
-            // Through the proxy this reaches the client, like any reply.
-            let _ = stream.write(msg.as_bytes());
-            return;
+        // Through the proxy the 421 reaches the client, like any reply.
+        if let Some(why) = self.refusal(None, self.sessions + self.headers, now) {
+            return self.refuse(stream, peer, why);
         }
         let entry = self.channels.vacant_entry();
         let key = entry.key();
@@ -216,38 +202,46 @@ impl FtpServer {
         }
     }
 
-    /// Admits a session of the client at `peer`, or refuses it over the limits.
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
-        let ip = peer.ip().to_canonical();
-        let refuse = if self.is_banned(ip, now) {
-            Some((
-                Refusal::Banned,
-                "421 Too many failed logins; try again later.\r\n",
-            ))
-        } else if self.max_cons > 0 && self.sessions >= self.max_cons {
-            Some((
-                Refusal::MaxCons,
-                "421 Too many connections. Service temporarily unavailable.\r\n",
-            ))
-        } else if self.max_cons_per_ip > 0
-            && self.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_cons_per_ip
-        {
-            Some((
-                Refusal::MaxConsPerIp,
-                "421 Too many connections from the same IP address.\r\n",
-            ))
+    /// Why a new connection is refused, if it is: `client` is the address bans and
+    /// per-address limits apply to (None while a PROXY header has yet to name it), `open`
+    /// the connections counted against `max_cons`.
+    fn refusal(&self, client: Option<IpAddr>, open: usize, now: Instant) -> Option<Refusal> {
+        if client.is_some_and(|ip| self.is_banned(ip, now)) {
+            Some(Refusal::Banned)
+        } else if self.max_cons > 0 && open >= self.max_cons {
+            Some(Refusal::MaxCons)
+        } else if client.is_some_and(|ip| {
+            self.max_cons_per_ip > 0
+                && self.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_cons_per_ip
+        }) {
+            Some(Refusal::MaxConsPerIp)
         } else if self.tokens.token(self.channels.vacant_key() + 1).is_none() {
-            Some((Refusal::Busy, "421 Server busy.\r\n"))
+            Some(Refusal::Busy)
         } else {
             None
+        }
+    }
+
+    /// Answers a refused connection with its 421, counts and logs it, and drops it.
+    fn refuse(&mut self, mut stream: TcpStream, peer: SocketAddr, why: Refusal) {
+        let msg = match why {
+            Refusal::Banned => "421 Too many failed logins; try again later.\r\n",
+            Refusal::MaxCons => "421 Too many connections. Service temporarily unavailable.\r\n",
+            Refusal::MaxConsPerIp => "421 Too many connections from the same IP address.\r\n",
+            Refusal::Busy => "421 Server busy.\r\n",
         };
-        if let Some((why, msg)) = refuse {
-            self.stats.refused(why);
-            self.stats.reply(421);
-            log::warn!(target: logger::LOG, "{peer} refused: {}", msg.trim_end());
-            // Best effort: the socket is fresh, so a short reply fits its buffer.
-            let _ = stream.write(msg.as_bytes());
-            return;
+        self.stats.refused(why);
+        self.stats.reply(421);
+        log::warn!(target: logger::LOG, "{peer} refused: {}", msg.trim_end());
+        // Best effort: the socket is fresh, so a short reply fits its buffer.
+        let _ = stream.write(msg.as_bytes());
+    }
+
+    /// Admits a session of the client at `peer`, or refuses it over the limits.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        let ip = peer.ip().to_canonical();
+        if let Some(why) = self.refusal(Some(ip), self.sessions, now) {
+            return self.refuse(stream, peer, why);
         }
         // Replies are small and often followed by nothing: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
