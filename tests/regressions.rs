@@ -1074,3 +1074,80 @@ print(f.sendcmd('PWD'), flush=True)
         assert!(lines[2].starts_with("257"), "{text}");
     }
 }
+
+// ---- found by review ----------------------------------------------------------------------
+
+/// Review finding: `Instant + Duration` panics on overflow, so a configured duration too
+/// long to add (the daemon's `--timeout 9223372036854775807`, `Duration::MAX` here) killed
+/// the server at the first connection, login failure or ban. Every timeout at
+/// `Duration::MAX` now means "never": the server connects, logs in, lists, transfers both
+/// ways, passive and active, and bans after failed logins, all without panicking.
+#[test]
+fn review_duration_max_timeouts_never_panic() {
+    let s = TestServer::start_with(|c, server| {
+        c.timeout = Some(Duration::MAX);
+        c.login_timeout = Some(Duration::MAX);
+        c.dtp.timeout = Some(Duration::MAX);
+        c.dtp.accept_timeout = Duration::MAX;
+        c.dtp.connect_timeout = Duration::MAX;
+        c.flood.max_failed_logins = 2;
+        c.flood.failed_login_window = Duration::MAX;
+        c.flood.ban_duration = Duration::MAX;
+        server.call_later(Duration::MAX, |_| {});
+        server.call_every(Duration::MAX, |_| {});
+    });
+    std::fs::write(s.root.join("f.txt"), b"hello\n").unwrap();
+    let mut c = s.login("user");
+    assert_eq!(fetch(&mut c, "RETR f.txt"), b"hello\n");
+    let listing = fetch(&mut c, "NLST");
+    assert!(String::from_utf8_lossy(&listing).contains("f.txt"));
+    c.stor("STOR up.txt", b"uploaded\n");
+    assert_eq!(std::fs::read(s.root.join("up.txt")).unwrap(), b"uploaded\n");
+    // Active mode: the connect timeout is on the timer heap too.
+    let (l, port) = util::active_listener();
+    c.cmd(format!("PORT {port}"), 200);
+    c.send("RETR f.txt");
+    let (mut data, _) = l.accept().unwrap();
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"hello\n");
+    assert!(matches!(c.read_reply().code, 125 | 150));
+    c.expect(226);
+
+    // Two failures ban the address for Duration::MAX: refused, and the server lives on.
+    for _ in 0..2 {
+        let mut bad = s.client();
+        bad.cmd("USER user", 331);
+        bad.cmd("PASS wrong", 530);
+    }
+    let mut banned = Client::connect_raw(s.addr);
+    assert_eq!(banned.read_reply().code, 421);
+    c.cmd("NOOP", 200);
+    c.cmd("QUIT", 221);
+}
+
+/// Review finding, the failed-login delay: at `Duration::MAX` the 530 is held "forever" (the
+/// client waits, as it would for any long delay) and the server goes on serving others.
+#[test]
+fn review_duration_max_failed_login_delay_holds_the_reply() {
+    let s = TestServer::start_with(|c, _| {
+        c.auth_failed_timeout = Duration::MAX;
+        c.timeout = Some(Duration::MAX);
+    });
+    let mut bad = s.client();
+    bad.cmd("USER user", 331);
+    bad.send("PASS wrong");
+    bad.stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let held = bad.stream.read(&mut buf);
+    assert!(
+        matches!(&held, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            || e.kind() == std::io::ErrorKind::TimedOut),
+        "{held:?}"
+    );
+    let mut c = s.login("user");
+    c.cmd("NOOP", 200);
+    c.cmd("QUIT", 221);
+}
