@@ -1151,3 +1151,51 @@ fn review_duration_max_failed_login_delay_holds_the_reply() {
     c.cmd("NOOP", 200);
     c.cmd("QUIT", 221);
 }
+
+/// Review finding, the PROXY header timeout: at `Duration::MAX` a connection still gets its
+/// session once its header comes, and a silent one does not hold up the next.
+#[cfg(feature = "proxy-protocol")]
+#[test]
+fn review_duration_max_proxy_header_timeout() {
+    let s = TestServer::start_with(|c, _| {
+        c.timeout = Some(Duration::MAX);
+        c.proxy_protocol =
+            Some(ftpdlib::proxy::ProxyProtocol::default().with_header_timeout(Duration::MAX));
+    });
+    let _silent = TcpStream::connect(s.addr).unwrap();
+    let mut c = Client::connect_raw(s.addr);
+    c.send_raw(b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 21\r\n");
+    c.expect(220);
+    c.login("user", "pass");
+    c.cmd("NOOP", 200);
+}
+
+/// Review finding, the TLS handshake timeout: at `Duration::MAX` (with the data timeouts)
+/// a client that says AUTH TLS and then nothing does not crash the server, and curl still
+/// logs in and downloads over FTPS, control and data protected.
+#[cfg(feature = "tls")]
+#[test]
+fn review_duration_max_tls_handshake_timeout() {
+    if !util::require("curl") {
+        return;
+    }
+    let s = TestServer::start_with(|c, _| {
+        let data = format!("{}/tests/data", env!("CARGO_MANIFEST_DIR"));
+        let tls = ftpdlib::TlsConfig::from_pem_files(
+            format!("{data}/cert.pem"),
+            format!("{data}/key.pem"),
+        )
+        .expect("test certificate");
+        c.tls = Some(tls.with_handshake_timeout(Duration::MAX));
+        c.timeout = Some(Duration::MAX);
+        c.dtp.timeout = Some(Duration::MAX);
+        c.dtp.accept_timeout = Duration::MAX;
+    });
+    std::fs::write(s.root.join("f.txt"), b"over tls\n").unwrap();
+    let mut stalled = s.client();
+    stalled.cmd("AUTH TLS", 234);
+    let out = util::run(util::curl().args(["--ssl-reqd", "--insecure", &s.url("user", "f.txt")]));
+    assert_eq!(out.stdout, b"over tls\n");
+    let mut c = s.login("user");
+    c.cmd("NOOP", 200);
+}
