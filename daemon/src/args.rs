@@ -21,6 +21,7 @@ use ftpdlib::throttle::parse_rate;
 use ftpdlib::{MasqueradeRule, TlsRequired};
 
 use crate::config_file::{merge, raw_settings, Account, Anonymous, ConfigFile};
+use crate::seconds::seconds;
 
 const AFTER_HELP: &str = "\
 Every option can also be set by an environment variable, shown as [env: ...], and by
@@ -421,33 +422,6 @@ fn masquerade_map(v: &str) -> Result<Rules, String> {
         })
         .collect::<Result<_, _>>()
         .map(Rules)
-}
-
-/// The longest duration a SECS option takes: 10 years (315,360,000 s). Longer ones mean
-/// nothing for a server, and the library would have to clamp them anyway.
-pub(crate) const MAX_SECS: u64 = 10 * 365 * 86_400;
-
-/// A SECS value, the one parser of every option that takes seconds: a whole or decimal
-/// number (`30`, `0.5`, `1e3`) from 0 to [`MAX_SECS`]. Negative, NaN, infinite and longer
-/// values are refused here, so they can neither reach `Duration::from_secs_f64` (which
-/// panics on them) nor, through a SIGHUP reload, replace working settings.
-fn seconds(v: &str) -> Result<Duration, String> {
-    let s: f64 = v
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid number of seconds {v:?}"))?;
-    if !s.is_finite() || s < 0.0 {
-        return Err(format!(
-            "invalid number of seconds {v:?} (want 0 to {MAX_SECS})"
-        ));
-    }
-    // MAX_SECS is far below 2^53: the f64 holds it exactly.
-    if s > MAX_SECS as f64 {
-        return Err(format!(
-            "{v} seconds is more than {MAX_SECS} (10 years), the longest allowed"
-        ));
-    }
-    Duration::try_from_secs_f64(s).map_err(|e| format!("invalid number of seconds {v:?}: {e}"))
 }
 
 /// `--tls-*-required` alone or `=all` (everyone), or `=users` (all but anonymous).

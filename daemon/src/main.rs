@@ -23,6 +23,7 @@ mod args;
 mod config_file;
 mod logging;
 mod metrics;
+mod seconds;
 mod serve;
 mod settings;
 mod users_file;
