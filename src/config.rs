@@ -25,6 +25,11 @@ pub type FilesystemFactory = Arc<dyn Fn(&Path) -> io::Result<Arc<dyn Filesystem>
 /// Made with [`Config::new`] (or `Default`), then changed field by field or with the
 /// `with_*` setters; it is `#[non_exhaustive]`, so that new settings break no program.
 ///
+/// Any `Duration` is accepted here and in [`DtpConfig`], [`FloodConfig`], `TlsConfig` and
+/// `ProxyProtocol`: one longer than [`FAR_FUTURE`](crate::ioloop::FAR_FUTURE) (100 years,
+/// `Duration::MAX` included) is cut to it by [`deadline`](crate::ioloop::deadline), which
+/// in effect means never, and never panics.
+///
 /// # Examples
 /// ```
 /// use std::sync::Arc;

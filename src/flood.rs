@@ -34,7 +34,7 @@ impl FloodEntry {
     fn expiry(&self, config: &FloodConfig) -> Instant {
         match self.banned_until {
             Some(t) => t,
-            None => self.window_start + config.failed_login_window,
+            None => crate::ioloop::deadline(self.window_start, config.failed_login_window),
         }
     }
 }
@@ -102,13 +102,13 @@ impl FloodTable {
             // stands as it is.
             return Some(e.expiry(config));
         }
-        if now >= e.window_start + config.failed_login_window {
+        if now >= crate::ioloop::deadline(e.window_start, config.failed_login_window) {
             e.window_start = now;
             e.failures = 0;
         }
         e.failures += 1;
         if e.failures >= config.max_failed_logins {
-            e.banned_until = Some(now + config.ban_duration);
+            e.banned_until = Some(crate::ioloop::deadline(now, config.ban_duration));
             log::warn!(
                 target: logger::LOG,
                 "{ip} banned for {:?} after {} failed logins",
@@ -175,6 +175,22 @@ mod tests {
         );
         assert!(t.is_banned(ip(1), third + secs(299)));
         assert!(!t.is_banned(ip(1), third + secs(300)));
+    }
+
+    #[test]
+    fn duration_max_window_and_ban_do_not_overflow() {
+        let c = FloodConfig {
+            failed_login_window: Duration::MAX,
+            ban_duration: Duration::MAX,
+            ..config(2, 100)
+        };
+        let t0 = Instant::now();
+        let far = t0 + crate::ioloop::FAR_FUTURE;
+        let mut t = FloodTable::default();
+        assert_eq!(t.record_failed_login(ip(1), &c, t0), Some(far));
+        assert_eq!(t.record_failed_login(ip(1), &c, t0), Some(far));
+        assert!(t.is_banned(ip(1), t0 + secs(10 * 365 * 86_400)));
+        assert_eq!(t.sweep(&c, t0 + secs(86_400)), Some(far));
     }
 
     #[test]

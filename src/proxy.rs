@@ -273,7 +273,7 @@ impl HeaderWait {
             stream,
             peer,
             got: Vec::new(),
-            deadline: now + timeout,
+            deadline: crate::ioloop::deadline(now, timeout),
         }
     }
 

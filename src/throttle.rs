@@ -119,7 +119,7 @@ impl Throttle {
         // Round up so the bucket really holds `want` at the returned instant.
         let nanos = missing.div_ceil(u128::from(self.rate));
         let nanos = u64::try_from(nanos).unwrap_or(u64::MAX);
-        Some(now + Duration::from_nanos(nanos))
+        Some(crate::ioloop::deadline(now, Duration::from_nanos(nanos)))
     }
 }
 
@@ -405,7 +405,9 @@ impl BandwidthPool {
             if n > 1 {
                 // A transfer that took its quantum waits for the others to take theirs.
                 a.shared_cap = true;
-                a.turn_end = a.turn_end.max(now + t.time_for(t.burst() / 2));
+                a.turn_end = a
+                    .turn_end
+                    .max(crate::ioloop::deadline(now, t.time_for(t.burst() / 2)));
             }
             want = want.min(quantum);
         });

@@ -21,6 +21,7 @@ use ftpdlib::throttle::parse_rate;
 use ftpdlib::{MasqueradeRule, TlsRequired};
 
 use crate::config_file::{merge, raw_settings, Account, Anonymous, ConfigFile};
+use crate::seconds::seconds;
 
 const AFTER_HELP: &str = "\
 Every option can also be set by an environment variable, shown as [env: ...], and by
@@ -35,6 +36,9 @@ Signals: SIGINT and SIGTERM stop accepting, let transfers finish (see
 --shutdown-grace) and exit 0. SIGHUP reopens --log-file and reloads the --config
 file, the --users file and the --tls-cert certificate and key for new sessions; a
 file that fails to load leaves the old settings in force.
+
+SECS is seconds, whole or decimal (0.5), from 0 to 315360000 (10 years); a longer,
+negative or non-number value is refused.
 
 RATE is bytes per second, with an optional binary suffix: 64K = 65536, 10M, 1G.
 The limits combine: a transfer moves at the tightest of --read-limit/--write-limit
@@ -196,14 +200,14 @@ struct Flags {
     #[arg(long, value_name = "TEXT", env = "FTPDLIB_BANNER")]
     banner: Option<String>,
     /// Idle time allowed between commands, 0 for none [default: 300]
-    #[arg(long, value_name = "SECS", env = "FTPDLIB_TIMEOUT")]
-    timeout: Option<u64>,
+    #[arg(long, value_name = "SECS", value_parser = seconds, env = "FTPDLIB_TIMEOUT")]
+    timeout: Option<Duration>,
     /// Pause before answering a failed login [default: 3]
-    #[arg(long, value_name = "SECS", value_parser = seconds_f64, env = "FTPDLIB_AUTH_FAILED_DELAY")]
-    auth_failed_delay: Option<f64>,
+    #[arg(long, value_name = "SECS", value_parser = seconds, env = "FTPDLIB_AUTH_FAILED_DELAY")]
+    auth_failed_delay: Option<Duration>,
     /// Time allowed from connect to login [default: no limit]
-    #[arg(long, value_name = "SECS", env = "FTPDLIB_LOGIN_TIMEOUT")]
-    login_timeout: Option<u64>,
+    #[arg(long, value_name = "SECS", value_parser = seconds, env = "FTPDLIB_LOGIN_TIMEOUT")]
+    login_timeout: Option<Duration>,
     /// Failed logins a session may make before it is closed [default: 3]
     #[arg(long, value_name = "N", env = "FTPDLIB_MAX_LOGIN_ATTEMPTS")]
     max_login_attempts: Option<u32>,
@@ -232,8 +236,8 @@ struct Flags {
     )]
     max_login_failures: u32,
     /// How long such a ban lasts [default: 300]
-    #[arg(long, value_name = "SECS", env = "FTPDLIB_BAN_TIME")]
-    ban_time: Option<u64>,
+    #[arg(long, value_name = "SECS", value_parser = seconds, env = "FTPDLIB_BAN_TIME")]
+    ban_time: Option<Duration>,
     /// Close sessions sending more commands a second, 0 for none
     #[arg(
         long,
@@ -247,10 +251,11 @@ struct Flags {
     #[arg(
         long,
         value_name = "SECS",
-        default_value_t = 10,
+        default_value = "10",
+        value_parser = seconds,
         env = "FTPDLIB_SHUTDOWN_GRACE"
     )]
-    shutdown_grace: u64,
+    shutdown_grace: Duration,
 
     // ---- FTPS ----
     /// pyftpdlib's switch to FTPS: here --certfile and --keyfile turn it on, and --tls
@@ -324,9 +329,9 @@ struct Flags {
           value_delimiter = ',', action = ArgAction::Append, env = "FTPDLIB_PROXY_TRUSTED")]
     proxy_trusted: Vec<ProxyNetwork>,
     /// With --proxy-protocol: seconds a connection has to send its header [default: 5]
-    #[arg(long, value_name = "SECS", value_parser = seconds_f64,
+    #[arg(long, value_name = "SECS", value_parser = seconds,
           env = "FTPDLIB_PROXY_HEADER_TIMEOUT")]
-    proxy_header_timeout: Option<f64>,
+    proxy_header_timeout: Option<Duration>,
 
     // ---- Logs ----
     /// Append the log to FILE instead of standard error; SIGHUP reopens it (for
@@ -419,13 +424,6 @@ fn masquerade_map(v: &str) -> Result<Rules, String> {
         .map(Rules)
 }
 
-fn seconds_f64(v: &str) -> Result<f64, String> {
-    match v.parse::<f64>() {
-        Ok(s) if s >= 0.0 && s.is_finite() => Ok(s),
-        _ => Err(format!("invalid number of seconds {v:?}")),
-    }
-}
-
 /// `--tls-*-required` alone or `=all` (everyone), or `=users` (all but anonymous).
 fn tls_required(v: &str) -> Result<TlsRequired, String> {
     match v {
@@ -490,16 +488,16 @@ pub(crate) struct Options {
     pub(crate) max_cons: Option<usize>,
     pub(crate) max_cons_per_ip: Option<usize>,
     pub(crate) banner: Option<String>,
-    pub(crate) timeout: Option<u64>,
-    pub(crate) auth_failed_delay: Option<f64>,
-    pub(crate) login_timeout: Option<u64>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) auth_failed_delay: Option<Duration>,
+    pub(crate) login_timeout: Option<Duration>,
     pub(crate) max_login_attempts: Option<u32>,
     pub(crate) max_unknown_commands: Option<u32>,
     pub(crate) read_limit: u64,
     pub(crate) write_limit: u64,
     pub(crate) max_rate: u64,
     pub(crate) max_login_failures: u32,
-    pub(crate) ban_time: Option<u64>,
+    pub(crate) ban_time: Option<Duration>,
     pub(crate) max_cmds_per_sec: u32,
     pub(crate) debug: bool,
     pub(crate) memory: bool,
@@ -675,7 +673,7 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
         },
         tls_close_notify_required: f.tls_close_notify_required,
         tls_allow_ccc: f.tls_allow_ccc,
-        shutdown_grace: Duration::from_secs(f.shutdown_grace),
+        shutdown_grace: f.shutdown_grace,
         config: f.config,
         accounts: file.accounts.unwrap_or_default(),
         anonymous_settings: file.anonymous.unwrap_or_default(),
@@ -694,7 +692,7 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
 fn proxy_protocol(
     on: bool,
     trusted: Vec<ProxyNetwork>,
-    header_timeout: Option<f64>,
+    header_timeout: Option<Duration>,
 ) -> Result<Option<ProxyProtocol>, String> {
     if !on {
         if !trusted.is_empty() || header_timeout.is_some() {
@@ -706,10 +704,10 @@ fn proxy_protocol(
     }
     let mut p = ProxyProtocol::default().with_trusted(trusted);
     if let Some(t) = header_timeout {
-        if t == 0.0 {
+        if t.is_zero() {
             return Err("--proxy-header-timeout must be more than 0".to_string());
         }
-        p = p.with_header_timeout(Duration::from_secs_f64(t));
+        p = p.with_header_timeout(t);
     }
     Ok(Some(p))
 }

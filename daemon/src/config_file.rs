@@ -259,6 +259,9 @@ fn arguments(arg: &clap::Arg, long: &str, value: toml::Value) -> Result<Vec<OsSt
     let scalar = |v: &V| match v {
         V::String(s) => Ok(s.clone()),
         V::Integer(i) => Ok(i.to_string()),
+        // Plain digits for the usual sizes (`0.5`, `21`); past 1e16 the shortest form with
+        // an exponent (`1e300`), so an error quotes the value as written, not 300 digits.
+        V::Float(f) if f.abs() >= 1e16 => Ok(format!("{f:?}")),
         V::Float(f) => Ok(f.to_string()),
         _ => Err(format!(
             "`{long}` wants a string or a number, not {}",

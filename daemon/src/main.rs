@@ -23,6 +23,7 @@ mod args;
 mod config_file;
 mod logging;
 mod metrics;
+mod seconds;
 mod serve;
 mod settings;
 mod users_file;
@@ -32,7 +33,6 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ftpdlib::Limits;
 use ftpdlib::{Config, FtpServer, XferLog};
@@ -196,20 +196,20 @@ pub(crate) fn session_config(
         config.banner = b.clone();
     }
     if let Some(t) = o.timeout {
-        config.timeout = (t > 0).then(|| Duration::from_secs(t));
+        config.timeout = (!t.is_zero()).then_some(t);
     }
     if let Some(d) = o.auth_failed_delay {
-        config.auth_failed_timeout = Duration::from_secs_f64(d);
+        config.auth_failed_timeout = d;
     }
     if let Some(t) = o.login_timeout {
-        config.login_timeout = (t > 0).then(|| Duration::from_secs(t));
+        config.login_timeout = (!t.is_zero()).then_some(t);
     }
     config.dtp.read_limit = o.read_limit;
     config.dtp.write_limit = o.write_limit;
     config.max_rate = Limits::new(o.max_rate, o.max_rate);
     config.flood.max_failed_logins = o.max_login_failures;
     if let Some(t) = o.ban_time {
-        config.flood.ban_duration = Duration::from_secs(t);
+        config.flood.ban_duration = t;
     }
     config.flood.max_commands_per_sec = o.max_cmds_per_sec;
     config.masquerade_address = o.nat_address;

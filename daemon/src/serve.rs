@@ -98,7 +98,7 @@ pub(crate) fn serve(
                     ">>> shutting down FTP server ({} sessions) <<<",
                     server.session_count()
                 );
-                grace_end = Some(Instant::now() + o.shutdown_grace);
+                grace_end = Some(ftpdlib::ioloop::deadline(Instant::now(), o.shutdown_grace));
             }
         }
         if let Some(end) = grace_end {

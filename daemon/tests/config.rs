@@ -540,3 +540,78 @@ fn per_user_limits_of_the_file_throttle_that_user() {
     assert!(slow >= Duration::from_millis(1800), "{slow:?}");
     assert!(fast < Duration::from_millis(1500), "{fast:?}");
 }
+
+/// A duration no server can use (`auth-failed-delay = 1e300`, a `timeout` past i64) is a
+/// one-line error with its line at start-up, and on SIGHUP a refused reload: the daemon
+/// stays up with the delay of before, where it used to panic and end every session.
+#[test]
+fn sighup_with_an_absurd_duration_keeps_the_old_settings() {
+    let dir = TempDir::new("config-durations");
+    let home = dir.join("home");
+    std::fs::create_dir(&home).unwrap();
+    let path = dir.join("d.toml");
+    for (text, want) in [
+        (
+            "port = 2121\nauth-failed-delay = 1e300\n",
+            "d.toml:2: invalid value '1e300' for '--auth-failed-delay <SECS>'",
+        ),
+        (
+            "timeout = 9223372036854775807\n",
+            "d.toml:1: invalid value '9223372036854775807' for '--timeout <SECS>'",
+        ),
+        (
+            "ban-time = -1\n",
+            "d.toml:1: invalid value '-1' for '--ban-time <SECS>'",
+        ),
+        (
+            "shutdown-grace = nan\n",
+            "d.toml:1: invalid value 'NaN' for '--shutdown-grace <SECS>'",
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let (status, err) = exits(&["--config", path.to_str().unwrap()], &[]);
+        assert_eq!(status.code(), Some(2), "{text}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{want}: {err}");
+    }
+
+    let head = format!(
+        "interface = \"127.0.0.1\"\nport = {}\ndirectory = {:?}\n",
+        free_port(),
+        home.to_str().unwrap()
+    );
+    let users = "[[users]]\nname = \"alice\"\npassword = \"wonder\"\n";
+    std::fs::write(&path, format!("{head}auth-failed-delay = 0\n{users}")).unwrap();
+    let mut d = start(&["--config", path.to_str().unwrap()], &[]);
+    let addr = d.addr();
+    let mut c = Client::connect(addr);
+    c.login("alice", "wonder");
+    for bad in ["auth-failed-delay = 1e300", "timeout = 9223372036854775807"] {
+        std::fs::write(&path, format!("{head}{bad}\n{users}")).unwrap();
+        d.log.clear();
+        d.signal(libc::SIGHUP);
+        assert!(
+            d.wait_line(
+                "reload refused, keeping the old settings",
+                Duration::from_secs(5)
+            ),
+            "{bad}: {:?}",
+            d.log
+        );
+        assert!(
+            d.log.iter().any(|l| l.contains("d.toml:4: invalid value")),
+            "{bad}: {:?}",
+            d.log
+        );
+        assert!(d.running(), "{bad}");
+        // The delay of before: a failed login is answered at once, not in 1e300 s.
+        let mut f = Client::connect(addr);
+        f.cmd("USER alice", 331);
+        let t0 = std::time::Instant::now();
+        f.cmd("PASS wrong", 530);
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        Client::connect(addr).login("alice", "wonder");
+        c.cmd("NOOP", 200);
+    }
+    assert!(d.running());
+}

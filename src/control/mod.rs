@@ -298,7 +298,8 @@ impl ControlChannel {
         match plain.start_control_tls(config, &mut self.keys, ip) {
             Ok(s) => {
                 self.stream = s;
-                self.handshake_deadline = Some(now + config.handshake_timeout);
+                self.handshake_deadline =
+                    Some(crate::ioloop::deadline(now, config.handshake_timeout));
                 self.handshake_counted = true;
             }
             Err((s, e)) => {

@@ -167,7 +167,7 @@ impl DataChannel {
                 sock: Sock::Listening(listener),
                 client_ip,
                 transfer: None,
-                deadline: Some(now + config.accept_timeout),
+                deadline: Some(crate::ioloop::deadline(now, config.accept_timeout)),
                 stall: config.timeout,
                 buckets: None,
                 paused_until: None,
@@ -198,7 +198,7 @@ impl DataChannel {
             sock: Sock::Connecting(stream),
             client_ip: addr.ip(),
             transfer: None,
-            deadline: Some(now + config.connect_timeout),
+            deadline: Some(crate::ioloop::deadline(now, config.connect_timeout)),
             stall: config.timeout,
             buckets: None,
             paused_until: None,
@@ -298,8 +298,8 @@ impl DataChannel {
         if matches!(self.sock, Sock::Connected(_)) {
             self.deadline = match self.handshake_timeout {
                 // A handshake begun at accept is now timed from the transfer command.
-                Some(t) if self.handshaking => Some(now + t),
-                _ => self.stall.map(|d| now + d),
+                Some(t) if self.handshaking => Some(crate::ioloop::deadline(now, t)),
+                _ => self.stall.map(|d| crate::ioloop::deadline(now, d)),
             };
         }
     }
@@ -376,7 +376,7 @@ impl DataChannel {
             let _ = registry.reregister(s, token, Interest::READABLE | Interest::WRITABLE);
         }
         if self.transfer.is_some() {
-            self.deadline = self.stall.map(|d| now + d);
+            self.deadline = self.stall.map(|d| crate::ioloop::deadline(now, d));
         }
     }
 
@@ -520,7 +520,10 @@ impl DataChannel {
                 events.push(DataEvent::Failed(DataFailure::ConnectFailed(e)));
                 return false;
             }
-            self.deadline = self.transfer.as_ref().and(self.stall.map(|d| now + d));
+            self.deadline = self
+                .transfer
+                .as_ref()
+                .and(self.stall.map(|d| crate::ioloop::deadline(now, d)));
             events.push(DataEvent::Connected);
         }
         if let Sock::Connecting(s) = &self.sock {
@@ -546,7 +549,10 @@ impl DataChannel {
                     }
                     no_delay(&s);
                     self.sock = Sock::Connected(Stream::Plain(s));
-                    self.deadline = self.transfer.as_ref().and(self.stall.map(|d| now + d));
+                    self.deadline = self
+                        .transfer
+                        .as_ref()
+                        .and(self.stall.map(|d| crate::ioloop::deadline(now, d)));
                     events.push(DataEvent::Connected);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return false,
@@ -573,7 +579,7 @@ impl DataChannel {
                     // Timed only once a transfer waits on it; before that the session's
                     // idle timeout covers a client that never goes on.
                     if self.transfer.is_some() {
-                        self.deadline = Some(now + timeout);
+                        self.deadline = Some(crate::ioloop::deadline(now, timeout));
                     }
                 }
                 Err((s, e)) => {
@@ -606,11 +612,11 @@ impl DataChannel {
         if self.handshaking && !stream.is_handshaking() {
             self.handshaking = false;
             self.stats.handshake(Conn::Data, !stream.tls_failed());
-            self.deadline = self.stall.map(|d| now + d);
+            self.deadline = self.stall.map(|d| crate::ioloop::deadline(now, d));
         }
         self.recheck = stream.awaiting_owner().then(|| now + OWNER_RECHECK);
         if running.bytes() != before && !self.handshaking {
-            self.deadline = self.stall.map(|d| now + d);
+            self.deadline = self.stall.map(|d| crate::ioloop::deadline(now, d));
         }
         match step {
             transfer::Step::Blocked => false,

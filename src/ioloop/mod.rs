@@ -13,9 +13,37 @@ pub mod token;
 pub mod waker;
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
+
+/// How far ahead [`deadline`] puts a deadline whose delay is too long to mean anything:
+/// 100 years, "never" for any server.
+pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// The instant `after` from `now`, the one way the server turns a configured duration into a
+/// deadline. It never panics: a delay longer than [`FAR_FUTURE`] (`Duration::MAX`, say) is
+/// cut to it, and on a platform whose `Instant` cannot go that far it gives the latest
+/// instant it can reach, so such a deadline is, in effect, never.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use ftpdlib::ioloop::{deadline, FAR_FUTURE};
+///
+/// let now = Instant::now();
+/// assert_eq!(deadline(now, Duration::from_secs(5)), now + Duration::from_secs(5));
+/// assert_eq!(deadline(now, Duration::MAX), now + FAR_FUTURE);
+/// ```
+pub fn deadline(now: Instant, after: Duration) -> Instant {
+    let mut after = after.min(FAR_FUTURE);
+    loop {
+        if let Some(t) = now.checked_add(after) {
+            return t;
+        }
+        // Halving ends at zero, which any instant can add.
+        after /= 2;
+    }
+}
 
 /// A `Poll` and its event buffer: what `serve_forever` runs on.
 #[derive(Debug)]

@@ -101,7 +101,7 @@ impl<T> TimerHeap<T> {
         payload: T,
     ) -> TimerId {
         let uid = self.fresh();
-        let deadline = now + delay;
+        let deadline = super::deadline(now, delay);
         let key = self.slots.insert(Slot {
             uid,
             stamp: uid,
@@ -169,7 +169,7 @@ impl<T> TimerHeap<T> {
     pub fn reset(&mut self, id: TimerId, now: Instant) -> bool {
         match self.slot_mut(id) {
             Some(slot) => {
-                let deadline = now + slot.delay;
+                let deadline = super::deadline(now, slot.delay);
                 self.reschedule(id, deadline)
             }
             None => false,
@@ -182,7 +182,7 @@ impl<T> TimerHeap<T> {
         match self.slot_mut(id) {
             Some(slot) => {
                 slot.delay = delay;
-                self.reschedule(id, now + delay)
+                self.reschedule(id, super::deadline(now, delay))
             }
             None => false,
         }
@@ -215,9 +215,9 @@ impl<T> TimerHeap<T> {
             Some(period) => {
                 // Schedule from the old deadline so a repeating timer does not drift, but
                 // never into the past, so a stalled loop does not fire it in a burst.
-                let mut next = slot.deadline + period;
+                let mut next = super::deadline(slot.deadline, period);
                 if next <= now {
-                    next = now + period;
+                    next = super::deadline(now, period);
                 }
                 slot.stamp = stamp;
                 slot.deadline = next;
@@ -294,6 +294,23 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn duration_max_delays_never_fire_and_never_overflow() {
+        let t0 = Instant::now();
+        let far = t0 + crate::ioloop::FAR_FUTURE;
+        let mut h = TimerHeap::new();
+        let once = h.call_later(t0, Duration::MAX, "once");
+        let every = h.call_every(t0, Duration::MAX, "every");
+        assert_eq!(h.deadline(once), Some(far));
+        assert!(h.reset(every, t0 + secs(1)));
+        assert!(h.delay(once, t0 + secs(2), Duration::MAX));
+        assert_eq!(h.next_deadline(), Some(far + secs(1)));
+        assert!(drain(&mut h, t0 + secs(50 * 365 * 86_400)).is_empty());
+        // At the far deadline the repeating one fires and is put off again, without panic.
+        assert_eq!(drain(&mut h, far + secs(2)), vec!["every", "once"]);
+        assert!(h.deadline(every).is_some_and(|d| d > far));
     }
 
     #[test]

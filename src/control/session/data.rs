@@ -146,7 +146,7 @@ impl Session {
             self.end_transfer(now, &p, 0, false);
         }
         if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(now + t);
+            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
         }
         self.after_transfer();
     }
@@ -161,7 +161,7 @@ impl Session {
         self.data = DataState::None;
         self.transfer_running = false;
         if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(now + t);
+            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
         }
         let Some(p) = self.pending.take() else {
             return;
@@ -277,7 +277,7 @@ impl Session {
             self.reply(225, "ABOR command successful; data channel closed.");
         }
         if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(now + t);
+            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
         }
         self.after_transfer();
     }

@@ -169,7 +169,7 @@ impl Session {
             }
         };
         if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(now + t);
+            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
         }
         if let Completion::Internal { code, text, close } = completion {
             if let Then::Pass { .. } = w.then {

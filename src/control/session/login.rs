@@ -112,7 +112,7 @@ impl Session {
                     }
                 } else {
                     self.delayed = Some(Delayed {
-                        at: now + self.config.auth_failed_timeout,
+                        at: crate::ioloop::deadline(now, self.config.auth_failed_timeout),
                         reply,
                         close,
                     });

@@ -355,8 +355,10 @@ impl Session {
         let mut s = Session {
             id: NEXT_SESSION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             current: None,
-            idle_deadline: config.timeout.map(|t| now + t),
-            login_deadline: config.login_timeout.map(|t| now + t),
+            idle_deadline: config.timeout.map(|t| crate::ioloop::deadline(now, t)),
+            login_deadline: config
+                .login_timeout
+                .map(|t| crate::ioloop::deadline(now, t)),
             rate_window: now,
             rate_count: 0,
             config,
@@ -478,7 +480,7 @@ impl Session {
     pub fn handle_tls_started(&mut self, now: Instant) {
         self.tls_switching = false;
         if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(now + t);
+            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
         }
     }
 
@@ -488,7 +490,7 @@ impl Session {
         self.control_tls = false;
         self.log("tls", "control connection back to plaintext (CCC)");
         if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(now + t);
+            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
         }
     }
 
@@ -590,7 +592,7 @@ impl Session {
             return;
         }
         if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(now + t);
+            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
         }
         let req = command::parse_line(line);
         if log::log_enabled!(target: logger::LINE, log::Level::Debug) {
@@ -663,7 +665,7 @@ impl Session {
             return;
         }
         if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(now + t);
+            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
         }
         if let Some(stats) = &self.stats {
             stats.command(None);

@@ -762,3 +762,5 @@ fn exhaustion_errors_have_their_own_codes() {
     );
     assert_eq!(error_reply(&os(libc::EACCES), 550).1, "Permission denied.");
 }
+
+mod durations;
