@@ -548,3 +548,100 @@ fn over_long_and_malformed_heads_are_refused() {
         "{took:?}"
     );
 }
+
+#[test]
+fn the_metrics_listener_recovers_from_running_out_of_descriptors() {
+    if !require("curl") {
+        return;
+    }
+    let root = TempDir::new("metrics-emfile");
+    let ftp_port = free_port();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpdlib"));
+    cmd.args(["-i", "127.0.0.1", "-p", &ftp_port.to_string()])
+        .args(["-d", root.path().to_str().unwrap(), "--metrics", &metrics])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: setrlimit(2) is async-signal-safe and touches only the child's own limits;
+    // the closure allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            let lim = libc::rlimit {
+                rlim_cur: 40,
+                rlim_max: 40,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut daemon = util::Daemon(cmd.spawn().unwrap());
+    // Every line the daemon logs, gathered by a thread.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut err = std::io::BufReader::new(daemon.0.stderr.take().unwrap());
+    let sink = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut err, &mut line).is_ok_and(|n| n > 0) {
+            sink.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
+    let logged = |what: &str| {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if log.lock().unwrap().contains(what) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+    assert!(logged("starting FTP server"), "{}", log.lock().unwrap());
+    assert_eq!(http_get(&metrics, "/health", &[]).0, 200);
+
+    // FTP sessions take every descriptor the process may open.
+    let ftp: SocketAddr = format!("127.0.0.1:{ftp_port}").parse().unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..40 {
+        if let Ok(s) = TcpStream::connect(ftp) {
+            sessions.push(s);
+        }
+    }
+    let end = Instant::now() + Duration::from_secs(10);
+    // (Descriptors inherited above the limit count too, so at least 40 are open.)
+    while fds(&daemon) < 40 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fds(&daemon) >= 40, "{}", log.lock().unwrap());
+    // A connection to the metrics port now fails to be accepted: logged, not fatal.
+    let mut waiting = TcpStream::connect(&metrics).unwrap();
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(
+        logged("metrics: accept failed, retrying every 100 ms"),
+        "{}",
+        log.lock().unwrap()
+    );
+    // Descriptors free again: the waiting request is answered, and so are new ones.
+    drop(sessions);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = waiting.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(
+        logged("metrics: accepting again"),
+        "{}",
+        log.lock().unwrap()
+    );
+    assert_eq!(
+        http_get(&metrics, "/health", &[]),
+        (200, "OK\n".to_string())
+    );
+}
