@@ -7,7 +7,7 @@
 mod util;
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -379,4 +379,269 @@ fn health_turns_503_during_the_graceful_shutdown() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
+}
+
+/// The daemon's open descriptors.
+fn fds(daemon: &util::Daemon) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", daemon.0.id()))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn held_partial_requests_keep_descriptors_bounded_and_ftp_working() {
+    if !require("curl") {
+        return;
+    }
+    let root = TempDir::new("metrics-hold");
+    let body = random_bytes(200_000, 3);
+    std::fs::write(root.join("f.bin"), &body).unwrap();
+    let (daemon, port, metrics) = serve_with_metrics(&root, &[]);
+    assert_eq!(http_get(&metrics, "/health", &[]).0, 200);
+    let baseline = fds(&daemon);
+    // 300 connections that start a request and never finish it, all held open.
+    let mut held = Vec::new();
+    let mut most = baseline;
+    for i in 0..300 {
+        let Ok(mut s) = TcpStream::connect(&metrics) else {
+            continue;
+        };
+        // The server may already have closed it (over its cap): that is the point.
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+        held.push(s);
+        if i % 25 == 0 {
+            most = most.max(fds(&daemon));
+        }
+    }
+    // FTP works meanwhile: a download over a passive data connection.
+    let got = TempDir::new("metrics-hold-client");
+    run(util::curl()
+        .args(["--max-time", "20", "--user", "user:pass", "-o"])
+        .arg(got.join("f.bin"))
+        .arg(ftp_url(port, "", "f.bin")));
+    assert_eq!(std::fs::read(got.join("f.bin")).unwrap(), body);
+    for _ in 0..20 {
+        most = most.max(fds(&daemon));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        most <= baseline + 16,
+        "{most} descriptors open with {} connections held (baseline {baseline})",
+        held.len()
+    );
+    drop(held);
+    // Once they are gone (and the held ones timed out), health answers again.
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut last = http_get(&metrics, "/health", &[]);
+    while last.0 != 200 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+        last = http_get(&metrics, "/health", &[]);
+    }
+    assert_eq!(last, (200, "OK\n".to_string()));
+    eprintln!("descriptors: baseline {baseline}, at most {most} with 300 held");
+}
+
+#[test]
+fn a_pipelining_client_that_never_reads_does_not_block_health() {
+    if !require("curl") {
+        return;
+    }
+    let root = TempDir::new("metrics-pipe");
+    let (_daemon, _port, metrics) = serve_with_metrics(&root, &[]);
+    let mut pipe = TcpStream::connect(&metrics).unwrap();
+    let requests = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    let mut writer = pipe.try_clone().unwrap();
+    // The server may close before taking it all; the writer then fails, which is fine.
+    let w = std::thread::spawn(move || {
+        let _ = writer.write_all(requests.as_bytes());
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (code, body) = http_get(&metrics, "/health", &["--max-time", "3"]);
+        assert_eq!((code, body.as_str()), (200, "OK\n"));
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    }
+    // The pipelining connection got one answer, then was closed.
+    pipe.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = pipe.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(got.contains("Connection: close\r\n"), "{got}");
+    assert_eq!(got.matches("HTTP/1.1 ").count(), 1, "{got}");
+    w.join().unwrap();
+}
+
+#[test]
+fn metrics_on_port_0_logs_the_port_bound() {
+    if !require("curl") {
+        return;
+    }
+    let root = TempDir::new("metrics-port0");
+    let daemon = util::Daemon(
+        Command::new(env!("CARGO_BIN_EXE_ftpdlib"))
+            .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+            .args(["-d", root.path().to_str().unwrap()])
+            .args(["--metrics", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut daemon = daemon;
+    let mut err = std::io::BufReader::new(daemon.0.stderr.take().unwrap());
+    let mut line = String::new();
+    let mut addr = None;
+    for _ in 0..50 {
+        line.clear();
+        if std::io::BufRead::read_line(&mut err, &mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(rest) = line.split("metrics on http://").nth(1) {
+            addr = rest.split("/metrics").next().map(str::to_string);
+            break;
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let addr = addr.unwrap_or_else(|| panic!("no metrics address logged: {line}"));
+    let parsed: SocketAddr = addr.parse().unwrap();
+    assert_ne!(parsed.port(), 0, "{line}");
+    assert_eq!(http_get(&addr, "/health", &[]), (200, "OK\n".to_string()));
+}
+
+#[test]
+fn over_long_and_malformed_heads_are_refused() {
+    let root = TempDir::new("metrics-bad");
+    let (_daemon, _port, metrics) = serve_with_metrics(&root, &[]);
+    let exchange = |req: &[u8]| {
+        let mut s = TcpStream::connect(&metrics).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(req);
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let long = format!("GET /health HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
+    let got = exchange(long.as_bytes());
+    assert!(got.starts_with("HTTP/1.1 431 "), "{got}");
+    let got = exchange(b"NOT HTTP AT ALL\r\n\r\n");
+    assert!(got.starts_with("HTTP/1.1 400 "), "{got}");
+    let got = exchange(b"HEAD /health HTTP/1.0\r\n\r\n");
+    assert!(got.starts_with("HTTP/1.0 200 OK\r\n"), "{got}");
+    assert!(
+        got.ends_with("\r\n\r\n"),
+        "a HEAD answer has no body: {got}"
+    );
+    // A client that starts a request and stops is closed after the 2 s budget.
+    let mut s = TcpStream::connect(&metrics).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn the_metrics_listener_recovers_from_running_out_of_descriptors() {
+    if !require("curl") {
+        return;
+    }
+    let root = TempDir::new("metrics-emfile");
+    let ftp_port = free_port();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpdlib"));
+    cmd.args(["-i", "127.0.0.1", "-p", &ftp_port.to_string()])
+        .args(["-d", root.path().to_str().unwrap(), "--metrics", &metrics])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: setrlimit(2) is async-signal-safe and touches only the child's own limits;
+    // the closure allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            let lim = libc::rlimit {
+                rlim_cur: 40,
+                rlim_max: 40,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut daemon = util::Daemon(cmd.spawn().unwrap());
+    // Every line the daemon logs, gathered by a thread.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut err = std::io::BufReader::new(daemon.0.stderr.take().unwrap());
+    let sink = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut err, &mut line).is_ok_and(|n| n > 0) {
+            sink.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
+    let logged = |what: &str| {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if log.lock().unwrap().contains(what) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+    assert!(logged("starting FTP server"), "{}", log.lock().unwrap());
+    assert_eq!(http_get(&metrics, "/health", &[]).0, 200);
+
+    // FTP sessions take every descriptor the process may open.
+    let ftp: SocketAddr = format!("127.0.0.1:{ftp_port}").parse().unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..40 {
+        if let Ok(s) = TcpStream::connect(ftp) {
+            sessions.push(s);
+        }
+    }
+    let end = Instant::now() + Duration::from_secs(10);
+    // (Descriptors inherited above the limit count too, so at least 40 are open.)
+    while fds(&daemon) < 40 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fds(&daemon) >= 40, "{}", log.lock().unwrap());
+    // A connection to the metrics port now fails to be accepted: logged, not fatal.
+    let mut waiting = TcpStream::connect(&metrics).unwrap();
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(
+        logged("metrics: accept failed, retrying every 100 ms"),
+        "{}",
+        log.lock().unwrap()
+    );
+    // Descriptors free again: the waiting request is answered, and so are new ones.
+    drop(sessions);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = waiting.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(
+        logged("metrics: accepting again"),
+        "{}",
+        log.lock().unwrap()
+    );
+    assert_eq!(
+        http_get(&metrics, "/health", &[]),
+        (200, "OK\n".to_string())
+    );
 }

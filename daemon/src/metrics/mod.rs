@@ -1,11 +1,11 @@
 //! `--metrics ADDR`: the server's counters in the Prometheus text format (version 0.0.4) at
-//! `/metrics`, and a liveness check at `/health`, from a small HTTP server on a thread of
-//! its own.
+//! `/metrics`, and a liveness check at `/health`, from a small HTTP server on threads of
+//! its own (see [`http`] for its limits).
 //!
-//! The reactor never waits for this thread: a scrape reads the library's
+//! The reactor never waits for these threads: a scrape reads the library's
 //! [`ServerStats`] atomics (a prometheus-client collector that reads them at encode time),
 //! and `/health` reads the time of the reactor's last loop turn from one more atomic
-//! ([`Health`]). tiny_http parses the HTTP; prometheus-client writes the exposition.
+//! ([`Health`]). httparse parses the HTTP; prometheus-client writes the exposition.
 //!
 //! | path | answer |
 //! | --- | --- |
@@ -17,7 +17,6 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ftpdlib::stats::{Conn, DataConnFailure, Refusal};
@@ -28,6 +27,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+
+mod http;
 
 /// How often the reactor turns at least, with metrics on: its poll never sleeps longer.
 pub(crate) const BEAT: Duration = Duration::from_secs(1);
@@ -232,91 +233,66 @@ impl Collector for StatsCollector {
     }
 }
 
-/// The metrics thread, stopped and joined when dropped.
+/// The metrics server, stopped and joined when dropped.
 pub(crate) struct MetricsServer {
-    http: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
+    _http: http::HttpServer,
 }
 
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.http.unblock();
-        if let Some(t) = self.thread.take() {
-            // A panic on that thread was already reported on stderr.
-            let _ = t.join();
-        }
-    }
-}
-
-/// Binds `addr` and serves `/metrics` and `/health` from a thread of its own.
+/// Binds `addr` and serves `/metrics` and `/health` from threads of their own.
 ///
 /// # Errors
-/// When the address can't be bound or the thread can't be started: one line to show.
+/// When the address can't be bound or a thread can't be started: one line to show.
 pub(crate) fn start(
     addr: SocketAddr,
     stats: Arc<ServerStats>,
     health: Arc<Health>,
 ) -> Result<MetricsServer, String> {
-    let http =
-        tiny_http::Server::http(addr).map_err(|e| format!("can't serve metrics on {addr}: {e}"))?;
-    let http = Arc::new(http);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(StatsCollector(stats)));
-    let serving = Arc::clone(&http);
-    let thread = std::thread::Builder::new()
-        .name("metrics".to_string())
-        .spawn(move || {
-            for request in serving.incoming_requests() {
-                answer(request, &registry, &health);
-            }
-        })
-        .map_err(|e| format!("can't start the metrics thread: {e}"))?;
+    let handler: Arc<http::Handler> =
+        Arc::new(move |r: &http::Request<'_>| answer(r, &registry, &health));
+    let (server, bound) =
+        http::serve(addr, handler).map_err(|e| format!("can't serve metrics on {addr}: {e}"))?;
     log::info!(
         target: ftpdlib::logger::LOG,
-        "metrics on http://{addr}/metrics, health on http://{addr}/health"
+        "metrics on http://{bound}/metrics, health on http://{bound}/health"
     );
-    Ok(MetricsServer {
-        http,
-        thread: Some(thread),
-    })
+    Ok(MetricsServer { _http: server })
 }
 
-fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+fn text(status: u16, body: &str) -> http::Answer {
+    http::Answer {
+        status,
+        content_type: "text/plain",
+        body: body.to_string(),
+        allow: None,
+    }
 }
 
-/// Answers one request; a client that left before the answer is no error worth a line.
-fn answer(request: tiny_http::Request, registry: &Registry, health: &Health) {
-    use tiny_http::Method;
-    let path = request.url().split('?').next().unwrap_or("");
-    let readable = matches!(request.method(), Method::Get | Method::Head);
-    let (status, body, content_type) = match (path, readable) {
+/// Answers one request.
+fn answer(request: &http::Request<'_>, registry: &Registry, health: &Health) -> http::Answer {
+    let readable = matches!(request.method, "GET" | "HEAD");
+    match (request.path, readable) {
         ("/metrics", true) => {
             let mut body = String::new();
             match prometheus_client::encoding::prometheus_text::encode(&mut body, registry) {
-                Ok(()) => (
-                    200,
+                Ok(()) => http::Answer {
+                    status: 200,
+                    content_type: prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
                     body,
-                    prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-                ),
-                Err(e) => (500, format!("encoding failed: {e}\n"), "text/plain"),
+                    allow: None,
+                },
+                Err(e) => text(500, &format!("encoding failed: {e}\n")),
             }
         }
         ("/health", true) => {
-            let (status, text) = health.verdict(Instant::now());
-            (status, text.to_string(), "text/plain")
+            let (status, body) = health.verdict(Instant::now());
+            text(status, body)
         }
-        ("/metrics" | "/health", false) => (405, "method not allowed\n".to_string(), "text/plain"),
-        _ => (404, "not found\n".to_string(), "text/plain"),
-    };
-    let mut response = tiny_http::Response::from_string(body).with_status_code(status);
-    if let Some(h) = header("Content-Type", content_type) {
-        response = response.with_header(h);
+        ("/metrics" | "/health", false) => http::Answer {
+            allow: Some("GET, HEAD"),
+            ..text(405, "method not allowed\n")
+        },
+        _ => text(404, "not found\n"),
     }
-    if status == 405 {
-        if let Some(h) = header("Allow", "GET, HEAD") {
-            response = response.with_header(h);
-        }
-    }
-    let _ = request.respond(response);
 }
