@@ -11,7 +11,7 @@
 # TLS with pipelined bytes, commands over TLS, CCC; real sockets). Needs the nightly
 # toolchain and cargo-fuzz (installed here if missing). New inputs go to corpus/TARGET
 # (not in git); a crash stops the run, is saved under artifacts/TARGET/ and makes this
-# script fail: add it to tests/regressions.rs.
+# script fail: add it to tests/regressions/fuzz.rs.
 set -euo pipefail
 cd "$(dirname "$0")"
 

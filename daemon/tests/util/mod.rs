@@ -13,6 +13,18 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+/// The `ftpdlib` command of this build.
+pub fn ftpdlib() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ftpdlib"))
+}
+
+/// Runs the command with `args`, which must fail; its standard error.
+pub fn fails(args: &[&str]) -> String {
+    let out = ftpdlib().args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A running `ftpdlib` process, killed when dropped.
 pub struct Daemon(pub std::process::Child);
 
