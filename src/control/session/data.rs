@@ -12,8 +12,8 @@ use log::kv::Value;
 #[cfg(doc)]
 use super::Action;
 use super::{
-    canonical, error_code, strerror, DataFailure, DataState, Pending, Session, TransferError,
-    XferKind,
+    canonical, error_code, error_reply, strerror, DataFailure, DataState, Pending, Session,
+    TransferError, XferKind,
 };
 
 impl Session {
@@ -145,9 +145,7 @@ impl Session {
         if let Some(p) = self.pending.take() {
             self.end_transfer(now, &p, 0, false);
         }
-        if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
-        }
+        self.restart_idle(now);
         self.after_transfer();
     }
 
@@ -160,9 +158,7 @@ impl Session {
     ) {
         self.data = DataState::None;
         self.transfer_running = false;
-        if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
-        }
+        self.restart_idle(now);
         let Some(p) = self.pending.take() else {
             return;
         };
@@ -178,20 +174,9 @@ impl Session {
                 ),
             ),
             Err(TransferError::File(e)) => {
-                let code = error_code(&e, 426);
-                let text = match code {
-                    452 => "Insufficient storage space in system",
-                    552 => "Exceeded storage allocation",
-                    _ => "",
-                };
-                if text.is_empty() {
-                    self.reply(code, format!("{}; transfer aborted.", strerror(&e)))
-                } else {
-                    self.reply(
-                        code,
-                        format!("{text} ({}); transfer aborted.", strerror(&e)),
-                    )
-                }
+                let (code, text) = error_reply(&e, 426);
+                let text = text.strip_suffix('.').unwrap_or(&text);
+                self.reply(code, format!("{text}; transfer aborted."));
             }
             Err(TransferError::Stalled) => {
                 self.reply(421, "Data connection timed out.");
@@ -276,9 +261,7 @@ impl Session {
         } else {
             self.reply(225, "ABOR command successful; data channel closed.");
         }
-        if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
-        }
+        self.restart_idle(now);
         self.after_transfer();
     }
 

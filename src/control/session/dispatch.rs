@@ -168,9 +168,7 @@ impl Session {
                 return;
             }
         };
-        if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
-        }
+        self.restart_idle(now);
         if let Completion::Internal { code, text, close } = completion {
             if let Then::Pass { .. } = w.then {
                 self.auth = Auth::Anonymous;

@@ -479,9 +479,7 @@ impl Session {
     /// are taken again (from the TLS stream).
     pub fn handle_tls_started(&mut self, now: Instant) {
         self.tls_switching = false;
-        if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
-        }
+        self.restart_idle(now);
     }
 
     /// The control connection is back to plaintext after CCC.
@@ -489,9 +487,7 @@ impl Session {
         self.tls_switching = false;
         self.control_tls = false;
         self.log("tls", "control connection back to plaintext (CCC)");
-        if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
-        }
+        self.restart_idle(now);
     }
 
     /// Whether the control connection is protected by TLS.
@@ -591,9 +587,7 @@ impl Session {
         if self.closed || self.flooding(now) {
             return;
         }
-        if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
-        }
+        self.restart_idle(now);
         let req = command::parse_line(line);
         if log::log_enabled!(target: logger::LINE, log::Level::Debug) {
             let shown = if req.name == "PASS" {
@@ -664,9 +658,7 @@ impl Session {
         if self.closed || self.flooding(now) {
             return;
         }
-        if let Some(t) = self.config.timeout {
-            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
-        }
+        self.restart_idle(now);
         if let Some(stats) = &self.stats {
             stats.command(None);
         }
@@ -734,6 +726,14 @@ impl Session {
         self.log_reason("closed", "Too many commands per second; closing.");
         self.close();
         true
+    }
+
+    /// Starts the idle timeout (`Config::timeout`) over from `now`; without one, nothing
+    /// changes.
+    fn restart_idle(&mut self, now: Instant) {
+        if let Some(t) = self.config.timeout {
+            self.idle_deadline = Some(crate::ioloop::deadline(now, t));
+        }
     }
 
     /// Called when deadlines from [`poll_timeout`](Self::poll_timeout) pass.
