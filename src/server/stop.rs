@@ -3,10 +3,11 @@
 //!
 //! The handle raises an atomic stop state (running, close, close all; it only goes up) and
 //! wakes the reactor through the server's [`Waker`]; the reactor, woken for whatever reason,
-//! looks at the state and applies it.
+//! looks at the state and applies it. Calls sent with [`StopHandle::call`] wait in a
+//! mailbox the reactor empties at the same wake-up.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::ioloop::waker::Waker;
@@ -17,12 +18,25 @@ const RUNNING: u8 = 0;
 pub(super) const CLOSE: u8 = 1;
 pub(super) const CLOSE_ALL: u8 = 2;
 
-/// Stops a server from another thread (or from inside a callback).
-#[derive(Debug, Clone)]
+/// A function sent to run on the reactor thread.
+type Mail = Box<dyn FnOnce(&mut FtpServer) + Send>;
+
+/// Stops a server from another thread (or from inside a callback), or runs a function on
+/// its reactor thread ([`call`](Self::call)).
+#[derive(Clone)]
 pub struct StopHandle {
     /// `RUNNING`, `CLOSE` or `CLOSE_ALL`; only ever raised.
     state: Arc<AtomicU8>,
     waker: Waker,
+    mailbox: Arc<Mutex<Vec<Mail>>>,
+}
+
+impl std::fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StopHandle")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StopHandle {
@@ -36,7 +50,26 @@ impl StopHandle {
         StopHandle {
             state: Arc::new(AtomicU8::new(RUNNING)),
             waker,
+            mailbox: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Runs `f` on the server's reactor thread at its next wake-up, which this call causes,
+    /// with the server in hand: the way to change a running server from another thread
+    /// (say [`set_config`](FtpServer::set_config) on SIGHUP). Functions run in the order
+    /// sent. One sent to a server that has stopped, or stops first, never runs.
+    pub fn call(&self, f: impl FnOnce(&mut FtpServer) + Send + 'static) {
+        self.mailbox
+            .lock()
+            // A poisoned mailbox only means a sender panicked mid-push: the list is whole.
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(f));
+        self.waker.wake();
+    }
+
+    /// Takes the functions sent so far.
+    fn take_mail(&self) -> Vec<Mail> {
+        std::mem::take(&mut *self.mailbox.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn signal(&self, state: u8) {
@@ -107,14 +140,18 @@ impl FtpServer {
         if let Some(p) = &self.pool {
             drop(p.drain());
         }
+        // The flood table stays: it outlives a reactor of a group, whose others share it.
         self.flood_timer = None;
-        self.flood.clear();
+        drop(self.stop.take_mail());
     }
 
     pub(super) fn drain_wake(&mut self, now: Instant) {
         // Woken by the stop handle or by the worker pool: look at both.
         self.wake_rx.drain();
         self.apply_stop();
+        for f in self.stop.take_mail() {
+            f(self);
+        }
         let done = self
             .pool
             .as_ref()
