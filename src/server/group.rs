@@ -164,6 +164,11 @@ impl ServerGroup {
             .map_or(&[], |s: &FtpServer| s.local_addrs())
     }
 
+    /// The reactors, in order.
+    pub fn reactors(&self) -> &[FtpServer] {
+        &self.servers
+    }
+
     /// The reactors, to set up before [`serve_forever`](Self::serve_forever) (callbacks,
     /// [`set_stats`](FtpServer::set_stats) on every one of them, ...).
     pub fn reactors_mut(&mut self) -> &mut [FtpServer] {
