@@ -195,7 +195,9 @@ impl Watcher {
         for _ in 0..live {
             match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
                 Ok(n) => sum += n,
-                Err(_) => {
+                // The others have stopped: their mailboxes dropped what was sent.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
                     log::warn!(
                         target: ftpdlib::logger::LOG,
                         "a reactor did not answer within {ANSWER:?}"

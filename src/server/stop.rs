@@ -28,7 +28,9 @@ pub struct StopHandle {
     /// `RUNNING`, `CLOSE` or `CLOSE_ALL`; only ever raised.
     state: Arc<AtomicU8>,
     waker: Waker,
-    mailbox: Arc<Mutex<Vec<Mail>>>,
+    /// Functions waiting for the reactor; `None` once the server has closed everything,
+    /// after which functions sent are dropped at once.
+    mailbox: Arc<Mutex<Option<Vec<Mail>>>>,
 }
 
 impl std::fmt::Debug for StopHandle {
@@ -50,26 +52,47 @@ impl StopHandle {
         StopHandle {
             state: Arc::new(AtomicU8::new(RUNNING)),
             waker,
-            mailbox: Arc::new(Mutex::new(Vec::new())),
+            mailbox: Arc::new(Mutex::new(Some(Vec::new()))),
         }
     }
 
     /// Runs `f` on the server's reactor thread at its next wake-up, which this call causes,
     /// with the server in hand: the way to change a running server from another thread
     /// (say [`set_config`](FtpServer::set_config) on SIGHUP). Functions run in the order
-    /// sent. One sent to a server that has stopped, or stops first, never runs.
+    /// sent. One sent to a server that has closed everything ([`close_all`], or
+    /// [`close`] and its last session ended), or does so first, never runs: it is dropped,
+    /// with what it holds.
+    ///
+    /// [`close_all`]: FtpServer::close_all
+    /// [`close`]: FtpServer::close
     pub fn call(&self, f: impl FnOnce(&mut FtpServer) + Send + 'static) {
-        self.mailbox
-            .lock()
-            // A poisoned mailbox only means a sender panicked mid-push: the list is whole.
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Box::new(f));
+        let mut mailbox = self.mailbox();
+        match mailbox.as_mut() {
+            Some(list) => list.push(Box::new(f)),
+            None => return,
+        }
+        drop(mailbox);
         self.waker.wake();
+    }
+
+    // A poisoned mailbox only means a sender panicked mid-push: the list is whole.
+    fn mailbox(&self) -> std::sync::MutexGuard<'_, Option<Vec<Mail>>> {
+        self.mailbox.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Takes the functions sent so far.
     fn take_mail(&self) -> Vec<Mail> {
-        std::mem::take(&mut *self.mailbox.lock().unwrap_or_else(|p| p.into_inner()))
+        self.mailbox()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Drops the functions waiting and every one sent from now on.
+    fn close_mailbox(&self) {
+        let pending = self.mailbox().take();
+        // Dropped outside the lock: what they hold may run code of its own when dropped.
+        drop(pending);
     }
 
     fn signal(&self, state: u8) {
@@ -142,7 +165,7 @@ impl FtpServer {
         }
         // The flood table stays: it outlives a reactor of a group, whose others share it.
         self.flood_timer = None;
-        drop(self.stop.take_mail());
+        self.stop.close_mailbox();
     }
 
     pub(super) fn drain_wake(&mut self, now: Instant) {
