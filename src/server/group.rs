@@ -29,7 +29,10 @@
 //!
 //! A reactor thread that panics (a hook's bug, say) is caught: the panic is logged and
 //! counted ([`ServerStats::reactor_panics`]), the reactor closes its sessions, which gives
-//! their slots back to the shared limits, and stops; the others go on serving.
+//! their slots back to the shared limits, and stops; the others go on serving. Should
+//! closing panic too (the same hook, called as the sessions close), the sessions are
+//! dropped without their hooks. This needs panics that unwind, Rust's default: under
+//! `panic = "abort"` a panic ends the process.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -265,8 +268,12 @@ fn run_reactor(i: usize, server: &mut FtpServer, timeout: Option<Duration>) -> i
         "reactor {i} panicked ({what}); closing its {} sessions, the other reactors go on",
         server.session_count()
     ));
-    if panic::catch_unwind(AssertUnwindSafe(|| server.close_all())).is_err() {
-        logger::logerror(&format!("reactor {i} could not close its sessions cleanly"));
+    if panic::catch_unwind(AssertUnwindSafe(|| server.close_all())).is_err()
+        && panic::catch_unwind(AssertUnwindSafe(|| server.abandon())).is_err()
+    {
+        logger::logerror(&format!(
+            "reactor {i} could not close its sessions; they close when the group is dropped"
+        ));
     }
     Ok(Ending::Panicked)
 }

@@ -168,6 +168,28 @@ impl FtpServer {
         self.stop.close_mailbox();
     }
 
+    /// The last resort after a panic that [`close_all`](Self::close_all) could not get past
+    /// (a hook that panics again as its session closes): drops every channel without
+    /// calling anything of the session's, giving each session's slot back to the limits.
+    pub(super) fn abandon(&mut self) {
+        self.stop.raise(CLOSE_ALL);
+        self.stop.close_mailbox();
+        let keys: Vec<usize> = self.channels.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(c) = self.control_mut(key) {
+                let ip = c.peer_ip();
+                self.sessions = self.sessions.saturating_sub(1);
+                self.shared.admission.lock(&self.stats).leave(ip);
+            }
+            self.remove(key);
+        }
+        self.ready.clear();
+        self.queued.clear();
+        self.timers.clear();
+        self.calls.clear();
+        self.flood_timer = None;
+    }
+
     pub(super) fn drain_wake(&mut self, now: Instant) {
         // Woken by the stop handle or by the worker pool: look at both.
         self.wake_rx.drain();
