@@ -369,3 +369,32 @@ fn two_users_upload_at_once_on_two_reactors() {
         .wait_exit(Duration::from_secs(10))
         .is_some_and(|s| s.success()));
 }
+/// `--memory` storage answers on the reactor thread itself: system users or not, that
+/// thread keeps root's ids (the memory holds nothing the kernel checks ids against).
+#[test]
+fn memory_storage_of_system_users_keeps_the_reactors_root() {
+    if !require_root() {
+        return;
+    }
+    let users = two_users("m");
+    let (mut d, _public) = two_reactors(&["--memory"]);
+    let (pid, addr) = (d.child.id(), d.addr());
+    let sampler = Sampler::start(pid, &users);
+    let sessions = sessions_on_both_reactors(pid, addr, &users);
+    let threads: Vec<_> = sessions
+        .into_iter()
+        .map(|(u, r, c)| std::thread::spawn(move || uploads(u, r, c, |n| n < 1500)))
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let seen = sampler.finish();
+    eprintln!("sampler: {seen:?}");
+    // Not even a worker switches: the memory has nothing the ids would guard.
+    assert_eq!(seen.as_user, [0, 0], "{seen:?}");
+    all_root(pid);
+    d.signal(libc::SIGTERM);
+    assert!(d
+        .wait_exit(Duration::from_secs(10))
+        .is_some_and(|s| s.success()));
+}
