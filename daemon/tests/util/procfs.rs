@@ -124,7 +124,7 @@ pub fn fd_count_settles(pid: u32, want: usize, limit: Duration) -> usize {
 /// reactor number. Sockets are written with send(2), which this does not count: what it
 /// counts is the reactor's log lines on standard error. A thread the reactor has just
 /// started, which still bears its name, adds what it wrote: nothing yet.
-fn reactor_writes(pid: u32) -> BTreeMap<usize, u64> {
+pub fn reactor_writes(pid: u32) -> BTreeMap<usize, u64> {
     let mut out = BTreeMap::new();
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return out;
