@@ -10,7 +10,7 @@ mod util;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
@@ -338,13 +338,12 @@ fn a_login_ban_holds_on_every_reactor() {
 
     // Another address is not banned, on either reactor.
     let mut served_on = [0usize; 2];
-    let other = SocketAddr::from(([127, 0, 0, 1], addr.port()));
     for _ in 0..40 {
         if served_on.iter().all(|n| *n > 0) {
             break;
         }
         let (r, ()) = on_reactor(pid, || {
-            let mut c = Client::from_stream(connect_from([127, 0, 0, 2], other));
+            let mut c = Client::from_stream(connect_from([127, 0, 0, 2], addr));
             c.expect(220);
             c.login("user", "pass");
             c.cmd("QUIT", 221);
