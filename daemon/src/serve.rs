@@ -68,15 +68,25 @@ pub(crate) fn serve(
         health,
         closed: Arc::clone(&closed),
     };
-    // The thread ends after the last signal it needs; it is not joined, so a group that
-    // stops on its own (every reactor panicked) does not wait for a signal.
+    // The thread ends after the last signal it needs, which drops `ended_tx`. It is not
+    // joined, so a group that stops on its own (every reactor panicked) does not wait for
+    // a signal.
+    let (ended_tx, ended) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("ftpd-signals".into())
-        .spawn(move || watcher.run(signals))
+        .spawn(move || {
+            let _ended = ended_tx;
+            watcher.run(signals);
+        })
         .map_err(|e| format!("can't start the signal thread: {e}"))?;
     group
         .serve_forever(None)
         .map_err(|e| format!("server stopped: {e}"))?;
+    // A reactor closed with no session left stops at once, before the signal thread that
+    // closed it has logged the shutdown and counted the sessions it closed: returning now
+    // would end the process under that thread. It has nothing left to wait for once the
+    // reactors are gone; the bound is for a thread that never started a shutdown.
+    let _ = ended.recv_timeout(ANSWER);
     log::info!(
         target: ftpdlib::logger::LOG,
         ">>> FTP server stopped ({} sessions closed) <<<",

@@ -1,5 +1,6 @@
-//! The `ftpdlib` command out of descriptors and under many idle sessions. The limits are
-//! set on the running daemon (prlimit(2) on its pid), never on the test process.
+//! The `ftpdlib` command out of descriptors, under many idle sessions, and with two
+//! reactors giving back every descriptor. The limits are set on the running daemon
+//! (prlimit(2) on its pid), never on the test process.
 
 mod util;
 
@@ -198,4 +199,139 @@ fn idle_sessions_cost_little_memory() {
     for mut c in sessions.into_iter().step_by(50) {
         c.cmd("NOOP", 200);
     }
+}
+
+/// One session's worth of load, shaped by `i`: a whole visit, a passive listener left
+/// behind, a download or an upload dropped half-way, a client gone before logging in.
+fn visit(addr: SocketAddr, i: usize, body: &[u8]) {
+    let mut c = Client::connect(addr);
+    if i % 5 == 3 {
+        return;
+    }
+    c.login("user", "pass");
+    c.cmd("TYPE I", 200);
+    match i % 5 {
+        0 => {
+            assert_same(&c.retr("RETR f"), body);
+            c.stor(format!("STOR up-{i}"), &body[..1000 + i]);
+            c.retr("LIST");
+            c.cmd("QUIT", 221);
+            assert!(c.closed_by_server());
+        }
+        1 => {
+            c.pasv();
+        }
+        2 => {
+            let mut data = TcpStream::connect(c.pasv()).unwrap();
+            c.send("RETR f");
+            let r = c.read_reply();
+            assert!(r.code == 125 || r.code == 150, "{:?}", r.lines);
+            let mut some = [0u8; 1000];
+            data.read_exact(&mut some).unwrap();
+        }
+        _ => {
+            let mut data = TcpStream::connect(c.pasv()).unwrap();
+            c.send(format!("STOR part-{i}"));
+            let r = c.read_reply();
+            assert!(r.code == 125 || r.code == 150, "{:?}", r.lines);
+            std::io::Write::write_all(&mut data, &body[..5000]).unwrap();
+        }
+    }
+}
+
+/// With two reactors, many sessions (transfers, listings, passive listeners left open,
+/// transfers and sessions dropped half-way) leave nothing behind: the daemon's descriptor
+/// and thread counts come back to their idle values, and SIGTERM then ends it at once.
+#[test]
+fn two_reactors_give_back_every_descriptor() {
+    let home = TempDir::new("fds-two");
+    let body = random_bytes(300_000, 12);
+    std::fs::write(home.join("f"), &body).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ftpdlib"));
+    cmd.args(["-i", "127.0.0.1", "-p", "0", "-w", "--workers", "2"])
+        .args([
+            "-d",
+            home.path().to_str().unwrap(),
+            "-u",
+            "user",
+            "-P",
+            "pass",
+        ])
+        .env("RUST_LOG", "info");
+    let mut d = Watched::start(cmd);
+    let (pid, addr) = (d.child.id(), d.addr());
+    assert_eq!(procfs::reactors_started(pid, 2), 2);
+    // Warm up both reactors (each starts its worker pool on first use), then count.
+    let mut warm = [false; 2];
+    for _ in 0..40 {
+        if warm.iter().all(|w| *w) {
+            break;
+        }
+        let (r, ()) = procfs::on_reactor(pid, || visit(addr, 0, &body));
+        if let Some(r) = r {
+            warm[r] = true;
+        }
+    }
+    assert_eq!(warm, [true; 2]);
+    std::thread::sleep(Duration::from_millis(200));
+    let (idle_fds, idle_threads) = (procfs::fd_count(pid), procfs::tasks(pid).len());
+
+    let before = procfs::reactor_writes(pid);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peak = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                peak = peak.max(procfs::fd_count(pid));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        })
+    };
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                for i in (t * 10)..(t * 10 + 10) {
+                    visit(addr, i, &body);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let peak = peak.join().unwrap();
+    eprintln!("descriptors: {idle_fds} idle, {peak} at the most under load");
+    // Four clients at a time, each with a control and a data connection and a file.
+    assert!(peak >= idle_fds + 4, "{peak} descriptors at the most");
+    let after = procfs::reactor_writes(pid);
+    assert!(
+        (0..2).all(|r| after[&r] > before[&r]),
+        "both reactors served: {before:?} -> {after:?}"
+    );
+    let fds = procfs::fd_count_settles(pid, idle_fds, Duration::from_secs(10));
+    assert_eq!(
+        fds, idle_fds,
+        "descriptors: idle {idle_fds}, after the load {fds}"
+    );
+    assert_eq!(procfs::tasks(pid).len(), idle_threads);
+    for i in (0..40).filter(|i| i % 5 == 0) {
+        assert_eq!(
+            std::fs::read(home.join(&format!("up-{i}"))).unwrap(),
+            &body[..1000 + i]
+        );
+    }
+
+    let start = std::time::Instant::now();
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(5));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
 }

@@ -276,8 +276,10 @@ pub trait Authorizer: Send + Sync {
         "Goodbye.".to_string()
     }
 
-    /// Called before every filesystem access of the user's session. Does nothing by
-    /// default; an authorizer for system users switches effective ids here.
+    /// Called before every filesystem access of the user's session, on the worker thread
+    /// that makes it; not for a storage that answers on the reactor thread
+    /// ([`Filesystem::is_inline`](crate::Filesystem::is_inline)). Does nothing by default;
+    /// an authorizer for system users switches effective ids here.
     ///
     /// Unlike pyftpdlib it is not handed the password: sessions do not keep it.
     fn impersonate_user(&self, _username: &str) -> Result<(), AuthError> {

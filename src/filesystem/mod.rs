@@ -229,7 +229,10 @@ pub trait Filesystem: Send + Sync + fmt::Debug {
     fn real_path(&self, path: &Path) -> PathBuf;
 
     /// Whether calls are cheap enough to make on the reactor thread (memory). Default false:
-    /// every call goes to the worker pool.
+    /// every call goes to the worker pool. The calls of an inline storage are not wrapped
+    /// in [`Authorizer::impersonate_user`](crate::Authorizer::impersonate_user): the reactor
+    /// thread never takes a user's ids, and a storage that never reaches the kernel has
+    /// nothing the ids would guard.
     fn is_inline(&self) -> bool {
         false
     }

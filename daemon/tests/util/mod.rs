@@ -2,6 +2,7 @@
 //! loopback port.
 #![allow(dead_code)]
 
+pub mod procfs;
 #[path = "../../../tests/util/mod.rs"]
 mod shared;
 

@@ -484,6 +484,32 @@ impl crate::Authorizer for Recording {
     }
 }
 
+/// An inline storage (memory) may answer on the reactor thread, which never takes a user's
+/// ids: its calls are not impersonated.
+#[test]
+fn an_inline_storage_is_not_impersonated() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let home = TempDir::new("impersonation-inline");
+    let mut inner = DummyAuthorizer::new();
+    inner.add_user("user", "pw", &home, "elrm").unwrap();
+    let auth = Arc::new(Recording {
+        inner,
+        ..Recording::default()
+    });
+    let (a, store) = (Arc::clone(&auth), crate::MemoryStore::new());
+    let mut h = Harness::new("impersonation-inline", move |c| {
+        c.authorizer = a;
+        c.filesystem = Arc::new(move |root: &Path| {
+            Ok(Arc::new(store.filesystem(root)?) as Arc<dyn Filesystem>)
+        });
+    });
+    h.login("user");
+    expect!(h, "MKD d", "257");
+    expect!(h, "CWD d", "250");
+    assert!(!auth.switched.load(SeqCst));
+    assert_eq!(auth.terminations.load(SeqCst), 0);
+}
+
 /// A filesystem whose `stat` panics, to show a panicking request is undone too.
 #[derive(Debug)]
 struct PanickyFs(crate::OsFilesystem);
