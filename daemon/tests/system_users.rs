@@ -398,3 +398,55 @@ fn memory_storage_of_system_users_keeps_the_reactors_root() {
         .wait_exit(Duration::from_secs(10))
         .is_some_and(|s| s.success()));
 }
+
+/// A listing's entries are read as the user, like every other storage call: a directory
+/// the user may read but not search (`r--` for others) gives its names (NLST needs no
+/// stat) but not their details, which only root could read. Each later piece of a listing
+/// runs on a worker thread apart from the request that opened it; it switches too.
+#[test]
+fn listings_read_entry_details_as_the_user() {
+    if !require_root() || !require("curl") {
+        return;
+    }
+    let alice = SystemUser::create("l", "/bin/bash", "alice-pw", "YESCRYPT");
+    let dir = alice.home.join("unsearchable");
+    std::fs::create_dir(&dir).unwrap();
+    // More than one piece of a listing (256 entries each).
+    for i in 0..600 {
+        std::fs::write(dir.join(format!("inside{i:03}.txt")), b"x").unwrap();
+    }
+    // Owned by root: others may read the names, not search the directory.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o744)).unwrap();
+    let public = TempDir::new("unix-list-public");
+    let (daemon, port) =
+        util::serve_daemon(&["--system-users", "-d", public.path().to_str().unwrap()]);
+    let curl = |extra: &[&str], path: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "30"])
+            .args(extra)
+            .arg(format!(
+                "ftp://{}:alice-pw@127.0.0.1:{port}/{path}",
+                alice.name
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let names = curl(&["-l"], "unsearchable/");
+    assert_eq!(names.lines().count(), 600, "{names}");
+    // LIST stats each entry: as alice that fails, and unreadable entries are left out.
+    let list = curl(&[], "unsearchable/");
+    assert!(!list.contains("inside"), "entries read as root: {list}");
+    let mlsd = curl(&["-X", "MLSD"], "unsearchable/");
+    assert!(!mlsd.contains("inside"), "entries read as root: {mlsd}");
+    // The same directory searchable: every entry with its details.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let list = curl(&[], "unsearchable/");
+    assert_eq!(list.matches("inside").count(), 600, "{list}");
+    drop(daemon);
+}

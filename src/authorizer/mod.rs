@@ -19,7 +19,10 @@
 //! | `T` | change file modification time | MFMT |
 
 pub mod crypt;
+mod identity;
 pub mod unix;
+
+pub(crate) use identity::{Identity, SwitchError};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::authorizer::Authorizer;
+use crate::authorizer::{Authorizer, Identity};
 use crate::filesystem::{DirEntry, DirStream, Filesystem, StatMode, VirtualPath};
 
 /// Entries formatted per piece of a listing: a few hundred, about a millisecond of work.
@@ -86,6 +86,8 @@ pub struct Listing {
     gmt: bool,
     /// [`SORT_LIMIT`], smaller in tests.
     sort_limit: usize,
+    /// The user whose ids the pieces are read under, where the authorizer impersonates.
+    identity: Option<Identity>,
 }
 
 impl Listing {
@@ -144,6 +146,7 @@ impl Listing {
             now,
             gmt,
             sort_limit: SORT_LIMIT,
+            identity: None,
         })
     }
 
@@ -159,6 +162,7 @@ impl Listing {
             now: 0,
             gmt: true,
             sort_limit: SORT_LIMIT,
+            identity: None,
         }
     }
 
@@ -170,6 +174,23 @@ impl Listing {
             Entries::Dir { stream, queue, .. } => stream.is_none() && queue.is_empty(),
             Entries::One(e) => e.is_none(),
         }
+    }
+
+    /// Reads the next pieces as the user the listing was opened for (see
+    /// [`next_chunk`](Self::next_chunk)); the server runs this on its worker pool.
+    pub(crate) fn next_chunk_as_user(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
+        match self.identity.clone() {
+            None => self.next_chunk(max),
+            Some(id) => id
+                .run(|| self.next_chunk(max))
+                .unwrap_or_else(|_| Err(io::Error::other("can't switch to the user's identity"))),
+        }
+    }
+
+    /// Reads the rest of the listing as the user it was opened for: storage work that
+    /// reaches the kernel runs under the user's ids, as the session's other calls do.
+    pub(crate) fn set_identity(&mut self, id: Identity) {
+        self.identity = Some(id);
     }
 
     /// The next piece of the listing, at most `max` entries' lines; `None` at the end.

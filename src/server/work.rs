@@ -62,7 +62,8 @@ impl FtpServer {
     /// meanwhile).
     pub(super) fn make_chunk(&mut self, key: usize, id: u64, mut listing: Box<Listing>) {
         let job = Box::new(move || {
-            let piece = listing.next_chunk(CHUNK_ENTRIES);
+            // As the user, like every storage call of the session (system users).
+            let piece = listing.next_chunk_as_user(CHUNK_ENTRIES);
             Work::Chunk(listing, piece)
         });
         match self.pool() {

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::authorizer::{AuthError, AuthReply, Authorizer};
+use crate::authorizer::{AuthError, AuthReply, Authorizer, Identity, SwitchError};
 use crate::config::FilesystemFactory;
 use crate::filesystem::{FileReader, FileWriter, Filesystem, Stat, WriteMode};
 use crate::listing::{ListFormat, Listing, PermContext};
@@ -291,7 +291,7 @@ impl Request {
             });
             return authorizer.start_authentication(&user, &password, reply);
         }
-        answer(storage_work(op, fs, &*authorizer, user));
+        answer(storage_work(op, fs, &authorizer, user));
     }
 
     /// Does the work on this thread and returns the completion: [`start`](Self::start) for
@@ -307,11 +307,12 @@ impl Request {
     }
 }
 
-/// A storage request, under the user's identity where the authorizer impersonates.
+/// A storage request, under the user's identity where the authorizer impersonates. A
+/// listing keeps the identity, so that its later pieces are read as the user too.
 fn storage_work(
     op: Op,
     fs: Option<Arc<dyn Filesystem>>,
-    authorizer: &dyn Authorizer,
+    authorizer: &Arc<dyn Authorizer>,
     user: Option<String>,
 ) -> Completion {
     let Some(fs) = fs else {
@@ -322,31 +323,26 @@ fn storage_work(
     let Some(user) = user.filter(|_| !fs.is_inline()) else {
         return perform(&*fs, op);
     };
-    if let Err(e) = authorizer.impersonate_user(&user) {
-        // Whatever part of the switch happened is undone; terminating is idempotent.
-        let _ = authorizer.terminate_impersonation(&user);
-        crate::logger::logerror(&format!("can't impersonate {user}: {e}"));
-        return Completion::Internal {
+    let id = Identity::new(Arc::clone(authorizer), user);
+    let work = || catch_unwind(AssertUnwindSafe(|| perform(&*fs, op)));
+    match id.run(work) {
+        Ok(Ok(Completion::Listing(Ok(mut l)))) => {
+            l.set_identity(id);
+            Completion::Listing(Ok(l))
+        }
+        Ok(Ok(c)) => c,
+        Ok(Err(_panic)) => Completion::panicked(),
+        Err(SwitchError::Enter) => Completion::Internal {
             code: 550,
             text: "Can't switch to the user's identity.".into(),
             close: false,
-        };
-    }
-    // A panic in the work is caught here, so the identity is given back before this
-    // thread runs anything else.
-    let result = catch_unwind(AssertUnwindSafe(|| perform(&*fs, op)))
-        .unwrap_or_else(|_| Completion::panicked());
-    if let Err(e) = authorizer.terminate_impersonation(&user) {
-        // This thread must not run anything else: it still holds the user's ids.
-        crate::pool::retire_current_worker();
-        crate::logger::logerror(&format!("can't end impersonation of {user}: {e}"));
-        return Completion::Internal {
+        },
+        Err(SwitchError::Leave) => Completion::Internal {
             code: 421,
             text: "Internal error; closing the connection.".into(),
             close: true,
-        };
+        },
     }
-    result
 }
 
 /// After a successful password check: the user's home and storage.
