@@ -2,7 +2,7 @@
 //! downloads, a failed login, a raw client's commands and a download held open while
 //! scraping), scraped with curl during and after, every counter checked against what the
 //! test did; `/health` and the other paths; a busy metrics port at start-up; the TLS
-//! handshake counters with curl over FTPS.
+//! handshake counters with curl over FTPS; the metrics listener out of descriptors.
 
 mod util;
 
@@ -549,82 +549,177 @@ fn over_long_and_malformed_heads_are_refused() {
     );
 }
 
+/// The descriptors a [`Limited`] daemon may open (RLIMIT_NOFILE).
+const FD_LIMIT: usize = 40;
+
+/// Waits (bounded) until `cond` holds; whether it did.
+fn until(cond: impl Fn() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// The command serving `root` anonymously, with metrics, allowed [`FD_LIMIT`] descriptors
+/// and logging at info, every line it logs gathered by a thread.
+struct Limited {
+    daemon: util::Daemon,
+    ftp: SocketAddr,
+    metrics: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Limited {
+    fn start(root: &TempDir) -> Limited {
+        let ftp_port = free_port();
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpdlib"));
+        cmd.args(["-i", "127.0.0.1", "-p", &ftp_port.to_string()])
+            .args(["-d", root.path().to_str().unwrap(), "--metrics", &metrics])
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped());
+        // SAFETY: setrlimit(2) is async-signal-safe and touches only the child's own
+        // limits; the closure allocates nothing.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                let lim = libc::rlimit {
+                    rlim_cur: FD_LIMIT as libc::rlim_t,
+                    rlim_max: FD_LIMIT as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let mut daemon = util::Daemon(cmd.spawn().unwrap());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut err = std::io::BufReader::new(daemon.0.stderr.take().unwrap());
+        let sink = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while std::io::BufRead::read_line(&mut err, &mut line).is_ok_and(|n| n > 0) {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        let d = Limited {
+            daemon,
+            ftp: format!("127.0.0.1:{ftp_port}").parse().unwrap(),
+            metrics,
+            log,
+        };
+        assert!(d.logged("starting FTP server"), "{}", d.log());
+        d
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until the daemon has logged `what`.
+    fn logged(&self, what: &str) -> bool {
+        until(|| self.log.lock().unwrap().contains(what))
+    }
+
+    /// The daemon's descriptors numbered below [`FD_LIMIT`]: the only ones it may take.
+    /// Descriptors inherited above the limit are open too, but leave every number below
+    /// it free: only when this is `FD_LIMIT` are the daemon's descriptors exhausted.
+    fn slots_taken(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.daemon.0.id()))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<usize>().ok())
+            .filter(|&fd| fd < FD_LIMIT)
+            .count()
+    }
+
+    /// The connections accepted on the metrics port that the daemon still holds: a
+    /// worker closes one once its client has closed too, so maybe after the client saw
+    /// its answer.
+    fn metrics_connections(&self) -> usize {
+        let pid = self.daemon.0.id();
+        let inodes: std::collections::HashSet<String> =
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .filter_map(|e| {
+                    let link = std::fs::read_link(e.ok()?.path()).ok()?;
+                    let link = link.to_str()?;
+                    Some(
+                        link.strip_prefix("socket:[")?
+                            .strip_suffix(']')?
+                            .to_string(),
+                    )
+                })
+                .collect();
+        let port = format!(
+            "{:04X}",
+            self.metrics
+                .rsplit_once(':')
+                .unwrap()
+                .1
+                .parse::<u16>()
+                .unwrap()
+        );
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+        table
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            // local address, state (0A: listening) and inode.
+            .filter(|f| f[1].ends_with(&format!(":{port}")) && f[3] != "0A")
+            .filter(|f| inodes.contains(f[9]))
+            .count()
+    }
+}
+
 #[test]
 fn the_metrics_listener_recovers_from_running_out_of_descriptors() {
     if !require("curl") {
         return;
     }
     let root = TempDir::new("metrics-emfile");
-    let ftp_port = free_port();
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpdlib"));
-    cmd.args(["-i", "127.0.0.1", "-p", &ftp_port.to_string()])
-        .args(["-d", root.path().to_str().unwrap(), "--metrics", &metrics])
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped());
-    // SAFETY: setrlimit(2) is async-signal-safe and touches only the child's own limits;
-    // the closure allocates nothing.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            let lim = libc::rlimit {
-                rlim_cur: 40,
-                rlim_max: 40,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
-    let mut daemon = util::Daemon(cmd.spawn().unwrap());
-    // Every line the daemon logs, gathered by a thread.
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let mut err = std::io::BufReader::new(daemon.0.stderr.take().unwrap());
-    let sink = std::sync::Arc::clone(&log);
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        while std::io::BufRead::read_line(&mut err, &mut line).is_ok_and(|n| n > 0) {
-            sink.lock().unwrap().push_str(&line);
-            line.clear();
-        }
-    });
-    let logged = |what: &str| {
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if log.lock().unwrap().contains(what) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    };
-    assert!(logged("starting FTP server"), "{}", log.lock().unwrap());
-    assert_eq!(http_get(&metrics, "/health", &[]).0, 200);
+    let d = Limited::start(&root);
+    assert_eq!(http_get(&d.metrics, "/health", &[]).0, 200);
+    // A descriptor that connection's worker frees after the table is full would let the
+    // waiting connection below be accepted at once: wait until it is closed.
+    assert!(until(|| d.metrics_connections() == 0), "{}", d.log());
 
-    // FTP sessions take every descriptor the process may open.
-    let ftp: SocketAddr = format!("127.0.0.1:{ftp_port}").parse().unwrap();
+    // FTP sessions take every descriptor the process may open (the reactor accepts the
+    // rest as soon as one is free).
     let mut sessions = Vec::new();
-    for _ in 0..40 {
-        if let Ok(s) = TcpStream::connect(ftp) {
+    for _ in 0..FD_LIMIT {
+        if let Ok(s) = TcpStream::connect(d.ftp) {
             sessions.push(s);
         }
     }
-    let end = Instant::now() + Duration::from_secs(10);
-    // (Descriptors inherited above the limit count too, so at least 40 are open.)
-    while fds(&daemon) < 40 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(fds(&daemon) >= 40, "{}", log.lock().unwrap());
-    // A connection to the metrics port now fails to be accepted: logged, not fatal.
-    let mut waiting = TcpStream::connect(&metrics).unwrap();
+    assert!(until(|| d.slots_taken() == FD_LIMIT), "{}", d.log());
+    // A connection to the metrics port now fails to be accepted: logged, not fatal, and
+    // left waiting (three retries later still unanswered).
+    let mut waiting = TcpStream::connect(&d.metrics).unwrap();
     waiting
         .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     assert!(
-        logged("metrics: accept failed, retrying every 100 ms"),
+        d.logged("metrics: accept failed, retrying every 100 ms"),
         "{}",
-        log.lock().unwrap()
+        d.log()
+    );
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let early = waiting.read(&mut [0u8; 64]);
+    assert!(
+        early.as_ref().is_err_and(|e| matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )),
+        "{early:?}\n{}",
+        d.log()
     );
     // Descriptors free again: the waiting request is answered, and so are new ones.
     drop(sessions);
@@ -635,13 +730,9 @@ fn the_metrics_listener_recovers_from_running_out_of_descriptors() {
     let _ = waiting.read_to_end(&mut got);
     let got = String::from_utf8_lossy(&got);
     assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
-    assert!(
-        logged("metrics: accepting again"),
-        "{}",
-        log.lock().unwrap()
-    );
+    assert!(d.logged("metrics: accepting again"), "{}", d.log());
     assert_eq!(
-        http_get(&metrics, "/health", &[]),
+        http_get(&d.metrics, "/health", &[]),
         (200, "OK\n".to_string())
     );
 }
