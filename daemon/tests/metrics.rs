@@ -736,3 +736,56 @@ fn the_metrics_listener_recovers_from_running_out_of_descriptors() {
         (200, "OK\n".to_string())
     );
 }
+
+/// Linux takes a descriptor before it looks for a connection: once the listener has taken
+/// the last one, its next accept fails with no connection waiting. That is logged, and so
+/// is accepting again once a descriptor is free, though no connection waits then either.
+#[test]
+fn the_metrics_listener_recovers_with_no_connection_waiting() {
+    if !require("curl") {
+        return;
+    }
+    let root = TempDir::new("metrics-emfile-idle");
+    let d = Limited::start(&root);
+    assert_eq!(http_get(&d.metrics, "/health", &[]).0, 200);
+    assert!(until(|| d.metrics_connections() == 0), "{}", d.log());
+
+    // FTP sessions, each greeted (so accepted) before the next, until one descriptor is
+    // left.
+    let mut sessions = Vec::new();
+    while d.slots_taken() < FD_LIMIT - 1 && sessions.len() < FD_LIMIT {
+        let s = TcpStream::connect(d.ftp).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut greeting = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&s), &mut greeting).unwrap();
+        assert!(greeting.starts_with("220"), "{greeting}\n{}", d.log());
+        sessions.push(s);
+    }
+    assert_eq!(d.slots_taken(), FD_LIMIT - 1, "{}", d.log());
+    // The request takes the last descriptor and is answered; the accept after it fails.
+    let mut waiting = TcpStream::connect(&d.metrics).unwrap();
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = waiting.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(
+        d.logged("metrics: accept failed, retrying every 100 ms"),
+        "{}",
+        d.log()
+    );
+    // Descriptors free again, with no connection waiting: the listener says it accepts
+    // again, and does.
+    drop(waiting);
+    drop(sessions);
+    assert!(d.logged("metrics: accepting again"), "{}", d.log());
+    assert_eq!(
+        http_get(&d.metrics, "/health", &[]),
+        (200, "OK\n".to_string())
+    );
+}

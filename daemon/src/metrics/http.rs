@@ -11,7 +11,8 @@
 //!   `Connection: close` and anything pipelined behind the first request is read and
 //!   dropped until the client closes or the budget ends.
 //! - An accept error (out of descriptors: EMFILE, ENFILE) is logged once, and accepting
-//!   resumes after [`BACKOFF`]; the listener never dies.
+//!   resumes after [`BACKOFF`]; the listener never dies. The first accept that no longer
+//!   fails is logged too, whether it finds a connection or none waiting.
 //!
 //! httparse (hyper's parser) reads the request line and headers (RFC 9112 section 2-5).
 
@@ -154,10 +155,7 @@ fn accept_loop(
         loop {
             match listener.accept() {
                 Ok((stream, _)) => {
-                    if failing {
-                        failing = false;
-                        log::info!(target: ftpdlib::logger::LOG, "metrics: accepting again");
-                    }
+                    accepting_again(&mut failing);
                     let stream = TcpStream::from(stream);
                     match tx.try_send(stream) {
                         Ok(()) => {}
@@ -165,7 +163,13 @@ fn accept_loop(
                         Err(TrySendError::Full(s) | TrySendError::Disconnected(s)) => drop(s),
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // Linux takes a descriptor before it looks for a connection: EMFILE comes
+                // with none waiting too (say, once the loop has taken the last descriptor
+                // and drains on). So no connection to accept is a recovery as well.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    accepting_again(&mut failing);
+                    break;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 // The peer gave up before the accept: nothing to do.
                 Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
@@ -183,6 +187,13 @@ fn accept_loop(
                 }
             }
         }
+    }
+}
+
+/// An accept succeeded or found nothing to accept: after a failure, says so once.
+fn accepting_again(failing: &mut bool) {
+    if std::mem::take(failing) {
+        log::info!(target: ftpdlib::logger::LOG, "metrics: accepting again");
     }
 }
 
