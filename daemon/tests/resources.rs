@@ -62,26 +62,30 @@ fn starved<T>(pid: u32, spare: u64, f: impl FnOnce() -> T) -> T {
     r
 }
 
-fn serve(home: &TempDir) -> (Daemon, SocketAddr) {
-    let (d, port) = serve_daemon(&[
-        "-w",
-        "-d",
-        home.path().to_str().unwrap(),
-        "-u",
-        "user",
-        "-P",
-        "pass",
-    ]);
-    (d, SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
 #[test]
 fn out_of_descriptors_every_command_answers_and_the_server_recovers() {
     let home = TempDir::new("emfile");
     let body = random_bytes(200_000, 11);
     std::fs::write(home.join("f"), &body).unwrap();
-    let (d, addr) = serve(&home);
-    let pid = d.0.id();
+    let mut d = Watched::start({
+        let mut cmd = ftpdlib();
+        cmd.args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-w",
+            "-u",
+            "user",
+            "-P",
+            "pass",
+            "-d",
+        ])
+        .arg(home.path())
+        .env("RUST_LOG", "info");
+        cmd
+    });
+    let (pid, addr) = (d.child.id(), d.addr());
     let mut c = Client::connect(addr);
     c.login("user", "pass");
 
@@ -142,6 +146,20 @@ fn out_of_descriptors_every_command_answers_and_the_server_recovers() {
     assert_same(&c.retr("RETR f"), &body);
     waiting.stor("STOR g", b"back");
     assert_eq!(std::fs::read(home.join("g")).unwrap(), b"back");
+
+    // The accept shortage is logged once, not at every retry, and so is its end.
+    assert!(
+        d.wait_line("accepting connections again", Duration::from_secs(5)),
+        "{:?}",
+        d.log
+    );
+    c.cmd("QUIT", 221);
+    // Lines after it, if any, have come by the time the session's end is logged.
+    assert!(d.wait_line("FTP session closed", Duration::from_secs(5)));
+    let text = d.log.join("\n");
+    assert_eq!(text.matches("] accept failed: ").count(), 1, "{text}");
+    let again = text.matches("accepting connections again").count();
+    assert_eq!(again, 1, "{text}");
 }
 
 /// The daemon's resident memory, KiB.

@@ -66,6 +66,7 @@ impl FtpServer {
             chan: Channel::Listener(ListenerEntry {
                 sock,
                 retry_at: None,
+                failing: false,
             }),
             timer: None,
         });
@@ -87,11 +88,23 @@ impl FtpServer {
             if l.retry_at.is_some() {
                 return;
             }
-            match l.sock.accept() {
+            let result = l.sock.accept();
+            // Out of the shortage: a connection accepted, or none waiting (Linux takes the
+            // descriptor before it looks at the queue, so an empty queue fails too).
+            if l.failing && (result.is_ok() || result.as_ref().is_err_and(would_block)) {
+                l.failing = false;
+                log::info!(target: logger::LOG, "accepting connections again");
+            }
+            match result {
                 Ok((stream, peer)) => self.new_session(stream, peer, now),
                 Err(e) if would_block(&e) => break,
                 Err(e) if resource_exhausted(&e) => {
-                    logger::logerror(&format!("accept failed: {e}; retrying in {ACCEPT_RETRY:?}"));
+                    if !l.failing {
+                        l.failing = true;
+                        logger::logerror(&format!(
+                            "accept failed: {e}; retrying every {ACCEPT_RETRY:?}"
+                        ));
+                    }
                     l.retry_at = Some(now + ACCEPT_RETRY);
                     break;
                 }

@@ -96,6 +96,9 @@ struct ListenerEntry {
     sock: TcpListener,
     /// Set after EMFILE and friends: accept again at this time.
     retry_at: Option<Instant>,
+    /// Accepting has failed for want of resources and not yet succeeded since: the
+    /// failure is logged once, and the recovery once.
+    failing: bool,
 }
 
 #[derive(Debug)]
