@@ -402,6 +402,33 @@ fn passive_ports_are_never_granted_twice() {
     g.stop().unwrap();
 }
 
+#[test]
+fn a_full_group_takes_a_reconnect_once_the_session_is_seen_gone() {
+    let _t = together();
+    // One slot: each session quits, and as soon as its client sees the connection end,
+    // the next one connects, on whichever reactor; the slot must be free by then.
+    let g = Group::start(|_| {}, |g| g.max_cons = 1);
+    let mut c = g.connect();
+    let mut on = [0usize; REACTORS];
+    for round in 0..300 {
+        on[g.reactor(&c)] += 1;
+        c.cmd("QUIT", 221);
+        assert!(c.closed_by_server());
+        let mut next = g.raw();
+        let r = next.read_reply();
+        assert_eq!(
+            r.code,
+            220,
+            "round {round}: {:?}; strays {:?}",
+            r.lines,
+            g.strays()
+        );
+        c = next;
+    }
+    eprintln!("sessions per reactor: {on:?}");
+    g.stop().unwrap();
+}
+
 /// A connection's first reply line, or None when the connection is refused or reset (as
 /// those queued at the listener of a reactor that stopped are). Reads byte by byte, so
 /// nothing past the line is lost to a buffer.
