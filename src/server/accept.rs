@@ -329,8 +329,11 @@ impl FtpServer {
         if let Some(d) = data {
             self.remove(d);
         }
-        self.remove(key);
+        // The slot goes back before the socket closes: a client that sees its connection
+        // end may connect again at once, and another reactor of the group may take that
+        // connection before this one gets any further.
         self.sessions -= 1;
         self.shared.admission.lock(&self.stats).leave(ip);
+        self.remove(key);
     }
 }

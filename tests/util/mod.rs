@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod faulty;
+pub mod group;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
