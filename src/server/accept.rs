@@ -267,14 +267,18 @@ impl FtpServer {
         if let Err(why) = counted {
             return self.refuse(stream, peer, why);
         }
-        if !self.start_session(stream, peer, now) {
-            // Counted above but never started: give the slot back.
-            self.shared.admission.lock(&self.stats).leave(ip);
-        }
+        self.start_session(stream, peer, ip, now);
     }
 
-    /// Starts the control channel of an admitted session; false when it could not be.
-    fn start_session(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) -> bool {
+    /// Counted in `admit` but never started: gives the slot back. Called before the socket
+    /// closes, as at a session's end, so a client that sees the close and connects again
+    /// finds its slot free on any reactor.
+    fn unadmit(&mut self, ip: IpAddr) {
+        self.shared.admission.lock(&self.stats).leave(ip);
+    }
+
+    /// Starts the control channel of an admitted session of `ip`.
+    fn start_session(&mut self, stream: TcpStream, peer: SocketAddr, ip: IpAddr, now: Instant) {
         // Replies are small and often followed by nothing: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
         set_oob_inline(&stream);
@@ -282,7 +286,8 @@ impl FtpServer {
             Ok(a) => a,
             Err(e) => {
                 logger::logerror(&format!("{peer} local_addr failed: {e}"));
-                return false;
+                self.unadmit(ip);
+                return;
             }
         };
         let stats = Some(Arc::clone(&self.stats));
@@ -290,7 +295,8 @@ impl FtpServer {
         let entry = self.channels.vacant_entry();
         let key = entry.key();
         let Some(token) = self.tokens.token(key) else {
-            return false;
+            self.unadmit(ip);
+            return;
         };
         let mut chan = Box::new(ControlChannel::new(
             stream,
@@ -304,7 +310,8 @@ impl FtpServer {
             if let Err(e) = chan.register(reg, token) {
                 logger::logerror(&format!("{peer} register failed: {e}"));
                 chan.handle_closed(now, None);
-                return false;
+                self.unadmit(ip);
+                return;
             }
         }
         entry.insert(Entry {
@@ -313,7 +320,6 @@ impl FtpServer {
         });
         self.sessions += 1;
         self.drive_control(key, now);
-        true
     }
 
     pub(super) fn remove_control(&mut self, key: usize, now: Instant) {

@@ -27,11 +27,12 @@
 //!
 //! # Faults
 //!
-//! A reactor thread that panics (a hook's bug, say) is caught: the panic is logged and
+//! A reactor thread that panics (a bug in an authorizer or a storage called on the
+//! reactor thread, say; a hook's panic only ends its session) is caught: the panic is logged and
 //! counted ([`ServerStats::reactor_panics`]), the reactor closes its sessions, which gives
 //! their slots back to the shared limits, and stops; the others go on serving. Should
-//! closing panic too (the same hook, called as the sessions close), the sessions are
-//! dropped without their hooks. This needs panics that unwind, Rust's default: under
+//! closing panic too (the same code, called again as the sessions close), the sessions
+//! are dropped without calling into them. This needs panics that unwind, Rust's default: under
 //! `panic = "abort"` a panic ends the process.
 
 use std::io;

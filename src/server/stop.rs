@@ -169,8 +169,9 @@ impl FtpServer {
     }
 
     /// The last resort after a panic that [`close_all`](Self::close_all) could not get past
-    /// (a hook that panics again as its session closes): drops every channel without
-    /// calling anything of the session's, giving each session's slot back to the limits.
+    /// (code that panics again as its session closes, such as an authorizer's quit
+    /// message): drops every channel without calling into its session, giving each
+    /// session's slot back to the limits.
     pub(super) fn abandon(&mut self) {
         self.stop.raise(CLOSE_ALL);
         self.stop.close_mailbox();
