@@ -104,6 +104,7 @@ pub struct Config {
     pub flood: FloodConfig,
     /// Worker threads for work that may block (storage calls, password checks); default 0,
     /// meaning the number of cores and at least 2. Read when the server first needs them.
+    /// Each reactor of a [`ServerGroup`](crate::ServerGroup) has a pool of its own.
     pub io_threads: usize,
     /// FTPS: certificate and policies; default none (plain FTP, AUTH answered with 502).
     pub tls: Option<TlsConfig>,

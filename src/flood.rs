@@ -51,11 +51,6 @@ impl FloodTable {
         self.entries.len()
     }
 
-    /// Forgets everything.
-    pub fn clear(&mut self) {
-        self.entries.clear();
-    }
-
     /// Whether `ip` is banned at `now`.
     pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
         self.entries

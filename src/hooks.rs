@@ -37,6 +37,13 @@ pub struct TransferRecord<'a> {
 }
 
 /// Session callbacks. Paths are real filesystem paths.
+///
+/// Hooks run on the reactor thread that owns the session, between its other work: a hook
+/// that blocks stalls every session of that reactor, so hand slow work to a thread or
+/// channel of your own. In a [`ServerGroup`](crate::ServerGroup) one `Hooks` object serves
+/// every reactor: a session's hooks all run on one thread, in order, but two sessions'
+/// hooks may run at the same time on two threads, so whatever a hook keeps must be safe to
+/// share (atomics, a mutex, a channel's sender).
 pub trait Hooks: Send + Sync {
     /// A client connected (after the connection limits let it in).
     fn on_connect(&self, _s: SessionInfo<'_>) {}

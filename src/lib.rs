@@ -117,7 +117,7 @@ pub use control::session::Session;
 pub use filesystem::{Filesystem, MemoryFilesystem, MemoryStore, OsFilesystem};
 pub use hooks::{HookList, Hooks, NoHooks, SessionInfo, TransferRecord};
 pub use ioloop::token::TOKEN_SPAN;
-pub use server::{CallLater, FtpServer, StopHandle};
+pub use server::{cores, CallLater, FtpServer, GroupHandle, ServerGroup, StopHandle};
 pub use stats::ServerStats;
 pub use throttle::Limits;
 #[cfg(feature = "tls")]

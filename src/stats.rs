@@ -30,6 +30,8 @@
 //! | [`transfers_throttled`](ServerStats::transfers_throttled) | transfers | a transfer first waits for a bandwidth limit (once per transfer) |
 //! | [`data_failures`](ServerStats::data_failures) | connections | a data connection fails, by [`DataConnFailure`] |
 //! | [`tls_handshakes`](ServerStats::tls_handshakes) | handshakes | a TLS handshake (control or data) completes or fails |
+//! | [`lock_waits`](ServerStats::lock_waits) | waits | a reactor of a [`ServerGroup`](crate::ServerGroup) finds a lock on the shared limits taken by another |
+//! | [`reactor_panics`](ServerStats::reactor_panics) | reactors | a reactor thread of a [`ServerGroup`](crate::ServerGroup) panics (its sessions are closed) |
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -189,6 +191,8 @@ pub struct ServerStats {
     data_failures: [AtomicU64; DataConnFailure::ALL.len()],
     /// Control then data; succeeded then failed.
     tls: [[AtomicU64; 2]; 2],
+    lock_waits: AtomicU64,
+    reactor_panics: AtomicU64,
 }
 
 impl std::fmt::Debug for ServerStats {
@@ -237,6 +241,8 @@ impl ServerStats {
             transfers_throttled: AtomicU64::new(0),
             data_failures: [const { AtomicU64::new(0) }; DataConnFailure::ALL.len()],
             tls: [const { [const { AtomicU64::new(0) }; 2] }; 2],
+            lock_waits: AtomicU64::new(0),
+            reactor_panics: AtomicU64::new(0),
         }
     }
 
@@ -351,7 +357,29 @@ impl ServerStats {
         read(&self.tls[conn as usize][usize::from(!ok)])
     }
 
+    /// Times a reactor found a lock on the state a [`ServerGroup`](crate::ServerGroup)'s
+    /// reactors share (connection counts, the flood table, the user and server bandwidth
+    /// buckets) held by another and waited for it: the cost of sharing the limits. A lone
+    /// server's locks are never contended.
+    pub fn lock_waits(&self) -> u64 {
+        read(&self.lock_waits)
+    }
+
+    /// Reactor threads of a [`ServerGroup`](crate::ServerGroup) that panicked; each closed
+    /// its sessions and stopped while the others went on.
+    pub fn reactor_panics(&self) -> u64 {
+        read(&self.reactor_panics)
+    }
+
     // ---- counting (the server's) -------------------------------------------------------
+
+    pub(crate) fn lock_waited(&self) {
+        bump(&self.lock_waits);
+    }
+
+    pub(crate) fn reactor_panicked(&self) {
+        bump(&self.reactor_panics);
+    }
 
     pub(crate) fn session_opened(&self) {
         bump(&self.sessions_open);

@@ -289,16 +289,6 @@ impl BandwidthPool {
         self.users.clear();
     }
 
-    /// Whether any user has limits of its own.
-    pub fn has_user_limits(&self) -> bool {
-        !self.user_limits.is_empty()
-    }
-
-    /// Whether `user` has limits of its own.
-    pub fn limits_user(&self, user: &str) -> bool {
-        self.user_limits.contains_key(user)
-    }
-
     /// Counts a transfer in direction `way`, of `user` when that user is limited, among the
     /// transfers sharing the user and server buckets. `None`, counting nothing, when
     /// neither bucket applies.
@@ -669,7 +659,7 @@ mod tests {
         let t0 = Instant::now();
         // Server 1 MB/s (burst 100000), alice 100 kB/s (burst 10000), bob unlimited.
         let mut p = pool(1_000_000, &[("alice", 100_000)], t0);
-        assert!(p.limits_user("alice") && !p.limits_user("bob"));
+        assert!(p.user_limits.contains_key("alice") && !p.user_limits.contains_key("bob"));
         let a = p.join(Way::Write, Some("alice")).unwrap();
         let alice = p
             .allowance(None, Way::Write, Some("alice"), None, t0)

@@ -87,3 +87,51 @@ fn tokio_beside_hears_an_upload_and_stops_the_server() {
         b"hello from ftp"
     );
 }
+
+/// The multi-core demo: sessions land on more than one reactor thread, and the group stops
+/// from a hook once the sessions it waited for are gone.
+#[test]
+fn multicore_ftpd_spreads_sessions_over_its_reactors() {
+    let dir = util::TempDir::new("demo-multicore");
+    let sessions = 24;
+    let mut child = Command::new(example("multicore_ftpd"))
+        .env("FTPD_DIR", dir.path())
+        .env("FTPD_ADDR", "127.0.0.1:0")
+        .env("FTPD_WORKERS", "2")
+        .env("FTPD_EXIT_AFTER", sessions.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("with 2 reactors on"), "{line:?}");
+    let addr: std::net::SocketAddr = line
+        .trim_end()
+        .rsplit(" on ")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    for i in 0..sessions {
+        let mut c = util::Client::connect(addr);
+        c.login("user", "12345");
+        c.stor(format!("STOR f{i}"), b"x");
+        c.cmd("QUIT", 221);
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}; said {rest:?}");
+    assert!(
+        rest.contains(&format!("stopped after {sessions} sessions")),
+        "{rest:?}"
+    );
+    // 24 connections hashed over two listeners: both get some but with odds of 2^-23.
+    for r in ["ftpd-reactor-0", "ftpd-reactor-1"] {
+        assert!(
+            rest.contains(&format!("user logged in on {r}")),
+            "{r}: {rest:?}"
+        );
+    }
+}

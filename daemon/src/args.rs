@@ -120,8 +120,9 @@ struct Flags {
         hide_env_values = true
     )]
     password: Option<String>,
-    /// Concurrency model: async, the only one there is (pyftpdlib's pre-fork,
-    /// multi-thread and multi-proc are not supported yet)
+    /// Concurrency model, as pyftpdlib names them: async (one reactor; the default) or
+    /// pre-fork (one reactor per core, as --workers 0); multi-thread and multi-proc are
+    /// not supported: use --workers
     #[arg(long, value_name = "MODEL", value_parser = concurrency, env = "FTPDLIB_CONCURRENCY")]
     concurrency: Option<String>,
     /// Print the version and exit
@@ -158,8 +159,13 @@ struct Flags {
     /// (for test suites); -d still names the home each user sees
     #[arg(long, env = "FTPDLIB_MEMORY", value_parser = flag())]
     memory: bool,
-    /// Worker threads for disk calls and password checks [default: the number of cores,
-    /// at least 2]
+    /// Reactors, each a thread serving its share of the sessions with every limit shared
+    /// (the listening port is bound once per reactor with SO_REUSEPORT); 0 for one per
+    /// core [default: 1]
+    #[arg(long, value_name = "N", env = "FTPDLIB_WORKERS")]
+    workers: Option<usize>,
+    /// Worker threads for disk calls and password checks, per reactor [default: the
+    /// number of cores, at least 2]
     #[arg(long, value_name = "N", env = "FTPDLIB_IO_THREADS")]
     io_threads: Option<usize>,
     /// Append a line per file transfer to FILE, in the xferlog format of wu-ftpd, vsftpd
@@ -443,14 +449,14 @@ fn encoding(v: &str) -> Result<String, String> {
     }
 }
 
-/// `--concurrency`: pyftpdlib's models. ftpdlib runs every session on one reactor (with
-/// a worker pool for disk calls), which is pyftpdlib's `async`.
+/// `--concurrency`: pyftpdlib's models. ftpdlib runs sessions on reactors (with a worker
+/// pool for disk calls): one is pyftpdlib's `async`, one per core its `pre-fork`.
 fn concurrency(v: &str) -> Result<String, String> {
     match v {
-        "async" => Ok(v.to_string()),
+        "async" | "pre-fork" => Ok(v.to_string()),
         _ => Err(format!(
-            "concurrency model {v:?} is not supported yet: ftpdlib serves every session \
-             from one reactor (async); see --io-threads for its worker pool"
+            "concurrency model {v:?} is not supported: ftpdlib serves sessions from \
+             reactors, async (one) or pre-fork (one per core); see --workers"
         )),
     }
 }
@@ -502,6 +508,8 @@ pub(crate) struct Options {
     pub(crate) debug: bool,
     pub(crate) memory: bool,
     pub(crate) io_threads: usize,
+    /// `--workers`: reactors, 0 for one per core.
+    pub(crate) workers: usize,
     /// `--use-localtime`: listings in local time instead of GMT.
     pub(crate) use_localtime: bool,
     /// `--disable-sendfile`: plain reads and writes for downloads.
@@ -657,6 +665,14 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
         debug: f.debug,
         memory: f.memory,
         io_threads: f.io_threads.unwrap_or(0),
+        // pyftpdlib's pre-fork model is one reactor per core.
+        workers: f
+            .workers
+            .unwrap_or(if f.concurrency.as_deref() == Some("pre-fork") {
+                0
+            } else {
+                1
+            }),
         use_localtime: f.use_localtime,
         disable_sendfile: f.disable_sendfile,
         tls_cert: f.tls_cert,

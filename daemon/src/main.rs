@@ -17,7 +17,7 @@
 //! `args.rs` parses the command line, `config_file.rs` the `--config` file, `settings.rs`
 //! turns the options into the server's settings (users file, certificate, authorizer),
 //! `logging/` writes the log (standard error, a file or syslog; text or JSON), `serve.rs`
-//! runs the server and the signals on one poll; this file puts them together.
+//! runs the reactors and answers the signals; this file puts them together.
 
 mod args;
 mod config_file;
@@ -35,7 +35,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use ftpdlib::Limits;
-use ftpdlib::{Config, FtpServer, XferLog};
+use ftpdlib::{Config, ServerGroup, XferLog};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
@@ -84,7 +84,7 @@ fn run(o: Options, args: Vec<std::ffi::OsString>) -> Result<(), String> {
     let mut server = None;
     let mut last_err = None;
     for a in &addrs {
-        match FtpServer::bind(a, config.clone()) {
+        match ServerGroup::bind(a, config.clone(), o.workers) {
             Ok(s) => {
                 server = Some(s);
                 break;
@@ -101,8 +101,9 @@ fn run(o: Options, args: Vec<std::ffi::OsString>) -> Result<(), String> {
     if let Some(n) = o.max_cons_per_ip {
         server.max_cons_per_ip = n;
     }
+    let reactors = server.reactors().len();
     // Bound before the line that says the server is up: a busy port is a start-up error.
-    let health = Arc::new(metrics::Health::new());
+    let health = Arc::new(metrics::Health::new(reactors));
     let _metrics = match o.metrics {
         Some(addr) => Some(metrics::start(addr, server.stats(), Arc::clone(&health))?),
         None => None,
@@ -130,7 +131,14 @@ fn run(o: Options, args: Vec<std::ffi::OsString>) -> Result<(), String> {
         who.join(", ")
     );
     // As pyftpdlib logs them at startup: what PASV replies will announce.
-    log::info!(target: ftpdlib::logger::LOG, "concurrency model: async");
+    if reactors == 1 {
+        log::info!(target: ftpdlib::logger::LOG, "concurrency model: async");
+    } else {
+        log::info!(
+            target: ftpdlib::logger::LOG,
+            "concurrency model: async, {reactors} reactors on one port (SO_REUSEPORT)"
+        );
+    }
     log::info!(
         target: ftpdlib::logger::LOG,
         "masquerade (NAT) address: {}",

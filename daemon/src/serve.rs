@@ -1,13 +1,16 @@
-//! Serving until a signal says stop: one mio poll carrying the server and the signals, the
-//! graceful shutdown and the SIGHUP reload.
+//! Serving until a signal says stop: the reactors on the main thread (a
+//! [`ServerGroup`] of `--workers` reactors), the signals on a thread of their own that
+//! reaches the reactors through the group's handle; the graceful shutdown and the SIGHUP
+//! reload.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
-use ftpdlib::{Config, FtpServer};
+use ftpdlib::{Config, FtpServer, GroupHandle, ServerGroup, ServerStats};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -17,125 +20,209 @@ use crate::config_file::Account;
 use crate::metrics::{Health, BEAT};
 use crate::session_config;
 
-/// The token of the signal source; the server takes the [`ftpdlib::TOKEN_SPAN`] tokens from
-/// `FTP_TOKENS` up.
 const SIGNALS: Token = Token(0);
-const FTP_TOKENS: Token = Token(1);
+/// How often the shutdown looks whether the last transfer has ended.
+const GRACE_STEP: Duration = Duration::from_millis(50);
+/// How long the signal thread waits for the reactors to carry out what it sent them; a
+/// reactor that does not answer in time is stuck or gone (`/health` says which).
+const ANSWER: Duration = Duration::from_secs(5);
 
-/// Serves until SIGINT or SIGTERM, on one poll that carries the server and the signals.
+/// Serves until SIGINT or SIGTERM.
 ///
-/// The first SIGINT or SIGTERM closes the listeners and lets open data connections finish
-/// for `--shutdown-grace`; the server then closes every session, at once when the last
+/// The first SIGINT or SIGTERM closes the listeners and lets transfers in flight finish
+/// for `--shutdown-grace`; the reactors then close every session, at once when the last
 /// transfer has ended, or at the end of the grace period, or at a second signal. SIGHUP
-/// reloads the settings from the same arguments and files ([`reload`]). The signals come through a pipe
-/// (signal-hook's self-pipe), so the reactor sees them as one more readable source and no
-/// code runs in signal context here.
+/// reloads the settings from the same arguments and files ([`reload`]). The signals come
+/// through a pipe (signal-hook's self-pipe) to a thread of their own, so no code runs in
+/// signal context; that thread sends each reactor what to do ([`GroupHandle::call_each`])
+/// and waits until every one has done it before it logs so.
 ///
-/// With `health` (`--metrics`), the loop turns at least every [`BEAT`] and notes each turn
-/// there, so that `/health` can tell a running reactor from a stuck one.
+/// With `health` (`--metrics`), each reactor turns at least every [`BEAT`] and notes each
+/// turn there, so that `/health` can tell running reactors from a stuck one.
 pub(crate) fn serve(
-    mut server: FtpServer,
-    mut signals: Signals,
-    mut o: Options,
+    mut group: ServerGroup,
+    signals: Signals,
+    o: Options,
     dir: &Path,
     args: Vec<OsString>,
     health: Option<Arc<Health>>,
 ) -> Result<(), String> {
-    let mut poll = Poll::new().map_err(|e| format!("can't make a poll: {e}"))?;
-    poll.registry()
-        .register(&mut signals, SIGNALS, Interest::READABLE)
-        .map_err(|e| format!("can't watch signals: {e}"))?;
-    server
-        .register(poll.registry(), FTP_TOKENS)
-        .map_err(|e| format!("can't register the server: {e}"))?;
-    let mut events = Events::with_capacity(256);
-    // Set by the first SIGINT/SIGTERM: when the grace period ends.
-    let mut grace_end: Option<Instant> = None;
-    loop {
-        let deadline = match (server.next_timeout(), grace_end) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if let Some(h) = &health {
-            h.beat(Instant::now());
-            timeout = Some(timeout.map_or(BEAT, |t| t.min(BEAT)));
-        }
-        match poll.poll(&mut events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("server stopped: {e}")),
-        }
-        let now = Instant::now();
-        let mut caught = Vec::new();
-        for event in events.iter() {
-            if server.owns(event.token()) {
-                server.handle_event(event, now);
-            } else if event.token() == SIGNALS {
-                caught.extend(signals.pending());
-            }
-        }
-        server.handle_timeouts(Instant::now());
-        for signal in caught {
-            if signal == SIGHUP {
-                reopen_log();
-                reload(&mut server, &mut o, dir, &args);
-            } else if grace_end.is_some() {
-                log::info!(
-                    target: ftpdlib::logger::LOG,
-                    ">>> second {} during shutdown: closing {} sessions now <<<",
-                    signal_name(signal),
-                    server.session_count()
-                );
-                return stop(server, &poll);
-            } else {
-                if let Some(h) = &health {
-                    h.stopping();
-                }
-                server.close();
-                log::info!(
-                    target: ftpdlib::logger::LOG,
-                    ">>> shutting down FTP server ({} sessions) <<<",
-                    server.session_count()
-                );
-                grace_end = Some(ftpdlib::ioloop::deadline(Instant::now(), o.shutdown_grace));
-            }
-        }
-        if let Some(end) = grace_end {
-            let transfers = transfer_count(&server);
-            if transfers == 0 {
-                return stop(server, &poll);
-            }
-            if Instant::now() >= end {
-                log::info!(
-                    target: ftpdlib::logger::LOG,
-                    ">>> shutdown grace period over: cutting {transfers} transfers <<<"
-                );
-                return stop(server, &poll);
-            }
+    if let Some(h) = &health {
+        for (i, s) in group.reactors_mut().iter_mut().enumerate() {
+            let h = Arc::clone(h);
+            h.beat(i, Instant::now());
+            s.call_every(BEAT, move |_| h.beat(i, Instant::now()));
         }
     }
-}
-
-/// Data connections open or awaited. Once the listeners are closed the server's channels
-/// are its sessions and their data channels.
-fn transfer_count(server: &FtpServer) -> usize {
-    server
-        .channel_count()
-        .saturating_sub(server.session_count())
-}
-
-/// Closes every session and leaves nothing registered.
-fn stop(mut server: FtpServer, poll: &Poll) -> Result<(), String> {
-    let sessions = server.session_count();
-    server.deregister(poll.registry());
+    let closed = Arc::new(AtomicUsize::new(0));
+    let Some(config) = group.reactors().first().map(|s| s.config().clone()) else {
+        return Err("no reactor to run".to_string());
+    };
+    let watcher = Watcher {
+        handle: group.handle(),
+        stats: group.stats(),
+        config,
+        o,
+        dir: dir.to_path_buf(),
+        args,
+        health,
+        closed: Arc::clone(&closed),
+    };
+    // The thread ends after the last signal it needs; it is not joined, so a group that
+    // stops on its own (every reactor panicked) does not wait for a signal.
+    std::thread::Builder::new()
+        .name("ftpd-signals".into())
+        .spawn(move || watcher.run(signals))
+        .map_err(|e| format!("can't start the signal thread: {e}"))?;
+    group
+        .serve_forever(None)
+        .map_err(|e| format!("server stopped: {e}"))?;
     log::info!(
         target: ftpdlib::logger::LOG,
-        ">>> FTP server stopped ({sessions} sessions closed) <<<"
+        ">>> FTP server stopped ({} sessions closed) <<<",
+        closed.load(Ordering::SeqCst)
     );
     Ok(())
 }
 
+/// The signal thread: what it needs to stop and reload the reactors.
+struct Watcher {
+    handle: GroupHandle,
+    stats: Arc<ServerStats>,
+    /// The settings the reactors run with, for the reload to build on.
+    config: Config,
+    o: Options,
+    dir: PathBuf,
+    args: Vec<OsString>,
+    health: Option<Arc<Health>>,
+    /// Sessions closed by the final stop, summed over the reactors.
+    closed: Arc<AtomicUsize>,
+}
+
+impl Watcher {
+    fn run(mut self, mut signals: Signals) {
+        let mut poll = match Poll::new().and_then(|p| {
+            p.registry()
+                .register(&mut signals, SIGNALS, Interest::READABLE)
+                .map(|()| p)
+        }) {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!(target: ftpdlib::logger::LOG, "can't watch signals: {e}; stopping");
+                return self.stop_now();
+            }
+        };
+        let mut events = Events::with_capacity(8);
+        // Set by the first SIGINT/SIGTERM: when the grace period ends.
+        let mut grace_end: Option<Instant> = None;
+        loop {
+            match poll.poll(&mut events, grace_end.map(|_| GRACE_STEP)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::error!(target: ftpdlib::logger::LOG, "signal poll failed: {e}; stopping");
+                    return self.stop_now();
+                }
+            }
+            let caught: Vec<i32> = if events.is_empty() {
+                Vec::new()
+            } else {
+                signals.pending().collect()
+            };
+            for signal in caught {
+                if signal == SIGHUP {
+                    reopen_log();
+                    self.reload();
+                } else if grace_end.is_some() {
+                    log::info!(
+                        target: ftpdlib::logger::LOG,
+                        ">>> second {} during shutdown: closing {} sessions now <<<",
+                        signal_name(signal),
+                        self.stats.sessions_open()
+                    );
+                    return self.stop_now();
+                } else {
+                    if let Some(h) = &self.health {
+                        h.stopping();
+                    }
+                    let sessions: usize = self.on_every_reactor(|s| {
+                        s.close();
+                        s.session_count()
+                    });
+                    log::info!(
+                        target: ftpdlib::logger::LOG,
+                        ">>> shutting down FTP server ({sessions} sessions) <<<"
+                    );
+                    grace_end = Some(ftpdlib::ioloop::deadline(
+                        Instant::now(),
+                        self.o.shutdown_grace,
+                    ));
+                }
+            }
+            if let Some(end) = grace_end {
+                let transfers = self.stats.transfers_running();
+                if transfers == 0 {
+                    return self.stop_now();
+                }
+                if Instant::now() >= end {
+                    log::info!(
+                        target: ftpdlib::logger::LOG,
+                        ">>> shutdown grace period over: cutting {transfers} transfers <<<"
+                    );
+                    return self.stop_now();
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on every reactor that is still running and sums what they answer, waiting
+    /// at most [`ANSWER`] for them.
+    fn on_every_reactor(
+        &self,
+        f: impl Fn(&mut FtpServer) -> usize + Send + Sync + 'static,
+    ) -> usize {
+        let (tx, rx) = mpsc::channel();
+        self.handle.call_each(move |_, s| {
+            let _ = tx.send(f(s));
+        });
+        let live = self
+            .handle
+            .reactors()
+            .len()
+            .saturating_sub(usize::try_from(self.stats.reactor_panics()).unwrap_or(usize::MAX));
+        let end = Instant::now() + ANSWER;
+        let mut sum = 0;
+        for _ in 0..live {
+            match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+                Ok(n) => sum += n,
+                // The others have stopped: their mailboxes dropped what was sent.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    log::warn!(
+                        target: ftpdlib::logger::LOG,
+                        "a reactor did not answer within {ANSWER:?}"
+                    );
+                    break;
+                }
+            }
+        }
+        sum
+    }
+
+    /// Closes every session of every reactor, which ends [`ServerGroup::serve_forever`].
+    fn stop_now(self) {
+        let closed = Arc::clone(&self.closed);
+        let n = self.on_every_reactor(|s| {
+            let n = s.session_count();
+            s.close_all();
+            n
+        });
+        closed.store(n, Ordering::SeqCst);
+        // A reactor that stopped on its own before this (closed, and its last session
+        // gone) no longer reads its mailbox: the handle makes sure of every one.
+        self.handle.close_all();
+    }
+}
 fn signal_name(signal: i32) -> &'static str {
     match signal {
         SIGINT => "SIGINT",
@@ -146,14 +233,17 @@ fn signal_name(signal: i32) -> &'static str {
 }
 
 /// The options only a restart can change: the listening sockets, the storage, the worker
-/// pool, the xferlog, the logger and the connection counts are set up once, at the start.
-/// A reload that changes one logs it as needing a restart and keeps the running value.
-const RESTART_ONLY: [&str; 14] = [
+/// pool, the reactors, the xferlog, the logger and the connection counts are set up once,
+/// at the start. A reload that changes one logs it as needing a restart and keeps the
+/// running value.
+const RESTART_ONLY: [&str; 16] = [
     "interface",
     "port",
     "directory",
     "memory",
     "io-threads",
+    "workers",
+    "concurrency",
     "xferlog",
     "debug",
     "system-users",
@@ -183,6 +273,7 @@ fn keep_restart_only(new: &mut Options, old: &Options) -> Vec<&'static str> {
     new.directory.clone_from(&old.directory);
     new.memory = old.memory;
     new.io_threads = old.io_threads;
+    new.workers = old.workers;
     new.xferlog.clone_from(&old.xferlog);
     new.debug = old.debug;
     new.system_users = old.system_users;
@@ -247,38 +338,48 @@ fn reopen_log() {
     }
 }
 
-/// SIGHUP: parses the same arguments again, which reads the `--config` file, the `--users`
-/// file and the `--tls-cert`/`--tls-key` files anew, and hands the result to the server
-/// for the sessions that start from now on; running sessions keep what they logged in
-/// with. Everything is loaded before anything is changed: a file that fails to load leaves
-/// the old settings whole. The [`RESTART_ONLY`] options keep their running values.
-fn reload(server: &mut FtpServer, o: &mut Options, dir: &Path, args: &[OsString]) {
-    if o.config.is_none() && o.users.is_none() && o.tls_cert.is_none() {
-        log::info!(
-            target: ftpdlib::logger::LOG,
-            ">>> SIGHUP: nothing to reload (no --config, --users or --tls-cert given) <<<"
-        );
-        return;
-    }
-    match reloaded(server.config(), o, dir, args) {
-        Ok((config, new, what)) => {
-            server.set_config(config);
-            let changed = changes(o, &new);
-            *o = new;
+impl Watcher {
+    /// SIGHUP: parses the same arguments again, which reads the `--config` file, the
+    /// `--users` file and the `--tls-cert`/`--tls-key` files anew, and hands the result to
+    /// every reactor for the sessions that start from now on; running sessions keep what
+    /// they logged in with. Everything is loaded before anything is changed: a file that
+    /// fails to load leaves the old settings whole. The [`RESTART_ONLY`] options keep
+    /// their running values. The reload is logged once every reactor has the new settings.
+    fn reload(&mut self) {
+        let o = &mut self.o;
+        if o.config.is_none() && o.users.is_none() && o.tls_cert.is_none() {
             log::info!(
                 target: ftpdlib::logger::LOG,
-                ">>> SIGHUP: reloaded {what} for new sessions; {} <<<",
-                if changed.is_empty() {
-                    "no option changed".to_string()
-                } else {
-                    format!("changed: {}", changed.join(", "))
-                }
+                ">>> SIGHUP: nothing to reload (no --config, --users or --tls-cert given) <<<"
             );
+            return;
         }
-        Err(e) => log::warn!(
+        let (config, new, what) = match reloaded(&self.config, o, &self.dir, &self.args) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!(
+                    target: ftpdlib::logger::LOG,
+                    ">>> SIGHUP: reload refused, keeping the old settings: {e} <<<"
+                );
+                return;
+            }
+        };
+        self.config = config.clone();
+        self.on_every_reactor(move |s| {
+            s.set_config(config.clone());
+            0
+        });
+        let changed = changes(&self.o, &new);
+        self.o = new;
+        log::info!(
             target: ftpdlib::logger::LOG,
-            ">>> SIGHUP: reload refused, keeping the old settings: {e} <<<"
-        ),
+            ">>> SIGHUP: reloaded {what} for new sessions; {} <<<",
+            if changed.is_empty() {
+                "no option changed".to_string()
+            } else {
+                format!("changed: {}", changed.join(", "))
+            }
+        );
     }
 }
 

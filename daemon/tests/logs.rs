@@ -516,3 +516,76 @@ fn an_ip_address_as_sni_is_not_a_warning_per_connection() {
         assert_eq!(rustls_lines(&d), Vec::<String>::new(), "-D: {debug}");
     }
 }
+
+/// With two reactors writing at once, every line of the log file and of the xferlog is
+/// whole: 8 clients at a time log in, upload and download, and each of the 160 transfers
+/// has one well-formed JSON line and one xferlog line.
+#[test]
+fn two_reactors_write_whole_log_and_xferlog_lines() {
+    let root = TempDir::new("logs-workers");
+    let logs = TempDir::new("logs-workers-file");
+    let log = logs.join("ftpd.json");
+    let xferlog = logs.join("xferlog");
+    let d = start(
+        &root,
+        &[
+            "--workers",
+            "2",
+            "--log-file",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "--xferlog",
+            xferlog.to_str().unwrap(),
+        ],
+        &[],
+        started_in(&log),
+    );
+    let (clients, rounds) = (8, 10);
+    let port = d.port;
+    let threads: Vec<_> = (0..clients)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for r in 0..rounds {
+                    let mut c = Client::connect(([127, 0, 0, 1], port).into());
+                    c.login("user", "pass");
+                    let body = vec![b'a' + (t as u8); 1000 + r * 37];
+                    c.stor(format!("STOR t{t}-r{r}.bin"), &body);
+                    assert_eq!(c.retr(format!("RETR t{t}-r{r}.bin")), body);
+                    c.cmd("QUIT", 221);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let transfers = 2 * clients * rounds;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            json_lines(&log)
+                .iter()
+                .filter(|l| l["event"] == "disconnect")
+                .count()
+                == clients * rounds
+        }),
+        "{}",
+        read(&log)
+    );
+    // json_lines fails on any line that is not one whole JSON object.
+    let lines = json_lines(&log);
+    let done: Vec<_> = lines.iter().filter(|l| l["event"] == "transfer").collect();
+    assert_eq!(done.len(), transfers);
+    assert!(done.iter().all(|l| l["completed"] == true), "{done:#?}");
+    let xfer = read(&xferlog);
+    let xlines: Vec<&str> = xfer.lines().collect();
+    assert_eq!(xlines.len(), transfers, "{xfer}");
+    for l in &xlines {
+        // "<date> 0 127.0.0.1 <bytes> <path> b _ <i|o> r user ftp 0 * c"
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(f.len(), 18, "{l}");
+        assert!(f[8].contains("/t") && f[8].ends_with(".bin"), "{l}");
+        assert!(matches!(f[11], "i" | "o"), "{l}");
+        assert_eq!(&f[12..], ["r", "user", "ftp", "0", "*", "c"], "{l}");
+    }
+}

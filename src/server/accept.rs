@@ -138,21 +138,30 @@ impl FtpServer {
             return;
         }
         // Through the proxy the 421 reaches the client, like any reply.
-        if let Some(why) = self.refusal(None, self.sessions + self.headers, now) {
+        let counted = match self.refusal(None, now) {
+            Some(why) => Err(why),
+            None => {
+                let mut admission = self.shared.admission.lock(&self.stats);
+                admission.enter_header(self.max_cons)
+            }
+        };
+        if let Err(why) = counted {
             return self.refuse(stream, peer, why);
         }
         let entry = self.channels.vacant_entry();
         let key = entry.key();
-        let Some(token) = self.tokens.token(key) else {
-            return;
-        };
         let mut wait = Box::new(HeaderWait::new(stream, peer, now, timeout));
-        if let Some(reg) = &self.registry {
+        let registered = match (self.tokens.token(key), &self.registry) {
+            // Checked free by `refusal`.
+            (None, _) => Err(io::Error::other("token range exhausted")),
             // Nothing is written before the header is in: readable is all it waits for.
-            if let Err(e) = reg.register(wait.stream_mut(), token, Interest::READABLE) {
-                logger::logerror(&format!("{peer} register failed: {e}"));
-                return;
-            }
+            (Some(token), Some(reg)) => reg.register(wait.stream_mut(), token, Interest::READABLE),
+            (Some(_), None) => Ok(()),
+        };
+        if let Err(e) = registered {
+            logger::logerror(&format!("{peer} register failed: {e}"));
+            self.shared.admission.lock(&self.stats).leave_header();
+            return;
         }
         entry.insert(Entry {
             chan: Channel::Header(wait),
@@ -188,6 +197,7 @@ impl FtpServer {
                     self.timers.cancel(id);
                 }
                 self.headers -= 1;
+                self.shared.admission.lock(&self.stats).leave_header();
                 // Always a header wait: it was matched as one above, with no change since.
                 let Channel::Header(mut h) = entry.chan else {
                     return;
@@ -202,19 +212,13 @@ impl FtpServer {
         }
     }
 
-    /// Why a new connection is refused, if it is: `client` is the address bans and
-    /// per-address limits apply to (None while a PROXY header has yet to name it), `open`
-    /// the connections counted against `max_cons`.
-    fn refusal(&self, client: Option<IpAddr>, open: usize, now: Instant) -> Option<Refusal> {
+    /// Why a new connection is refused before it is counted, if it is: `client` is the
+    /// address bans apply to (None while a PROXY header has yet to name it). The connection
+    /// limits come after, counted in the shared [`Admission`](super::shared::Admission)
+    /// under one lock, so that reactors admitting at once cannot overshoot them.
+    fn refusal(&self, client: Option<IpAddr>, now: Instant) -> Option<Refusal> {
         if client.is_some_and(|ip| self.is_banned(ip, now)) {
             Some(Refusal::Banned)
-        } else if self.max_cons > 0 && open >= self.max_cons {
-            Some(Refusal::MaxCons)
-        } else if client.is_some_and(|ip| {
-            self.max_cons_per_ip > 0
-                && self.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_cons_per_ip
-        }) {
-            Some(Refusal::MaxConsPerIp)
         } else if self.tokens.token(self.channels.vacant_key() + 1).is_none() {
             Some(Refusal::Busy)
         } else {
@@ -240,9 +244,24 @@ impl FtpServer {
     /// Admits a session of the client at `peer`, or refuses it over the limits.
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
         let ip = peer.ip().to_canonical();
-        if let Some(why) = self.refusal(Some(ip), self.sessions, now) {
+        let counted = match self.refusal(Some(ip), now) {
+            Some(why) => Err(why),
+            None => {
+                let mut admission = self.shared.admission.lock(&self.stats);
+                admission.enter(ip, self.max_cons, self.max_cons_per_ip)
+            }
+        };
+        if let Err(why) = counted {
             return self.refuse(stream, peer, why);
         }
+        if !self.start_session(stream, peer, now) {
+            // Counted above but never started: give the slot back.
+            self.shared.admission.lock(&self.stats).leave(ip);
+        }
+    }
+
+    /// Starts the control channel of an admitted session; false when it could not be.
+    fn start_session(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) -> bool {
         // Replies are small and often followed by nothing: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
         set_oob_inline(&stream);
@@ -250,7 +269,7 @@ impl FtpServer {
             Ok(a) => a,
             Err(e) => {
                 logger::logerror(&format!("{peer} local_addr failed: {e}"));
-                return;
+                return false;
             }
         };
         let stats = Some(Arc::clone(&self.stats));
@@ -258,7 +277,7 @@ impl FtpServer {
         let entry = self.channels.vacant_entry();
         let key = entry.key();
         let Some(token) = self.tokens.token(key) else {
-            return;
+            return false;
         };
         let mut chan = Box::new(ControlChannel::new(
             stream,
@@ -272,7 +291,7 @@ impl FtpServer {
             if let Err(e) = chan.register(reg, token) {
                 logger::logerror(&format!("{peer} register failed: {e}"));
                 chan.handle_closed(now, None);
-                return;
+                return false;
             }
         }
         entry.insert(Entry {
@@ -280,8 +299,8 @@ impl FtpServer {
             timer: None,
         });
         self.sessions += 1;
-        *self.per_ip.entry(ip).or_insert(0) += 1;
         self.drive_control(key, now);
+        true
     }
 
     pub(super) fn remove_control(&mut self, key: usize, now: Instant) {
@@ -299,11 +318,6 @@ impl FtpServer {
         }
         self.remove(key);
         self.sessions -= 1;
-        if let Some(n) = self.per_ip.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_ip.remove(&ip);
-            }
-        }
+        self.shared.admission.lock(&self.stats).leave(ip);
     }
 }

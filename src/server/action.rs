@@ -195,13 +195,18 @@ impl FtpServer {
     /// Counts a failed login from `ip` in the flood table, and keeps the sweep timer no
     /// later than the entry's expiry.
     pub(super) fn record_failed_login(&mut self, ip: IpAddr, now: Instant) {
-        let was_banned = self.flood.is_banned(ip, now);
-        let Some(expiry) = self.flood.record_failed_login(ip, &self.config.flood, now) else {
-            return;
+        let (expiry, banned) = {
+            let mut flood = self.shared.flood.lock(&self.stats);
+            let was_banned = flood.is_banned(ip, now);
+            let expiry = flood.record_failed_login(ip, &self.config.flood, now);
+            (expiry, !was_banned && flood.is_banned(ip, now))
         };
-        if !was_banned && self.flood.is_banned(ip, now) {
+        if banned {
             self.stats.login_banned();
         }
+        let Some(expiry) = expiry else {
+            return;
+        };
         let current = self.flood_timer.and_then(|id| self.timers.deadline(id));
         match (self.flood_timer, current) {
             (Some(_), Some(at)) if at <= expiry => {}
@@ -215,7 +220,11 @@ impl FtpServer {
     /// Forgets the flood table's expired entries, and sets the sweep timer to the next
     /// expiry.
     pub(super) fn sweep_flood(&mut self, now: Instant) {
-        let next = self.flood.sweep(&self.config.flood, now);
+        let next = self
+            .shared
+            .flood
+            .lock(&self.stats)
+            .sweep(&self.config.flood, now);
         match (self.flood_timer, next) {
             (Some(id), Some(at)) => {
                 if !self.timers.reschedule(id, at) {

@@ -44,12 +44,15 @@
 //! [`StopHandle`] stops the server from any thread: it sets the stop state and wakes the
 //! reactor through an [`ioloop::waker`](crate::ioloop::waker) registered in the same poll.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 mod accept;
 mod action;
+mod group;
+mod shared;
 mod stop;
 mod transfer;
 mod work;
+
+use std::collections::{HashSet, VecDeque};
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -64,7 +67,6 @@ use slab::Slab;
 use crate::config::Config;
 use crate::control::ControlChannel;
 use crate::data::DataChannel;
-use crate::flood::FloodTable;
 pub use crate::ioloop::call::CallLater;
 use crate::ioloop::call::Calls;
 use crate::ioloop::timer::{Due, TimerHeap, TimerId};
@@ -75,8 +77,10 @@ use crate::pool::WorkerPool;
 #[cfg(feature = "proxy-protocol")]
 use crate::proxy::HeaderWait;
 use crate::stats::ServerStats;
-use crate::throttle::BandwidthPool;
+use crate::throttle::{BandwidthPool, Limits};
 
+pub use group::{cores, GroupHandle, ServerGroup};
+use shared::Shared;
 pub use stop::StopHandle;
 use stop::{CLOSE, CLOSE_ALL};
 
@@ -141,10 +145,10 @@ pub struct FtpServer {
     calls: Calls<FtpServer>,
     tokens: TokenRange,
     registry: Option<Registry>,
-    per_ip: HashMap<IpAddr, usize>,
+    /// Sessions of this reactor (the group's are counted in `shared`).
     sessions: usize,
-    /// Connections whose PROXY protocol header is still being read; they count towards
-    /// `max_cons` with the sessions.
+    /// Connections of this reactor whose PROXY protocol header is still being read; they
+    /// count towards `max_cons` with the sessions.
     #[cfg(feature = "proxy-protocol")]
     headers: usize,
     ready: VecDeque<usize>,
@@ -154,10 +158,12 @@ pub struct FtpServer {
     ioloop: Option<IoLoop>,
     /// The worker pool, started on first use.
     pool: Option<WorkerPool<work::Work>>,
-    /// The user and server buckets and the transfers sharing them.
-    bandwidth: BandwidthPool,
-    /// Failed logins and bans per address ([`flood`](crate::flood)).
-    flood: FloodTable,
+    /// The connection counts, flood table and bandwidth buckets, shared with the other
+    /// reactors of a [`ServerGroup`] (a lone server's own).
+    shared: Arc<Shared>,
+    /// Buckets for transfers no user or server limit applies to: their own only, so their
+    /// turns take no shared lock.
+    unshared: BandwidthPool,
     flood_timer: Option<TimerId>,
     /// The counters, shared with every channel and with readers on other threads.
     stats: Arc<ServerStats>,
@@ -205,11 +211,11 @@ impl FtpServer {
             .map(|l| l.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
         let (waker, wake_rx) = waker::pair()?;
-        let bandwidth =
-            BandwidthPool::new(config.max_rate, config.user_limits.clone(), Instant::now());
+        let now = Instant::now();
+        let bandwidth = BandwidthPool::new(config.max_rate, config.user_limits.clone(), now);
         Ok(FtpServer {
-            bandwidth,
-            flood: FloodTable::default(),
+            shared: Arc::new(Shared::new(bandwidth)),
+            unshared: BandwidthPool::new(Limits::default(), Default::default(), now),
             flood_timer: None,
             stats: Arc::new(ServerStats::new()),
             config: Arc::new(config),
@@ -222,7 +228,6 @@ impl FtpServer {
             calls: Calls::new(),
             tokens: TokenRange::new(Token(0)),
             registry: None,
-            per_ip: HashMap::new(),
             sessions: 0,
             #[cfg(feature = "proxy-protocol")]
             headers: 0,
@@ -249,8 +254,11 @@ impl FtpServer {
     /// Bandwidth limits apply at once to every transfer: the server and user buckets are
     /// made anew (full).
     pub fn set_config(&mut self, config: Config) {
-        self.bandwidth
-            .set_limits(config.max_rate, config.user_limits.clone(), Instant::now());
+        self.shared.bandwidth.lock(&self.stats).set_limits(
+            config.max_rate,
+            config.user_limits.clone(),
+            Instant::now(),
+        );
         self.config = Arc::new(config);
     }
 
@@ -269,14 +277,15 @@ impl FtpServer {
         self.stats = stats;
     }
 
-    /// Addresses in the flood table (counting failed logins or banned).
+    /// Addresses in the flood table (counting failed logins or banned); a group's reactors
+    /// share one table.
     pub fn flood_table_len(&self) -> usize {
-        self.flood.len()
+        self.shared.flood.lock(&self.stats).len()
     }
 
     /// Whether `ip` is banned at `now` for failing to log in too often.
     pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
-        self.flood.is_banned(ip, now)
+        self.shared.is_banned(ip, now, &self.stats)
     }
 
     /// A handle that stops the server from any thread.
@@ -642,12 +651,13 @@ impl FtpServer {
         }
         if let Channel::Data(d) = &mut entry.chan {
             if let Some(share) = d.share.take() {
-                self.bandwidth.leave(*share);
+                self.shared.bandwidth.lock(&self.stats).leave(*share);
             }
         }
         #[cfg(feature = "proxy-protocol")]
         if let Channel::Header(_) = entry.chan {
             self.headers -= 1;
+            self.shared.admission.lock(&self.stats).leave_header();
         }
         if self.queued.remove(&key) {
             self.ready.retain(|k| *k != key);

@@ -3,10 +3,11 @@
 //!
 //! The handle raises an atomic stop state (running, close, close all; it only goes up) and
 //! wakes the reactor through the server's [`Waker`]; the reactor, woken for whatever reason,
-//! looks at the state and applies it.
+//! looks at the state and applies it. Calls sent with [`StopHandle::call`] wait in a
+//! mailbox the reactor empties at the same wake-up.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::ioloop::waker::Waker;
@@ -17,12 +18,27 @@ const RUNNING: u8 = 0;
 pub(super) const CLOSE: u8 = 1;
 pub(super) const CLOSE_ALL: u8 = 2;
 
-/// Stops a server from another thread (or from inside a callback).
-#[derive(Debug, Clone)]
+/// A function sent to run on the reactor thread.
+type Mail = Box<dyn FnOnce(&mut FtpServer) + Send>;
+
+/// Stops a server from another thread (or from inside a callback), or runs a function on
+/// its reactor thread ([`call`](Self::call)).
+#[derive(Clone)]
 pub struct StopHandle {
     /// `RUNNING`, `CLOSE` or `CLOSE_ALL`; only ever raised.
     state: Arc<AtomicU8>,
     waker: Waker,
+    /// Functions waiting for the reactor; `None` once the server has closed everything,
+    /// after which functions sent are dropped at once.
+    mailbox: Arc<Mutex<Option<Vec<Mail>>>>,
+}
+
+impl std::fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StopHandle")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StopHandle {
@@ -36,7 +52,47 @@ impl StopHandle {
         StopHandle {
             state: Arc::new(AtomicU8::new(RUNNING)),
             waker,
+            mailbox: Arc::new(Mutex::new(Some(Vec::new()))),
         }
+    }
+
+    /// Runs `f` on the server's reactor thread at its next wake-up, which this call causes,
+    /// with the server in hand: the way to change a running server from another thread
+    /// (say [`set_config`](FtpServer::set_config) on SIGHUP). Functions run in the order
+    /// sent. One sent to a server that has closed everything ([`close_all`], or
+    /// [`close`] and its last session ended), or does so first, never runs: it is dropped,
+    /// with what it holds.
+    ///
+    /// [`close_all`]: FtpServer::close_all
+    /// [`close`]: FtpServer::close
+    pub fn call(&self, f: impl FnOnce(&mut FtpServer) + Send + 'static) {
+        let mut mailbox = self.mailbox();
+        match mailbox.as_mut() {
+            Some(list) => list.push(Box::new(f)),
+            None => return,
+        }
+        drop(mailbox);
+        self.waker.wake();
+    }
+
+    // A poisoned mailbox only means a sender panicked mid-push: the list is whole.
+    fn mailbox(&self) -> std::sync::MutexGuard<'_, Option<Vec<Mail>>> {
+        self.mailbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the functions sent so far.
+    fn take_mail(&self) -> Vec<Mail> {
+        self.mailbox()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Drops the functions waiting and every one sent from now on.
+    fn close_mailbox(&self) {
+        let pending = self.mailbox().take();
+        // Dropped outside the lock: what they hold may run code of its own when dropped.
+        drop(pending);
     }
 
     fn signal(&self, state: u8) {
@@ -107,14 +163,40 @@ impl FtpServer {
         if let Some(p) = &self.pool {
             drop(p.drain());
         }
+        // The flood table stays: it outlives a reactor of a group, whose others share it.
         self.flood_timer = None;
-        self.flood.clear();
+        self.stop.close_mailbox();
+    }
+
+    /// The last resort after a panic that [`close_all`](Self::close_all) could not get past
+    /// (a hook that panics again as its session closes): drops every channel without
+    /// calling anything of the session's, giving each session's slot back to the limits.
+    pub(super) fn abandon(&mut self) {
+        self.stop.raise(CLOSE_ALL);
+        self.stop.close_mailbox();
+        let keys: Vec<usize> = self.channels.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(c) = self.control_mut(key) {
+                let ip = c.peer_ip();
+                self.sessions = self.sessions.saturating_sub(1);
+                self.shared.admission.lock(&self.stats).leave(ip);
+            }
+            self.remove(key);
+        }
+        self.ready.clear();
+        self.queued.clear();
+        self.timers.clear();
+        self.calls.clear();
+        self.flood_timer = None;
     }
 
     pub(super) fn drain_wake(&mut self, now: Instant) {
         // Woken by the stop handle or by the worker pool: look at both.
         self.wake_rx.drain();
         self.apply_stop();
+        for f in self.stop.take_mail() {
+            f(self);
+        }
         let done = self
             .pool
             .as_ref()

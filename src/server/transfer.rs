@@ -2,14 +2,18 @@
 //! `BandwidthPool` decides, the server pauses and wakes), and handing data events to the
 //! owning session.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::MutexGuard;
 use std::time::Instant;
 
 use crate::control::session::{DataFailure, TransferError};
 use crate::data::DataEvent;
 use crate::stats::DataConnFailure;
-use crate::throttle::{Allowance, Way};
+use crate::stats::ServerStats;
+use crate::throttle::{Allowance, BandwidthPool, Way};
 
 use super::action::connect_failure;
+use super::shared::Shared;
 use super::{Channel, Entry, FtpServer};
 
 /// The data connection failure an event reports, if it reports one.
@@ -27,13 +31,53 @@ fn failure(event: &DataEvent) -> Option<DataConnFailure> {
     }
 }
 
+/// The bandwidth pool a transfer draws on: the group's, locked, when a user or server limit
+/// applies to it (`shared`); else the reactor's own, which holds no bucket, so the turns
+/// of unlimited transfers take no lock.
+fn pool<'a>(
+    shared: bool,
+    group: &'a Shared,
+    own: &'a mut BandwidthPool,
+    stats: &ServerStats,
+) -> PoolGuard<'a> {
+    if shared {
+        PoolGuard::Shared(group.bandwidth.lock(stats))
+    } else {
+        PoolGuard::Own(own)
+    }
+}
+
+enum PoolGuard<'a> {
+    Shared(MutexGuard<'a, BandwidthPool>),
+    Own(&'a mut BandwidthPool),
+}
+
+impl Deref for PoolGuard<'_> {
+    type Target = BandwidthPool;
+    fn deref(&self) -> &BandwidthPool {
+        match self {
+            PoolGuard::Shared(g) => g,
+            PoolGuard::Own(p) => p,
+        }
+    }
+}
+
+impl DerefMut for PoolGuard<'_> {
+    fn deref_mut(&mut self) -> &mut BandwidthPool {
+        match self {
+            PoolGuard::Shared(g) => g,
+            PoolGuard::Own(p) => p,
+        }
+    }
+}
+
 /// Bytes a data channel may move per turn before others get theirs.
 const TURN_BUDGET: usize = 4 << 20;
 
 impl FtpServer {
     /// The user whose limits apply to transfers of session `owner`, if any.
     pub(super) fn limited_user(&self, owner: usize) -> Option<String> {
-        if !self.bandwidth.has_user_limits() {
+        if self.config.user_limits.is_empty() {
             return None;
         }
         match self.channels.get(owner) {
@@ -42,7 +86,7 @@ impl FtpServer {
                 ..
             }) => c
                 .username()
-                .filter(|u| self.bandwidth.limits_user(u))
+                .filter(|u| self.config.user_limits.contains_key(*u))
                 .map(str::to_string),
             _ => None,
         }
@@ -66,7 +110,9 @@ impl FtpServer {
             }
             _ => (None, None),
         };
-        self.bandwidth.allowance(own, way, user, remaining, now)
+        let shared = self.config.max_rate.get(way) > 0 || user.is_some();
+        let mut pool = pool(shared, &self.shared, &mut self.unshared, &self.stats);
+        pool.allowance(own, way, user, remaining, now)
     }
 
     pub(super) fn pause_data(&mut self, key: usize, until: Instant, now: Instant) {
@@ -110,7 +156,9 @@ impl FtpServer {
             }) = self.channels.get_mut(key)
             {
                 if dc.share.is_none() {
-                    dc.share = self.bandwidth.join(way, user.as_deref()).map(Box::new);
+                    let shared = self.config.max_rate.get(way) > 0 || user.is_some();
+                    let mut pool = pool(shared, &self.shared, &mut self.unshared, &self.stats);
+                    dc.share = pool.join(way, user.as_deref()).map(Box::new);
                 }
             }
             if let Some(a) = self.allowance(key, way, user.as_deref(), now) {
@@ -154,8 +202,9 @@ impl FtpServer {
                     }) => dc.throttle_mut(way),
                     _ => None,
                 };
-                self.bandwidth
-                    .consume(own, way, user.as_deref(), moved, now);
+                let shared = self.config.max_rate.get(way) > 0 || user.is_some();
+                let mut pool = pool(shared, &self.shared, &mut self.unshared, &self.stats);
+                pool.consume(own, way, user.as_deref(), moved, now);
             }
             if again {
                 match (turn_end, self.allowance(key, way, user.as_deref(), now)) {

@@ -4,13 +4,13 @@
 //!
 //! The reactor never waits for these threads: a scrape reads the library's
 //! [`ServerStats`] atomics (a prometheus-client collector that reads them at encode time),
-//! and `/health` reads the time of the reactor's last loop turn from one more atomic
-//! ([`Health`]). httparse parses the HTTP; prometheus-client writes the exposition.
+//! and `/health` reads the time of each reactor's last loop turn from one more atomic per
+//! reactor ([`Health`]). httparse parses the HTTP; prometheus-client writes the exposition.
 //!
 //! | path | answer |
 //! | --- | --- |
 //! | `GET /metrics` | 200, `text/plain; version=0.0.4`, every metric listed in docs/deploy.md |
-//! | `GET /health` | 200 `OK` while the reactor turns; 503 once it has not turned for [`STALE`], or while it shuts down |
+//! | `GET /health` | 200 `OK` while every reactor turns; 503 once one has not turned for [`STALE`] (stuck, or stopped by a panic), or while the server shuts down |
 //! | other paths | 404 |
 //! | other methods on the two paths | 405 |
 
@@ -30,34 +30,37 @@ use prometheus_client::registry::Registry;
 
 mod http;
 
-/// How often the reactor turns at least, with metrics on: its poll never sleeps longer.
+/// How often each reactor turns at least, with metrics on: its poll never sleeps longer.
 pub(crate) const BEAT: Duration = Duration::from_secs(1);
 /// A reactor whose last turn is older than this is reported stalled by `/health`.
 pub(crate) const STALE: Duration = Duration::from_secs(10);
 
-/// What `/health` knows of the reactor: when it last turned, and whether it is stopping.
+/// What `/health` knows of the reactors: when each last turned, and whether the server is
+/// stopping.
 #[derive(Debug)]
 pub(crate) struct Health {
     start: Instant,
-    /// Milliseconds from `start` to the reactor's last loop turn.
-    beat_ms: AtomicU64,
+    /// Milliseconds from `start` to each reactor's last loop turn.
+    beat_ms: Vec<AtomicU64>,
     stopping: AtomicBool,
 }
 
 impl Health {
-    pub(crate) fn new() -> Health {
+    /// Health of `reactors` reactors, each counted as having turned now.
+    pub(crate) fn new(reactors: usize) -> Health {
         Health {
             start: Instant::now(),
-            beat_ms: AtomicU64::new(0),
+            beat_ms: (0..reactors.max(1)).map(|_| AtomicU64::new(0)).collect(),
             stopping: AtomicBool::new(false),
         }
     }
 
-    /// The reactor turned at `now`.
-    pub(crate) fn beat(&self, now: Instant) {
+    /// Reactor `i` turned at `now`.
+    pub(crate) fn beat(&self, i: usize, now: Instant) {
         let ms = now.saturating_duration_since(self.start).as_millis();
-        self.beat_ms
-            .store(u64::try_from(ms).unwrap_or(u64::MAX), Relaxed);
+        if let Some(b) = self.beat_ms.get(i) {
+            b.store(u64::try_from(ms).unwrap_or(u64::MAX), Relaxed);
+        }
     }
 
     /// The reactor has begun its graceful shutdown.
@@ -70,7 +73,13 @@ impl Health {
         if self.stopping.load(Relaxed) {
             return (503, "shutting down\n");
         }
-        let beat = self.start + Duration::from_millis(self.beat_ms.load(Relaxed));
+        let oldest = self
+            .beat_ms
+            .iter()
+            .map(|b| b.load(Relaxed))
+            .min()
+            .unwrap_or(0);
+        let beat = self.start + Duration::from_millis(oldest);
         if now.saturating_duration_since(beat) > STALE {
             return (503, "reactor stalled\n");
         }
@@ -201,6 +210,18 @@ impl Collector for StatsCollector {
             "ftpdlib_transfers_running",
             "Transfers (files and listings) running now",
             &gauge(s.transfers_running()),
+        )?;
+        single(
+            &mut e,
+            "ftpdlib_lock_waits",
+            "Times a reactor waited for a lock on the limits the reactors share (--workers)",
+            &ConstCounter::new(s.lock_waits()),
+        )?;
+        single(
+            &mut e,
+            "ftpdlib_reactor_panics",
+            "Reactor threads that panicked; each closed its sessions, the others went on",
+            &ConstCounter::new(s.reactor_panics()),
         )?;
         single(
             &mut e,
