@@ -121,7 +121,7 @@ if ranges:
     L.append("")
 
 # CPU.
-L.append("## Server CPU (cores) and the client's, medians")
+L.append("## Server CPU (cores), the client's and the rest of the machine's, medians")
 L.append("")
 head = ["workload"] + [NAMES.get(s, s) for s in SERVERS]
 L.append("| " + " | ".join(head) + " |")
@@ -131,11 +131,13 @@ for wl in ROWS:
     cells = [label]
     for s in SERVERS:
         sc, cc, rate = med(s, wl, "server_cores"), med(s, wl, "client_cores"), med(s, wl, metric)
+        oc = med(s, wl, "others_cores")
         if sc is None:
             cells.append("–")
             continue
         per_unit = f"; {1000 * sc / rate:.3g} ms per {per}" if rate else ""
-        cells.append(f"server {sc:.2f} (client {cc:.2f}){per_unit}")
+        others = f", others {oc:.2f}" if oc is not None else ""
+        cells.append(f"server {sc:.2f} (client {cc:.2f}{others}){per_unit}")
     L.append("| " + " | ".join(cells) + " |")
 L.append("")
 procs = [(s, max((r["server_procs"] for r in runs(s, wl)), default=0)) for s in SERVERS

@@ -50,6 +50,8 @@ enum St {
     Prelim,
     Transfer,
     Quit,
+    /// 221 received: waiting for the server to close the control connection.
+    Closing,
     Done,
     Failed,
 }
@@ -348,14 +350,15 @@ impl Load {
         }
         while let Some((code, text)) = take_reply(&mut self.clients[i].inbuf) {
             self.on_reply(i, code, &text)?;
-            if self.clients[i].ctrl.is_none() {
-                return Ok(());
+        }
+        match (eof, self.clients[i].st) {
+            (true, St::Closing) => {
+                self.session_ended(i);
+                Ok(())
             }
+            (true, _) => Err("server closed the control connection".into()),
+            _ => Ok(()),
         }
-        if eof {
-            return Err("server closed the control connection".into());
-        }
-        Ok(())
     }
 
     fn data_io(&mut self, i: usize) -> Res<()> {
@@ -396,6 +399,20 @@ impl Load {
             self.retr_done(i)?;
         }
         Ok(())
+    }
+
+    /// The server closed the control connection after its 221.
+    fn session_ended(&mut self, i: usize) {
+        self.close(i);
+        if self.plan.cycle {
+            self.c.sessions += 1;
+            if self.running {
+                self.clients[i].st = St::Waiting;
+                self.queue.push_back(i);
+                return;
+            }
+        }
+        self.clients[i].st = St::Done;
     }
 
     fn retr_done(&mut self, i: usize) -> Res<()> {
@@ -517,16 +534,7 @@ impl Load {
                 }
             }
             (St::Quit, 221) => {
-                self.close(i);
-                if self.plan.cycle {
-                    self.c.sessions += 1;
-                    if self.running {
-                        self.clients[i].st = St::Waiting;
-                        self.queue.push_back(i);
-                        return Ok(());
-                    }
-                }
-                self.clients[i].st = St::Done;
+                self.clients[i].st = St::Closing;
                 Ok(())
             }
             _ => Err(format!("unexpected reply: {text}")),

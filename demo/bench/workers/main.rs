@@ -3,7 +3,8 @@
 //! over a window after a warm-up, the aggregate rate and the CPU the server spent: user +
 //! system time of the server's process and all its descendants, read from /proc at both
 //! ends of the window (children that ended in between are counted through their parent's
-//! cutime and cstime), in cores (1.7 = 170 % of one CPU). Its own CPU is reported too.
+//! cutime and cstime), in cores (1.7 = 170 % of one CPU). Its own CPU is reported too, and
+//! what the rest of the machine spent meanwhile (other processes, from /proc/stat).
 //!
 //! Workloads (`--workload`):
 //!
@@ -208,12 +209,32 @@ fn tree_cpu(root: u32) -> Option<(f64, usize)> {
     Some((total as f64 / hz, n))
 }
 
+/// CPU seconds the whole machine spent busy (every CPU: user, nice, system, irq, softirq,
+/// steal), from the first line of /proc/stat.
+fn machine_cpu() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&k| f.get(k)).sum();
+    busy as f64 / hz
+}
+
 struct Mark {
     t: Instant,
     c: Counters,
     server: f64,
     procs: usize,
     own: f64,
+    machine: f64,
 }
 
 fn mark(load: &Load, pid: u32) -> Result<Mark, String> {
@@ -225,6 +246,7 @@ fn mark(load: &Load, pid: u32) -> Result<Mark, String> {
         server,
         procs,
         own: own_cpu(),
+        machine: machine_cpu(),
     })
 }
 
@@ -315,7 +337,8 @@ fn run(a: &Args) -> Result<String, String> {
          \"window_s\":{secs:.4},\"bytes\":{bytes},\"mib_per_s\":{:.3},\"retrs\":{retrs},\
          \"retrs_per_s\":{:.3},\"sessions\":{sessions},\"sessions_per_s\":{:.3},\
          \"logins\":{logins},\"logins_per_s\":{:.3},\"server_cpu_s\":{server_cpu:.3},\
-         \"server_cores\":{:.4},\"client_cores\":{:.4},\"server_procs\":{},\
+         \"server_cores\":{:.4},\"client_cores\":{:.4},\"others_cores\":{:.4},\
+         \"server_procs\":{},\
          \"errors\":{},\"errors_in_window\":{},\"ctrl_full\":{},\"ctrl_resumed\":{},\
          \"data_full\":{},\"data_resumed\":{}",
         json_str(&a.label),
@@ -329,6 +352,7 @@ fn run(a: &Args) -> Result<String, String> {
         logins as f64 / secs,
         server_cpu / secs,
         (m1.own - m0.own) / secs,
+        ((m1.machine - m0.machine) - server_cpu - (m1.own - m0.own)).max(0.0) / secs,
         m1.procs.max(m0.procs),
         load.c.errors,
         d(|c| c.errors),
