@@ -37,6 +37,9 @@
 #   ROUNDS (5), WINDOW (5 s measured), WARMUP (1 s before the window)
 #   TLS_CLIENTS (200), TLS_RETRS (8), TINY_BYTES (1024), PLAIN_CLIENTS (1000),
 #   LOGIN_CLIENTS (200)
+#   QUIET_MAX    before each run, wait until the machine's busy time over 1 s (other
+#                processes: no server runs then) is at most this many cores (0.3) ...
+#   QUIET_WAIT   ... for at most this many seconds (30); the run then starts anyway
 #   SERVERS      the columns, in order (default "ftpdlib-1 ftpdlib-2 pyftpdlib-mp
 #                pyftpdlib"); ftpdlib-N runs `ftpdlib --workers N`
 #   WORKLOADS    the rows (default "tls_1m tls_tiny plain_1m login_seq login_conc")
@@ -64,6 +67,7 @@ if [ "$QUICK" = 1 ]; then
 fi
 : "${ROUNDS:=5}" "${WINDOW:=5}" "${WARMUP:=1}" "${TLS_CLIENTS:=200}" "${TLS_RETRS:=8}"
 : "${TINY_BYTES:=1024}" "${PLAIN_CLIENTS:=1000}" "${LOGIN_CLIENTS:=200}"
+: "${QUIET_MAX:=0.3}" "${QUIET_WAIT:=30}"
 : "${SERVERS:=ftpdlib-1 ftpdlib-2 pyftpdlib-mp pyftpdlib}"
 : "${WORKLOADS:=tls_1m tls_tiny plain_1m login_seq login_conc}"
 for v in "$ROUNDS" "$WINDOW" "$TLS_CLIENTS" "$TLS_RETRS" "$TINY_BYTES" "$PLAIN_CLIENTS" \
@@ -170,6 +174,29 @@ load_args() {
     esac
 }
 
+# busy_cores: how many CPUs the machine kept busy over the next second (/proc/stat).
+busy_cores() {
+    local a b
+    a="$(head -n 1 /proc/stat)"
+    sleep 1
+    b="$(head -n 1 /proc/stat)"
+    awk -v a="$a" -v b="$b" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        split(a, x); split(b, y); busy = 0
+        for (k = 2; k <= 9; k++) if (k != 5 && k != 6) busy += y[k] - x[k]
+        printf "%.2f", busy / hz }'
+}
+
+# wait_quiet: waits, up to QUIET_WAIT seconds, for the other processes to leave the
+# machine (busy_cores at most QUIET_MAX); sets QUIET to the last reading.
+wait_quiet() {
+    local t0=$SECONDS
+    while true; do
+        QUIET="$(busy_cores)"
+        awk -v q="$QUIET" -v m="$QUIET_MAX" 'BEGIN { exit !(q <= m) }' && return 0
+        [ $((SECONDS - t0)) -lt "$QUIET_WAIT" ] || { say "machine still busy ($QUIET cores), going on"; return 0; }
+    done
+}
+
 # --- the rounds ------------------------------------------------------------------------
 START_S=$(date +%s)
 NS=${#SERVER_LIST[@]}
@@ -181,7 +208,8 @@ for round in $(seq "$ROUNDS"); do
         load_args "$wl"
         for srv in "${order[@]}"; do
             log="$WORK/logs/$srv-$wl-$round.log"
-            head='{"server":"'$srv'","wl":"'$wl'","round":'$round','
+            wait_quiet
+            head='{"server":"'$srv'","wl":"'$wl'","round":'$round',"busy_before":'$QUIET','
             if ! start_server "$srv" "$log"; then
                 echo "$head\"error\":\"server did not start\"}" >>"$RAW"
                 continue
@@ -203,7 +231,7 @@ cp "$RAW" "$OUT_JSONL"
 # --- report ------------------------------------------------------------------------------
 bench_machine
 export RAW OUT_MD RUN_DATE REV FTPDLIB_BIN PYFTPDLIB_VERSION PYOPENSSL_VERSION OPENSSL_LIB
-export ROUNDS WINDOW WARMUP TLS_CLIENTS TLS_RETRS TINY_BYTES PLAIN_CLIENTS LOGIN_CLIENTS
+export QUIET_MAX QUIET_WAIT ROUNDS WINDOW WARMUP TLS_CLIENTS TLS_RETRS TINY_BYTES PLAIN_CLIENTS LOGIN_CLIENTS
 export MACHINE MACHINE_MEM BENCH_S
 export SERVER_COLS="${SERVER_LIST[*]}" WORKLOAD_ROWS="${WORKLOAD_LIST[*]}"
 NOTE_TEXT="$(printf '%s\n' "${NOTES[@]+"${NOTES[@]}"}")"
