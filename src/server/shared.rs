@@ -53,6 +53,7 @@ pub(crate) struct Admission {
     /// Sessions (control connections).
     sessions: usize,
     /// Connections whose PROXY protocol header is still being read.
+    #[cfg(feature = "proxy-protocol")]
     headers: usize,
     /// Sessions per client address.
     per_ip: HashMap<IpAddr, usize>,
@@ -85,6 +86,7 @@ impl Admission {
         }
     }
 
+    #[cfg(feature = "proxy-protocol")]
     /// Counts a connection whose PROXY header is yet to name its client, if sessions and
     /// other such connections together stay under `max_cons`.
     pub fn enter_header(&mut self, max_cons: usize) -> Result<(), Refusal> {
@@ -95,6 +97,7 @@ impl Admission {
         Ok(())
     }
 
+    #[cfg(feature = "proxy-protocol")]
     /// Undoes [`enter_header`](Self::enter_header): the header was read, or never will be.
     pub fn leave_header(&mut self) {
         self.headers = self.headers.saturating_sub(1);
@@ -163,6 +166,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "proxy-protocol")]
     fn headers_count_against_max_cons_until_named() {
         let mut a = Admission::default();
         assert_eq!(a.enter_header(2), Ok(()));
