@@ -139,13 +139,17 @@ head -c "$TINY_BYTES" /dev/urandom >"$ROOT/tiny.bin"
 chmod -R a+rX "$ROOT"
 
 # start_server NAME LOG: starts NAME on a free port (SRV_PORT) and waits until it listens.
+# ftpdlib also serves its metrics on METRICS_PORT, for the count of lock waits.
 start_server() {
     local name=$1 log=$2 tls=(--tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
     SRV_PORT="$(free_port)"
+    METRICS_PORT=""
     case "$name" in
         ftpdlib-*)
             local n=${name#ftpdlib-} workers=()
             [ "$HAS_WORKERS" = 1 ] && workers=(--workers "$n")
+            METRICS_PORT="$(free_port)"
+            workers+=(--metrics "$HOST:$METRICS_PORT")
             setsid "$FTPDLIB_BIN" -i "$HOST" -p "$SRV_PORT" -d "$ROOT" -u "$USER_NAME" \
                 -P "$USER_PASS" --max-cons 0 --max-cons-per-ip 0 "${tls[@]}" "${workers[@]}" \
                 >"$log" 2>&1 &
@@ -219,6 +223,11 @@ for round in $(seq "$ROUNDS"); do
                 --seconds "$WINDOW" --label "$srv" "${LOAD_ARGS[@]}" \
                 2>>"$WORK/logs/client.log")" || true
             [ "${line:0:1}" = "{" ] || line='{"error":"the client gave no result (see its log)"}'
+            if [[ "$srv" == ftpdlib-* ]] && command -v curl >/dev/null; then
+                waits="$(curl -s --max-time 5 "http://$HOST:$METRICS_PORT/metrics" |
+                    awk '/^ftpdlib_lock_waits_total/ { print $2 }')" || waits=""
+                [ -z "$waits" ] || line="{\"lock_waits\":$waits,${line:1}"
+            fi
             echo "$head${line:1}" >>"$RAW"
             grep -q '"error"' <<<"$line" && say "$wl on $srv: $(grep -o '"error":"[^"]*"' <<<"$line" | head -c 300)"
             stop_server

@@ -151,6 +151,35 @@ if mp:
              "of a window (one per open session, plus the parent).")
     L.append("")
 
+# The two reactors.
+if "ftpdlib-2" in SERVERS:
+    L.append("## ftpdlib with 2 workers: how the load fell on the reactors")
+    L.append("")
+    L.append("The busier reactor's share of the two reactors' CPU over the window (0.50 = "
+             "even), median and max over the rounds; the worker pool's CPU; and the lock "
+             "waits on the shared limits over each whole run (`ftpdlib_lock_waits_total`, "
+             "summed over the rounds).")
+    L.append("")
+    L.append("| workload | busier reactor's share, median (max) | reactors, cores | pool workers, cores | lock waits |")
+    L.append("|---|---|---|---|---|")
+    for wl in ROWS:
+        rs = [r for r in runs("ftpdlib-2", wl) if r.get("thread_cores")]
+        if not rs:
+            continue
+        shares, reac, pool = [], [], []
+        for r in rs:
+            t = r["thread_cores"]
+            rc = [v for k, v in t.items() if k.startswith("ftpd-reactor")]
+            if len(rc) >= 2 and sum(rc) > 0:
+                shares.append(max(rc) / sum(rc))
+                reac.append(" + ".join(f"{v:.2f}" for v in rc))
+            pool.append(t.get("ftpdlib-worker", 0.0))
+        waits = sum(r.get("lock_waits", 0) for r in rs)
+        share = f"{statistics.median(shares):.2f} ({max(shares):.2f})" if shares else "–"
+        L.append(f"| {WL[wl][0]} | {share} | {reac[len(reac) // 2] if reac else '–'} | "
+                 f"{statistics.median(pool):.2f} | {waits:.0f} |")
+    L.append("")
+
 # TLS handshakes.
 tls_rows = [wl for wl in ROWS if wl.startswith("tls")]
 if tls_rows:

@@ -209,6 +209,35 @@ fn tree_cpu(root: u32) -> Option<(f64, usize)> {
     Some((total as f64 / hz, n))
 }
 
+/// CPU seconds of each thread of `pid` by name, summed over threads of the same name
+/// except for ftpdlib's reactors (`ftpd-reactor-N`), each of which has a name of its own.
+fn thread_cpu(pid: u32) -> Vec<(String, f64)> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut out: Vec<(String, f64)> = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for ent in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(ent.path().join("stat")) else {
+            continue;
+        };
+        let (Some((head, rest)), Some(open)) = (stat.rsplit_once(')'), stat.find('(')) else {
+            continue;
+        };
+        let name = head.get(open + 1..).unwrap_or("?").to_string();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let t = |k: usize| f.get(k).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+        let secs = (t(11) + t(12)) as f64 / hz;
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some(e) => e.1 += secs,
+            None => out.push((name, secs)),
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// CPU seconds the whole machine spent busy (every CPU: user, nice, system, irq, softirq,
 /// steal), from the first line of /proc/stat.
 fn machine_cpu() -> f64 {
@@ -235,6 +264,7 @@ struct Mark {
     procs: usize,
     own: f64,
     machine: f64,
+    threads: Vec<(String, f64)>,
 }
 
 fn mark(load: &Load, pid: u32) -> Result<Mark, String> {
@@ -247,6 +277,7 @@ fn mark(load: &Load, pid: u32) -> Result<Mark, String> {
         procs,
         own: own_cpu(),
         machine: machine_cpu(),
+        threads: thread_cpu(pid),
     })
 }
 
@@ -361,6 +392,23 @@ fn run(a: &Args) -> Result<String, String> {
         load.c.data_full,
         load.c.data_resumed,
     );
+    // Where the server's CPU went, per thread name, when it has several threads (the two
+    // reactors of ftpdlib --workers 2 show how evenly the kernel spread the sessions).
+    if m1.threads.len() > 1 {
+        let per: Vec<String> = m1
+            .threads
+            .iter()
+            .map(|(name, end)| {
+                let start = m0
+                    .threads
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(0.0, |t| t.1);
+                format!("{}:{:.4}", json_str(name), (end - start) / secs)
+            })
+            .collect();
+        j.push_str(&format!(",\"thread_cores\":{{{}}}", per.join(",")));
+    }
     if let Some(t) = &load.tls_desc {
         j.push_str(&format!(",\"tls_suite\":{}", json_str(t)));
     }
