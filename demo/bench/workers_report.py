@@ -84,9 +84,12 @@ L.append(f"- ftpdlib at {E['REV']}, `{E['FTPDLIB_BIN']}`; pyftpdlib {E['PYFTPDLI
 L.append(f"- each figure: a {E['WINDOW']} s window after {E['WARMUP']} s of warm-up; server "
          f"CPU = utime + stime (+ reaped children's) of the server's process tree from "
          f"/proc/PID/stat over the window, in cores (1.00 = one CPU busy)")
-L.append(f"- before each run the script waited (up to {E['QUIET_WAIT']} s) for the rest of "
-         f"the machine to use at most {E['QUIET_MAX']} cores over a second; the CPU table "
-         f"shows what other processes took during the windows all the same")
+noisy = sum(1 for r in rows if r.get("noisy"))
+L.append(f"- other processes share this machine: before each run the script waited (up to "
+         f"{E['QUIET_WAIT']} s) for them to use at most {E['QUIET_MAX']} cores over a "
+         f"second, and made a run again when they took more than that during its window "
+         f"({E['REDONE']} runs made again; {noisy} kept noisy after {E['RETRIES']} "
+         f"attempts); the CPU table shows what they took in the runs kept")
 L.append("- FTPS: RSA-2048 self-signed certificate, TLS as negotiated (below); the client "
          "(rustls) checks neither the certificate nor the signature")
 for n in filter(None, E.get("NOTE_TEXT", "").split("\n")):
