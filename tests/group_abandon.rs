@@ -6,6 +6,9 @@
 //! close their connections and leave no descriptor open, while the other reactor serves
 //! on.
 //!
+//! With two uploads in flight, the second file panics again as the sessions are dropped,
+//! and the rest must still go.
+//!
 //! The tests of this binary run one at a time, so the descriptor count of each sees no
 //! other test's sockets.
 
@@ -76,6 +79,11 @@ fn assert_written(path: &Path, len: usize) {
 #[test]
 fn a_reactor_whose_sessions_cannot_close_still_gives_everything_back() {
     dies_with_uploads_in_flight(1);
+}
+
+#[test]
+fn dropping_the_sessions_goes_on_past_a_second_panicking_upload() {
+    dies_with_uploads_in_flight(2);
 }
 
 /// A reactor panics with `uploads` uploads in flight (and a passive listener waiting) on a
