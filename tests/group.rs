@@ -21,7 +21,10 @@ use std::sync::{mpsc, Arc, Barrier, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use ftpdlib::Limits;
-use util::group::{assert_sessions_open, knock, Group, PATIENCE, REACTORS};
+use util::group::{
+    assert_fds, assert_sessions_open, connect_retrying, knock, settled_fds, Group, PATIENCE,
+    REACTORS,
+};
 use util::Client;
 
 const KIB: u64 = 1024;
@@ -429,37 +432,6 @@ fn a_full_group_takes_a_reconnect_once_the_session_is_seen_gone() {
     g.stop().unwrap();
 }
 
-/// A connection's first reply line, or None when the connection is refused or reset (as
-/// those queued at the listener of a reactor that stopped are). Reads byte by byte, so
-/// nothing past the line is lost to a buffer.
-fn try_connect(g: &Group) -> Option<(Client, String)> {
-    let s = TcpStream::connect(g.addr).ok()?;
-    s.set_read_timeout(Some(PATIENCE)).ok()?;
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while !line.ends_with(b"\r\n") {
-        match (&s).read(&mut byte) {
-            Ok(1) => line.push(byte[0]),
-            _ => return None,
-        }
-    }
-    let line = String::from_utf8_lossy(&line).trim_end().to_string();
-    Some((g.mine(Client::from_stream(s)), line))
-}
-
-/// A connection past its 220, trying again while connections are reset; the refusal's
-/// text when one comes instead.
-fn connect_retrying(g: &Group) -> Result<Client, String> {
-    for _ in 0..20 {
-        match try_connect(g) {
-            Some((c, line)) if line.starts_with("220 ") => return Ok(c),
-            Some((_, line)) => return Err(line),
-            None => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-    panic!("no reply from {} in 20 tries", g.addr);
-}
-
 /// The number of sessions reactor `i` holds, by its own count.
 fn session_count(g: &Group, i: usize) -> usize {
     let (tx, rx) = mpsc::channel();
@@ -601,36 +573,6 @@ fn call_each_reaches_every_reactor_and_close_lets_sessions_finish() {
         c.cmd("QUIT", 221);
     }
     g.join().unwrap();
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// The descriptor count once it has held still for a second. The worker threads of the
-/// groups of earlier tests end on their own time (nobody waits for them), each releasing
-/// a descriptor as it goes; nothing else runs meanwhile.
-fn settled_fds() -> usize {
-    let end = Instant::now() + PATIENCE;
-    let mut last = open_fds();
-    let mut since = Instant::now();
-    while since.elapsed() < Duration::from_secs(1) && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-        let n = open_fds();
-        if n != last {
-            (last, since) = (n, Instant::now());
-        }
-    }
-    last
-}
-
-#[track_caller]
-fn assert_fds(before: usize) {
-    assert!(
-        util::wait_until(PATIENCE, || open_fds() == before),
-        "{before} descriptors before, {} after",
-        open_fds()
-    );
 }
 
 #[test]

@@ -32,8 +32,9 @@
 //! counted ([`ServerStats::reactor_panics`]), the reactor closes its sessions, which gives
 //! their slots back to the shared limits, and stops; the others go on serving. Should
 //! closing panic too (the same code, called again as the sessions close), the sessions
-//! are dropped without calling into them. This needs panics that unwind, Rust's default: under
-//! `panic = "abort"` a panic ends the process.
+//! are dropped without calling into them; one whose drop panics as well (another upload's
+//! file of the same storage, say) does not keep the others. This needs panics that unwind,
+//! Rust's default: under `panic = "abort"` a panic ends the process.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -6,6 +6,7 @@
 //! looks at the state and applies it. Calls sent with [`StopHandle::call`] wait in a
 //! mailbox the reactor empties at the same wake-up.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -171,7 +172,9 @@ impl FtpServer {
     /// The last resort after a panic that [`close_all`](Self::close_all) could not get past
     /// (code that panics again as its session closes, such as an authorizer's quit
     /// message): drops every channel without calling into its session, giving each
-    /// session's slot back to the limits.
+    /// session's slot back to the limits. Dropping a channel can still panic (a storage's
+    /// upload file whose drop panics, as another one did in `close_all`): the rest are
+    /// dropped all the same.
     pub(super) fn abandon(&mut self) {
         self.stop.raise(CLOSE_ALL);
         self.stop.close_mailbox();
@@ -182,7 +185,11 @@ impl FtpServer {
                 self.sessions = self.sessions.saturating_sub(1);
                 self.shared.admission.lock(&self.stats).leave(ip);
             }
-            self.remove(key);
+            // `remove` has taken the entry out of the slab, its timer, queue place and
+            // registration with it, before the entry drops: a panic in that drop leaves
+            // the server consistent, and the entry's other parts (its sockets) are still
+            // dropped as the panic unwinds.
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| self.remove(key)));
         }
         self.ready.clear();
         self.queued.clear();

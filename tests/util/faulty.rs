@@ -1,10 +1,12 @@
 //! A test storage back-end: [`OsFilesystem`] behind a fault in every call (a sleep, EIO or
 //! a panic), to show that storage never holds the reactor and that every failure is a reply;
 //! or behind an exhausted allocation ([`Mode::Exhausted`]): the errors a quota gives,
-//! through the same `Filesystem` seam the server uses for every storage call.
+//! through the same `Filesystem` seam the server uses for every storage call; or behind a
+//! file that panics when dropped unfinished ([`Mode::AbortPanics`]).
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ftpdlib::filesystem::{DirStream, FileReader, FileWriter, Stat, WriteMode};
@@ -23,7 +25,14 @@ pub enum Mode {
         after: u64,
         errno: i32,
     },
+    /// Every call goes through, but a file written panics when it is dropped before its
+    /// `finish` (an upload cut short): a bug in a back-end's abort path, met on the
+    /// reactor thread while the session closes. Counted in [`ABORT_PANICS`].
+    AbortPanics,
 }
+
+/// Files of [`Mode::AbortPanics`] that panicked when dropped, in this test process.
+pub static ABORT_PANICS: AtomicUsize = AtomicUsize::new(0);
 
 #[derive(Debug)]
 pub struct Faulty {
@@ -44,7 +53,7 @@ impl Faulty {
             }
             Mode::Fail => Err(io::Error::from_raw_os_error(libc::EIO)),
             Mode::Panic => panic!("storage panicked"),
-            Mode::Exhausted { .. } => f(&self.inner),
+            Mode::Exhausted { .. } | Mode::AbortPanics => f(&self.inner),
         }
     }
 
@@ -86,6 +95,41 @@ impl FileWriter for Limited {
     }
 }
 
+/// A file that panics when dropped before `finish` succeeded ([`Mode::AbortPanics`]).
+#[derive(Debug)]
+struct AbortPanics {
+    inner: Box<dyn FileWriter>,
+    finished: bool,
+}
+
+impl Write for AbortPanics {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl FileWriter for AbortPanics {
+    fn finish(&mut self) -> io::Result<()> {
+        self.inner.finish()?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for AbortPanics {
+    fn drop(&mut self) {
+        // Not while unwinding already: a second panic would abort the test process. The
+        // inner file is dropped either way, closing its descriptor.
+        if !self.finished && !std::thread::panicking() {
+            ABORT_PANICS.fetch_add(1, Ordering::SeqCst);
+            panic!("the storage fails on purpose: an unfinished upload is dropped");
+        }
+    }
+}
+
 impl Filesystem for Faulty {
     fn stat(&self, p: &Path) -> io::Result<Stat> {
         self.call(|f| f.stat(p))
@@ -106,6 +150,10 @@ impl Filesystem for Faulty {
                 inner,
                 left: after,
                 errno,
+            })),
+            Mode::AbortPanics => Ok(Box::new(AbortPanics {
+                inner,
+                finished: false,
             })),
             _ => Ok(inner),
         }

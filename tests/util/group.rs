@@ -1,12 +1,12 @@
 //! A [`ServerGroup`] of two reactors on a thread, seen from outside, with hooks that tell
 //! which reactor owns a session: the harness of `tests/group.rs`.
 
-use std::io;
-use std::net::SocketAddr;
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ftpdlib::{
     AuthError, Authorizer, Config, DummyAuthorizer, GroupHandle, Hooks, Perms, ServerGroup,
@@ -283,5 +283,67 @@ pub fn assert_sessions_open(g: &Group, n: u64) {
         "sessions_open {} instead of {n}; stray sessions {:?}",
         g.stats.sessions_open(),
         g.strays()
+    );
+}
+
+/// A connection's first reply line, or None when the connection is refused or reset (as
+/// those queued at the listener of a reactor that stopped are). Reads byte by byte, so
+/// nothing past the line is lost to a buffer.
+pub fn try_connect(g: &Group) -> Option<(Client, String)> {
+    let s = TcpStream::connect(g.addr).ok()?;
+    s.set_read_timeout(Some(PATIENCE)).ok()?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        match (&s).read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let line = String::from_utf8_lossy(&line).trim_end().to_string();
+    Some((g.mine(Client::from_stream(s)), line))
+}
+
+/// A connection past its 220, trying again while connections are reset; the refusal's
+/// text when one comes instead.
+pub fn connect_retrying(g: &Group) -> Result<Client, String> {
+    for _ in 0..20 {
+        match try_connect(g) {
+            Some((c, line)) if line.starts_with("220 ") => return Ok(c),
+            Some((_, line)) => return Err(line),
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    panic!("no reply from {} in 20 tries", g.addr);
+}
+
+/// Descriptors the test process holds.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// The descriptor count once it has held still for a second. The worker threads of the
+/// groups of earlier tests end on their own time (nobody waits for them), each releasing
+/// a descriptor as it goes; the caller sees to it that nothing else runs meanwhile.
+pub fn settled_fds() -> usize {
+    let end = Instant::now() + PATIENCE;
+    let mut last = open_fds();
+    let mut since = Instant::now();
+    while since.elapsed() < Duration::from_secs(1) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+        let n = open_fds();
+        if n != last {
+            (last, since) = (n, Instant::now());
+        }
+    }
+    last
+}
+
+#[track_caller]
+pub fn assert_fds(before: usize) {
+    assert!(
+        super::wait_until(PATIENCE, || open_fds() == before),
+        "{before} descriptors before, {} after",
+        open_fds()
     );
 }
