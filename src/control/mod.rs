@@ -557,16 +557,16 @@ impl ControlChannel {
     /// The TLS settings for a data connection of this session under `config`, sending or
     /// receiving; `None` before the control connection runs TLS.
     pub fn data_tls(&self, config: &TlsConfig, sending: bool) -> Option<DataTls> {
-        self.keys.data(config, sending, self.client_ip())
+        self.keys.data(config, Some(sending), self.client_ip())
     }
 
-    /// The TLS settings a new data connection starts with at once: under PROT P, the
-    /// no-ticket ones (see `DataChannel::set_early_tls`).
+    /// The TLS settings a new data connection starts with at once, under PROT P: the
+    /// direction is told later, by the transfer (see `DataChannel::set_early_tls`).
     pub fn early_data_tls(&self, config: &TlsConfig) -> Option<DataTls> {
         if !self.session.data_protected() {
             return None;
         }
-        self.keys.data(config, false, self.client_ip())
+        self.keys.data(config, None, self.client_ip())
     }
 
     // The server's answers to the session's actions, passed on.

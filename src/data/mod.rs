@@ -7,9 +7,11 @@
 //! most one [`Transfer`] and is then dropped, as stream mode wants (RFC 959 section 3.4.1: the
 //! end of the file is the close of the connection).
 //!
-//! Under PROT P the connected socket becomes TLS (the server in the server role) once both
-//! the connection and its transfer are there; the handshake runs inside the transfer's
-//! steps, under the handshake timeout rather than the stall timeout.
+//! Under PROT P the connected socket becomes TLS (the server in the server role) as soon as
+//! it is connected, before the transfer command (see [`DataChannel::set_early_tls`]); the
+//! handshake is finished inside the transfer's steps, under the handshake timeout rather
+//! than the stall timeout. The transfer tells the TLS stream its direction, which decides
+//! whether the connection issues a session ticket.
 //!
 //! The channel reports what happened as [`DataEvent`]s; the server hands them to the owning
 //! session. It does not read the clock: `now` comes in with every call.
@@ -26,7 +28,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
 use crate::config::DtpConfig;
-use crate::control::session::{DataFailure, Transfer, TransferError};
+use crate::control::session::{DataFailure, Direction, Transfer, TransferError};
 use crate::stats::{Conn, ServerStats, TransferGauge};
 use crate::throttle::{Buckets, Limits, Share, Throttle, Way};
 use crate::tls::{self, DataTls, Stream};
@@ -281,9 +283,13 @@ impl DataChannel {
         tls: Option<DataTls>,
     ) {
         // Settings given at PASV/PORT time (PROT P already on) win: the handshake may have
-        // started at accept. Otherwise the transfer's own, by direction.
-        if self.tls.is_none() && !self.is_tls() {
-            self.tls = tls;
+        // started at accept, and learns the direction now (a download issues a ticket, an
+        // upload none). Otherwise the transfer's own, which know it.
+        let sending = matches!(transfer.direction, Direction::Send(_));
+        match (&mut self.tls, &mut self.sock) {
+            (Some(early), _) => early.set_sending(sending),
+            (None, Sock::Connected(s)) if s.is_tls() => s.set_sending(sending),
+            (None, _) => self.tls = tls,
         }
         self.transfer = Some(Running::new(
             transfer,
@@ -306,14 +312,12 @@ impl DataChannel {
 
     /// TLS settings to start with as soon as the connection is up, before any transfer
     /// command: under PROT P, clients such as curl send their ClientHello right after
-    /// connecting and wait for the handshake before sending RETR. These are the
-    /// no-ticket settings, safe for uploads (no TLS 1.3 ticket to be reset away).
+    /// connecting and wait for the handshake before sending RETR. The direction is not
+    /// known yet: the stream holds the client's TLS 1.3 Finished, on which the tickets are
+    /// made, until [`attach`](Self::attach) tells it, so that a download issues a ticket and
+    /// an upload none (no TLS 1.3 ticket to be reset away).
     pub fn set_early_tls(&mut self, tls: Option<DataTls>) {
         self.tls = tls;
-    }
-
-    fn is_tls(&self) -> bool {
-        matches!(&self.sock, Sock::Connected(s) if s.is_tls())
     }
 
     /// The direction of the attached transfer, for the bandwidth limits.

@@ -151,8 +151,8 @@ impl FtpServer {
         }
     }
 
-    /// The TLS settings a new data connection of session `key` starts with at once: under
-    /// PROT P, the no-ticket ones (see [`DataChannel::set_early_tls`]).
+    /// The TLS settings a new data connection of session `key` starts with at once, under
+    /// PROT P, before the direction is known (see [`DataChannel::set_early_tls`]).
     pub(super) fn early_data_tls(
         &mut self,
         key: usize,

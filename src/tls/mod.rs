@@ -51,14 +51,18 @@ pub(crate) struct SessionTls {
     keys: Option<Keys>,
 }
 
-/// What a data channel needs to run TLS: its own configuration (made from the session's)
-/// and the policy.
+/// What a data channel needs to run TLS: its own configuration (made from the session's),
+/// the policy, and the direction of the transfer once known.
 #[derive(Debug)]
 pub(crate) struct DataTls {
     #[cfg(feature = "tls")]
     keys: DataKeys,
     #[cfg(feature = "tls")]
     reuse_required: bool,
+    /// Whether the transfer sends; `None` for a handshake that starts before the transfer
+    /// command (it then issues its ticket, or none, once the command has come).
+    #[cfg(feature = "tls")]
+    sending: Option<bool>,
     #[cfg(feature = "tls")]
     fin_ends_stream: bool,
     #[cfg(not(feature = "tls"))]
@@ -68,16 +72,18 @@ pub(crate) struct DataTls {
 }
 
 impl SessionTls {
-    /// The data channel settings for a transfer that sends (or receives) by the session's
-    /// client at `ip`, once the control connection has keys.
-    pub fn data(&self, config: &TlsConfig, sending: bool, ip: IpAddr) -> Option<DataTls> {
+    /// The data channel settings for a transfer that sends (`Some(true)`), receives
+    /// (`Some(false)`) or is not known yet (`None`), by the session's client at `ip`, once
+    /// the control connection has keys.
+    pub fn data(&self, config: &TlsConfig, sending: Option<bool>, ip: IpAddr) -> Option<DataTls> {
         #[cfg(feature = "tls")]
         {
             let keys = self.keys.as_ref()?;
             let reuse_required = config.data_session_reuse_required;
             Some(DataTls {
-                keys: keys.data(sending, ip, reuse_required),
+                keys: keys.data(ip, reuse_required),
                 reuse_required,
+                sending,
                 fin_ends_stream: !config.data_close_notify_required,
                 timeout: config.handshake_timeout,
             })
@@ -98,6 +104,21 @@ impl SessionTls {
         }
         #[cfg(not(feature = "tls"))]
         let _ = user;
+    }
+}
+
+impl DataTls {
+    /// The transfer command has come before the connection: whether it sends.
+    pub fn set_sending(&mut self, sending: bool) {
+        #[cfg(feature = "tls")]
+        {
+            self.sending = Some(sending);
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = sending;
+            match self.never {}
+        }
     }
 }
 
@@ -240,6 +261,17 @@ impl Stream {
         }
     }
 
+    /// The transfer command of a TLS data connection started early has come: whether it
+    /// sends (see [`TlsStream::set_sending`]). Nothing for a plain stream.
+    pub fn set_sending(&mut self, sending: bool) {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(t) = self {
+            t.set_sending(sending);
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = sending;
+    }
+
     /// CCC accepted: see [`TlsStream::cut_records`].
     pub fn cut_records(&mut self) {
         #[cfg(feature = "tls")]
@@ -301,6 +333,7 @@ impl Stream {
                         keys: &tls.keys,
                         require_resumption: tls.reuse_required,
                         fin_ends_stream: tls.fin_ends_stream,
+                        sending: tls.sending,
                     },
                 )))),
                 (s, Ok(_)) => Err((s, "already TLS".to_string())),

@@ -24,20 +24,29 @@
 //! session of its own either: a stranger who raced the client to the data port must not
 //! leave with a ticket that would pass the next time.
 //!
-//! # No session tickets on upload connections
+//! # One ticket per download, none per upload
 //!
 //! TLS 1.3 sends session tickets after the handshake. Clients that upload and then close
 //! without reading them (curl, rclone, lftp) leave unread bytes in their socket, the kernel
 //! answers the close with a reset, and the reset can destroy the tail of the upload still in
-//! the server's receive queue. Data connections that receive therefore send no tickets.
-//! Downloads and listings, which the client reads to the end, send one each: clients that use
-//! a TLS 1.3 ticket only once (rustls does, as RFC 8446 section 8.1 suggests) get a new one
-//! to resume the next data connection with, on top of the control connection's
-//! [`CONTROL_TICKETS`].
+//! the server's receive queue. Data connections that receive therefore send no TLS 1.3
+//! tickets. Downloads and listings, which the client reads to the end, send
+//! [`DATA_TICKETS`] each: clients that use a TLS 1.3 ticket only once (rustls does, as RFC
+//! 8446 section 8.1 suggests) get a new one to resume the next data connection with, on top
+//! of the control connection's [`CONTROL_TICKETS`].
+//!
+//! All data connections share one configuration; the direction is decided per connection,
+//! by its gate, when the tickets are made. Under PROT P the handshake starts as soon as the
+//! data connection is up, before the transfer command tells the direction, but a TLS 1.3
+//! server makes its tickets only on the client's Finished: the stream holds that message
+//! back until the transfer is known (see `stream.rs`), and [`Gate::refuse_tickets`] turns
+//! an upload's tickets off before it is read. TLS 1.2 tickets are part of the handshake,
+//! read by every client, and are issued either way.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
@@ -55,6 +64,9 @@ const TAG_LEN: usize = 8;
 /// TLS 1.3 tickets sent on the control connection, each good for one resumption by clients
 /// that use tickets once.
 const CONTROL_TICKETS: usize = 8;
+/// TLS 1.3 tickets sent on a data connection that sends (a download or a listing): one to
+/// replace the ticket its handshake used.
+const DATA_TICKETS: usize = 1;
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every update is a
 /// single insert or remove).
@@ -183,6 +195,9 @@ struct DataGate {
     reuse_required: bool,
     /// The tag of the session the client offered and this connection admitted.
     admitted: Mutex<Option<u64>>,
+    /// The connection receives under TLS 1.3: it issues nothing (see the module
+    /// documentation).
+    no_tickets: AtomicBool,
 }
 
 impl Gate {
@@ -224,15 +239,26 @@ impl Gate {
         Some(tagged)
     }
 
+    /// A data connection that turned out to receive under TLS 1.3 issues nothing from now
+    /// on. Called before the client's Finished, on which a TLS 1.3 server makes its
+    /// tickets, is read.
+    pub(super) fn refuse_tickets(&self) {
+        if let Some(d) = &self.data {
+            d.no_tickets.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// `value` with a tag in front, or `None` when the connection may not issue it. A
     /// control connection tags with its FTP session. A data connection that resumed
     /// re-issues the tag it was offered: the client gains nothing it did not hold, even
     /// when the verdict goes against it later. A full handshake on a data connection issues
     /// nothing where reuse is required (a stranger who raced the client to the port must
-    /// not leave with a ticket that would pass), and the session's own tag otherwise.
+    /// not leave with a ticket that would pass), and the session's own tag otherwise. A
+    /// TLS 1.3 upload issues nothing at all.
     fn seal(&self, value: &[u8]) -> Option<Vec<u8>> {
         let tag = match &self.data {
             None => self.tag,
+            Some(d) if d.no_tickets.load(Ordering::Relaxed) => return None,
             Some(d) => match *lock(&d.admitted) {
                 Some(tag) => tag,
                 None if d.reuse_required => return None,
@@ -310,14 +336,13 @@ impl StoresServerSessions for GatedCache {
 }
 
 /// One FTP session's TLS keys: its tag, its control connection's configuration, which
-/// issues session tickets, and the bases of its data connections' configurations (those
-/// that send data issue one ticket, those that receive none).
+/// issues session tickets, and the base of its data connections' configurations (whose
+/// gates decide, by direction, whether they issue a ticket).
 pub(crate) struct SessionKeys {
     server: Arc<ServerTls>,
     tag: u64,
     pub control: Arc<ServerConfig>,
-    data_send: ServerConfig,
-    data_receive: ServerConfig,
+    data: ServerConfig,
     /// The user last recorded as the tag's owner.
     user: Option<String>,
 }
@@ -360,11 +385,9 @@ impl SessionKeys {
             gate,
         });
         control.send_tls13_tickets = CONTROL_TICKETS;
-        let mut data_send = base.clone();
-        data_send.ticketer = ticketer;
-        data_send.send_tls13_tickets = 1;
-        let mut data_receive = data_send.clone();
-        data_receive.send_tls13_tickets = 0;
+        let mut data = base;
+        data.ticketer = ticketer;
+        data.send_tls13_tickets = DATA_TICKETS;
         lock(&server.owners).by_tag.insert(
             tag,
             Owner {
@@ -377,8 +400,7 @@ impl SessionKeys {
             server: Arc::clone(server),
             tag,
             control: Arc::new(control),
-            data_send,
-            data_receive,
+            data,
             user: None,
         })
     }
@@ -394,15 +416,11 @@ impl SessionKeys {
         }
     }
 
-    /// The configuration of one data connection of this session, for a transfer that
-    /// sends (or receives), by the session's client at `ip`. Each data connection has its
-    /// own, as its gate records what it admitted.
-    pub fn data(&self, sending: bool, ip: IpAddr, reuse_required: bool) -> DataKeys {
-        let mut config = if sending {
-            self.data_send.clone()
-        } else {
-            self.data_receive.clone()
-        };
+    /// The configuration of one data connection of this session, by the session's client
+    /// at `ip`. Each data connection has its own, as its gate records what it admitted and
+    /// whether it receives.
+    pub fn data(&self, ip: IpAddr, reuse_required: bool) -> DataKeys {
+        let mut config = self.data.clone();
         let gate = Arc::new(Gate {
             server: Arc::clone(&self.server),
             tag: self.tag,
@@ -411,6 +429,7 @@ impl SessionKeys {
                 ip,
                 reuse_required,
                 admitted: Mutex::new(None),
+                no_tickets: AtomicBool::new(false),
             }),
         });
         config.ticketer = Arc::new(GatedTickets {

@@ -16,6 +16,17 @@
 //! if the socket takes it, and is returned as an `io::Error` carrying a [`TlsError`]; every
 //! call after that fails the same way, so a broken connection cannot spin.
 //!
+//! # Holding the client's Finished until the direction is known
+//!
+//! A TLS 1.3 server makes its session tickets when it reads the client's Finished, and a
+//! data connection may issue one only if it sends (see `reuse.rs`). Under PROT P the
+//! handshake starts at connect, before the transfer command; until that command tells the
+//! direction, the stream feeds rustls the client's records only up to the first one of
+//! content type application_data (23), which in a TLS 1.3 handshake is the encrypted
+//! Finished. The client is not kept waiting: its side of the handshake is over once it has
+//! sent that Finished. A HelloRetryRequest's second ClientHello, and every message of a
+//! TLS 1.2 handshake, are handshake records and pass.
+//!
 //! # The end of an upload
 //!
 //! A receiving data connection ends at the client's close_notify. A TCP FIN without one
@@ -30,13 +41,15 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use mio::net::TcpStream;
-use rustls::{HandshakeKind, ServerConnection};
+use rustls::{HandshakeKind, ProtocolVersion, ServerConnection};
 
 use super::reuse::{DataKeys, Gate, Verdict};
 
 /// How much TLS output a data connection may queue: large enough for full 16 KiB records
 /// in a row, small enough to keep the per-turn budget meaningful.
 const DATA_BUFFER_LIMIT: usize = 256 * 1024;
+/// The TLS record content type of application data, and of every encrypted TLS 1.3 record.
+const APPLICATION_DATA: u8 = 23;
 /// Socket reads on data connections: rustls reads at most one record (16 KiB) at a time,
 /// so TLS records are read from the socket in batches of this size and handed over from
 /// memory.
@@ -83,6 +96,11 @@ pub(crate) struct TlsStream {
     reuse_check: Option<Arc<Gate>>,
     /// The reuse verdict has waited for an owner's login (logged once).
     waited: bool,
+    /// Data connections: the gate that decides whether the connection issues tickets.
+    tickets: Option<Arc<Gate>>,
+    /// Data connections: whether the transfer sends (`None` until the transfer command). The
+    /// client's Finished waits for it (see the module documentation).
+    sending: Option<bool>,
     /// A TCP FIN between two records ends the stream like a close_notify (data
     /// connections, unless the policy requires close_notify).
     fin_ends_stream: bool,
@@ -135,6 +153,33 @@ impl RecordCut {
         }
     }
 
+    /// Where, in `avail` (the bytes that follow those consumed), the first record of content
+    /// type `kind` begins; `None` when no such record begins within `avail`.
+    fn next_record_of(&self, avail: &[u8], kind: u8) -> Option<usize> {
+        // The end of the current record, whose type byte has been consumed already.
+        let mut pos = if self.header.is_empty() {
+            0
+        } else if self.header.len() < 5 {
+            let need = 5 - self.header.len();
+            if avail.len() < need {
+                return None;
+            }
+            let mut header = self.header.clone();
+            header.extend_from_slice(&avail[..need]);
+            need + usize::from(u16::from_be_bytes([header[3], header[4]]))
+        } else {
+            self.body_left
+        };
+        while pos < avail.len() {
+            if avail[pos] == kind {
+                return Some(pos);
+            }
+            let len = avail.get(pos + 3..pos + 5)?;
+            pos += 5 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+        }
+        None
+    }
+
     /// Accounts for `fed` bytes handed to rustls.
     fn consume(&mut self, mut fed: &[u8]) {
         while !fed.is_empty() {
@@ -183,22 +228,27 @@ pub(crate) enum Role<'a> {
         require_resumption: bool,
         /// A TCP FIN between two records is the end of the stream.
         fin_ends_stream: bool,
+        /// Whether the transfer sends, if known yet.
+        sending: Option<bool>,
     },
 }
 
 impl TlsStream {
     /// A TLS stream for a data connection (larger buffers) or a control connection.
     pub fn new(sock: TcpStream, mut conn: ServerConnection, role: Role<'_>) -> TlsStream {
-        let (data, reuse_check, fin_ends_stream) = match role {
-            Role::Control => (false, None, false),
+        let (data, reuse_check, tickets, fin_ends_stream, sending) = match role {
+            Role::Control => (false, None, None, false, None),
             Role::Data {
                 keys,
                 require_resumption,
                 fin_ends_stream,
+                sending,
             } => (
                 true,
                 require_resumption.then(|| Arc::clone(&keys.gate)),
+                Some(Arc::clone(&keys.gate)),
                 fin_ends_stream,
+                sending,
             ),
         };
         if data {
@@ -214,6 +264,8 @@ impl TlsStream {
             conn,
             reuse_check,
             waited: false,
+            tickets,
+            sending,
             fin_ends_stream,
             framing: data.then(RecordCut::default),
             failed: None,
@@ -222,6 +274,37 @@ impl TlsStream {
             in_len: 0,
             eof: false,
             ccc: None,
+        }
+    }
+
+    /// The transfer command has come: whether it sends. Releases the client's Finished, if
+    /// it was held; the caller drives the stream next.
+    pub fn set_sending(&mut self, sending: bool) {
+        self.sending = Some(sending);
+    }
+
+    /// How many of `avail` (unread TLS bytes) may be handed to rustls during a data
+    /// connection's handshake: all, unless a TLS 1.3 Finished is among them and the direction
+    /// is not known yet (see the module documentation). Turns an upload's tickets off
+    /// before its Finished is read.
+    fn handshake_limit(&self, avail: &[u8]) -> usize {
+        let (Some(gate), Some(framing)) = (&self.tickets, &self.framing) else {
+            return avail.len();
+        };
+        if !self.conn.is_handshaking() {
+            return avail.len();
+        }
+        let Some(at) = framing.next_record_of(avail, APPLICATION_DATA) else {
+            return avail.len();
+        };
+        match self.sending {
+            None => at,
+            Some(sending) => {
+                if !sending && self.conn.protocol_version() == Some(ProtocolVersion::TLSv1_3) {
+                    gate.refuse_tickets();
+                }
+                avail.len()
+            }
         }
     }
 
@@ -355,7 +438,14 @@ impl TlsStream {
         }
         if self.in_pos < self.in_len {
             let avail = &self.inbuf[self.in_pos..self.in_len];
-            let limit = self.ccc.as_ref().map_or(avail.len(), |c| c.limit(avail));
+            let limit = match &self.ccc {
+                Some(c) => c.limit(avail),
+                None => self.handshake_limit(avail),
+            };
+            if limit == 0 {
+                // The client's Finished waits for the transfer command.
+                return Ok(false);
+            }
             let mut pending = &avail[..limit];
             let n = self.conn.read_tls(&mut pending)?;
             let fed = &self.inbuf[self.in_pos..self.in_pos + n];
@@ -593,5 +683,49 @@ impl Write for TlsStream {
     fn flush(&mut self) -> io::Result<()> {
         self.check()?;
         self.write_out()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RecordCut, APPLICATION_DATA};
+
+    /// A TLS record of content type `kind` with `len` body bytes.
+    fn record(kind: u8, len: usize) -> Vec<u8> {
+        let mut r = vec![kind, 3, 3, (len >> 8) as u8, (len & 0xff) as u8];
+        r.resize(5 + len, 0xAA);
+        r
+    }
+
+    #[test]
+    fn finds_the_next_record_of_a_type_wherever_the_bytes_were_cut() {
+        // What a TLS 1.3 client sends after the server's flight: a change_cipher_spec, then
+        // its Finished in an application_data record.
+        let mut bytes = record(20, 1);
+        let at = bytes.len();
+        bytes.extend(record(APPLICATION_DATA, 300));
+        for split in 0..bytes.len() {
+            let mut cut = RecordCut::default();
+            cut.consume(&bytes[..split]);
+            // Past its first byte, the record is the current one, not a next one.
+            let want = (split <= at).then(|| at - split);
+            assert_eq!(
+                cut.next_record_of(&bytes[split..], APPLICATION_DATA),
+                want,
+                "cut at {split}"
+            );
+        }
+        let cut = RecordCut::default();
+        let handshake = record(22, 10);
+        assert_eq!(cut.next_record_of(&handshake, APPLICATION_DATA), None);
+        // A header cut short after a whole record: nothing known yet.
+        let mut short = handshake.clone();
+        short.extend_from_slice(&[22, 3]);
+        assert_eq!(cut.next_record_of(&short, APPLICATION_DATA), None);
+        short[handshake.len()] = APPLICATION_DATA;
+        assert_eq!(
+            cut.next_record_of(&short, APPLICATION_DATA),
+            Some(handshake.len())
+        );
     }
 }
