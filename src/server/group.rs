@@ -34,7 +34,9 @@
 //! closing panic too (the same code, called again as the sessions close), the sessions
 //! are dropped without calling into them; one whose drop panics as well (another upload's
 //! file of the same storage, say) does not keep the others. This needs panics that unwind,
-//! Rust's default: under `panic = "abort"` a panic ends the process.
+//! Rust's default: under `panic = "abort"` a panic ends the process. A reactor that fails
+//! instead (its poll cannot be made, for want of descriptors, say) stops the whole group,
+//! so that no listener is left bound with nobody accepting on it.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -202,7 +204,9 @@ impl ServerGroup {
     ///
     /// # Errors
     /// A thread that could not be started (the reactors already started are stopped
-    /// first), a poll error, or every reactor stopped by a panic.
+    /// first), a poll error (a reactor that cannot make its poll, say for want of
+    /// descriptors, or whose poll fails: the other reactors are stopped too), or every
+    /// reactor stopped by a panic.
     pub fn serve_forever(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let (max_cons, max_per_ip) = (self.max_cons, self.max_cons_per_ip);
         let handle = self.handle();
@@ -213,7 +217,10 @@ impl ServerGroup {
                 server.max_cons_per_ip = max_per_ip;
                 let started = std::thread::Builder::new()
                     .name(format!("ftpd-reactor-{i}"))
-                    .spawn_scoped(scope, move || run_reactor(i, server, timeout));
+                    .spawn_scoped(scope, {
+                        let group = handle.clone();
+                        move || run_reactor(i, server, timeout, &group)
+                    });
                 match started {
                     Ok(t) => threads.push(t),
                     Err(e) => {
@@ -253,11 +260,25 @@ enum Ending {
 }
 
 /// Runs one reactor until it stops, catching a panic: logged and counted, and then its
-/// sessions closed, so the limits the group shares get their slots back.
-fn run_reactor(i: usize, server: &mut FtpServer, timeout: Option<Duration>) -> io::Result<Ending> {
+/// sessions closed, so the limits the group shares get their slots back. A reactor that
+/// fails (its poll cannot be made, or fails) stops the whole `group`: left alone, its
+/// listener would stay bound, and the kernel would go on handing it a share of the new
+/// connections that nobody accepts.
+fn run_reactor(
+    i: usize,
+    server: &mut FtpServer,
+    timeout: Option<Duration>,
+    group: &GroupHandle,
+) -> io::Result<Ending> {
     let run = panic::catch_unwind(AssertUnwindSafe(|| server.serve_forever(timeout, None)));
     let payload = match run {
-        Ok(result) => return result.map(|()| Ending::Stopped),
+        Ok(Ok(())) => return Ok(Ending::Stopped),
+        Ok(Err(e)) => {
+            logger::logerror(&format!("reactor {i} failed: {e}; stopping the group"));
+            group.close_all();
+            close_or_abandon(i, server);
+            return Err(e);
+        }
         Err(payload) => payload,
     };
     let what = payload
@@ -270,6 +291,14 @@ fn run_reactor(i: usize, server: &mut FtpServer, timeout: Option<Duration>) -> i
         "reactor {i} panicked ({what}); closing its {} sessions, the other reactors go on",
         server.session_count()
     ));
+    close_or_abandon(i, server);
+    Ok(Ending::Panicked)
+}
+
+/// Closes the listeners and sessions of a reactor that stopped serving, giving their
+/// slots back; should closing panic (the same code, called again as the sessions close),
+/// drops them without calling into them.
+fn close_or_abandon(i: usize, server: &mut FtpServer) {
     if panic::catch_unwind(AssertUnwindSafe(|| server.close_all())).is_err()
         && panic::catch_unwind(AssertUnwindSafe(|| server.abandon())).is_err()
     {
@@ -277,7 +306,6 @@ fn run_reactor(i: usize, server: &mut FtpServer, timeout: Option<Duration>) -> i
             "reactor {i} could not close its sessions; they close when the group is dropped"
         ));
     }
-    Ok(Ending::Panicked)
 }
 
 /// Stops or reaches every reactor of a [`ServerGroup`] from any thread.
