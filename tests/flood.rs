@@ -189,3 +189,38 @@ fn command_flood_closes_the_session() {
     // Other sessions are not affected.
     s.login("user").cmd("NOOP", 200);
 }
+
+/// Sessions opened before a ban cannot go on guessing: once the address is banned, a
+/// PASS on any of them, right or wrong, gets the ban's 421 without a password check and
+/// the session closes. Another address is not affected.
+#[test]
+fn a_ban_stops_the_sessions_already_open_from_guessing() {
+    let s = TestServer::start_with(|c, _| {
+        c.max_login_attempts = 100;
+        c.flood.max_failed_logins = 3;
+        c.flood.failed_login_window = Duration::from_secs(30);
+        c.flood.ban_duration = Duration::from_secs(30);
+    });
+    let bad = Ipv4Addr::new(127, 0, 0, 4);
+    // Ten sessions open first, as someone guessing would.
+    let mut open: Vec<Client> = (0..10)
+        .map(|_| {
+            let mut c = client_from(bad, &s);
+            c.expect(220);
+            c
+        })
+        .collect();
+    for c in open.iter_mut().take(3) {
+        fail_login(c);
+    }
+    // Banned now: the right password on an open session is not even checked.
+    for c in open.iter_mut().skip(3) {
+        c.cmd("USER user", 331);
+        let r = c.cmd("PASS pass", 421);
+        assert_eq!(r.lines, ["421 Too many failed logins; try again later."]);
+        assert!(c.closed_by_server());
+    }
+    let mut other = client_from(Ipv4Addr::new(127, 0, 0, 5), &s);
+    other.expect(220);
+    other.login("user", "pass");
+}

@@ -41,6 +41,9 @@ impl FtpServer {
     /// Runs a session's request: at once where it is cheap, else on the pool.
     pub(super) fn run_request(&mut self, key: usize, req: request::Request, now: Instant) {
         let id = req.id;
+        if req.is_login() && self.refuse_banned_login(key, id, now) {
+            return;
+        }
         let c = if req.is_inline() {
             req.run()
         } else if let Some(pool) = self.pool() {
@@ -55,6 +58,29 @@ impl FtpServer {
         if let Some(ctl) = self.control_mut(key) {
             ctl.handle_completion(now, id, c);
         }
+    }
+
+    /// A session whose address was banned after it connected (it, or others from its
+    /// address, failed too often) gets no password check: 421 and closed, as a new
+    /// connection from that address is. Otherwise the sessions opened before the ban could
+    /// go on guessing. Returns whether it refused.
+    fn refuse_banned_login(&mut self, key: usize, id: u64, now: Instant) -> bool {
+        let Some(ip) = self.control_mut(key).map(|c| c.peer_ip()) else {
+            return false;
+        };
+        if !self.is_banned(ip, now) {
+            return false;
+        }
+        log::warn!(target: crate::logger::LOG, "{ip} banned: login refused unchecked");
+        if let Some(ctl) = self.control_mut(key) {
+            let c = Completion::Internal {
+                code: 421,
+                text: "Too many failed logins; try again later.".into(),
+                close: true,
+            };
+            ctl.handle_completion(now, id, c);
+        }
+        true
     }
 
     /// Makes piece `id` of a data channel's listing on the pool, whatever the storage: the

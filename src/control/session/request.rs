@@ -253,6 +253,11 @@ impl Request {
         }
     }
 
+    /// Whether this is a login (the password check of PASS).
+    pub fn is_login(&self) -> bool {
+        matches!(self.op, Op::Login { .. })
+    }
+
     /// Whether the work is cheap enough to run on the reactor thread: storage calls on a
     /// storage that says so ([`Filesystem::is_inline`]). A login never is: password hashes
     /// are slow on purpose, and a user's authorizer may ask the network. Nor is a listing:
