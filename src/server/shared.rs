@@ -4,9 +4,9 @@
 //! its own, so the two shapes run the same code.
 //!
 //! Each part is a [`Locked`] mutex of its own, taken where its event happens: admission on
-//! accept and at a session's end, the flood table on accept and on a failed login, the
-//! bandwidth pool on the turns of transfers that a user or server limit applies to. No
-//! command takes a lock. Time is passed in, as everywhere in the server. A lock found
+//! accept and at a session's end, the flood table on accept and at each login (PASS: is
+//! the address banned?) and failed login, the bandwidth pool on the turns of transfers
+//! that a user or server limit applies to. No other command takes a lock. Time is passed in, as everywhere in the server. A lock found
 //! taken is counted ([`ServerStats::lock_waits`]), which is how the cost of sharing is
 //! measured.
 //!
