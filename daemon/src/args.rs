@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use ftpdlib::authorizer::crypt::{self, Method};
+use ftpdlib::authorizer::crypt::Method;
 use ftpdlib::proxy::{ProxyNetwork, ProxyProtocol};
 use ftpdlib::throttle::parse_rate;
 use ftpdlib::{MasqueradeRule, TlsRequired};
@@ -770,33 +770,6 @@ fn check(o: &Options, tls: bool) -> Result<(), String> {
     if tls_flag && o.tls_cert.is_none() {
         return Err("the --tls-* options need --tls-cert and --tls-key".to_string());
     }
-    Ok(())
-}
-
-/// `ftpdlib hash-password`: one line from stdin in, its hash out.
-pub(crate) fn hash_password(method: Method) -> Result<(), String> {
-    use std::io::IsTerminal;
-    // At a terminal the password is asked for with echo off (rpassword: the termios dance
-    // done right, restored on every path); from a pipe it is the first line.
-    let line = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password("Password: ")
-            .map_err(|e| format!("can't read the password: {e}"))?
-    } else {
-        let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(|e| format!("can't read the password: {e}"))?;
-        line
-    };
-    let password = line
-        .strip_suffix('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .unwrap_or(&line);
-    if password.is_empty() {
-        return Err("empty password on standard input".to_string());
-    }
-    let hash = crypt::hash_password(password, method).map_err(|e| e.to_string())?;
-    println!("{hash}");
     Ok(())
 }
 

@@ -17,10 +17,12 @@
 //! `args.rs` parses the command line, `config_file.rs` the `--config` file, `settings.rs`
 //! turns the options into the server's settings (users file, certificate, authorizer),
 //! `logging/` writes the log (standard error, a file or syslog; text or JSON), `serve.rs`
-//! runs the reactors and answers the signals; this file puts them together.
+//! runs the reactors and answers the signals, `hash_password.rs` is the `hash-password`
+//! subcommand; this file puts them together.
 
 mod args;
 mod config_file;
+mod hash_password;
 mod logging;
 mod metrics;
 mod seconds;
@@ -39,7 +41,8 @@ use ftpdlib::{Config, ServerGroup, XferLog};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use args::{hash_password, parse_args, Options, Parsed};
+use args::{parse_args, Options, Parsed};
+use hash_password::hash_password;
 use serve::serve;
 use settings::{perm, system_authorizer, tls_config, user_limits, virtual_authorizer};
 
