@@ -34,24 +34,47 @@ fn resource_exhausted(e: &io::Error) -> bool {
     )
 }
 
-/// Keeps TCP urgent data in the normal stream. Clients such as ftplib send ABOR with
-/// MSG_OOB (RFC 959's Synch), which makes its last byte urgent; without this option the
-/// kernel takes that byte out of the stream and the line never ends.
-fn set_oob_inline(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
+/// Sets an integer socket option (`level`, `name`) of `sock` to 1.
+pub(super) fn enable_option(
+    sock: &impl std::os::fd::AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: setsockopt reads `on` (a live local of the stated size) on an open socket.
     let rc = unsafe {
         libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_OOBINLINE,
+            sock.as_raw_fd(),
+            level,
+            name,
             (&on as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if rc != 0 {
-        logger::logerror(&format!("SO_OOBINLINE: {}", io::Error::last_os_error()));
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Keeps TCP urgent data in the normal stream. Clients such as ftplib send ABOR with
+/// MSG_OOB (RFC 959's Synch), which makes its last byte urgent; without this option the
+/// kernel takes that byte out of the stream and the line never ends.
+fn set_oob_inline(stream: &TcpStream) {
+    if let Err(e) = enable_option(stream, libc::SOL_SOCKET, libc::SO_OOBINLINE) {
+        logger::logerror(&format!("SO_OOBINLINE: {e}"));
+    }
+}
+
+/// The text of the 421 a refused connection gets (a session refused its login over a ban
+/// gets the same).
+pub(super) fn refusal_text(why: Refusal) -> &'static str {
+    match why {
+        Refusal::Banned => "Too many failed logins; try again later.",
+        Refusal::MaxCons => "Too many connections. Service temporarily unavailable.",
+        Refusal::MaxConsPerIp => "Too many connections from the same IP address.",
+        Refusal::Busy => "Server busy.",
     }
 }
 
@@ -241,12 +264,7 @@ impl FtpServer {
 
     /// Answers a refused connection with its 421, counts and logs it, and drops it.
     fn refuse(&mut self, mut stream: TcpStream, peer: SocketAddr, why: Refusal) {
-        let msg = match why {
-            Refusal::Banned => "421 Too many failed logins; try again later.\r\n",
-            Refusal::MaxCons => "421 Too many connections. Service temporarily unavailable.\r\n",
-            Refusal::MaxConsPerIp => "421 Too many connections from the same IP address.\r\n",
-            Refusal::Busy => "421 Server busy.\r\n",
-        };
+        let msg = format!("421 {}\r\n", refusal_text(why));
         self.stats.refused(why);
         self.stats.reply(421);
         log::warn!(target: logger::LOG, "{peer} refused: {}", msg.trim_end());
@@ -270,10 +288,10 @@ impl FtpServer {
         self.start_session(stream, peer, ip, now);
     }
 
-    /// Counted in `admit` but never started: gives the slot back. Called before the socket
-    /// closes, as at a session's end, so a client that sees the close and connects again
-    /// finds its slot free on any reactor.
-    fn unadmit(&mut self, ip: IpAddr) {
+    /// Gives back the slot `admit` counted for a session of `ip` (that ended, or never
+    /// started). Called before the socket closes, so a client that sees the close and
+    /// connects again finds its slot free on any reactor.
+    pub(super) fn unadmit(&mut self, ip: IpAddr) {
         self.shared.admission.lock(&self.stats).leave(ip);
     }
 
@@ -339,7 +357,7 @@ impl FtpServer {
         // end may connect again at once, and another reactor of the group may take that
         // connection before this one gets any further.
         self.sessions -= 1;
-        self.shared.admission.lock(&self.stats).leave(ip);
+        self.unadmit(ip);
         self.remove(key);
     }
 }

@@ -51,6 +51,7 @@ use crate::config::Config;
 use crate::logger;
 use crate::stats::ServerStats;
 
+use super::accept::enable_option;
 use super::{FtpServer, StopHandle};
 
 /// Backlog of each listener, as mio's own `TcpListener::bind`.
@@ -342,26 +343,6 @@ impl GroupHandle {
     }
 }
 
-/// Sets an integer socket option to 1.
-fn enable(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads `on` (a live local of the stated size) on an open socket.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// A non-blocking listener on `addr` with `SO_REUSEADDR` and `SO_REUSEPORT`, so that every
 /// reactor of a group can bind it.
 fn bind_shared(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -382,8 +363,8 @@ fn bind_shared(addr: SocketAddr) -> io::Result<TcpListener> {
     }
     // SAFETY: `raw` is a descriptor just opened and owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    enable(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
-    enable(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT)?;
+    enable_option(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
+    enable_option(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT)?;
     let rc = match addr {
         SocketAddr::V4(a) => {
             let sin = libc::sockaddr_in {

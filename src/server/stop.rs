@@ -183,7 +183,7 @@ impl FtpServer {
             if let Some(c) = self.control_mut(key) {
                 let ip = c.peer_ip();
                 self.sessions = self.sessions.saturating_sub(1);
-                self.shared.admission.lock(&self.stats).leave(ip);
+                self.unadmit(ip);
             }
             // `remove` has taken the entry out of the slab, its timer, queue place and
             // registration with it, before the entry drops: a panic in that drop leaves

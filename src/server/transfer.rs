@@ -10,7 +10,7 @@ use crate::control::session::{DataFailure, TransferError};
 use crate::data::DataEvent;
 use crate::stats::DataConnFailure;
 use crate::stats::ServerStats;
-use crate::throttle::{Allowance, BandwidthPool, Way};
+use crate::throttle::{Allowance, BandwidthPool, Limits, Way};
 
 use super::action::connect_failure;
 use super::shared::Shared;
@@ -31,16 +31,19 @@ fn failure(event: &DataEvent) -> Option<DataConnFailure> {
     }
 }
 
-/// The bandwidth pool a transfer draws on: the group's, locked, when a user or server limit
-/// applies to it (`shared`); else the reactor's own, which holds no bucket, so the turns
-/// of unlimited transfers take no lock.
+/// The bandwidth pool a transfer in direction `way` of `user` (when limited) draws on: the
+/// group's, locked, when the server's limit (`max_rate`) or a user's applies to it; else
+/// the reactor's own, which holds no bucket, so the turns of unlimited transfers take no
+/// lock.
 fn pool<'a>(
-    shared: bool,
+    max_rate: Limits,
+    way: Way,
+    user: Option<&str>,
     group: &'a Shared,
     own: &'a mut BandwidthPool,
     stats: &ServerStats,
 ) -> PoolGuard<'a> {
-    if shared {
+    if max_rate.get(way) > 0 || user.is_some() {
         PoolGuard::Shared(group.bandwidth.lock(stats))
     } else {
         PoolGuard::Own(own)
@@ -110,8 +113,15 @@ impl FtpServer {
             }
             _ => (None, None),
         };
-        let shared = self.config.max_rate.get(way) > 0 || user.is_some();
-        let mut pool = pool(shared, &self.shared, &mut self.unshared, &self.stats);
+        let (shared, stats) = (&self.shared, &self.stats);
+        let mut pool = pool(
+            self.config.max_rate,
+            way,
+            user,
+            shared,
+            &mut self.unshared,
+            stats,
+        );
         pool.allowance(own, way, user, remaining, now)
     }
 
@@ -156,9 +166,11 @@ impl FtpServer {
             }) = self.channels.get_mut(key)
             {
                 if dc.share.is_none() {
-                    let shared = self.config.max_rate.get(way) > 0 || user.is_some();
-                    let mut pool = pool(shared, &self.shared, &mut self.unshared, &self.stats);
-                    dc.share = pool.join(way, user.as_deref()).map(Box::new);
+                    let user = user.as_deref();
+                    let (shared, stats) = (&self.shared, &self.stats);
+                    let own = &mut self.unshared;
+                    let mut pool = pool(self.config.max_rate, way, user, shared, own, stats);
+                    dc.share = pool.join(way, user).map(Box::new);
                 }
             }
             if let Some(a) = self.allowance(key, way, user.as_deref(), now) {
@@ -202,9 +214,17 @@ impl FtpServer {
                     }) => dc.throttle_mut(way),
                     _ => None,
                 };
-                let shared = self.config.max_rate.get(way) > 0 || user.is_some();
-                let mut pool = pool(shared, &self.shared, &mut self.unshared, &self.stats);
-                pool.consume(own, way, user.as_deref(), moved, now);
+                let user = user.as_deref();
+                let (shared, stats) = (&self.shared, &self.stats);
+                let mut pool = pool(
+                    self.config.max_rate,
+                    way,
+                    user,
+                    shared,
+                    &mut self.unshared,
+                    stats,
+                );
+                pool.consume(own, way, user, moved, now);
             }
             if again {
                 match (turn_end, self.allowance(key, way, user.as_deref(), now)) {

@@ -10,6 +10,7 @@ use crate::control::session::{request, Completion};
 use crate::listing::{Listing, CHUNK_ENTRIES};
 use crate::logger;
 use crate::pool::{Done, Reply, WorkerPool};
+use crate::stats::Refusal;
 
 use super::FtpServer;
 
@@ -75,7 +76,7 @@ impl FtpServer {
         if let Some(ctl) = self.control_mut(key) {
             let c = Completion::Internal {
                 code: 421,
-                text: "Too many failed logins; try again later.".into(),
+                text: super::accept::refusal_text(Refusal::Banned).into(),
                 close: true,
             };
             ctl.handle_completion(now, id, c);
