@@ -195,17 +195,13 @@ impl Watcher {
         self.handle.call_each(move |_, s| {
             let _ = tx.send(f(s));
         });
-        let live = self
-            .handle
-            .reactors()
-            .len()
-            .saturating_sub(usize::try_from(self.stats.reactor_panics()).unwrap_or(usize::MAX));
         let end = Instant::now() + ANSWER;
         let mut sum = 0;
-        for _ in 0..live {
+        loop {
             match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
                 Ok(n) => sum += n,
-                // The others have stopped: their mailboxes dropped what was sent.
+                // Every reactor has run `f` or stopped (a stopped reactor's mailbox drops
+                // what is sent to it): the last sender is gone.
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     log::warn!(
