@@ -17,7 +17,6 @@ use util::{free_port, random_bytes, require, run, serve_daemon, Client, TempDir}
 /// The command serving `root` to "user"/"pass" with metrics on a free port, plus `flags`;
 /// the daemon, its FTP port and its metrics address.
 fn serve_with_metrics(root: &TempDir, flags: &[&str]) -> (util::Daemon, u16, String) {
-    let metrics = format!("127.0.0.1:{}", free_port());
     let mut args = vec![
         "-d",
         root.path().to_str().unwrap(),
@@ -29,11 +28,20 @@ fn serve_with_metrics(root: &TempDir, flags: &[&str]) -> (util::Daemon, u16, Str
         "--auth-failed-delay",
         "0",
         "--metrics",
-        &metrics,
+        "127.0.0.1:0",
     ];
     args.extend_from_slice(flags);
-    let (daemon, port) = serve_daemon(&args);
-    (daemon, port, metrics)
+    let (daemon, port, log) = util::serve_daemon_logged(&args);
+    (daemon, port, metrics_address(&log))
+}
+
+/// The address of the "metrics on http://ADDR/metrics" line in `log`.
+fn metrics_address(log: &[String]) -> String {
+    log.iter()
+        .find_map(|l| l.split("metrics on http://").nth(1))
+        .and_then(|rest| rest.split("/metrics").next())
+        .unwrap_or_else(|| panic!("no metrics address logged: {log:#?}"))
+        .to_string()
 }
 
 /// GETs `path` from the metrics server with curl: (status, body).

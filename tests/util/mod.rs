@@ -407,12 +407,27 @@ pub fn write_files(dir: &Path, sizes: &[usize], seed: u64) -> Vec<(String, Vec<u
         .collect()
 }
 
+/// A port free on 127.0.0.1 for a server a test starts on a port number of its own choosing
+/// (a command-line flag, a config file), where binding port 0 and asking is not possible.
+///
+/// Taken below the kernel's ephemeral range (32768 and up on Linux), so no outgoing
+/// connection and no passive listener bound to port 0, in this process or another, can be
+/// handed it between this check and the server's bind. Each test process draws from its
+/// own window of 200 ports (by process id), in turn, so two tests never draw the same one.
+/// The window stops under 20000, where tests/group.rs takes its passive port ranges.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    const WINDOW: usize = 200;
+    let base = 10_000 + (std::process::id() as usize % 50) * WINDOW;
+    for _ in 0..WINDOW {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % WINDOW;
+        // Under 20000, so it fits a u16.
+        let port = port as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 127.0.0.1:{base}..{}", base + WINDOW);
 }
 
 /// Whether a command-line tool is on the PATH.

@@ -39,11 +39,28 @@ impl Drop for Daemon {
 /// Starts the `ftpdlib` command on a free loopback port with `args` and waits until it
 /// logs that it is listening.
 pub fn serve_daemon(args: &[&str]) -> (Daemon, u16) {
-    let port = free_port();
+    let (daemon, port, _) = serve_daemon_logged(args);
+    (daemon, port)
+}
+
+/// The port of a ">>> starting FTP server on 127.0.0.1:PORT..." log line.
+pub fn listening_port(line: &str) -> Option<u16> {
+    let rest = line.split("starting FTP server on 127.0.0.1:").nth(1)?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..digits].parse().ok()
+}
+
+/// [`serve_daemon`], plus the lines the command logged up to the one that says it listens.
+///
+/// The command binds port 0 and the port is read from that line: a port chosen by the test
+/// and bound by the daemon later could be taken in between by anything else on the machine.
+pub fn serve_daemon_logged(args: &[&str]) -> (Daemon, u16, Vec<String>) {
     // Wrapped at once, so every path out of here kills and reaps it.
     let mut daemon = Daemon(
         Command::new(env!("CARGO_BIN_EXE_ftpdlib"))
-            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-i", "127.0.0.1", "-p", "0"])
             .args(args)
             .env("RUST_LOG", "info")
             .stderr(std::process::Stdio::piped())
@@ -52,13 +69,15 @@ pub fn serve_daemon(args: &[&str]) -> (Daemon, u16) {
     );
     let mut err = BufReader::new(daemon.0.stderr.take().unwrap());
     let end = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
     let mut line = String::new();
     while Instant::now() < end {
         line.clear();
         if err.read_line(&mut line).unwrap() == 0 {
-            panic!("ftpdlib exited before listening");
+            panic!("ftpdlib {args:?} exited before listening: {seen:#?}");
         }
-        if line.contains("starting FTP server") {
+        seen.push(line.trim_end().to_string());
+        if let Some(port) = listening_port(&line) {
             // Keep draining stderr so the daemon never blocks on a full pipe.
             std::thread::spawn(move || {
                 let mut sink = String::new();
@@ -66,10 +85,10 @@ pub fn serve_daemon(args: &[&str]) -> (Daemon, u16) {
                     sink.clear();
                 }
             });
-            return (daemon, port);
+            return (daemon, port, seen);
         }
     }
-    panic!("ftpdlib did not start");
+    panic!("ftpdlib {args:?} did not start: {seen:#?}");
 }
 
 /// A running `ftpdlib` whose log lines (standard error) a test can wait for; killed when
