@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use util::{free_port, random_bytes, require, run, serve_daemon, Client, TempDir};
+use util::{free_port, random_bytes, require, run, Client, TempDir};
 
 /// The command serving `root` to "user"/"pass" with metrics on a free port, plus `flags`;
 /// the daemon, its FTP port and its metrics address.
