@@ -54,6 +54,15 @@ pub(crate) enum Drive {
     Wait,
 }
 
+/// What the control socket is registered for: both directions, and urgent data where the
+/// poll reports it apart (see [`ControlChannel::fill`]).
+fn interest() -> Interest {
+    let both = Interest::READABLE | Interest::WRITABLE;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let both = both | Interest::PRIORITY;
+    both
+}
+
 /// A line taken from the input buffer.
 #[derive(Debug, PartialEq, Eq)]
 enum Line {
@@ -159,9 +168,14 @@ pub(crate) struct ControlChannel {
     /// The peer closed its side or the socket failed.
     eof: bool,
     /// The socket may have bytes to read: set by every event on it, cleared when a read
-    /// finds none. A turn that is not a socket event (a completion, actions applied, a
-    /// timer) then costs no read(2) that can only come back empty.
+    /// finds none or, on a plain socket, comes back short (see [`fill`](Self::fill)). A
+    /// turn that is not a socket event (a completion, actions applied, a timer) then costs
+    /// no read(2) that can only come back empty.
     readable: bool,
+    /// An event said a short read may not mean an empty socket: the peer shut down its
+    /// side, the socket failed, or urgent data came (see [`fill`](Self::fill)). Reads go on
+    /// to `WouldBlock` until then.
+    read_on: bool,
     /// The last `fill` stopped because the input buffer was full, with bytes possibly
     /// left in the socket.
     input_full: bool,
@@ -210,6 +224,7 @@ impl ControlChannel {
             peer,
             eof: false,
             readable: true,
+            read_on: false,
             input_full: false,
             tls,
             keys: SessionTls::default(),
@@ -362,15 +377,44 @@ impl ControlChannel {
     }
 
     /// Reads what the socket has, unless enough is already waiting.
+    ///
+    /// One read per command: on a plain TCP socket a read that comes back short found the
+    /// receive queue empty (epoll(7): "for stream-oriented files ... if read returns less
+    /// than requested, you can be sure you've drained the buffer"), so the read that could
+    /// only say `WouldBlock` is skipped. The edge-triggered contract holds: a byte that
+    /// arrives after this read is a new edge, hence a new event. Two cases where a short
+    /// read does not mean empty are told by the event ([`note_event`](Self::note_event))
+    /// and read on to `WouldBlock`:
+    /// - urgent data (`EPOLLPRI`): a read stops at TCP's urgent mark (the Telnet Synch a
+    ///   client sends with ABOR) with the urgent byte and the command behind it queued;
+    /// - the peer's FIN or a socket error (`EPOLLRDHUP`, `EPOLLERR`): the FIN that came
+    ///   with the bytes spent its edge with theirs, so the end must be read now.
+    ///
+    /// Under TLS a short read means rustls had no more plaintext, not that the socket is
+    /// empty: TLS reads always go on to `WouldBlock`. So do reads where the event cannot
+    /// tell urgent data (mio reports `EPOLLPRI` on Linux and Android only).
     fn fill(&mut self) {
+        const SHORT_READ_DRAINS: bool = cfg!(any(target_os = "linux", target_os = "android"));
         let mut chunk = [0u8; 4096];
         while self.readable && !self.eof && self.input.len() < MAX_BUFFERED_INPUT {
             match self.stream.read(&mut chunk) {
                 // During CCC the client's close_notify ends the TLS stream, not the session.
                 Ok(0) if self.ccc_pending || self.ccc_draining => break,
                 Ok(0) => self.eof = true,
-                Ok(n) => self.input.extend(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Ok(n) => {
+                    self.input.extend(&chunk[..n]);
+                    if SHORT_READ_DRAINS
+                        && n < chunk.len()
+                        && !self.read_on
+                        && !self.stream.is_tls()
+                    {
+                        self.readable = false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    self.read_on = false;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     if let Some(why) = tls::tls_failure(&e) {
@@ -435,9 +479,14 @@ impl ControlChannel {
         None
     }
 
-    /// The socket had an event: it may have bytes to read.
-    pub fn note_event(&mut self) {
+    /// The socket had an event: it may have bytes to read. `read_on` if the event said a
+    /// short read may leave bytes behind: urgent data, the peer's FIN or a socket error
+    /// (mio's [`Event::is_priority`](mio::event::Event::is_priority),
+    /// [`is_read_closed`](mio::event::Event::is_read_closed),
+    /// [`is_error`](mio::event::Event::is_error)).
+    pub fn note_event(&mut self, read_on: bool) {
         self.readable = true;
+        self.read_on |= read_on;
     }
 
     /// A request of the session's is done ([`Action::Request`]).
@@ -504,12 +553,14 @@ impl ControlChannel {
     }
 
     /// Registers the socket for both directions under `token`.
+    ///
+    /// The first turn then reads nothing: registering (`EPOLL_CTL_ADD`) reports bytes
+    /// already queued as an event of its own, so a read now could only find the socket
+    /// empty (a client waits for the greeting before it sends).
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        registry.register(
-            &mut self.stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        )
+        registry.register(&mut self.stream, token, interest())?;
+        self.readable = false;
+        Ok(())
     }
 
     /// Deregisters the socket; a failure means it was never registered.

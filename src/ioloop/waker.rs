@@ -115,6 +115,13 @@ impl WakeReceiver {
         loop {
             match self.rx.read(&mut buf) {
                 Ok(0) => break,
+                // A short read emptied the stream socket (the socket holds one byte at
+                // most anyway): a read more could only say WouldBlock. A wake-up written
+                // after it is a new edge, so a new event.
+                Ok(n) if n < buf.len() => {
+                    woken = true;
+                    break;
+                }
                 Ok(_) => woken = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,

@@ -99,6 +99,9 @@ struct ListenerEntry {
     /// Accepting has failed for want of resources and not yet succeeded since: the
     /// failure is logged once, and the recovery once.
     failing: bool,
+    /// The address every connection accepted here has locally, when the listener is bound
+    /// to one address (not a wildcard): known without a getsockname(2) per connection.
+    local: Option<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -351,7 +354,7 @@ impl FtpServer {
         }
         if let Some(key) = self.tokens.key(token) {
             if let Some(c) = self.control_mut(key) {
-                c.note_event();
+                c.note_event(event.is_priority() || event.is_read_closed() || event.is_error());
             }
             self.drive(key, now);
         }
