@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::authorizer::{Authorizer, DummyAuthorizer};
-use crate::filesystem::{Filesystem, OsFilesystem};
+use crate::filesystem::Filesystem;
 use crate::hooks::{Hooks, NoHooks};
 use crate::throttle::Limits;
 use crate::tls::policy::TlsConfig;
@@ -48,7 +48,10 @@ pub type FilesystemFactory = Arc<dyn Fn(&Path) -> io::Result<Arc<dyn Filesystem>
 pub struct Config {
     /// Who may log in and what they may do.
     pub authorizer: Arc<dyn Authorizer>,
-    /// Makes each session's filesystem view; default [`OsFilesystem`].
+    /// Makes each session's filesystem view; default
+    /// [`OsFilesystem`](crate::filesystem::OsFilesystem), each home opened once and shared
+    /// by the sessions of this `Config` (and its clones) while the home's path still leads
+    /// to the same directory: a login then costs one stat(2) of the path.
     pub filesystem: FilesystemFactory,
     /// Session callbacks; default none.
     pub hooks: Arc<dyn Hooks>,
@@ -120,9 +123,11 @@ impl Config {
     pub fn new(authorizer: Arc<dyn Authorizer>) -> Config {
         Config {
             authorizer,
-            filesystem: Arc::new(|root: &Path| {
-                Ok(Arc::new(OsFilesystem::new(root)?) as Arc<dyn Filesystem>)
-            }),
+            filesystem: {
+                // Each login of a home already open costs one stat(2), not an open.
+                let homes = crate::filesystem::Homes::default();
+                Arc::new(move |root: &Path| Ok(Arc::new(homes.open(root)?) as Arc<dyn Filesystem>))
+            },
             hooks: Arc::new(NoHooks),
             banner: format!("ftpdlib {} ready.", crate::VERSION),
             timeout: Some(Duration::from_secs(300)),

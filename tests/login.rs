@@ -147,3 +147,49 @@ fn quit_while_a_login_is_out_is_answered_after_it() {
     std::thread::sleep(REMOTE_DELAY + Duration::from_millis(100));
     s.login("user").cmd("NOOP", 200);
 }
+
+/// The homes of logins are kept open and shared while their path leads to them; a home
+/// moved away and made again, or replaced by a link to another directory, is what the
+/// next login gets, with no reload. A session already in keeps the directory it logged
+/// into, as a process keeps its working directory.
+#[test]
+fn a_home_replaced_while_the_server_runs_is_what_the_next_login_sees() {
+    let base = TempDir::new("home-replaced");
+    let home = base.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join("old.txt"), b"old").unwrap();
+    let h = home.clone();
+    let s = TestServer::start_with(move |c, _| {
+        let mut a = DummyAuthorizer::new();
+        a.add_user("alice", "pass", &h, "elr").unwrap();
+        c.authorizer = Arc::new(a);
+    });
+    let login = || {
+        let mut c = s.client();
+        c.login("alice", "pass");
+        c
+    };
+    let mut first = login();
+    assert_eq!(first.retr("NLST"), b"old.txt\r\n");
+    assert_eq!(login().retr("NLST"), b"old.txt\r\n");
+
+    std::fs::rename(&home, base.join("home.moved")).unwrap();
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join("new.txt"), b"new").unwrap();
+    assert_eq!(login().retr("NLST"), b"new.txt\r\n");
+    assert_eq!(first.retr("NLST"), b"old.txt\r\n");
+
+    let other = base.join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("linked.txt"), b"l").unwrap();
+    std::fs::remove_file(home.join("new.txt")).unwrap();
+    std::fs::remove_dir(&home).unwrap();
+    std::os::unix::fs::symlink(&other, &home).unwrap();
+    assert_eq!(login().retr("NLST"), b"linked.txt\r\n");
+
+    std::fs::remove_file(&home).unwrap();
+    let mut c = s.client();
+    c.cmd("USER alice", 331);
+    let r = c.cmd("PASS pass", 530);
+    assert!(r.text().contains("Home directory unavailable"), "{r:?}");
+}

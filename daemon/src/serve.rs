@@ -412,7 +412,11 @@ fn reloaded(
     }
     let mut who = Vec::new();
     let mut config = session_config(&new, dir, &mut who)?;
-    config.filesystem = old.filesystem.clone();
+    // The in-memory store is the data itself: kept. The disk's factory is made anew, so
+    // the homes it holds open are opened again from the reloaded users' paths.
+    if o.memory {
+        config.filesystem = old.filesystem.clone();
+    }
     config.hooks = old.hooks.clone();
     config.io_threads = old.io_threads;
     let mut what = Vec::new();

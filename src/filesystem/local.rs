@@ -130,6 +130,8 @@ fn proc_path(fd: &OwnedFd) -> io::Result<CString> {
 #[derive(Debug)]
 struct Jail {
     root_fd: OwnedFd,
+    /// Device and inode of the home, as fstat(2) of `root_fd` gave them.
+    id: (u64, u64),
     /// Cleared the first time openat2 answers ENOSYS.
     openat2: AtomicBool,
 }
@@ -271,9 +273,11 @@ impl OsFilesystem {
         let root = root.as_ref().canonicalize()?;
         let c = cstr(root.as_os_str().as_bytes())?;
         let fd = openat(libc::AT_FDCWD, &c, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let st = fstat(fd.as_raw_fd())?;
         Ok(OsFilesystem {
             root,
             jail: Arc::new(Jail {
+                id: (st.st_dev, st.st_ino),
                 root_fd: fd,
                 openat2: AtomicBool::new(true),
             }),
@@ -283,6 +287,17 @@ impl OsFilesystem {
     /// The canonical path of the home.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Device and inode of the home directory held open.
+    pub(crate) fn id(&self) -> (u64, u64) {
+        self.jail.id
+    }
+
+    /// Whether both hold the same open home (one descriptor).
+    #[cfg(test)]
+    pub(crate) fn shares_root(&self, other: &OsFilesystem) -> bool {
+        Arc::ptr_eq(&self.jail, &other.jail)
     }
 
     /// Resolves paths a component at a time even where openat2 exists (the fallback for

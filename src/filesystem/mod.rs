@@ -34,6 +34,7 @@
 //! by prefix; `chmod` is `Unsupported`. Every error becomes a reply (550, 451, 452, 553) and
 //! the session goes on. See docs/architecture.md.
 
+mod homes;
 mod local;
 mod memory;
 
@@ -42,6 +43,7 @@ use std::io;
 use std::os::unix::io::RawFd;
 use std::path::{Path, PathBuf};
 
+pub(crate) use homes::Homes;
 pub use local::OsFilesystem;
 pub use memory::{MemoryFilesystem, MemoryStore};
 

@@ -1,0 +1,113 @@
+//! The homes the default storage has opened, kept by the path the authorizer gives, so
+//! that a login does not resolve and open its home again: one stat(2) of the path instead
+//! of resolving every component (realpath(3): a readlink per component) and opening the
+//! directory. Sessions of one home share its descriptor.
+//!
+//! The stat is the check that the path still leads to the directory held: a home removed
+//! and made again, moved away, or a link in its path pointed elsewhere gives another
+//! device and inode, and the home is opened anew. An inode number can't be reused while
+//! the cache holds the directory open, so equal numbers mean the same directory. The stat
+//! also runs with the caller's rights, so a path the server can no longer search fails as
+//! the open would have.
+//!
+//! The cache belongs to one [`Config`](crate::Config): settings made anew (the daemon's
+//! SIGHUP reload, [`FtpServer::set_config`](crate::FtpServer::set_config) with a new
+//! `Config`) start with an empty one.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use super::OsFilesystem;
+
+/// Homes kept at most; past this the cache starts again empty (a server with more users
+/// than this logging in pays the first-login cost again, never more descriptors).
+const MAX_HOMES: usize = 4096;
+
+/// Opened homes by path.
+#[derive(Debug, Default)]
+pub(crate) struct Homes {
+    open: Mutex<HashMap<PathBuf, OsFilesystem>>,
+}
+
+impl Homes {
+    /// The storage rooted at `home`: the one already open if `home` still leads to it, else
+    /// [`OsFilesystem::new`], kept for the next login.
+    ///
+    /// # Errors
+    /// As [`OsFilesystem::new`]: the home does not exist, is not a directory, or can't be
+    /// opened.
+    pub(crate) fn open(&self, home: &Path) -> io::Result<OsFilesystem> {
+        let meta = std::fs::metadata(home)?;
+        let id = (meta.dev(), meta.ino());
+        if let Some(fs) = self.lock().get(home) {
+            if fs.id() == id {
+                return Ok(fs.clone());
+            }
+        }
+        let fs = OsFilesystem::new(home)?;
+        // Replaced between the stat and the open: serve what was opened, keep nothing.
+        if fs.id() == id {
+            let mut open = self.lock();
+            if open.len() >= MAX_HOMES {
+                open.clear();
+            }
+            open.insert(home.to_path_buf(), fs.clone());
+        }
+        Ok(fs)
+    }
+
+    /// The map; a thread that panicked while holding it left it whole (inserts and clears
+    /// don't panic half-way).
+    fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, OsFilesystem>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filesystem::Filesystem;
+    use crate::testutil::TempDir;
+    use std::fs;
+
+    #[test]
+    fn a_home_is_opened_once_and_again_when_replaced() {
+        let d = TempDir::new("homes");
+        let home = d.join("alice");
+        fs::create_dir(&home).unwrap();
+        fs::write(home.join("a"), b"first").unwrap();
+        let homes = Homes::default();
+        let one = homes.open(&home).unwrap();
+        let two = homes.open(&home).unwrap();
+        assert!(
+            one.shares_root(&two),
+            "the second login reuses the open home"
+        );
+
+        // Removed and made again at the same path: a new directory, opened anew.
+        fs::remove_file(home.join("a")).unwrap();
+        fs::remove_dir(&home).unwrap();
+        fs::create_dir(&home).unwrap();
+        fs::write(home.join("b"), b"second").unwrap();
+        let three = homes.open(&home).unwrap();
+        assert!(!three.shares_root(&one));
+        assert!(three.stat(Path::new("/b")).is_ok());
+        assert!(three.stat(Path::new("/a")).is_err());
+
+        // Moved away, another directory put in its place by a link.
+        let other = d.join("other");
+        fs::create_dir(&other).unwrap();
+        fs::write(other.join("c"), b"third").unwrap();
+        fs::rename(&home, d.join("moved")).unwrap();
+        std::os::unix::fs::symlink(&other, &home).unwrap();
+        let four = homes.open(&home).unwrap();
+        assert!(four.stat(Path::new("/c")).is_ok());
+
+        // Gone: the login fails as before.
+        fs::remove_file(&home).unwrap();
+        assert!(homes.open(&home).is_err());
+    }
+}
