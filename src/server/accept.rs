@@ -81,6 +81,7 @@ pub(super) fn refusal_text(why: Refusal) -> &'static str {
 impl FtpServer {
     pub(super) fn insert_listener(&mut self, mut sock: TcpListener) -> io::Result<()> {
         let (key, token) = self.next_token()?;
+        let local = sock.local_addr().ok().filter(|a| !a.ip().is_unspecified());
         let entry = self.channels.vacant_entry();
         if let Some(reg) = &self.registry {
             reg.register(&mut sock, token, Interest::READABLE)?;
@@ -90,6 +91,7 @@ impl FtpServer {
                 sock,
                 retry_at: None,
                 failing: false,
+                local,
             }),
             timer: None,
         });
@@ -112,6 +114,7 @@ impl FtpServer {
                 return;
             }
             let result = l.sock.accept();
+            let local = l.local;
             // Out of the shortage: a connection accepted, or none waiting (Linux takes the
             // descriptor before it looks at the queue, so an empty queue fails too).
             if l.failing && (result.is_ok() || result.as_ref().is_err_and(would_block)) {
@@ -119,7 +122,7 @@ impl FtpServer {
                 log::info!(target: logger::LOG, "accepting connections again");
             }
             match result {
-                Ok((stream, peer)) => self.new_session(stream, peer, now),
+                Ok((stream, peer)) => self.new_session(stream, peer, local, now),
                 Err(e) if would_block(&e) => break,
                 Err(e) if resource_exhausted(&e) => {
                     if !l.failing {
@@ -147,14 +150,22 @@ impl FtpServer {
 
     /// A connection was accepted from `peer`: with the PROXY protocol on, its header is read
     /// first; otherwise the session starts now.
-    pub(super) fn new_session(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+    /// A connection accepted from `peer` on a listener whose local address is `local`, if
+    /// it has only one.
+    pub(super) fn new_session(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+        now: Instant,
+    ) {
         #[cfg(feature = "proxy-protocol")]
         if let Some(p) = &self.config.proxy_protocol {
             let (trusted, timeout) = (p.trusts(peer.ip()), p.header_timeout);
             self.await_header(stream, peer, trusted, timeout, now);
             return;
         }
-        self.admit(stream, peer, now);
+        self.admit(stream, peer, local, now);
     }
 
     /// Starts reading the PROXY header of a connection from `peer`, the proxy. Only the
@@ -243,7 +254,7 @@ impl FtpServer {
                 }
                 let client = client.unwrap_or(proxy);
                 log::info!(target: logger::LOG, "{proxy} PROXY header: client {client}");
-                self.admit(h.into_stream(), client, now);
+                self.admit(h.into_stream(), client, None, now);
             }
         }
     }
@@ -273,7 +284,13 @@ impl FtpServer {
     }
 
     /// Admits a session of the client at `peer`, or refuses it over the limits.
-    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+    fn admit(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+        now: Instant,
+    ) {
         let ip = peer.ip().to_canonical();
         let counted = match self.refusal(Some(ip), now) {
             Some(why) => Err(why),
@@ -285,7 +302,7 @@ impl FtpServer {
         if let Err(why) = counted {
             return self.refuse(stream, peer, why);
         }
-        self.start_session(stream, peer, ip, now);
+        self.start_session(stream, peer, local, ip, now);
     }
 
     /// Gives back the slot `admit` counted for a session of `ip` (that ended, or never
@@ -296,11 +313,18 @@ impl FtpServer {
     }
 
     /// Starts the control channel of an admitted session of `ip`.
-    fn start_session(&mut self, stream: TcpStream, peer: SocketAddr, ip: IpAddr, now: Instant) {
+    fn start_session(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+        ip: IpAddr,
+        now: Instant,
+    ) {
         // Replies are small and often followed by nothing: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
         set_oob_inline(&stream);
-        let local = match stream.local_addr() {
+        let local = match local.map_or_else(|| stream.local_addr(), Ok) {
             Ok(a) => a,
             Err(e) => {
                 logger::logerror(&format!("{peer} local_addr failed: {e}"));
