@@ -302,6 +302,8 @@ fn main() -> ExitCode {
             if logs_elsewhere {
                 log::error!(target: ftpdlib::logger::LOG, "{e}");
             }
+            // After the log lines still buffered for standard error, not before them.
+            log::logger().flush();
             eprintln!("ftpdlib: {e}");
             ExitCode::FAILURE
         }

@@ -589,3 +589,61 @@ fn two_reactors_write_whole_log_and_xferlog_lines() {
         assert_eq!(&f[12..], ["r", "user", "ftp", "0", "*", "c"], "{l}");
     }
 }
+
+/// The count of write(2)-family calls the process has made, all threads together
+/// (`syscw` of /proc/PID/io).
+fn write_calls(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("syscw: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Standard error redirected to a file is buffered like `--log-file`: logins cost no
+/// write(2) per line, the lines land within the flush period, and every one is there once
+/// the daemon has exited.
+#[test]
+fn standard_error_to_a_file_is_buffered_and_flushed() {
+    let root = TempDir::new("logs-stderr-root");
+    let logs = TempDir::new("logs-stderr");
+    let path = logs.join("err.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ftpdlib"));
+    cmd.args(["-i", "127.0.0.1", "-p", "0", "-u", "user", "-P", "pass"])
+        .args(["--auth-failed-delay", "0", "-d"])
+        .arg(root.path())
+        .env_remove("RUST_LOG")
+        .stderr(std::fs::File::create(&path).unwrap());
+    let mut d = Daemon(cmd.spawn().unwrap());
+    assert!(file_has(&path, "starting FTP server"), "{}", read(&path));
+    let port = read(&path).lines().find_map(util::listening_port).unwrap();
+    let pid = d.0.id();
+    let before = write_calls(pid);
+    const LOGINS: u64 = 40;
+    for _ in 0..LOGINS {
+        let mut c = Client::connect(([127, 0, 0, 1], port).into());
+        c.login("user", "pass");
+        c.cmd("QUIT", 221);
+        assert!(c.closed_by_server());
+    }
+    let writes = write_calls(pid) - before;
+    // Three lines a login (opened, logged in, closed) written one by one would be 120
+    // calls; the worker pool's wake-up of the reactor is one a login.
+    assert!(
+        writes < LOGINS + 10,
+        "{writes} write calls for {LOGINS} logins"
+    );
+    assert!(wait_until(Duration::from_secs(5), || {
+        read(&path).matches("logged in").count() == LOGINS as usize
+    }));
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    assert!(d.0.wait().unwrap().success());
+    let text = read(&path);
+    assert!(
+        text.lines().last().unwrap().contains("FTP server stopped"),
+        "{text}"
+    );
+}

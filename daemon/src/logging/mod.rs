@@ -6,8 +6,10 @@
 //! Lines to a file are buffered and written out by a flusher thread every
 //! [`FLUSH_EVERY`], at every warning or error, at SIGHUP and at exit, so a busy server
 //! does not pay a `write(2)` per line; a crash loses at most the last
-//! [`FLUSH_EVERY`] of info and debug lines. Lines to standard error and to syslog go out
-//! one at a time, as they come.
+//! [`FLUSH_EVERY`] of info and debug lines. Standard error counts as a file when it is
+//! one (`2>ftpd.log`, or /dev/null): it is buffered the same way. To a terminal, a pipe
+//! or a socket (journald, a container's log, a supervisor reading lines) lines go out one
+//! at a time, as they come; so do lines to syslog.
 
 mod format;
 
@@ -42,8 +44,10 @@ type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
 
 enum Sink {
     Stderr,
+    /// A file: `--log-file` (with its path, reopened on SIGHUP), or standard error where
+    /// it is one (no path).
     File {
-        path: PathBuf,
+        path: Option<PathBuf>,
         out: BufWriter<File>,
     },
     Syslog {
@@ -97,6 +101,22 @@ fn open_file(path: &Path) -> Result<BufWriter<File>, String> {
         .map_err(|e| format!("can't open the log file {}: {e}", path.display()))
 }
 
+/// Standard error as a file of its own (a duplicate of descriptor 2) when it is a regular
+/// file or a character device that is not a terminal (/dev/null); `None` for a terminal,
+/// a pipe or a socket, whose reader wants each line as it comes.
+fn stderr_file() -> Option<File> {
+    use std::io::IsTerminal;
+    use std::os::unix::fs::FileTypeExt;
+    let err = std::io::stderr();
+    if err.is_terminal() {
+        return None;
+    }
+    let fd = std::os::fd::AsFd::as_fd(&err).try_clone_to_owned().ok()?;
+    let file = File::from(fd);
+    let kind = file.metadata().ok()?.file_type();
+    (kind.is_file() || kind.is_char_device()).then_some(file)
+}
+
 fn open_syslog(socket: Option<&Path>) -> Result<Syslog, String> {
     let formatter = syslog::Formatter3164 {
         facility: syslog::Facility::LOG_FTP,
@@ -116,13 +136,18 @@ fn open_syslog(socket: Option<&Path>) -> Result<Syslog, String> {
 pub(crate) fn init(s: &LogSettings) -> Result<(), String> {
     let sink = if let Some(path) = &s.file {
         Sink::File {
-            path: path.clone(),
+            path: Some(path.clone()),
             out: open_file(path)?,
         }
     } else if let Some(socket) = &s.syslog {
         Sink::Syslog {
             socket: socket.clone(),
             out: open_syslog(socket.as_deref())?,
+        }
+    } else if let Some(file) = stderr_file() {
+        Sink::File {
+            path: None,
+            out: BufWriter::with_capacity(BUFFER, file),
         }
     } else {
         Sink::Stderr
@@ -160,8 +185,11 @@ pub(crate) fn reopen() -> Result<Option<String>, String> {
     };
     let mut sink = logger.lock();
     match &mut *sink {
-        Sink::Stderr => Ok(None),
-        Sink::File { path, out } => {
+        Sink::Stderr | Sink::File { path: None, .. } => Ok(None),
+        Sink::File {
+            path: Some(path),
+            out,
+        } => {
             let new = open_file(path)?;
             // What the old file still holds goes to it, not to the new one.
             let _ = out.flush();
