@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::authorizer::{Authorizer, DummyAuthorizer};
-use crate::filesystem::Filesystem;
+use crate::filesystem::{Filesystem, Homes};
 use crate::hooks::{Hooks, NoHooks};
 use crate::throttle::Limits;
 use crate::tls::policy::TlsConfig;
@@ -116,18 +116,23 @@ pub struct Config {
     /// [`ProxyProtocol`](crate::proxy::ProxyProtocol) for what changes and what is refused.
     #[cfg(feature = "proxy-protocol")]
     pub proxy_protocol: Option<crate::proxy::ProxyProtocol>,
+    /// The default `filesystem` and the homes it keeps open: a login may look at them
+    /// only while `filesystem` is still that factory.
+    pub(crate) default_storage: (FilesystemFactory, Arc<Homes>),
 }
 
 impl Config {
     /// Default settings around an authorizer.
     pub fn new(authorizer: Arc<dyn Authorizer>) -> Config {
+        // A login of a home already open costs at most one stat(2), not an open.
+        let homes = Arc::new(Homes::default());
+        let kept = Arc::clone(&homes);
+        let factory: FilesystemFactory =
+            Arc::new(move |root: &Path| Ok(Arc::new(kept.open(root)?) as Arc<dyn Filesystem>));
+        let default_storage = (factory, homes);
         Config {
             authorizer,
-            filesystem: {
-                // Each login of a home already open costs one stat(2), not an open.
-                let homes = crate::filesystem::Homes::default();
-                Arc::new(move |root: &Path| Ok(Arc::new(homes.open(root)?) as Arc<dyn Filesystem>))
-            },
+            filesystem: Arc::clone(&default_storage.0),
             hooks: Arc::new(NoHooks),
             banner: format!("ftpdlib {} ready.", crate::VERSION),
             timeout: Some(Duration::from_secs(300)),
@@ -150,7 +155,14 @@ impl Config {
             io_threads: 0,
             #[cfg(feature = "proxy-protocol")]
             proxy_protocol: None,
+            default_storage,
         }
+    }
+
+    /// The homes the default storage keeps open, while `filesystem` is that storage.
+    pub(crate) fn homes(&self) -> Option<&Arc<Homes>> {
+        let (factory, homes) = &self.default_storage;
+        Arc::ptr_eq(factory, &self.filesystem).then_some(homes)
     }
 
     /// Sets [`authorizer`](Self::authorizer) and returns the settings.

@@ -150,8 +150,9 @@ fn quit_while_a_login_is_out_is_answered_after_it() {
 
 /// The homes of logins are kept open and shared while their path leads to them; a home
 /// moved away and made again, or replaced by a link to another directory, is what the
-/// next login gets, with no reload. A session already in keeps the directory it logged
-/// into, as a process keeps its working directory.
+/// logins after the next check (at most a second later) get, with no reload. A session
+/// already in keeps the directory it logged into, as a process keeps its working
+/// directory.
 #[test]
 fn a_home_replaced_while_the_server_runs_is_what_the_next_login_sees() {
     let base = TempDir::new("home-replaced");
@@ -176,7 +177,8 @@ fn a_home_replaced_while_the_server_runs_is_what_the_next_login_sees() {
     std::fs::rename(&home, base.join("home.moved")).unwrap();
     std::fs::create_dir(&home).unwrap();
     std::fs::write(home.join("new.txt"), b"new").unwrap();
-    assert_eq!(login().retr("NLST"), b"new.txt\r\n");
+    let sees = |want: &[u8]| wait_until(Duration::from_secs(5), || login().retr("NLST") == want);
+    assert!(sees(b"new.txt\r\n"));
     assert_eq!(first.retr("NLST"), b"old.txt\r\n");
 
     let other = base.join("other");
@@ -185,11 +187,87 @@ fn a_home_replaced_while_the_server_runs_is_what_the_next_login_sees() {
     std::fs::remove_file(home.join("new.txt")).unwrap();
     std::fs::remove_dir(&home).unwrap();
     std::os::unix::fs::symlink(&other, &home).unwrap();
-    assert_eq!(login().retr("NLST"), b"linked.txt\r\n");
+    assert!(sees(b"linked.txt\r\n"));
 
     std::fs::remove_file(&home).unwrap();
+    let refused = || {
+        let mut c = s.client();
+        c.cmd("USER alice", 331);
+        c.send("PASS pass");
+        let r = c.read_reply();
+        r.code == 530 && r.text().contains("Home directory unavailable")
+    };
+    assert!(wait_until(Duration::from_secs(5), refused));
+}
+
+/// The threads the password checks of a [`Watched`] authorizer ran on, by user.
+type Checks = Arc<std::sync::Mutex<Vec<(String, bool)>>>;
+
+/// A [`DummyAuthorizer`] that notes, per check, whether it ran on a worker thread.
+struct Watched(DummyAuthorizer, Checks);
+
+impl Authorizer for Watched {
+    fn validate_authentication(&self, u: &str, p: &str) -> Result<(), AuthError> {
+        let on_worker = std::thread::current().name() == Some("ftpdlib-worker");
+        self.1.lock().unwrap().push((u.to_string(), on_worker));
+        self.0.validate_authentication(u, p)
+    }
+    fn is_inline(&self, u: &str) -> bool {
+        self.0.is_inline(u)
+    }
+    fn has_user(&self, u: &str) -> bool {
+        self.0.has_user(u)
+    }
+    fn home_dir(&self, u: &str) -> Option<PathBuf> {
+        self.0.home_dir(u)
+    }
+    fn has_perm(&self, u: &str, perm: Perms, path: &Path) -> bool {
+        self.0.has_perm(u, perm, path)
+    }
+    fn perms(&self, u: &str) -> Perms {
+        self.0.perms(u)
+    }
+}
+
+/// A plain password is checked on the reactor thread once its home is open (the first
+/// login opens it on a worker); a crypt(3) hash always on a worker; an unknown name on the
+/// reactor, like a plain password, so the time of the answer does not tell them apart.
+/// Every login gets the right answer and the right home either way.
+#[test]
+fn cheap_password_checks_are_made_on_the_reactor_and_hashes_on_a_worker() {
+    let checks: Checks = Arc::default();
+    let seen = Arc::clone(&checks);
+    let s = TestServer::start_with(move |c, _| {
+        let home = c.authorizer.home_dir("user").expect("the test user's home");
+        let mut auth = DummyAuthorizer::new();
+        auth.add_user("plain", "pass", &home, "elr").unwrap();
+        let hash = ftpdlib::authorizer::crypt::hash_password(
+            "pass",
+            ftpdlib::authorizer::crypt::Method::Sha512,
+        )
+        .unwrap();
+        auth.add_user_hashed("hashed", &hash, &home, "elr").unwrap();
+        c.authorizer = Arc::new(Watched(auth, seen));
+    });
+    std::fs::write(s.root.join("f.txt"), b"home").unwrap();
+    for user in ["plain", "plain", "hashed", "hashed"] {
+        let mut c = s.client();
+        c.login(user, "pass");
+        assert_eq!(c.retr("RETR f.txt"), b"home");
+    }
     let mut c = s.client();
-    c.cmd("USER alice", 331);
-    let r = c.cmd("PASS pass", 530);
-    assert!(r.text().contains("Home directory unavailable"), "{r:?}");
+    c.cmd("USER nobody", 331);
+    c.cmd("PASS pass", 530);
+    c.cmd("USER plain", 331);
+    c.cmd("PASS wrong", 530);
+    let got = checks.lock().unwrap().clone();
+    let on_worker = |user: &str| -> Vec<bool> {
+        got.iter()
+            .filter(|(u, _)| u == user)
+            .map(|(_, w)| *w)
+            .collect()
+    };
+    assert_eq!(on_worker("plain"), [true, false, false], "{got:?}");
+    assert_eq!(on_worker("hashed"), [true, true], "{got:?}");
+    assert_eq!(on_worker("nobody"), [false], "{got:?}");
 }

@@ -232,11 +232,27 @@ impl fmt::Debug for AuthReply {
 pub trait Authorizer: Send + Sync {
     /// Checks a user name and password. The anonymous user accepts any password.
     ///
-    /// It runs on one of the server's worker threads, never on the reactor thread, so it
-    /// may take its time (a crypt(3) hash, a database query); while it runs, that worker
-    /// does nothing else. An authorizer that waits on the network should rather implement
+    /// It runs on one of the server's worker threads, never on the reactor thread (unless
+    /// [`is_inline`](Self::is_inline) says so), so it may take its time (a crypt(3) hash,
+    /// a database query); while it runs, that worker does nothing else. An authorizer that
+    /// waits on the network should rather implement
     /// [`start_authentication`](Self::start_authentication).
     fn validate_authentication(&self, username: &str, password: &str) -> Result<(), AuthError>;
+
+    /// Whether the password check of `username` is cheap enough to make on the reactor
+    /// thread: a comparison with a password held in memory, no hash, no I/O, no lock
+    /// another thread may hold for long. Such a login skips the worker pool's round trip
+    /// (two thread switches) when its home is already open
+    /// ([`Config::filesystem`](crate::Config::filesystem) left at its default).
+    ///
+    /// Default false. Answer true only where [`validate_authentication`]
+    /// (Self::validate_authentication) returns at once and
+    /// [`start_authentication`](Self::start_authentication) is not overridden to answer
+    /// later. Answer the same for users that don't exist as for users with a plain
+    /// password, or the time of a login tells an attacker which names exist.
+    fn is_inline(&self, _username: &str) -> bool {
+        false
+    }
 
     /// Starts a password check whose answer may come later, from any thread, through
     /// `reply`: an authorizer with a client of its own (LDAP, a database, an HTTP service)
@@ -584,6 +600,18 @@ impl Authorizer for DummyAuthorizer {
             Some(u) if u.password.matches(password) => Ok(()),
             _ => Err(AuthError::BadCredentials),
         }
+    }
+
+    /// Plain passwords, the anonymous user and unknown names are checked on the reactor
+    /// thread; crypt(3) hashes ([`add_user_hashed`](Self::add_user_hashed)) on a worker.
+    fn is_inline(&self, username: &str) -> bool {
+        !matches!(
+            self.users.get(username),
+            Some(User {
+                password: Secret::Hash(_),
+                ..
+            })
+        ) || username == Self::ANONYMOUS
     }
 
     fn has_user(&self, username: &str) -> bool {

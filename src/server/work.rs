@@ -45,7 +45,7 @@ impl FtpServer {
         if req.is_login() && self.refuse_banned_login(key, id, now) {
             return;
         }
-        let c = if req.is_inline() {
+        let c = if req.is_inline(now) {
             req.run()
         } else if let Some(pool) = self.pool() {
             let job = move |reply: Reply<Work>| {

@@ -151,6 +151,7 @@ impl Session {
             self.fs.clone(),
             Arc::clone(&self.config.authorizer),
             Arc::clone(&self.config.filesystem),
+            self.config.homes().cloned(),
             user,
         );
         self.waiting = Some(Waiting { id, then });

@@ -14,10 +14,11 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::authorizer::{AuthError, AuthReply, Authorizer, Identity, SwitchError};
 use crate::config::FilesystemFactory;
-use crate::filesystem::{FileReader, FileWriter, Filesystem, Stat, WriteMode};
+use crate::filesystem::{FileReader, FileWriter, Filesystem, Homes, Stat, WriteMode};
 use crate::listing::{ListFormat, Listing, PermContext};
 
 /// What to do.
@@ -201,6 +202,8 @@ pub struct Request {
     fs: Option<Arc<dyn Filesystem>>,
     authorizer: Arc<dyn Authorizer>,
     factory: FilesystemFactory,
+    /// The homes `factory` keeps open, when it is the default storage.
+    homes: Option<Arc<Homes>>,
     /// The logged-in user whose identity the work runs under (system users).
     user: Option<String>,
 }
@@ -241,6 +244,7 @@ impl Request {
         fs: Option<Arc<dyn Filesystem>>,
         authorizer: Arc<dyn Authorizer>,
         factory: FilesystemFactory,
+        homes: Option<Arc<Homes>>,
         user: Option<String>,
     ) -> Request {
         Request {
@@ -249,6 +253,7 @@ impl Request {
             fs,
             authorizer,
             factory,
+            homes,
             user,
         }
     }
@@ -259,12 +264,25 @@ impl Request {
     }
 
     /// Whether the work is cheap enough to run on the reactor thread: storage calls on a
-    /// storage that says so ([`Filesystem::is_inline`]). A login never is: password hashes
-    /// are slow on purpose, and a user's authorizer may ask the network. Nor is a listing:
-    /// its cost grows with the directory, whatever the storage.
-    pub fn is_inline(&self) -> bool {
-        !matches!(self.op, Op::Login { .. } | Op::List { .. })
-            && self.fs.as_ref().is_some_and(|f| f.is_inline())
+    /// storage that says so ([`Filesystem::is_inline`]); a login whose password check the
+    /// authorizer says is cheap ([`Authorizer::is_inline`]: no hash, no network) and whose
+    /// home the default storage has open and checked less than a second ago, so that
+    /// opening it costs no system call (or a user that does not exist, whose check fails
+    /// before any home is opened). A listing never is: its cost grows with the directory,
+    /// whatever the storage.
+    pub fn is_inline(&self, now: Instant) -> bool {
+        match &self.op {
+            Op::Login { user, .. } => {
+                self.authorizer.is_inline(user)
+                    && self.homes.as_ref().is_some_and(|homes| {
+                        self.authorizer
+                            .home_dir(user)
+                            .is_none_or(|home| homes.fresh(&home, now).is_some())
+                    })
+            }
+            Op::List { .. } => false,
+            _ => self.fs.as_ref().is_some_and(|f| f.is_inline()),
+        }
     }
 
     /// Does the work and hands the completion to `answer`: before returning, except for a
