@@ -67,6 +67,30 @@ fn set_oob_inline(stream: &TcpStream) {
     }
 }
 
+/// What a listener knows of every connection it accepts, so that each costs fewer system
+/// calls.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Inherited {
+    /// The local address, when the listener is bound to one address (not a wildcard):
+    /// known without a getsockname(2) per connection.
+    local: Option<SocketAddr>,
+    /// TCP_NODELAY and SO_OOBINLINE are set on the listener, and the kernel copies them to
+    /// every socket it accepts (Linux copies the listener's socket flags and Nagle setting
+    /// into each new connection): no setsockopt(2) per connection.
+    options: bool,
+}
+
+impl Inherited {
+    /// Sets on `sock` what its connections can inherit; what they will.
+    fn from_listener(sock: &TcpListener) -> Inherited {
+        let local = sock.local_addr().ok().filter(|a| !a.ip().is_unspecified());
+        let options = cfg!(any(target_os = "linux", target_os = "android"))
+            && enable_option(sock, libc::IPPROTO_TCP, libc::TCP_NODELAY).is_ok()
+            && enable_option(sock, libc::SOL_SOCKET, libc::SO_OOBINLINE).is_ok();
+        Inherited { local, options }
+    }
+}
+
 /// The text of the 421 a refused connection gets (a session refused its login over a ban
 /// gets the same).
 pub(super) fn refusal_text(why: Refusal) -> &'static str {
@@ -81,7 +105,7 @@ pub(super) fn refusal_text(why: Refusal) -> &'static str {
 impl FtpServer {
     pub(super) fn insert_listener(&mut self, mut sock: TcpListener) -> io::Result<()> {
         let (key, token) = self.next_token()?;
-        let local = sock.local_addr().ok().filter(|a| !a.ip().is_unspecified());
+        let inherited = Inherited::from_listener(&sock);
         let entry = self.channels.vacant_entry();
         if let Some(reg) = &self.registry {
             reg.register(&mut sock, token, Interest::READABLE)?;
@@ -91,7 +115,7 @@ impl FtpServer {
                 sock,
                 retry_at: None,
                 failing: false,
-                local,
+                inherited,
             }),
             timer: None,
         });
@@ -114,7 +138,7 @@ impl FtpServer {
                 return;
             }
             let result = l.sock.accept();
-            let local = l.local;
+            let inherited = l.inherited;
             // Out of the shortage: a connection accepted, or none waiting (Linux takes the
             // descriptor before it looks at the queue, so an empty queue fails too).
             if l.failing && (result.is_ok() || result.as_ref().is_err_and(would_block)) {
@@ -122,7 +146,7 @@ impl FtpServer {
                 log::info!(target: logger::LOG, "accepting connections again");
             }
             match result {
-                Ok((stream, peer)) => self.new_session(stream, peer, local, now),
+                Ok((stream, peer)) => self.new_session(stream, peer, inherited, now),
                 Err(e) if would_block(&e) => break,
                 Err(e) if resource_exhausted(&e) => {
                     if !l.failing {
@@ -150,13 +174,12 @@ impl FtpServer {
 
     /// A connection was accepted from `peer`: with the PROXY protocol on, its header is read
     /// first; otherwise the session starts now.
-    /// A connection accepted from `peer` on a listener whose local address is `local`, if
-    /// it has only one.
+    /// A connection accepted from `peer`, with what it has from its listener.
     pub(super) fn new_session(
         &mut self,
         stream: TcpStream,
         peer: SocketAddr,
-        local: Option<SocketAddr>,
+        inherited: Inherited,
         now: Instant,
     ) {
         #[cfg(feature = "proxy-protocol")]
@@ -165,7 +188,7 @@ impl FtpServer {
             self.await_header(stream, peer, trusted, timeout, now);
             return;
         }
-        self.admit(stream, peer, local, now);
+        self.admit(stream, peer, inherited, now);
     }
 
     /// Starts reading the PROXY header of a connection from `peer`, the proxy. Only the
@@ -254,7 +277,7 @@ impl FtpServer {
                 }
                 let client = client.unwrap_or(proxy);
                 log::info!(target: logger::LOG, "{proxy} PROXY header: client {client}");
-                self.admit(h.into_stream(), client, None, now);
+                self.admit(h.into_stream(), client, Inherited::default(), now);
             }
         }
     }
@@ -284,13 +307,7 @@ impl FtpServer {
     }
 
     /// Admits a session of the client at `peer`, or refuses it over the limits.
-    fn admit(
-        &mut self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        local: Option<SocketAddr>,
-        now: Instant,
-    ) {
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, inherited: Inherited, now: Instant) {
         let ip = peer.ip().to_canonical();
         let counted = match self.refusal(Some(ip), now) {
             Some(why) => Err(why),
@@ -302,7 +319,7 @@ impl FtpServer {
         if let Err(why) = counted {
             return self.refuse(stream, peer, why);
         }
-        self.start_session(stream, peer, local, ip, now);
+        self.start_session(stream, peer, inherited, ip, now);
     }
 
     /// Gives back the slot `admit` counted for a session of `ip` (that ended, or never
@@ -317,14 +334,17 @@ impl FtpServer {
         &mut self,
         stream: TcpStream,
         peer: SocketAddr,
-        local: Option<SocketAddr>,
+        inherited: Inherited,
         ip: IpAddr,
         now: Instant,
     ) {
-        // Replies are small and often followed by nothing: do not let Nagle hold them back.
-        let _ = stream.set_nodelay(true);
-        set_oob_inline(&stream);
-        let local = match local.map_or_else(|| stream.local_addr(), Ok) {
+        if !inherited.options {
+            // Replies are small and often followed by nothing: do not let Nagle hold them
+            // back.
+            let _ = stream.set_nodelay(true);
+            set_oob_inline(&stream);
+        }
+        let local = match inherited.local.map_or_else(|| stream.local_addr(), Ok) {
             Ok(a) => a,
             Err(e) => {
                 logger::logerror(&format!("{peer} local_addr failed: {e}"));
@@ -383,5 +403,56 @@ impl FtpServer {
         self.sessions -= 1;
         self.unadmit(ip);
         self.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of a boolean socket option.
+    fn option(sock: &impl std::os::fd::AsRawFd, level: libc::c_int, name: libc::c_int) -> bool {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `v`, a live local of that size,
+        // on an open socket.
+        let rc = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                level,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        v != 0
+    }
+
+    /// What `start_session` leaves out where the listener says its connections inherit it
+    /// must really be on them.
+    #[test]
+    fn accepted_sockets_inherit_nodelay_and_oobinline_and_the_address() {
+        let sock = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let inherited = Inherited::from_listener(&sock);
+        assert_eq!(inherited.local, Some(sock.local_addr().unwrap()));
+        let _client = std::net::TcpStream::connect(sock.local_addr().unwrap()).unwrap();
+        let end = Instant::now() + std::time::Duration::from_secs(5);
+        let (accepted, _) = loop {
+            match sock.accept() {
+                Ok(a) => break a,
+                Err(e) if would_block(&e) && Instant::now() < end => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(inherited.local, Some(accepted.local_addr().unwrap()));
+        // Linux sockets inherit both.
+        assert_eq!(inherited.options, cfg!(target_os = "linux"));
+        if inherited.options {
+            assert!(option(&accepted, libc::IPPROTO_TCP, libc::TCP_NODELAY));
+            assert!(option(&accepted, libc::SOL_SOCKET, libc::SO_OOBINLINE));
+        }
+        let wild = TcpListener::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        assert_eq!(Inherited::from_listener(&wild).local, None);
     }
 }

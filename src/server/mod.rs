@@ -99,9 +99,8 @@ struct ListenerEntry {
     /// Accepting has failed for want of resources and not yet succeeded since: the
     /// failure is logged once, and the recovery once.
     failing: bool,
-    /// The address every connection accepted here has locally, when the listener is bound
-    /// to one address (not a wildcard): known without a getsockname(2) per connection.
-    local: Option<SocketAddr>,
+    /// What every connection accepted here has from the listener.
+    inherited: accept::Inherited,
 }
 
 #[derive(Debug)]
