@@ -591,10 +591,41 @@ pub fn lookup(name: &str) -> Option<&'static CommandSpec> {
 }
 
 /// The row of a verb in [`COMMANDS`] (case-insensitive).
+///
+/// Verbs are three or four letters, so each packs into a `u32` (upper-cased, left-aligned)
+/// and the rows are found by binary search in a table sorted once: six comparisons rather
+/// than a case-insensitive compare with every row. Every command is looked up twice (to
+/// dispatch it and to count it).
 pub fn lookup_index(name: &str) -> Option<usize> {
-    COMMANDS
-        .iter()
-        .position(|c| c.name.eq_ignore_ascii_case(name))
+    static SORTED: std::sync::OnceLock<Vec<(u32, usize)>> = std::sync::OnceLock::new();
+    let key = verb_key(name)?;
+    let sorted = SORTED.get_or_init(|| {
+        let mut rows: Vec<(u32, usize)> = COMMANDS
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| verb_key(c.name).map(|k| (k, i)))
+            .collect();
+        rows.sort_unstable();
+        rows
+    });
+    let at = sorted.binary_search_by_key(&key, |&(k, _)| k).ok()?;
+    let row = sorted[at].1;
+    // The padding is zeros: "PWD\0" packs as PWD does, and is not it.
+    (COMMANDS[row].name.len() == name.len()).then_some(row)
+}
+
+/// A verb of at most four bytes as a number: upper-cased, big-endian, zero-padded; `None`
+/// for anything longer or empty (no verb of the table).
+fn verb_key(name: &str) -> Option<u32> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() > 4 {
+        return None;
+    }
+    let mut key = [0u8; 4];
+    for (k, b) in key.iter_mut().zip(bytes) {
+        *k = b.to_ascii_uppercase();
+    }
+    Some(u32::from_be_bytes(key))
 }
 
 /// A parsed command line.
@@ -740,5 +771,23 @@ mod tests {
         assert_eq!(parse_line(b"RETR caf\xc3\xa9").arg, "café".as_bytes());
         assert_eq!(lookup("xpwd").map(|c| c.verb), Some(Verb::Pwd));
         assert!(lookup("FOO").is_none());
+        // Every row is found by its name in any case; nothing else is.
+        for (i, c) in COMMANDS.iter().enumerate() {
+            assert_eq!(lookup_index(c.name), Some(i), "{}", c.name);
+            assert_eq!(lookup_index(&c.name.to_ascii_lowercase()), Some(i));
+        }
+        for other in [
+            "",
+            "N",
+            "NOO",
+            "NOOPS",
+            "NOOP ",
+            "NO\0P",
+            "PWD\0",
+            "\u{e9}TAT",
+            "RETRRETR",
+        ] {
+            assert_eq!(lookup_index(other), None, "{other:?}");
+        }
     }
 }

@@ -18,7 +18,29 @@ pub(crate) enum Format {
 
 /// The time of a record, in UTC or in the local time zone (`--use-localtime`).
 pub(crate) fn timestamp(localtime: bool, millis: bool) -> String {
+    stamp_of(jiff::Timestamp::now(), localtime, millis)
+}
+
+/// Appends the time of a text line (to the second) to `out`. The text is made once per
+/// second and thread and copied for the other lines of that second: formatting a date
+/// costs more than the rest of a line.
+fn push_second_stamp(out: &mut String, localtime: bool) {
+    thread_local! {
+        /// The second, whether local, and its text.
+        static LAST: std::cell::RefCell<(i64, bool, String)> =
+            const { std::cell::RefCell::new((i64::MIN, false, String::new())) };
+    }
     let now = jiff::Timestamp::now();
+    LAST.with_borrow_mut(|(second, local, text)| {
+        if *second != now.as_second() || *local != localtime {
+            *text = stamp_of(now, localtime, false);
+            (*second, *local) = (now.as_second(), localtime);
+        }
+        out.push_str(text);
+    });
+}
+
+fn stamp_of(now: jiff::Timestamp, localtime: bool, millis: bool) -> String {
     let (utc, local) = if millis {
         ("%Y-%m-%dT%H:%M:%S%.3fZ", "%Y-%m-%dT%H:%M:%S%.3f%:z")
     } else {
@@ -45,10 +67,11 @@ pub(crate) fn line(
     match format {
         Format::Text => {
             if stamp {
+                out.push('[');
+                push_second_stamp(out, localtime);
                 let _ = write!(
                     out,
-                    "[{} {:<5} {}] {}",
-                    timestamp(localtime, false),
+                    " {:<5} {}] {}",
                     record.level(),
                     record.target(),
                     record.args()
