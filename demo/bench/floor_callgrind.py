@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""floor_callgrind.py: instructions per operation from the callgrind dumps of
+demo/bench/floor_callgrind.sh, as a Markdown report.
+
+    python3 floor_callgrind.py OUT.md --dumps DIR --meta META.jsonl [--top 15]
+
+META.jsonl has one line per dump: {"server": ..., "workload": ..., "ops": N, "units": U,
+"unit": ..., "dump": PATH, "annotate": PATH} (annotate: callgrind_annotate --inclusive=yes
+of the dump). Each dump holds only the measured batch (callgrind_control -z before it, -d
+after), so its total divided by the operations is the cost of one operation.
+
+The parser reads callgrind's format (valgrind's docs, "Callgrind Format Specification"):
+name compression "(id) name" / "(id)", ob= / fn= set the current object and function, a
+cost line after calls= is the inclusive cost of that call (not the caller's own), every
+other cost line is the current function's own cost. The first event (Ir) is used.
+"""
+
+import argparse
+import json
+import re
+from collections import defaultdict
+
+NAMES = {"ftpdlib": "ftpdlib", "before": "ftpdlib (before)"}
+ORDER = ["ftpdlib code", "mio", "rustls", "Rust std/core/alloc", "other crates",
+         "libc (syscall stubs, malloc, ...)", "ld.so, valgrind preload"]
+
+
+def parse(path):
+    """Returns (total Ir, {(object, function): own Ir})."""
+    names = {"ob": {}, "fn": {}}
+    own = defaultdict(int)
+    ob = fn = ""
+    skip_next = False
+    total = None
+    npos = 1
+    sub = re.compile(r"^\((\d+)\)(?: (.*))?$")
+
+    def name(kind, val):
+        m = sub.match(val)
+        if not m:
+            return val
+        if m.group(2) is not None:
+            names[kind][m.group(1)] = m.group(2)
+            return m.group(2)
+        return names[kind].get(m.group(1), val)
+
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            c = line[0]
+            if c.isdigit() or c in "+-*":
+                if skip_next:
+                    skip_next = False
+                    continue
+                parts = line.split()
+                if len(parts) > npos:
+                    own[(ob, fn)] += int(parts[npos])
+                continue
+            key, _, val = line.partition("=")
+            if key == "ob":
+                ob = name("ob", val)
+            elif key == "fn":
+                fn = name("fn", val)
+            elif key in ("cob", "cfob"):
+                name("ob", val)
+            elif key in ("cfn",):
+                name("fn", val)
+            elif key == "calls":
+                skip_next = True
+            elif line.startswith("positions:"):
+                npos = len(line.split()) - 1
+            elif line.startswith(("totals:", "summary:")):
+                total = int(line.split()[1])
+    return total, own
+
+
+def category(ob, fn):
+    o = ob.rsplit("/", 1)[-1]
+    if o.startswith("libc"):
+        return "libc (syscall stubs, malloc, ...)"
+    if o.startswith(("ld-linux", "ld-", "vgpreload")):
+        return "ld.so, valgrind preload"
+    if re.search(r"\brustls|(^|[^A-Za-z_])ring::|aws_lc", fn):
+        return "rustls"
+    if "ftpdlib" in fn:
+        return "ftpdlib code"
+    if fn.startswith("mio::") or "<mio::" in fn:
+        return "mio"
+    if re.match(r"^<?(std|core|alloc|hashbrown)::", fn) or fn.startswith(("__rust", "__rdl", "rust_")):
+        return "Rust std/core/alloc"
+    if o.startswith("lib") and ".so" in o:
+        return "libc (syscall stubs, malloc, ...)"
+    return "other crates"
+
+
+def short(fn):
+    """A function line of callgrind_annotate without its source file and object."""
+    fn = re.sub(r" \[[^\]]*\]$", "", fn)
+    m = re.match(r"^([^:]*):(?!:)(.*)$", fn)
+    return m.group(2) if m else fn
+
+
+def top_inclusive(path, k):
+    """The first k functions of a callgrind_annotate --inclusive=yes report, each once
+    (callgrind_annotate may list a function once per source file of its inlined parts:
+    the largest is kept)."""
+    out = []
+    seen = set()
+    started = False
+    for line in open(path, errors="replace"):
+        s = line.strip()
+        if not started:
+            if s.startswith("Ir") and "file:function" in s:
+                started = True
+            continue
+        if not s or s.startswith("-"):
+            if out:
+                break
+            continue
+        m = re.match(r"^([\d,]+)\s+(?:\([\d.]+%\)\s+)?(.*)$", s)
+        if m and short(m.group(2)) not in seen:
+            seen.add(short(m.group(2)))
+            out.append((int(m.group(1).replace(",", "")), short(m.group(2))))
+        if len(out) >= k:
+            break
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("--meta", required=True)
+    p.add_argument("--top", type=int, default=15)
+    p.add_argument("--header", default="", help="lines to put first (\\n-separated)")
+    a = p.parse_args()
+    meta = [json.loads(line) for line in open(a.meta) if line.strip()]
+    res = {}
+    for m in meta:
+        total, own = parse(m["dump"])
+        cats = defaultdict(int)
+        for (ob, fn), v in own.items():
+            cats[category(ob, fn)] += v
+        byfn = defaultdict(int)
+        for (ob, fn), v in own.items():
+            byfn[fn] += v
+        res[(m["server"], m["workload"])] = (m, total, cats, byfn)
+    servers = list(dict.fromkeys(m["server"] for m in meta))
+    workloads = list(dict.fromkeys(m["workload"] for m in meta))
+    titles = {"login": "login (connect, USER, PASS, QUIT)", "noop": "NOOP",
+              "stor": "STOR of 1 MiB (EPSV, data connection, 226)",
+              "retr": "RETR of 1 MiB (EPSV, data connection, 226)"}
+
+    L = [x for x in a.header.split("\\n") if x] + [""] if a.header else []
+    L.append("## Instructions per operation (callgrind)")
+    L.append("")
+    head = ["operation"] + [NAMES.get(s, s) + ": Ir per op" for s in servers]
+    if len(servers) == 2:
+        head.append(f"{NAMES.get(servers[0])} / {NAMES.get(servers[1])}")
+    L.append("| " + " | ".join(head) + " |")
+    L.append("|" + "---|" * len(head))
+    for wl in workloads:
+        cells = [titles.get(wl, wl)]
+        per = []
+        for s in servers:
+            m, total, _, _ = res.get((s, wl), (None, None, None, None))
+            v = total / m["ops"] if m and total else None
+            per.append(v)
+            cells.append(f"{v:,.0f}" if v else "n/a")
+        if len(servers) == 2:
+            cells.append(f"{per[0] / per[1]:.3f}" if per[0] and per[1] else "n/a")
+        L.append("| " + " | ".join(cells) + " |")
+    L.append("")
+    for s in servers:
+        L.append(f"### Where {NAMES.get(s, s)}'s instructions go (own cost, Ir per op)")
+        L.append("")
+        L.append("| part | " + " | ".join(titles.get(w, w).split(" (")[0] for w in workloads) + " |")
+        L.append("|---|" + "---|" * len(workloads))
+        for c in ORDER:
+            cells = [c]
+            for wl in workloads:
+                m, total, cats, _ = res.get((s, wl), (None, None, {}, None))
+                v = cats.get(c, 0) / m["ops"] if m else None
+                pc = f" ({100 * cats.get(c, 0) / total:.0f}%)" if m and total else ""
+                cells.append(f"{v:,.0f}{pc}" if v is not None else "n/a")
+            L.append("| " + " | ".join(cells) + " |")
+        L.append("")
+    for s in servers:
+        for wl in workloads:
+            if (s, wl) not in res or wl not in ("login", "noop"):
+                continue
+            m, total, _, byfn = res[(s, wl)]
+            top = top_inclusive(m["annotate"], a.top)
+            own = sorted(byfn.items(), key=lambda kv: -kv[1])[:a.top]
+            for what, rows in (("inclusive", top), ("own", [(v, f) for f, v in own])):
+                if not rows:
+                    continue
+                L.append(f"### {NAMES.get(s, s)}, {titles.get(wl, wl)}: top {len(rows)} "
+                         f"functions by {what} Ir (per op)")
+                L.append("")
+                L.append(f"| {what} Ir per op | % of the op | function |")
+                L.append("|---|---|---|")
+                for ir, fn in rows:
+                    fn = short(fn).replace("|", "\\|")
+                    L.append(f"| {ir / m['ops']:,.0f} | {100 * ir / total:.0f}% | `{fn}` |")
+                L.append("")
+    open(a.out, "w").write("\n".join(L) + "\n")
+
+
+if __name__ == "__main__":
+    main()

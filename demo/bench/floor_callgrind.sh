@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# floor_callgrind.sh: user-space instructions per operation of the ftpdlib daemon, counted by
+# `valgrind --tool=callgrind`: repeatable where seconds on this shared machine are not, so a
+# change's effect shows even when wall-clock noise hides it.
+#
+# The daemon runs under callgrind on 127.0.0.1 (a free port, a served tree on tmpfs), and
+# demo/bench/floor.py drives it, one workload after another: WARMUP operations, then
+# `callgrind_control -z` (zero the counters), then COUNT operations, then
+# `callgrind_control -d` (dump). Each dump holds the measured batch alone, so its total over
+# COUNT is the cost of one operation, with no start-up and no warm-up in it. Workloads:
+# login (connect, USER, PASS, QUIT), NOOP, STOR of 1 MiB and RETR of 1 MiB (each with its
+# EPSV, data connection and 226). Every thread is counted (the worker pool's too: callgrind
+# runs the threads one at a time). The kernel's side of each system call is not counted.
+#
+# The report: instructions per operation; the daemon's own cost split into ftpdlib's code
+# (functions whose names hold "ftpdlib"), mio, rustls, Rust's std/core/alloc, other crates,
+# libc (system call stubs, malloc) and ld.so; and the top TOP functions by inclusive
+# instructions for login and NOOP (callgrind_annotate --inclusive=yes).
+#
+# With FTPDLIB_BEFORE=/path/to/another/ftpdlib the same is done to that build, in the same
+# run, and the table gets a ratio column (build it with debug symbols for function names:
+# CARGO_PROFILE_RELEASE_DEBUG=true cargo build --release -p ftpdlib-daemon).
+#
+# Usage: demo/bench/floor_callgrind.sh [--out FILE.md] [--quick]
+#   --out FILE.md  results file (default demo/bench/results/floor-callgrind-<UTC date>.md);
+#                  the dumps and annotations are kept beside it in FILE.d/
+#   --quick        WARMUP=5 COUNT=20 STOR/RETR COUNT=3
+#
+# Environment:
+#   FTPDLIB_BIN     the daemon to count (default: built here with debug symbols,
+#                   CARGO_PROFILE_RELEASE_DEBUG=true cargo build --release -p ftpdlib-daemon,
+#                   in target/floor-callgrind so the normal release build is left alone)
+#   FTPDLIB_BEFORE  a second daemon, counted the same way in the same run
+#   WARMUP          operations before the counters are zeroed (default 20)
+#   COUNT           logins and NOOPs counted (default 200); STOR and RETR: XCOUNT (default 10)
+#   TOP             functions listed by inclusive cost (default 15)
+#   PYTHON          python3 for the client and the report (default python3)
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+while [ $# -gt 0 ]; do bench_option "$@"; shift "$TOOK"; done
+if [ "$QUICK" = 1 ]; then : "${WARMUP:=5}" "${COUNT:=20}" "${XCOUNT:=3}"; fi
+: "${WARMUP:=20}" "${COUNT:=200}" "${XCOUNT:=10}" "${TOP:=15}"
+for v in "$WARMUP" "$COUNT" "$XCOUNT" "$TOP"; do
+    case "$v" in ''|*[!0-9]*|0) say "numbers must be positive integers"; exit 2 ;; esac
+done
+if ! { [ "$WARMUP" -le 1000 ] && [ "$COUNT" -le 5000 ] && [ "$XCOUNT" -le 100 ] && [ "$TOP" -le 100 ]; }; then
+    say "at most WARMUP=1000, COUNT=5000, XCOUNT=100, TOP=100"
+    exit 2
+fi
+for t in valgrind callgrind_control callgrind_annotate; do
+    command -v "$t" >/dev/null || { say "$t is not installed (apt-get install -y valgrind)"; exit 1; }
+done
+
+bench_out_md floor-callgrind
+DUMPS="${OUT_MD%.md}.d"
+rm -rf "$DUMPS"
+mkdir -p "$DUMPS"
+bench_workdir floor-callgrind tmpfs
+
+if [ -z "${FTPDLIB_BIN:-}" ]; then
+    say "building the daemon with debug symbols (target/floor-callgrind)"
+    (cd "$REPO" && CARGO_PROFILE_RELEASE_DEBUG=true CARGO_TARGET_DIR="$REPO/target/floor-callgrind" \
+        cargo build --release --quiet -p ftpdlib-daemon)
+    FTPDLIB_BIN="$REPO/target/floor-callgrind/release/ftpdlib"
+fi
+[ -x "$FTPDLIB_BIN" ] || { say "no ftpdlib binary at $FTPDLIB_BIN"; exit 1; }
+if [ -n "${FTPDLIB_BEFORE:-}" ] && [ ! -x "$FTPDLIB_BEFORE" ]; then
+    say "FTPDLIB_BEFORE=$FTPDLIB_BEFORE is not an executable"
+    exit 1
+fi
+REV="$(git -C "$REPO" rev-parse --short HEAD)"
+DIRTY=""
+git -C "$REPO" diff --quiet HEAD -- src daemon Cargo.toml Cargo.lock || DIRTY=" (with uncommitted changes)"
+
+META="$DUMPS/meta.jsonl"
+: >"$META"
+mkdir -p "$WORK/root"
+head -c $((1 << 20)) /dev/urandom >"$WORK/root/floor.bin"
+
+# count NAME BIN: BIN under callgrind, every workload, a dump each.
+count() {
+    local name=$1 bin=$2 port out="$DUMPS/$1.callgrind" wl n k line
+    port="$(free_port)"
+    setsid valgrind --tool=callgrind --callgrind-out-file="$out" -- "$bin" -i "$HOST" \
+        -p "$port" -w -d "$WORK/root" -u "$USER_NAME" -P "$USER_PASS" \
+        >"$WORK/logs/$name.log" 2>&1 &
+    track_started "$name under callgrind" "$port" "$WORK/logs/$name.log" 120 || exit 1
+    k=0
+    for wl in login noop stor retr; do
+        n=$COUNT
+        case "$wl" in stor|retr) n=$XCOUNT ;; esac
+        run() { # COUNT: floor.py's line
+            timeout --kill-after=10 600 "$PYTHON" "$HERE/floor.py" --kind ftp --port "$port" \
+                --pid "$SRV_PID" --user "$USER_NAME" --password "$USER_PASS" --workload "$wl" \
+                --count "$1" --mib 1 --seconds 300 --settle 0.3 2>>"$WORK/logs/client.log"
+        }
+        run "$WARMUP" >/dev/null || { say "$wl warm-up on $name failed"; exit 1; }
+        callgrind_control -z "$SRV_PID" >/dev/null
+        line="$(run "$n")" || { say "$wl on $name failed"; exit 1; }
+        sleep 0.5
+        callgrind_control --dump="$wl" "$SRV_PID" >/dev/null
+        k=$((k + 1))
+        local dump="$out.$k"
+        for _ in $(seq 50); do [ -s "$dump" ] && break; sleep 0.1; done
+        [ -s "$dump" ] || { say "no dump $dump"; ls "$DUMPS" >&2; exit 1; }
+        callgrind_annotate --inclusive=yes --threshold=100 "$dump" >"$dump.inclusive.txt" 2>/dev/null || true
+        callgrind_annotate --threshold=100 "$dump" >"$dump.self.txt" 2>/dev/null || true
+        "$PYTHON" -c 'import json, sys
+d = json.loads(sys.argv[1])
+print(json.dumps({"server": sys.argv[2], "workload": d["workload"], "ops": d["ops"],
+                  "units": d["units"], "unit": d["unit"], "dump": sys.argv[3],
+                  "annotate": sys.argv[3] + ".inclusive.txt"}))' "$line" "$name" "$dump" >>"$META"
+        say "$name: $wl counted ($n operations)"
+    done
+    stop_server
+}
+count ftpdlib "$FTPDLIB_BIN"
+[ -z "${FTPDLIB_BEFORE:-}" ] || count before "$FTPDLIB_BEFORE"
+
+bench_machine
+header="# Instructions per operation: ftpdlib under callgrind\\n\\n"
+header+="- date: $RUN_DATE; command: \`demo/bench/floor_callgrind.sh\` (WARMUP=$WARMUP COUNT=$COUNT XCOUNT=$XCOUNT)\\n"
+header+="- ftpdlib: $REV$DIRTY, \`$FTPDLIB_BIN\`\\n"
+[ -z "${FTPDLIB_BEFORE:-}" ] || header+="- ftpdlib (before): \`$FTPDLIB_BEFORE\`\\n"
+header+="- $(valgrind --version); machine: $MACHINE\\n"
+header+="- per workload: $WARMUP operations of warm-up, callgrind_control -z, the counted operations, callgrind_control -d; user-space instructions (Ir) of every thread, the kernel not included"
+"$PYTHON" "$HERE/floor_callgrind.py" "$OUT_MD" --meta "$META" --top "$TOP" --header "$header"
+say "results in $OUT_MD (dumps in $DUMPS)"
+cat "$OUT_MD"
