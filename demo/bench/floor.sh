@@ -11,7 +11,8 @@
 # pyftpdlib run side by side on 127.0.0.1, each with its own directory on tmpfs; the same
 # raw-socket Python client (demo/bench/floor.py) runs each workload against each server,
 # the servers' order rotating every round, and reads the server's CPU time (user + system,
-# every thread, from the process CPU clock; /proc/PID/stat as a check) around it.
+# every thread, from the process CPU clock; /proc/PID/stat as a check) around it. Servers
+# and client all run on one CPU (PIN_CPU): see the note at "the servers of part 1".
 # Workloads: login (connect, USER, PASS, QUIT), NOOP, STOR and RETR of MIB MiB files (per
 # MiB). The table gives the median over the rounds, and the ratios to the floor and to
 # pyftpdlib.
@@ -50,6 +51,8 @@
 #   TRANSFERS, MIB   STOR and RETR transfers per round and server, and their size in MiB
 #                    (default 4 of 64 MiB)
 #   WL_SECONDS       time limit of each workload (default 30)
+#   PIN_CPU          the CPU that part 1's servers and client all run on (taskset -c; default
+#                    the last one); none: not pinned, the scheduler places them
 #   SESSIONS, PROBES part 2 (default 10000 sessions, 200 probe logins; SESSIONS=0 skips it)
 #   CSTOR, CSTOR_MB  part 3 (default 1000 sessions of 10 MiB; CSTOR=0 skips it)
 #   FTPBENCH_BIN     the load tool of part 3 (default: cargo build --release --example ftpbench)
@@ -68,6 +71,7 @@ if [ "$QUICK" = 1 ]; then
     : "${SESSIONS:=500}" "${PROBES:=50}" "${CSTOR:=50}" "${CSTOR_MB:=2}"
 fi
 : "${ROUNDS:=7}" "${LOGINS:=1000}" "${NOOPS:=5000}" "${TRANSFERS:=4}" "${MIB:=64}"
+: "${PIN_CPU:=$(( $(nproc) - 1 ))}"
 : "${WL_SECONDS:=30}" "${SESSIONS:=10000}" "${PROBES:=200}" "${CSTOR:=1000}" "${CSTOR_MB:=10}"
 for v in "$ROUNDS" "$LOGINS" "$NOOPS" "$TRANSFERS" "$MIB" "$WL_SECONDS" "$PROBES" "$CSTOR_MB"; do
     case "$v" in ''|*[!0-9]*|0) say "numbers must be positive integers"; exit 2 ;; esac
@@ -120,6 +124,16 @@ if [ "$USE_PY" = 1 ]; then
 fi
 
 # --- the servers of part 1 ----------------------------------------------------------------
+# Part 1 runs every server and the client on one CPU: on this machine (a VM) a wake-up that
+# crosses CPUs charges the woken server tens of microseconds, and where the scheduler puts
+# the two sides changes from run to run (NOOP 5 us on one CPU, 40-50 us across two).
+PIN=()
+case "$PIN_CPU" in
+    none) ;;
+    *[!0-9]*|'') say "PIN_CPU is a CPU number or none"; exit 2 ;;
+    *) command -v taskset >/dev/null || { say "no taskset (util-linux); PIN_CPU=none"; exit 1; }
+       PIN=(taskset -c "$PIN_CPU") ;;
+esac
 declare -A PID PORT KIND
 SERVERS=()
 tree() { # DIR: a served directory with floor.bin, MIB MiB of random bytes
@@ -134,7 +148,7 @@ start_ftp() {
     shift
     port="$(free_port)"
     tree "$WORK/root-$name"
-    setsid "$@" -i "$HOST" -p "$port" -w -d "$WORK/root-$name" -u "$USER_NAME" \
+    "${PIN[@]}" setsid "$@" -i "$HOST" -p "$port" -w -d "$WORK/root-$name" -u "$USER_NAME" \
         -P "$USER_PASS" --max-cons 0 --max-cons-per-ip 0 >"$WORK/logs/$name.log" 2>&1 &
     track_started "$name" "$port" "$WORK/logs/$name.log" || exit 1
     PID[$name]=$SRV_PID
@@ -147,7 +161,7 @@ start_floor() {
     local role=$1 port
     shift
     port="$(free_port)"
-    setsid "$FLOOR" "$role" "$port" "$@" >"$WORK/logs/floor-$role.log" 2>&1 &
+    "${PIN[@]}" setsid "$FLOOR" "$role" "$port" "$@" >"$WORK/logs/floor-$role.log" 2>&1 &
     track_started "floor $role" "$port" "$WORK/logs/floor-$role.log" || exit 1
     PID[floor-$role]=$SRV_PID
     PORT[floor-$role]=$port
@@ -177,7 +191,7 @@ client() {
     else
         port=${PORT[$srv]} pid=${PID[$srv]}
     fi
-    if line="$(timeout --kill-after=10 $((WL_SECONDS * 2 + 60)) "$PYTHON" "$CLIENT" \
+    if line="$(timeout --kill-after=10 $((WL_SECONDS * 2 + 60)) "${PIN[@]}" "$PYTHON" "$CLIENT" \
         --kind "${KIND[$srv]}" --port "$port" --pid "$pid" --user "$USER_NAME" \
         --password "$USER_PASS" --workload "$wl" --count "$count" --mib "$MIB" \
         --seconds "$WL_SECONDS" --label "$srv:$round" 2>>"$WORK/logs/client.log")" &&
@@ -350,6 +364,7 @@ bench_machine
     --date "$RUN_DATE" --rev "$REV$DIRTY" --bin "$FTPDLIB_BIN" --before "${FTPDLIB_BEFORE:-}" \
     --machine "$MACHINE" --pyftpdlib "$PYFTPDLIB_VERSION" --vsftpd "$VSFTPD_VERSION" \
     --rounds "$ROUNDS" --logins "$LOGINS" --noops "$NOOPS" --transfers "$TRANSFERS" \
-    --mib "$MIB" --part1-s "$PART1_S" --cstor-mb "$CSTOR_MB" --nofile "$(ulimit -n)"
+    --mib "$MIB" --part1-s "$PART1_S" --cstor-mb "$CSTOR_MB" --nofile "$(ulimit -n)" \
+    --pin "$PIN_CPU"
 say "results in $OUT_MD (raw: $OUT_JSONL)"
 cat "$OUT_MD"

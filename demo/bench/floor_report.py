@@ -34,7 +34,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("raw")
     p.add_argument("out")
-    for k in ("date", "rev", "bin", "before", "machine", "pyftpdlib", "vsftpd", "nofile"):
+    for k in ("date", "rev", "bin", "before", "machine", "pyftpdlib", "vsftpd", "nofile", "pin"):
         p.add_argument("--" + k, default="")
     for k in ("rounds", "logins", "noops", "transfers", "mib", "part1-s", "cstor-mb"):
         p.add_argument("--" + k, type=int, default=0)
@@ -71,7 +71,9 @@ def main():
                  "workload divided by its units; the median over the rounds, min-max in "
                  f"brackets; {a.rounds} rounds of {a.part1_s} s in all, the servers' order "
                  "rotating every round. One raw-socket Python client "
-                 "(demo/bench/floor.py) for every server. The floor is "
+                 "(demo/bench/floor.py) for every server" + (
+                     f", servers and client all on CPU {a.pin} (taskset)" if a.pin != "none"
+                     else ", not pinned to a CPU") + ". The floor is "
                  "demo/bench/floor/floor.c: fixed replies for the control workloads, "
                  "recv(1 MiB)+write(2) for STOR, sendfile(2) for RETR.")
         L.append("")

@@ -6,8 +6,10 @@ Run by idle_sessions.sh, which starts the server; by hand:
 
 One thread and one selector drive every session: connect (from 127.0.0.1 ... 127.0.0.SOURCES
 in turn, so a large N does not run out of source ports towards one address), read the 220,
-USER, read the 331, PASS, read the 230, then nothing. Connections are opened BATCH at a time
-so the server's listen backlog never overflows. Prints the server's VmRSS (KiB, from
+USER, read the 331, PASS, read the 230, then nothing. At most WINDOW sessions are logging in
+at a time (connected, not yet at 230), so the server's listen backlog never overflows: an
+overflow would cost the client a SYN retransmission, a second or more, and measure the
+kernel's back-off rather than the server. Prints the server's VmRSS (KiB, from
 /proc/PID/status) before the first connection and with every session logged in, and the
 growth per session; exits 1 if any session fails or the whole run passes --timeout seconds.
 
@@ -118,7 +120,8 @@ def main():
     ap.add_argument("--password", required=True)
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--sources", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--window", type=int, default=64,
+                    help="sessions logging in at a time (connected, not yet logged in)")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--hold", type=float, default=2.0, help="seconds idle before measuring")
     ap.add_argument("--probe", type=int, default=0,
@@ -136,17 +139,16 @@ def main():
     while done < a.n:
         if time.monotonic() - start > a.timeout:
             sys.exit(f"timed out: {done} of {a.n} sessions logged in")
-        # Open the next batch once the previous one is in.
-        if opened == done and opened < a.n:
-            for _ in range(min(a.batch, a.n - opened)):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.bind((f"127.0.0.{1 + opened % a.sources}", 0))
-                s.connect(("127.0.0.1", a.port))
-                s.setblocking(False)
-                sess = Session(s, a.user, a.password)
-                sessions.append(sess)
-                sel.register(s, selectors.EVENT_READ, sess)
-                opened += 1
+        # Keep WINDOW sessions logging in; the 220 tells that a connection is up.
+        while opened < a.n and opened - done < max(1, a.window):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((f"127.0.0.{1 + opened % a.sources}", 0))
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", a.port))  # EINPROGRESS; a failure shows on recv
+            sess = Session(s, a.user, a.password)
+            sessions.append(sess)
+            sel.register(s, selectors.EVENT_READ, sess)
+            opened += 1
         for key, _ in sel.select(timeout=1.0):
             sess = key.data
             sess.on_readable()
