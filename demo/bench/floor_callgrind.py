@@ -17,10 +17,11 @@ other cost line is the current function's own cost. The first event (Ir) is used
 
 import argparse
 import json
+import os
 import re
 from collections import defaultdict
 
-NAMES = {"ftpdlib": "ftpdlib", "before": "ftpdlib (before)"}
+NAMES = {"ftpdlib": "ftpdlib", "before": "ftpdlib (before)", "floor": "floor"}
 ORDER = ["ftpdlib code", "mio", "rustls", "Rust std/core/alloc", "other crates",
          "libc (syscall stubs, malloc, ...)", "ld.so, valgrind preload"]
 
@@ -128,12 +129,55 @@ def top_inclusive(path, k):
     return out
 
 
+def strace_counts(path):
+    d = {}
+    for line in open(path):
+        f = line.split()
+        if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+            d[f[-1]] = int(f[3])
+    return d
+
+
+def strace_table(directory, ns, titles):
+    """System calls per operation: (count at 3N - count at N) / 2N, per server."""
+    small, xfer = (int(x) for x in ns.split(","))
+    names = [s for s in ("floor", "ftpdlib", "before")
+             if any(f.startswith(s + "-") for f in os.listdir(directory))]
+    L = ["## System calls per operation (strace -f -c)", "",
+         "Each server under `strace -f -c` twice per workload, N and 3N operations "
+         f"(N = {small}, STOR and RETR: {xfer}); the difference over 2N. Every thread.", ""]
+    L.append("| operation | " + " | ".join(f"{NAMES.get(s, s)}: calls per op" for s in names)
+             + " | " + " | ".join(f"{NAMES.get(s, s)}: which" for s in names) + " |")
+    L.append("|---|" + "---|" * (2 * len(names)))
+    for wl in ("login", "noop", "stor", "retr"):
+        n = xfer if wl in ("stor", "retr") else small
+        tot, which = [], []
+        for s in names:
+            a = os.path.join(directory, f"{s}-{wl}-{n}")
+            b = os.path.join(directory, f"{s}-{wl}-{3 * n}")
+            if not (os.path.exists(a) and os.path.exists(b)):
+                tot.append("n/a")
+                which.append("")
+                continue
+            ca, cb = strace_counts(a), strace_counts(b)
+            per = {k: (cb.get(k, 0) - ca.get(k, 0)) / (2 * n) for k in set(ca) | set(cb)}
+            per = {k: v for k, v in per.items() if v >= 0.05}
+            tot.append(f"{sum(per.values()):.1f}")
+            which.append(", ".join(f"{k} {v:.1f}" for k, v in
+                                   sorted(per.items(), key=lambda kv: -kv[1])))
+        L.append(f"| {titles.get(wl, wl)} | " + " | ".join(tot) + " | " + " | ".join(which) + " |")
+    L.append("")
+    return L
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("out")
     p.add_argument("--meta", required=True)
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--header", default="", help="lines to put first (\\n-separated)")
+    p.add_argument("--strace", default="", help="directory of strace -c summaries")
+    p.add_argument("--strace-n", default="", help="N of login/noop, N of stor/retr")
     a = p.parse_args()
     meta = [json.loads(line) for line in open(a.meta) if line.strip()]
     res = {}
@@ -205,6 +249,8 @@ def main():
                     fn = short(fn).replace("|", "\\|")
                     L.append(f"| {ir / m['ops']:,.0f} | {100 * ir / total:.0f}% | `{fn}` |")
                 L.append("")
+    if a.strace and os.path.isdir(a.strace):
+        L += strace_table(a.strace, a.strace_n, titles)
     open(a.out, "w").write("\n".join(L) + "\n")
 
 

@@ -17,6 +17,11 @@
 # libc (system call stubs, malloc) and ld.so; and the top TOP functions by inclusive
 # instructions for login and NOOP (callgrind_annotate --inclusive=yes).
 #
+# Then system calls per operation (also repeatable), for ftpdlib and for the floor
+# (demo/bench/floor/floor.c, built with cc -O2): each runs under `strace -f -c` twice per
+# workload, with N and 3N operations (N = COUNT/2, STOR and RETR: XCOUNT); the difference
+# over 2N is one operation's system calls.
+#
 # With FTPDLIB_BEFORE=/path/to/another/ftpdlib the same is done to that build, in the same
 # run, and the table gets a ratio column (build it with debug symbols for function names:
 # CARGO_PROFILE_RELEASE_DEBUG=true cargo build --release -p ftpdlib-daemon).
@@ -119,6 +124,63 @@ print(json.dumps({"server": sys.argv[2], "workload": d["workload"], "ops": d["op
 count ftpdlib "$FTPDLIB_BIN"
 [ -z "${FTPDLIB_BEFORE:-}" ] || count before "$FTPDLIB_BEFORE"
 
+# --- system calls per operation (strace -f -c), the floor included --------------------------
+# traced NAME WORKLOAD N: NAME (ftpdlib, before, floor) under strace -f -c with N operations
+# of WORKLOAD; strace's summary goes to $DUMPS/strace/NAME-WORKLOAD-N. Run with N and 3N: the
+# difference over 2N is the system calls of one operation, start-up and shut-down cancelled.
+FLOOR="$WORK/floor"
+STRACE_NOTE=""
+if ! command -v strace >/dev/null; then
+    STRACE_NOTE="strace is not installed: no system call counts"
+elif ! cc -O2 -o "$FLOOR" "$HERE/floor/floor.c"; then
+    STRACE_NOTE="the floor did not build (cc): no system call counts"
+fi
+mkdir -p "$DUMPS/strace"
+traced() {
+    local name=$1 wl=$2 n=$3 port kind=ftp cmd pid wrapper
+    port="$(free_port)"
+    case "$name" in
+        ftpdlib) cmd=("$FTPDLIB_BIN") ;;
+        before) cmd=("$FTPDLIB_BEFORE") ;;
+    esac
+    if [ "$name" = floor ]; then
+        kind=floor
+        case "$wl" in
+            login|noop) cmd=("$FLOOR" ctl "$port") ;;
+            stor) cmd=("$FLOOR" sink "$port" "$WORK") ;;
+            retr) cmd=("$FLOOR" src "$port" "$WORK/root/floor.bin") ;;
+        esac
+    else
+        cmd+=(-i "$HOST" -p "$port" -w -d "$WORK/root" -u "$USER_NAME" -P "$USER_PASS")
+    fi
+    setsid strace -f -c -o "$DUMPS/strace/$name-$wl-$n" -- "${cmd[@]}" >"$WORK/logs/strace.log" 2>&1 &
+    wrapper=$!
+    STARTED+=("$wrapper")
+    wait_listen "$wrapper" "$port" 30 || { say "$name under strace did not start"; return 1; }
+    pid="$(pgrep -P "$wrapper" | head -n 1)"
+    timeout --kill-after=10 300 "$PYTHON" "$HERE/floor.py" --kind "$kind" --port "$port" \
+        --pid "$pid" --user "$USER_NAME" --password "$USER_PASS" --workload "$wl" --count "$n" \
+        --mib 1 --settle 0.3 >/dev/null 2>>"$WORK/logs/client.log" || { say "$wl under strace failed"; return 1; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$wrapper" 2>/dev/null || break; sleep 0.1; done
+    SRV_PID=$wrapper
+    stop_server
+}
+if [ -z "$STRACE_NOTE" ]; then
+    NAMES=(floor ftpdlib)
+    [ -z "${FTPDLIB_BEFORE:-}" ] || NAMES+=(before)
+    for wl in login noop stor retr; do
+        n=$((COUNT / 2))
+        case "$wl" in stor|retr) n=$XCOUNT ;; esac
+        for name in "${NAMES[@]}"; do
+            traced "$name" "$wl" "$n" && traced "$name" "$wl" $((3 * n)) || true
+        done
+        say "system calls counted: $wl"
+    done
+else
+    say "$STRACE_NOTE"
+fi
+
 bench_machine
 header="# Instructions per operation: ftpdlib under callgrind\\n\\n"
 header+="- date: $RUN_DATE; command: \`demo/bench/floor_callgrind.sh\` (WARMUP=$WARMUP COUNT=$COUNT XCOUNT=$XCOUNT)\\n"
@@ -126,6 +188,7 @@ header+="- ftpdlib: $REV$DIRTY, \`$FTPDLIB_BIN\`\\n"
 [ -z "${FTPDLIB_BEFORE:-}" ] || header+="- ftpdlib (before): \`$FTPDLIB_BEFORE\`\\n"
 header+="- $(valgrind --version); machine: $MACHINE\\n"
 header+="- per workload: $WARMUP operations of warm-up, callgrind_control -z, the counted operations, callgrind_control -d; user-space instructions (Ir) of every thread, the kernel not included"
-"$PYTHON" "$HERE/floor_callgrind.py" "$OUT_MD" --meta "$META" --top "$TOP" --header "$header"
+"$PYTHON" "$HERE/floor_callgrind.py" "$OUT_MD" --meta "$META" --top "$TOP" --header "$header" \
+    --strace "$DUMPS/strace" --strace-n "$((COUNT / 2)),$XCOUNT"
 say "results in $OUT_MD (dumps in $DUMPS)"
 cat "$OUT_MD"

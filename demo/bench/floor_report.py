@@ -128,7 +128,7 @@ def main():
         L.append("## Logged-in sessions")
         L.append("")
         L.append("Each server alone: demo/bench/idle_sessions.py logs the sessions in from "
-                 "one Python thread (500 connections at a time) and leaves them idle; VmRSS "
+                 "one Python thread (at most 64 logging in at a time) and leaves them idle; VmRSS "
                  "from /proc/PID/status after 2 idle seconds; then fresh logins one at a "
                  "time (connect to the server's close after QUIT) while every session "
                  "stays logged in.")
