@@ -228,7 +228,11 @@ HARD="$(ulimit -Hn)"
 if [ "$SESSIONS" -gt 0 ]; then
     want=$((2 * SESSIONS + 256))
     if [ "$HARD" -lt "$want" ]; then
-        ulimit -Hn "$want" 2>/dev/null && HARD=$want || say "the hard descriptor limit is $HARD and cannot be raised"
+        if ulimit -Hn "$want" 2>/dev/null; then
+            HARD=$want
+        else
+            say "the hard descriptor limit is $HARD and cannot be raised"
+        fi
     fi
     ulimit -n "$HARD"
     # sessions NAME ARGS...: NAME serves an empty directory; idle_sessions.py logs N in.

@@ -4,10 +4,11 @@ demo/bench/floor_callgrind.sh, as a Markdown report.
 
     python3 floor_callgrind.py OUT.md --dumps DIR --meta META.jsonl [--top 15]
 
-META.jsonl has one line per dump: {"server": ..., "workload": ..., "ops": N, "units": U,
-"unit": ..., "dump": PATH, "annotate": PATH} (annotate: callgrind_annotate --inclusive=yes
-of the dump). Each dump holds only the measured batch (callgrind_control -z before it, -d
-after), so its total divided by the operations is the cost of one operation.
+META.jsonl has one line per workload: {"server": ..., "workload": ..., "n": N, "dump_n":
+PATH, "dump_3n": PATH, "annotate": PATH} (annotate: callgrind_annotate --inclusive=yes of
+the 3N dump). Each dump holds only its batch (callgrind_control -z before it, -d after), so
+(total of the 3N dump - total of the N dump) / 2N is the cost of one operation, the batch's
+own session (login, QUIT) cancelled; the same difference per function gives own costs.
 
 The parser reads callgrind's format (valgrind's docs, "Callgrind Format Specification"):
 name compression "(id) name" / "(id)", ob= / fn= set the current object and function, a
@@ -182,14 +183,17 @@ def main():
     meta = [json.loads(line) for line in open(a.meta) if line.strip()]
     res = {}
     for m in meta:
-        total, own = parse(m["dump"])
+        t1, own1 = parse(m["dump_n"])
+        t3, own3 = parse(m["dump_3n"])
+        n = 2 * m["n"]  # the operations in the difference
+        own = {k: own3.get(k, 0) - own1.get(k, 0) for k in set(own1) | set(own3)}
         cats = defaultdict(int)
-        for (ob, fn), v in own.items():
-            cats[category(ob, fn)] += v
         byfn = defaultdict(int)
         for (ob, fn), v in own.items():
+            cats[category(ob, fn)] += v
             byfn[fn] += v
-        res[(m["server"], m["workload"])] = (m, total, cats, byfn)
+        m = dict(m, ops=n, ops_3n=3 * m["n"])
+        res[(m["server"], m["workload"])] = (m, t3 - t1, cats, byfn)
     servers = list(dict.fromkeys(m["server"] for m in meta))
     workloads = list(dict.fromkeys(m["workload"] for m in meta))
     titles = {"login": "login (connect, USER, PASS, QUIT)", "noop": "NOOP",
@@ -237,17 +241,24 @@ def main():
             m, total, _, byfn = res[(s, wl)]
             top = top_inclusive(m["annotate"], a.top)
             own = sorted(byfn.items(), key=lambda kv: -kv[1])[:a.top]
-            for what, rows in (("inclusive", top), ("own", [(v, f) for f, v in own])):
+            t3 = parse(m["dump_3n"])[0]
+            for what, rows, ops, whole in (
+                    ("inclusive", top, m["ops_3n"], t3),
+                    ("own", [(v, f) for f, v in own], m["ops"], total)):
                 if not rows:
                     continue
                 L.append(f"### {NAMES.get(s, s)}, {titles.get(wl, wl)}: top {len(rows)} "
                          f"functions by {what} Ir (per op)")
                 L.append("")
+                if what == "inclusive":
+                    L.append("From the 3N dump alone (callgrind_annotate --inclusive=yes), "
+                             "over 3N: the batch's own session is in it.")
+                    L.append("")
                 L.append(f"| {what} Ir per op | % of the op | function |")
                 L.append("|---|---|---|")
                 for ir, fn in rows:
                     fn = short(fn).replace("|", "\\|")
-                    L.append(f"| {ir / m['ops']:,.0f} | {100 * ir / total:.0f}% | `{fn}` |")
+                    L.append(f"| {ir / ops:,.0f} | {100 * ir / whole:.0f}% | `{fn}` |")
                 L.append("")
     if a.strace and os.path.isdir(a.strace):
         L += strace_table(a.strace, a.strace_n, titles)

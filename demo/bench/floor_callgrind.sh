@@ -5,9 +5,10 @@
 #
 # The daemon runs under callgrind on 127.0.0.1 (a free port, a served tree on tmpfs), and
 # demo/bench/floor.py drives it, one workload after another: WARMUP operations, then
-# `callgrind_control -z` (zero the counters), then COUNT operations, then
-# `callgrind_control -d` (dump). Each dump holds the measured batch alone, so its total over
-# COUNT is the cost of one operation, with no start-up and no warm-up in it. Workloads:
+# `callgrind_control -z` (zero the counters), COUNT operations, `callgrind_control -d`
+# (dump), then the same with 3 x COUNT operations. Each dump holds its batch alone (no
+# start-up, no warm-up), and the difference of the two over 2 x COUNT is the cost of one
+# operation without the batch's own session (its login and QUIT, for NOOP, STOR, RETR). Workloads:
 # login (connect, USER, PASS, QUIT), NOOP, STOR of 1 MiB and RETR of 1 MiB (each with its
 # EPSV, data connection and 226). Every thread is counted (the worker pool's too: callgrind
 # runs the threads one at a time). The kernel's side of each system call is not counted.
@@ -37,7 +38,8 @@
 #                   in target/floor-callgrind so the normal release build is left alone)
 #   FTPDLIB_BEFORE  a second daemon, counted the same way in the same run
 #   WARMUP          operations before the counters are zeroed (default 20)
-#   COUNT           logins and NOOPs counted (default 200); STOR and RETR: XCOUNT (default 10)
+#   COUNT           logins and NOOPs counted (N; 3N follow; default 200); STOR and RETR:
+#                   XCOUNT (default 10)
 #   TOP             functions listed by inclusive cost (default 15)
 #   PYTHON          python3 for the client and the report (default python3)
 set -euo pipefail
@@ -86,7 +88,7 @@ head -c $((1 << 20)) /dev/urandom >"$WORK/root/floor.bin"
 
 # count NAME BIN: BIN under callgrind, every workload, a dump each.
 count() {
-    local name=$1 bin=$2 port out="$DUMPS/$1.callgrind" wl n k line
+    local name=$1 bin=$2 port out="$DUMPS/$1.callgrind" wl n k
     port="$(free_port)"
     setsid valgrind --tool=callgrind --callgrind-out-file="$out" -- "$bin" -i "$HOST" \
         -p "$port" -w -d "$WORK/root" -u "$USER_NAME" -P "$USER_PASS" \
@@ -102,21 +104,23 @@ count() {
                 --count "$1" --mib 1 --seconds 300 --settle 0.3 2>>"$WORK/logs/client.log"
         }
         run "$WARMUP" >/dev/null || { say "$wl warm-up on $name failed"; exit 1; }
-        callgrind_control -z "$SRV_PID" >/dev/null
-        line="$(run "$n")" || { say "$wl on $name failed"; exit 1; }
-        sleep 0.5
-        callgrind_control --dump="$wl" "$SRV_PID" >/dev/null
-        k=$((k + 1))
-        local dump="$out.$k"
-        for _ in $(seq 50); do [ -s "$dump" ] && break; sleep 0.1; done
-        [ -s "$dump" ] || { say "no dump $dump"; ls "$DUMPS" >&2; exit 1; }
+        local dumps=()
+        for m in 1 3; do
+            callgrind_control -z "$SRV_PID" >/dev/null
+            run $((m * n)) >/dev/null || { say "$wl on $name failed"; exit 1; }
+            sleep 0.5
+            callgrind_control --dump="$wl-$m" "$SRV_PID" >/dev/null
+            k=$((k + 1))
+            local dump="$out.$k"
+            for _ in $(seq 50); do [ -s "$dump" ] && break; sleep 0.1; done
+            [ -s "$dump" ] || { say "no dump $dump"; ls "$DUMPS" >&2; exit 1; }
+            dumps+=("$dump")
+        done
         callgrind_annotate --inclusive=yes --threshold=100 "$dump" >"$dump.inclusive.txt" 2>/dev/null || true
-        callgrind_annotate --threshold=100 "$dump" >"$dump.self.txt" 2>/dev/null || true
         "$PYTHON" -c 'import json, sys
-d = json.loads(sys.argv[1])
-print(json.dumps({"server": sys.argv[2], "workload": d["workload"], "ops": d["ops"],
-                  "units": d["units"], "unit": d["unit"], "dump": sys.argv[3],
-                  "annotate": sys.argv[3] + ".inclusive.txt"}))' "$line" "$name" "$dump" >>"$META"
+print(json.dumps({"server": sys.argv[1], "workload": sys.argv[2], "n": int(sys.argv[3]),
+                  "dump_n": sys.argv[4], "dump_3n": sys.argv[5],
+                  "annotate": sys.argv[5] + ".inclusive.txt"}))' "$name" "$wl" "$n" "${dumps[@]}" >>"$META"
         say "$name: $wl counted ($n operations)"
     done
     stop_server
@@ -173,7 +177,7 @@ if [ -z "$STRACE_NOTE" ]; then
         n=$((COUNT / 2))
         case "$wl" in stor|retr) n=$XCOUNT ;; esac
         for name in "${NAMES[@]}"; do
-            traced "$name" "$wl" "$n" && traced "$name" "$wl" $((3 * n)) || true
+            if traced "$name" "$wl" "$n"; then traced "$name" "$wl" $((3 * n)) || true; fi
         done
         say "system calls counted: $wl"
     done
@@ -187,7 +191,7 @@ header+="- date: $RUN_DATE; command: \`demo/bench/floor_callgrind.sh\` (WARMUP=$
 header+="- ftpdlib: $REV$DIRTY, \`$FTPDLIB_BIN\`\\n"
 [ -z "${FTPDLIB_BEFORE:-}" ] || header+="- ftpdlib (before): \`$FTPDLIB_BEFORE\`\\n"
 header+="- $(valgrind --version); machine: $MACHINE\\n"
-header+="- per workload: $WARMUP operations of warm-up, callgrind_control -z, the counted operations, callgrind_control -d; user-space instructions (Ir) of every thread, the kernel not included"
+header+="- per workload: $WARMUP operations of warm-up; callgrind_control -z, N operations, callgrind_control -d; the same with 3N; Ir per op = (dump 3N - dump N) / 2N (N = COUNT, STOR and RETR: XCOUNT); user-space instructions (Ir) of every thread, the kernel not included"
 "$PYTHON" "$HERE/floor_callgrind.py" "$OUT_MD" --meta "$META" --top "$TOP" --header "$header" \
     --strace "$DUMPS/strace" --strace-n "$((COUNT / 2)),$XCOUNT"
 say "results in $OUT_MD (dumps in $DUMPS)"
