@@ -90,7 +90,9 @@ def category(ob, fn):
         return "ftpdlib code"
     if fn.startswith("mio::") or "<mio::" in fn:
         return "mio"
-    if re.match(r"^<?(std|core|alloc|hashbrown)::", fn) or fn.startswith(("__rust", "__rdl", "rust_")):
+    if (re.match(r"^<?&?(std|core|alloc|hashbrown)::", fn)
+            or re.match(r"^<[a-z0-9&\[\]; ]+ as (core|std|alloc)::", fn)
+            or fn.startswith(("__rust", "__rdl", "rust_"))):
         return "Rust std/core/alloc"
     if o.startswith("lib") and ".so" in o:
         return "libc (syscall stubs, malloc, ...)"
