@@ -202,7 +202,7 @@ def main():
               "stor": "STOR of 1 MiB (EPSV, data connection, 226)",
               "retr": "RETR of 1 MiB (EPSV, data connection, 226)"}
 
-    L = [x for x in a.header.split("\\n") if x] + [""] if a.header else []
+    L = a.header.split("\\n") + [""] if a.header else []
     L.append("## Instructions per operation (callgrind)")
     L.append("")
     head = ["operation"] + [NAMES.get(s, s) + ": Ir per op" for s in servers]
