@@ -6,13 +6,22 @@ Run by idle_sessions.sh, which starts the server; by hand:
 
 One thread and one selector drive every session: connect (from 127.0.0.1 ... 127.0.0.SOURCES
 in turn, so a large N does not run out of source ports towards one address), read the 220,
-USER, read the 331, PASS, read the 230, then nothing. Connections are opened BATCH at a time
-so the server's listen backlog never overflows. Prints the server's VmRSS (KiB, from
+USER, read the 331, PASS, read the 230, then nothing. At most WINDOW sessions are logging in
+at a time (connected, not yet at 230), so the server's listen backlog never overflows: an
+overflow would cost the client a SYN retransmission, a second or more, and measure the
+kernel's back-off rather than the server. Prints the server's VmRSS (KiB, from
 /proc/PID/status) before the first connection and with every session logged in, and the
 growth per session; exits 1 if any session fails or the whole run passes --timeout seconds.
+
+With --probe K, K more logins follow while the N sessions stay logged in, one at a time
+(connect, 220, USER, PASS, QUIT, the server's close), each timed: their p50 and p99 say how
+long a new client waits for its login on a server that holds N sessions. --json prints one
+JSON line (for demo/bench/floor.sh) instead of the text.
 """
 
 import argparse
+import json
+import math
 import selectors
 import socket
 import sys
@@ -63,6 +72,46 @@ class Session:
             self.step += 1
 
 
+def probe_logins(port, user, password, k, timeout):
+    """k logins one after another, each timed from connect to the server's close; returns
+    the latencies in seconds, sorted."""
+    took = []
+    for _ in range(k):
+        t0 = time.monotonic()
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        buf = b""
+        for want, send in ((b"220", b"USER %s\r\n" % user.encode()),
+                           (b"331", b"PASS %s\r\n" % password.encode()),
+                           (b"230", b"QUIT\r\n"), (b"221", None)):
+            while True:
+                while b"\r\n" in buf:
+                    line, buf = buf.split(b"\r\n", 1)
+                    if line[3:4] != b"-":
+                        break
+                else:
+                    data = s.recv(4096)
+                    if not data:
+                        raise ConnectionError("closed by the server")
+                    buf += data
+                    continue
+                break
+            if not line.startswith(want):
+                raise ConnectionError(f"expected {want!r}, got {line!r}")
+            if send is not None:
+                s.sendall(send)
+        while s.recv(4096):  # until the server closes
+            pass
+        s.close()
+        took.append(time.monotonic() - t0)
+    return sorted(took)
+
+
+def pct(sorted_xs, p):
+    """The p-th percentile (nearest rank) of a sorted list."""
+    i = max(0, min(len(sorted_xs) - 1, math.ceil(p / 100 * len(sorted_xs)) - 1))
+    return sorted_xs[i]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -71,9 +120,14 @@ def main():
     ap.add_argument("--password", required=True)
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--sources", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--window", type=int, default=64,
+                    help="sessions logging in at a time (connected, not yet logged in)")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--hold", type=float, default=2.0, help="seconds idle before measuring")
+    ap.add_argument("--probe", type=int, default=0,
+                    help="logins timed one by one with every session logged in (max 10000)")
+    ap.add_argument("--json", action="store_true", help="one JSON line instead of text")
+    ap.add_argument("--label", default="", help="copied into the JSON line")
     a = ap.parse_args()
 
     before = rss_kib(a.pid)
@@ -85,17 +139,16 @@ def main():
     while done < a.n:
         if time.monotonic() - start > a.timeout:
             sys.exit(f"timed out: {done} of {a.n} sessions logged in")
-        # Open the next batch once the previous one is in.
-        if opened == done and opened < a.n:
-            for _ in range(min(a.batch, a.n - opened)):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.bind((f"127.0.0.{1 + opened % a.sources}", 0))
-                s.connect(("127.0.0.1", a.port))
-                s.setblocking(False)
-                sess = Session(s, a.user, a.password)
-                sessions.append(sess)
-                sel.register(s, selectors.EVENT_READ, sess)
-                opened += 1
+        # Keep WINDOW sessions logging in; the 220 tells that a connection is up.
+        while opened < a.n and opened - done < max(1, a.window):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((f"127.0.0.{1 + opened % a.sources}", 0))
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", a.port))  # EINPROGRESS; a failure shows on recv
+            sess = Session(s, a.user, a.password)
+            sessions.append(sess)
+            sel.register(s, selectors.EVENT_READ, sess)
+            opened += 1
         for key, _ in sel.select(timeout=1.0):
             sess = key.data
             sess.on_readable()
@@ -106,12 +159,26 @@ def main():
     time.sleep(a.hold)
     after = rss_kib(a.pid)
     growth = after - before
-    print(f"sessions         {a.n}")
-    print(f"login time       {login_s:.1f} s")
-    print(f"VmRSS before     {before / 1024:.1f} MiB")
-    print(f"VmRSS with all   {after / 1024:.1f} MiB")
-    print(f"growth           {growth / 1024:.1f} MiB")
-    print(f"per session      {growth * 1024 / a.n:.0f} bytes")
+    took = probe_logins(a.port, a.user, a.password, max(0, min(a.probe, 10000)), 30)
+    if a.json:
+        print(json.dumps({
+            "label": a.label, "part": "sessions", "sessions": a.n, "login_s": login_s,
+            "rss_before_kib": before, "rss_after_kib": after,
+            "probes": len(took),
+            "probe_p50_ms": 1e3 * pct(took, 50) if took else None,
+            "probe_p99_ms": 1e3 * pct(took, 99) if took else None,
+            "probe_max_ms": 1e3 * took[-1] if took else None,
+        }), flush=True)
+    else:
+        print(f"sessions         {a.n}")
+        print(f"login time       {login_s:.1f} s")
+        print(f"VmRSS before     {before / 1024:.1f} MiB")
+        print(f"VmRSS with all   {after / 1024:.1f} MiB")
+        print(f"growth           {growth / 1024:.1f} MiB")
+        print(f"per session      {growth * 1024 / a.n:.0f} bytes")
+        if took:
+            print(f"login p50, p99   {1e3 * pct(took, 50):.2f} ms, {1e3 * pct(took, 99):.2f} ms"
+                  f" ({len(took)} logins with {a.n} sessions in)")
     for sess in sessions:
         sess.sock.close()
 
