@@ -21,9 +21,10 @@
 //! with a new `Config`) start with an empty one.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -43,10 +44,11 @@ struct Home {
     checked: Instant,
 }
 
-/// Opened homes by path.
+/// Opened homes by path, keyed by the path's bytes (hashing a `Path` walks its
+/// components: several times the cost).
 #[derive(Debug, Default)]
 pub(crate) struct Homes {
-    open: Mutex<HashMap<PathBuf, Home>>,
+    open: Mutex<HashMap<OsString, Home>>,
 }
 
 impl Homes {
@@ -64,7 +66,7 @@ impl Homes {
         let meta = std::fs::metadata(home)?;
         let id = (meta.dev(), meta.ino());
         let checked = Instant::now();
-        if let Some(h) = self.lock().get_mut(home) {
+        if let Some(h) = self.lock().get_mut(home.as_os_str()) {
             if h.fs.id() == id {
                 h.checked = checked;
                 return Ok(h.fs.clone());
@@ -81,7 +83,7 @@ impl Homes {
                 fs: fs.clone(),
                 checked,
             };
-            open.insert(home.to_path_buf(), kept);
+            open.insert(home.as_os_str().to_owned(), kept);
         }
         Ok(fs)
     }
@@ -90,13 +92,13 @@ impl Homes {
     /// [`open`](Self::open) then returns without a system call.
     pub(crate) fn fresh(&self, home: &Path, now: Instant) -> Option<OsFilesystem> {
         let open = self.lock();
-        let h = open.get(home)?;
+        let h = open.get(home.as_os_str())?;
         (now.saturating_duration_since(h.checked) < FRESH).then(|| h.fs.clone())
     }
 
     /// The map; a thread that panicked while holding it left it whole (inserts and clears
     /// don't panic half-way).
-    fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Home>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<OsString, Home>> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -106,7 +106,12 @@ pub(crate) fn line(
 /// ASCII), so no client can forge or hide a line; a newline is kept and the next line
 /// indented, as pyftpdlib's formatter does. JSON lines escape them already.
 fn text_safe(out: &mut String) {
-    if !out.chars().any(char::is_control) {
+    // Control characters are C0 and DEL (single bytes) and C1 (U+0080 to U+009F, lead
+    // byte 0xC2): a line without those bytes, nearly every line, is left after one pass
+    // over its bytes, without decoding its characters.
+    if !out.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2)
+        || !out.chars().any(char::is_control)
+    {
         return;
     }
     let mut safe = String::with_capacity(out.len() + 16);

@@ -206,6 +206,8 @@ pub struct Session {
     /// The command being run and its path, for the line that logs its refusal.
     current: Option<Current>,
     peer: SocketAddr,
+    /// `peer` as the log shows it, made once: every line of the session starts with it.
+    peer_text: String,
     local: SocketAddr,
     auth: Auth,
     fs: Option<Arc<dyn Filesystem>>,
@@ -363,6 +365,7 @@ impl Session {
             rate_count: 0,
             config,
             peer: SocketAddr::new(canonical(peer.ip()), peer.port()),
+            peer_text: SocketAddr::new(canonical(peer.ip()), peer.port()).to_string(),
             local: SocketAddr::new(canonical(local.ip()), local.port()),
             auth: Auth::Anonymous,
             fs: None,
@@ -558,7 +561,13 @@ impl Session {
     }
 
     fn prefix(&self) -> String {
-        format!("{}-[{}]", self.peer, self.username().unwrap_or(""))
+        let user = self.username().unwrap_or("");
+        let mut p = String::with_capacity(self.peer_text.len() + user.len() + 3);
+        p.push_str(&self.peer_text);
+        p.push_str("-[");
+        p.push_str(user);
+        p.push(']');
+        p
     }
 
     fn reply(&mut self, code: u16, text: impl Into<String>) {
