@@ -30,28 +30,26 @@ impl Reply {
         }
     }
 
-    /// Appends the wire form, CRLF-terminated, to `out`.
+    /// Appends the wire form, CRLF-terminated, to `out`. Every reply goes through here,
+    /// so it formats nothing and collects nothing: bytes are appended as they are found.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let lines: Vec<&str> = self.text.split('\n').collect();
-        let last = lines.len() - 1;
-        for (i, line) in lines.iter().enumerate() {
+        let mut lines = self.text.split('\n').peekable();
+        let mut first = true;
+        while let Some(line) = lines.next() {
+            let last = lines.peek().is_none();
             // Text given with CRLF line ends: the CR belongs to the line break.
-            let line = if i < last {
-                line.strip_suffix('\r').unwrap_or(line)
-            } else {
+            let line = if last {
                 line
-            };
-            let head = if i == 0 {
-                let sep = if last == 0 { ' ' } else { '-' };
-                format!("{}{sep}", self.code)
-            } else if i == last {
-                format!("{} ", self.code)
-            } else if line.starts_with(|c: char| c.is_ascii_digit()) {
-                " ".to_string()
             } else {
-                String::new()
+                line.strip_suffix('\r').unwrap_or(line)
             };
-            out.extend_from_slice(head.as_bytes());
+            if first || last {
+                self.push_code(out);
+                out.push(if first && !last { b'-' } else { b' ' });
+            } else if line.starts_with(|c: char| c.is_ascii_digit()) {
+                out.push(b' ');
+            }
+            first = false;
             for piece in line.as_bytes().split_inclusive(|&b| b == b'\r') {
                 out.extend_from_slice(piece);
                 if piece.ends_with(b"\r") {
@@ -59,6 +57,21 @@ impl Reply {
                 }
             }
             out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Appends the code's digits.
+    fn push_code(&self, out: &mut Vec<u8>) {
+        let c = self.code;
+        if (100..1000).contains(&c) {
+            // Three digits, each below 10: the casts keep every value.
+            out.extend_from_slice(&[
+                b'0' + (c / 100) as u8,
+                b'0' + (c / 10 % 10) as u8,
+                b'0' + (c % 10) as u8,
+            ]);
+        } else {
+            out.extend_from_slice(c.to_string().as_bytes());
         }
     }
 
@@ -98,6 +111,13 @@ mod tests {
         out.clear();
         Reply::new(211, "a\r\nb\r\nc").encode(&mut out);
         assert_eq!(out, b"211-a\r\nb\r\n211 c\r\n");
+        out.clear();
+        // Empty text, an empty last line, codes outside three digits.
+        Reply::new(200, "").encode(&mut out);
+        Reply::new(211, "a\n").encode(&mut out);
+        Reply::new(7, "x").encode(&mut out);
+        Reply::new(1000, "y").encode(&mut out);
+        assert_eq!(out, b"200 \r\n211-a\r\n211 \r\n7 x\r\n1000 y\r\n");
     }
 
     #[test]
