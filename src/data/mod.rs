@@ -16,7 +16,10 @@
 //! The channel reports what happened as [`DataEvent`]s; the server hands them to the owning
 //! session. It does not read the clock: `now` comes in with every call.
 
+mod splice;
 mod transfer;
+#[cfg(test)]
+mod upload_tests;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

@@ -1,9 +1,13 @@
 //! Moving the bytes of one transfer between a data socket and a file or buffer
 //! (pyftpdlib's producers and `DTPHandler.handle_read`).
 //!
-//! Binary downloads of files use sendfile(2), so the bytes never enter user space. ASCII
-//! transfers, listings and systems without sendfile use a buffer, converting line endings on
-//! the way: bare LF to CRLF when sending, CRLF to LF when receiving (RFC 959 section 3.1.1.1).
+//! Binary downloads of files use sendfile(2), and binary uploads into a local file splice(2)
+//! through a pipe (see the splice module), so the bytes never enter user space. ASCII
+//! transfers, listings, TLS, storage without a file descriptor and systems without these
+//! calls use a buffer, converting line endings on the way: bare LF to CRLF when sending,
+//! CRLF to LF when receiving (RFC 959 section 3.1.1.1). An upload's buffer starts at the
+//! configured size and doubles, up to [`MAX_READ`], each time a read fills it, so a fast
+//! upload is read in large pieces and a slow one keeps a small buffer.
 //!
 //! Under TLS there is no sendfile: files go through the buffer in large writes, so rustls
 //! cuts them into full-size records. A send ends only once the TLS close_notify is on the
@@ -14,6 +18,7 @@
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 
+use super::splice::{self, Pipe};
 use crate::control::session::{Direction, Source, Transfer, TransferError};
 use crate::filesystem::FileWriter;
 use crate::listing::Listing;
@@ -29,6 +34,27 @@ const TLS_CHUNK: usize = 256 * 1024;
 /// client reads the reply. Past this the connection is closed at once (the peer then
 /// sees a reset, as it would have for any size before).
 const DISCARD_LIMIT: u64 = 256 << 20;
+
+/// Largest read of a buffered upload, unless the configured buffer is larger.
+pub(crate) const MAX_READ: usize = 1 << 20;
+
+/// How an upload's bytes reach the file.
+#[derive(Debug)]
+enum Sink {
+    /// Not decided yet: the first step decides.
+    Undecided,
+    /// splice(2) through this pipe.
+    Splice(Pipe),
+    /// read(2) into `buf`, then a write to the file.
+    Buffered,
+}
+
+/// How a spliced step ended.
+enum Spliced {
+    Step(Step),
+    /// Go on through the buffer, with this much of the budget spent.
+    Buffered(usize),
+}
 
 /// What one [`Running::step`] achieved.
 #[derive(Debug)]
@@ -78,6 +104,8 @@ pub(crate) struct Running {
     write_error: Option<io::Error>,
     /// Bytes dropped since `write_error`.
     discarded: u64,
+    /// An upload's way to its file.
+    sink: Sink,
     /// Counts the transfer in `transfers_running` while it lives.
     _gauge: TransferGauge,
 }
@@ -138,7 +166,8 @@ impl Running {
             Direction::Send(Source::File { offset, .. }) => {
                 (Vec::with_capacity(out_buf.max(512)), *offset as i64)
             }
-            Direction::Receive(_) => (Vec::with_capacity(in_buf.max(512)), 0),
+            // An upload's buffer is made at its first buffered read: a spliced one has none.
+            Direction::Receive(_) => (Vec::new(), 0),
         };
         let mut r = Running {
             transfer,
@@ -154,9 +183,12 @@ impl Running {
             chunk_error: None,
             write_error: None,
             discarded: 0,
+            sink: Sink::Undecided,
             _gauge: gauge,
         };
-        r.buf.reserve(out_buf.max(512));
+        if !matches!(r.transfer.direction, Direction::Receive(_)) {
+            r.buf.reserve(out_buf.max(512));
+        }
         r
     }
 
@@ -398,7 +430,140 @@ impl Running {
         }
     }
 
+    /// Whether this upload is spliced (decided at its first step).
+    #[cfg(test)]
+    pub fn is_spliced(&self) -> bool {
+        matches!(self.sink, Sink::Splice(_))
+    }
+
     fn receive(&mut self, stream: &mut Stream, budget: usize) -> Step {
+        if matches!(self.sink, Sink::Undecided) {
+            self.sink = self.choose_sink(stream);
+        }
+        let spent = match self.sink {
+            Sink::Splice(_) => match self.receive_spliced(stream, budget) {
+                Spliced::Step(step) => return step,
+                Spliced::Buffered(spent) => {
+                    // A pipe that still holds bytes is emptied before it goes, by whoever
+                    // switched; dropping it closes both ends.
+                    self.sink = Sink::Buffered;
+                    spent
+                }
+            },
+            _ => 0,
+        };
+        self.receive_buffered(stream, budget.saturating_sub(spent))
+    }
+
+    /// Splice when the upload is binary, in the clear, into a file with a descriptor that
+    /// takes direct writes, and a pipe can be had; else read through the buffer.
+    fn choose_sink(&self, stream: &mut Stream) -> Sink {
+        let Direction::Receive(file) = &self.transfer.direction else {
+            return Sink::Buffered;
+        };
+        // `use_sendfile`: binary, no TLS, and the server allows the kernel's copy.
+        if !self.transfer.use_sendfile || self.transfer.ascii || stream.plain().is_none() {
+            return Sink::Buffered;
+        }
+        let Some(fd) = file.raw_fd() else {
+            return Sink::Buffered;
+        };
+        match Pipe::for_file(fd) {
+            Ok(pipe) => Sink::Splice(pipe),
+            Err(e) => {
+                // Out of descriptors (EMFILE), an O_APPEND file (APPE), a small pipe: the
+                // buffered path works for all of them.
+                log::debug!(target: crate::logger::LOG, "upload read, not spliced: {e}");
+                Sink::Buffered
+            }
+        }
+    }
+
+    /// Socket to pipe to file, until the socket blocks, the budget is spent or the upload
+    /// ends. Every byte counted in `bytes` is in the file, or dropped after a failed write.
+    fn receive_spliced(&mut self, stream: &mut Stream, budget: usize) -> Spliced {
+        let Running {
+            transfer,
+            bytes,
+            buf,
+            sink,
+            write_error,
+            discarded,
+            ..
+        } = self;
+        let (Sink::Splice(pipe), Direction::Receive(file), Some(sock)) =
+            (sink, &mut transfer.direction, stream.plain())
+        else {
+            return Spliced::Buffered(0);
+        };
+        let Some(fd) = file.raw_fd() else {
+            return Spliced::Buffered(0);
+        };
+        let sock = sock.as_raw_fd();
+        let mut spent = 0usize;
+        loop {
+            if spent >= budget {
+                if client_done(stream) {
+                    return Spliced::Step(end_of_upload(file, false, false));
+                }
+                return Spliced::Step(Step::Budget);
+            }
+            // No more than the budget, so a throttled upload stays within its bytes.
+            match pipe.fill(sock, budget - spent) {
+                Ok(0) => return Spliced::Step(end_of_upload(file, false, false)),
+                Ok(n) => {
+                    *bytes += n as u64;
+                    spent += n;
+                }
+                Err(e) if would_block(&e) => return Spliced::Step(Step::Blocked),
+                Err(e) if interrupted(&e) => continue,
+                Err(e) if splice::unsupported(&e) => {
+                    log::debug!(target: crate::logger::LOG, "splice from the data socket: {e}; the upload goes on read");
+                    return Spliced::Buffered(spent);
+                }
+                Err(e) => return Spliced::Step(Step::Done(Err(TransferError::Connection(e)))),
+            }
+            match pipe.drain_to(fd) {
+                Ok(()) => {}
+                Err(e) if splice::unsupported(&e) => {
+                    log::debug!(target: crate::logger::LOG, "splice into the file: {e}; the upload goes on read");
+                    // What the pipe holds goes into the file by write(2), in order.
+                    if buf.len() < MAX_READ {
+                        buf.resize(MAX_READ, 0);
+                    }
+                    while pipe.held() > 0 {
+                        let n = match pipe.read_out(buf) {
+                            Ok(n) => n,
+                            Err(e) if interrupted(&e) => continue,
+                            Err(e) => {
+                                return Spliced::Step(Step::Done(Err(TransferError::File(e))))
+                            }
+                        };
+                        match write_all(file, &buf[..n]) {
+                            Ok(()) => {}
+                            Err(TransferError::File(e)) if is_exhaustion(&e) => {
+                                *write_error = Some(e);
+                                *discarded += pipe.held() as u64;
+                                break;
+                            }
+                            Err(e) => return Spliced::Step(Step::Done(Err(e))),
+                        }
+                    }
+                    return Spliced::Buffered(spent);
+                }
+                // Out of room: what the pipe still holds is dropped with it, and the rest of
+                // the upload is read and dropped, as on the buffered path.
+                Err(e) if is_exhaustion(&e) => {
+                    *write_error = Some(e);
+                    *discarded += pipe.held() as u64;
+                    return Spliced::Buffered(spent);
+                }
+                Err(e) => return Spliced::Step(Step::Done(Err(TransferError::File(e)))),
+            }
+        }
+    }
+
+    fn receive_buffered(&mut self, stream: &mut Stream, budget: usize) -> Step {
         let ascii = self.transfer.ascii;
         let Direction::Receive(file) = &mut self.transfer.direction else {
             return Step::Done(Ok(()));
@@ -411,16 +576,12 @@ impl Running {
         loop {
             if spent >= budget {
                 // When the client has finished sending, end now rather than after waiting
-                // for more allowance only to read the end of the stream. Plain TCP only:
-                // under TLS the end is a close_notify record, read in the normal way.
-                let mut probe = [0u8; 1];
-                if let Some(tcp) = stream.plain() {
-                    if matches!(tcp.peek(&mut probe), Ok(0)) {
-                        return match self.write_error.take() {
-                            Some(e) => Step::Done(Err(TransferError::File(e))),
-                            None => end_of_upload(file, ascii, self.last_cr),
-                        };
-                    }
+                // for more allowance only to read the end of the stream.
+                if client_done(stream) {
+                    return match self.write_error.take() {
+                        Some(e) => Step::Done(Err(TransferError::File(e))),
+                        None => end_of_upload(file, ascii, self.last_cr),
+                    };
                 }
                 return Step::Budget;
             }
@@ -478,8 +639,21 @@ impl Running {
                 Err(TransferError::File(e)) if is_exhaustion(&e) => self.write_error = Some(e),
                 Err(e) => return Step::Done(Err(e)),
             }
+            // A read that filled the buffer left more behind: read more at once next time.
+            if n == self.buf.len() && n < MAX_READ {
+                self.buf.resize((n * 2).min(MAX_READ), 0);
+            }
         }
     }
+}
+
+/// Whether the client has finished sending an upload (its FIN is next in the socket).
+/// Plain TCP only: under TLS the end is a close_notify record, read in the normal way.
+fn client_done(stream: &mut Stream) -> bool {
+    let mut probe = [0u8; 1];
+    stream
+        .plain()
+        .is_some_and(|tcp| matches!(tcp.peek(&mut probe), Ok(0)))
 }
 
 /// Whether a write failed for want of room (a full filesystem, a quota, a size limit)
