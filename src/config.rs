@@ -311,7 +311,8 @@ pub struct DtpConfig {
     /// How long an active (PORT) connection may take to establish; default 30 s.
     pub connect_timeout: Duration,
     /// Receive buffer for uploads, in bytes; default 65536. It is the first read's size:
-    /// an upload whose read fills it doubles it, up to 1 MiB (or this size, if larger).
+    /// an upload whose read fills it reads 1 MiB at a time from then on (or this size, if
+    /// larger).
     /// Uploads that splice(2) (see [`Config::use_sendfile`](crate::Config::use_sendfile))
     /// have no buffer.
     pub ac_in_buffer_size: usize,

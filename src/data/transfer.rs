@@ -6,8 +6,8 @@
 //! transfers, listings, TLS, storage without a file descriptor and systems without these
 //! calls use a buffer, converting line endings on the way: bare LF to CRLF when sending,
 //! CRLF to LF when receiving (RFC 959 section 3.1.1.1). An upload's buffer starts at the
-//! configured size and doubles, up to [`MAX_READ`], each time a read fills it, so a fast
-//! upload is read in large pieces and a slow one keeps a small buffer.
+//! configured size and grows to [`MAX_READ`] once a read fills it, so a fast upload is read
+//! in large pieces and a slow one keeps a small buffer.
 //!
 //! Under TLS there is no sendfile: files go through the buffer in large writes, so rustls
 //! cuts them into full-size records. A send ends only once the TLS close_notify is on the
@@ -529,7 +529,7 @@ impl Running {
                     log::debug!(target: crate::logger::LOG, "splice into the file: {e}; the upload goes on read");
                     // What the pipe holds goes into the file by write(2), in order.
                     if buf.len() < MAX_READ {
-                        buf.resize(MAX_READ, 0);
+                        *buf = vec![0; MAX_READ];
                     }
                     while pipe.held() > 0 {
                         let n = match pipe.read_out(buf) {
@@ -569,7 +569,7 @@ impl Running {
             return Step::Done(Ok(()));
         };
         if self.buf.len() < self.in_buf {
-            self.buf.resize(self.in_buf, 0);
+            self.buf = vec![0; self.in_buf];
         }
         let mut converted = Vec::new();
         let mut spent = 0usize;
@@ -639,9 +639,11 @@ impl Running {
                 Err(TransferError::File(e)) if is_exhaustion(&e) => self.write_error = Some(e),
                 Err(e) => return Step::Done(Err(e)),
             }
-            // A read that filled the buffer left more behind: read more at once next time.
+            // A read that filled the buffer left more behind: read the most at once from
+            // now on. A fresh buffer, as nothing in it is kept: a large zeroed allocation
+            // is pages from the kernel, not a memset.
             if n == self.buf.len() && n < MAX_READ {
-                self.buf.resize((n * 2).min(MAX_READ), 0);
+                self.buf = vec![0; MAX_READ];
             }
         }
     }
