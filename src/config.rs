@@ -310,11 +310,10 @@ pub struct DtpConfig {
     pub accept_timeout: Duration,
     /// How long an active (PORT) connection may take to establish; default 30 s.
     pub connect_timeout: Duration,
-    /// Receive buffer for uploads, in bytes; default 65536. It is the first read's size:
-    /// an upload whose read fills it reads 1 MiB at a time from then on (or this size, if
-    /// larger).
-    /// Uploads that splice(2) (see [`Config::use_sendfile`](crate::Config::use_sendfile))
-    /// have no buffer.
+    /// Receive buffer for uploads, in bytes; default 65536. Uploads read through a buffer
+    /// (TLS, TYPE A, storage without a descriptor) read up to 1 MiB at a time, or this
+    /// size if larger, into one buffer that the uploads of a reactor share; uploads that
+    /// splice(2) (see [`Config::use_sendfile`](crate::Config::use_sendfile)) use none.
     pub ac_in_buffer_size: usize,
     /// Send chunk for downloads, in bytes; default 65536.
     pub ac_out_buffer_size: usize,

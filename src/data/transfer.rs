@@ -5,9 +5,9 @@
 //! through a pipe (see the splice module), so the bytes never enter user space. ASCII
 //! transfers, listings, TLS, storage without a file descriptor and systems without these
 //! calls use a buffer, converting line endings on the way: bare LF to CRLF when sending,
-//! CRLF to LF when receiving (RFC 959 section 3.1.1.1). An upload's buffer starts at the
-//! configured size and grows to [`MAX_READ`] once a read fills it, so a fast upload is read
-//! in large pieces and a slow one keeps a small buffer.
+//! CRLF to LF when receiving (RFC 959 section 3.1.1.1). Uploads read through a buffer use
+//! the reactor's one buffer of [`MAX_READ`] (see [`Running::step`]), so a fast upload is
+//! read in large pieces and a thousand uploads cost no more buffer than one.
 //!
 //! Under TLS there is no sendfile: files go through the buffer in large writes, so rustls
 //! cuts them into full-size records. A send ends only once the TLS close_notify is on the
@@ -35,7 +35,7 @@ const TLS_CHUNK: usize = 256 * 1024;
 /// sees a reset, as it would have for any size before).
 const DISCARD_LIMIT: u64 = 256 << 20;
 
-/// Largest read of a buffered upload, unless the configured buffer is larger.
+/// Reads of a buffered upload, unless the configured buffer is larger.
 pub(crate) const MAX_READ: usize = 1 << 20;
 
 /// How an upload's bytes reach the file.
@@ -166,7 +166,7 @@ impl Running {
             Direction::Send(Source::File { offset, .. }) => {
                 (Vec::with_capacity(out_buf.max(512)), *offset as i64)
             }
-            // An upload's buffer is made at its first buffered read: a spliced one has none.
+            // Uploads read into the reactor's buffer (see `step`).
             Direction::Receive(_) => (Vec::new(), 0),
         };
         let mut r = Running {
@@ -277,10 +277,13 @@ impl Running {
         }
     }
 
-    /// Moves bytes until the socket blocks, the budget is spent or the transfer ends.
-    pub fn step(&mut self, stream: &mut Stream, budget: usize) -> Step {
+    /// Moves bytes until the socket blocks, the budget is spent or the transfer ends. An
+    /// upload that is not spliced reads into `upload_buf`, shared by the uploads of one
+    /// reactor (nothing in it is kept from one step to the next), so a thousand uploads
+    /// take one buffer's memory and cache rather than a thousand.
+    pub fn step(&mut self, stream: &mut Stream, budget: usize, upload_buf: &mut Vec<u8>) -> Step {
         match &self.transfer.direction {
-            Direction::Receive(_) => self.receive(stream, budget),
+            Direction::Receive(_) => self.receive(stream, budget, upload_buf),
             Direction::Send(Source::File { .. })
                 if self.transfer.use_sendfile && stream.plain().is_some() =>
             {
@@ -436,12 +439,17 @@ impl Running {
         matches!(self.sink, Sink::Splice(_))
     }
 
-    fn receive(&mut self, stream: &mut Stream, budget: usize) -> Step {
+    fn receive(&mut self, stream: &mut Stream, budget: usize, buf: &mut Vec<u8>) -> Step {
         if matches!(self.sink, Sink::Undecided) {
             self.sink = self.choose_sink(stream);
         }
+        // One size for every upload's reads: the largest configured.
+        let size = self.in_buf.max(MAX_READ);
+        if buf.len() < size {
+            *buf = vec![0; size];
+        }
         let spent = match self.sink {
-            Sink::Splice(_) => match self.receive_spliced(stream, budget) {
+            Sink::Splice(_) => match self.receive_spliced(stream, budget, buf) {
                 Spliced::Step(step) => return step,
                 Spliced::Buffered(spent) => {
                     // A pipe that still holds bytes is emptied before it goes, by whoever
@@ -452,7 +460,7 @@ impl Running {
             },
             _ => 0,
         };
-        self.receive_buffered(stream, budget.saturating_sub(spent))
+        self.receive_buffered(stream, budget.saturating_sub(spent), buf)
     }
 
     /// Splice when the upload is binary, in the clear, into a file with a descriptor that
@@ -481,11 +489,10 @@ impl Running {
 
     /// Socket to pipe to file, until the socket blocks, the budget is spent or the upload
     /// ends. Every byte counted in `bytes` is in the file, or dropped after a failed write.
-    fn receive_spliced(&mut self, stream: &mut Stream, budget: usize) -> Spliced {
+    fn receive_spliced(&mut self, stream: &mut Stream, budget: usize, buf: &mut [u8]) -> Spliced {
         let Running {
             transfer,
             bytes,
-            buf,
             sink,
             write_error,
             discarded,
@@ -528,9 +535,6 @@ impl Running {
                 Err(e) if splice::unsupported(&e) => {
                     log::debug!(target: crate::logger::LOG, "splice into the file: {e}; the upload goes on read");
                     // What the pipe holds goes into the file by write(2), in order.
-                    if buf.len() < MAX_READ {
-                        *buf = vec![0; MAX_READ];
-                    }
                     while pipe.held() > 0 {
                         let n = match pipe.read_out(buf) {
                             Ok(n) => n,
@@ -563,14 +567,11 @@ impl Running {
         }
     }
 
-    fn receive_buffered(&mut self, stream: &mut Stream, budget: usize) -> Step {
+    fn receive_buffered(&mut self, stream: &mut Stream, budget: usize, buf: &mut [u8]) -> Step {
         let ascii = self.transfer.ascii;
         let Direction::Receive(file) = &mut self.transfer.direction else {
             return Step::Done(Ok(()));
         };
-        if self.buf.len() < self.in_buf {
-            self.buf = vec![0; self.in_buf];
-        }
         let mut converted = Vec::new();
         let mut spent = 0usize;
         loop {
@@ -586,8 +587,8 @@ impl Running {
                 return Step::Budget;
             }
             // Read no more than the budget, so a throttled upload stays within its bytes.
-            let room = (budget - spent).min(self.buf.len());
-            let n = match stream.read(&mut self.buf[..room]) {
+            let room = (budget - spent).min(buf.len());
+            let n = match stream.read(&mut buf[..room]) {
                 Ok(0) => {
                     // The client's close_notify or, where allowed, a FIN between TLS
                     // records (under TLS), or its FIN (plain): answer a close_notify
@@ -626,10 +627,10 @@ impl Running {
             }
             let result = if ascii {
                 converted.clear();
-                from_crlf(&self.buf[..n], &mut self.last_cr, &mut converted);
+                from_crlf(&buf[..n], &mut self.last_cr, &mut converted);
                 write_all(file, &converted)
             } else {
-                write_all(file, &self.buf[..n])
+                write_all(file, &buf[..n])
             };
             match result {
                 Ok(()) => {}
@@ -638,12 +639,6 @@ impl Running {
                 // than resetting a connection it is still writing to.
                 Err(TransferError::File(e)) if is_exhaustion(&e) => self.write_error = Some(e),
                 Err(e) => return Step::Done(Err(e)),
-            }
-            // A read that filled the buffer left more behind: read the most at once from
-            // now on. A fresh buffer, as nothing in it is kept: a large zeroed allocation
-            // is pages from the kernel, not a memset.
-            if n == self.buf.len() && n < MAX_READ {
-                self.buf = vec![0; MAX_READ];
             }
         }
     }

@@ -81,11 +81,12 @@ fn upload(
     let stats = Arc::new(ServerStats::default());
     let mut r = Running::new(transfer, 65536, 65536, TransferGauge::new(&stats));
     let mut budget_steps = Vec::new();
+    let mut upload_buf = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     let result = loop {
         assert!(Instant::now() < deadline, "the upload ends");
         let before = r.bytes();
-        match r.step(&mut stream, budget) {
+        match r.step(&mut stream, budget, &mut upload_buf) {
             Step::Done(result) => break result,
             Step::Budget => budget_steps.push(r.bytes() - before),
             Step::Blocked => std::thread::sleep(Duration::from_millis(1)),
