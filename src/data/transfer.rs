@@ -443,23 +443,19 @@ impl Running {
         if matches!(self.sink, Sink::Undecided) {
             self.sink = self.choose_sink(stream);
         }
-        // One size for every upload's reads: the largest configured.
-        let size = self.in_buf.max(MAX_READ);
-        if buf.len() < size {
-            *buf = vec![0; size];
-        }
         let spent = match self.sink {
             Sink::Splice(_) => match self.receive_spliced(stream, budget, buf) {
                 Spliced::Step(step) => return step,
                 Spliced::Buffered(spent) => {
-                    // A pipe that still holds bytes is emptied before it goes, by whoever
-                    // switched; dropping it closes both ends.
+                    // The pipe is empty, or holds what a failed file will never take:
+                    // dropping it closes both ends.
                     self.sink = Sink::Buffered;
                     spent
                 }
             },
             _ => 0,
         };
+        let buf = scratch(buf, self.in_buf);
         self.receive_buffered(stream, budget.saturating_sub(spent), buf)
     }
 
@@ -489,10 +485,16 @@ impl Running {
 
     /// Socket to pipe to file, until the socket blocks, the budget is spent or the upload
     /// ends. Every byte counted in `bytes` is in the file, or dropped after a failed write.
-    fn receive_spliced(&mut self, stream: &mut Stream, budget: usize, buf: &mut [u8]) -> Spliced {
+    fn receive_spliced(
+        &mut self,
+        stream: &mut Stream,
+        budget: usize,
+        buf: &mut Vec<u8>,
+    ) -> Spliced {
         let Running {
             transfer,
             bytes,
+            in_buf,
             sink,
             write_error,
             discarded,
@@ -535,6 +537,7 @@ impl Running {
                 Err(e) if splice::unsupported(&e) => {
                     log::debug!(target: crate::logger::LOG, "splice into the file: {e}; the upload goes on read");
                     // What the pipe holds goes into the file by write(2), in order.
+                    let buf = scratch(buf, *in_buf);
                     while pipe.held() > 0 {
                         let n = match pipe.read_out(buf) {
                             Ok(n) => n,
@@ -642,6 +645,16 @@ impl Running {
             }
         }
     }
+}
+
+/// The reactor's upload buffer, made at its first use: reads of the largest configured
+/// size.
+fn scratch(buf: &mut Vec<u8>, in_buf: usize) -> &mut [u8] {
+    let size = in_buf.max(MAX_READ);
+    if buf.len() < size {
+        *buf = vec![0; size];
+    }
+    buf
 }
 
 /// Whether the client has finished sending an upload (its FIN is next in the socket).
