@@ -92,7 +92,9 @@ pub struct Config {
     pub passive_ports: Option<RangeInclusive<u16>>,
     /// Show listing times in UTC (default true) rather than local time.
     pub use_gmt_times: bool,
-    /// Use sendfile(2) for binary RETR; default true.
+    /// Use the kernel's copy for binary transfers in the clear: sendfile(2) for RETR, and
+    /// splice(2) through a pipe for STOR, APPE and STOU into a file with a descriptor
+    /// (Linux); default true. Off, every transfer is read and written through a buffer.
     pub use_sendfile: bool,
     /// Data channel settings.
     pub dtp: DtpConfig,
@@ -325,7 +327,10 @@ pub struct DtpConfig {
     pub accept_timeout: Duration,
     /// How long an active (PORT) connection may take to establish; default 30 s.
     pub connect_timeout: Duration,
-    /// Receive buffer for uploads, in bytes; default 65536.
+    /// Receive buffer for uploads, in bytes; default 65536. Uploads read through a buffer
+    /// (TLS, TYPE A, storage without a descriptor) read up to 1 MiB at a time, or this
+    /// size if larger, into one buffer that the uploads of a reactor share; uploads that
+    /// splice(2) (see [`Config::use_sendfile`](crate::Config::use_sendfile)) use none.
     pub ac_in_buffer_size: usize,
     /// Send chunk for downloads, in bytes; default 65536.
     pub ac_out_buffer_size: usize,

@@ -313,3 +313,89 @@ fn commands_before_the_data_connection_cannot_redirect_the_transfer() {
     c.expect(226);
     assert_eq!(got, b"the first file");
 }
+
+/// Large binary uploads from real clients arrive byte for byte: curl -T, and ftplib's
+/// storbinary, whole and then resumed with REST (on Linux these go socket to pipe to file
+/// with splice(2); TYPE A and TLS uploads are covered by their own tests).
+#[test]
+fn large_uploads_from_curl_and_ftplib_arrive_whole() {
+    let s = TestServer::start();
+    let src = util::TempDir::new("src");
+    let body = random_bytes(8 << 20, 31);
+    std::fs::write(src.join("big"), &body).unwrap();
+    if util::require("curl") {
+        util::run(
+            util::curl()
+                .arg("-T")
+                .arg(src.join("big"))
+                .arg(s.url("user", "curl.bin")),
+        );
+        util::assert_same(&std::fs::read(s.root.join("curl.bin")).unwrap(), &body);
+    }
+    if util::require("python3") {
+        let script = format!(
+            r#"
+import ftplib, sys
+data = open(sys.argv[1], "rb").read()
+f = ftplib.FTP()
+f.connect("127.0.0.1", {port}, timeout=30)
+f.login("user", "pass")
+f.storbinary("STOR py.bin", open(sys.argv[1], "rb"), blocksize=1 << 20)
+import io
+f.storbinary("STOR resumed.bin", io.BytesIO(data[:5000000]))
+f.storbinary("STOR resumed.bin", io.BytesIO(data[5000000:]), rest=5000000)
+f.quit()
+"#,
+            port = s.addr.port()
+        );
+        util::run(
+            std::process::Command::new("python3")
+                .arg("-c")
+                .arg(script)
+                .arg(src.join("big")),
+        );
+        util::assert_same(&std::fs::read(s.root.join("py.bin")).unwrap(), &body);
+        util::assert_same(&std::fs::read(s.root.join("resumed.bin")).unwrap(), &body);
+    }
+}
+
+/// Records the bytes each upload ended with, as the xferlog would.
+#[derive(Default)]
+struct Ends(std::sync::Mutex<Vec<(bool, u64)>>);
+
+impl ftpdlib::Hooks for Ends {
+    fn on_transfer_end(&self, _s: ftpdlib::SessionInfo<'_>, t: &ftpdlib::TransferRecord<'_>) {
+        self.0.lock().unwrap().push((t.completed, t.bytes));
+    }
+}
+
+/// ABOR in the middle of an upload: the partial file holds exactly the bytes the server
+/// took off the data connection, as many as it reports, and the session goes on.
+#[test]
+fn abor_during_stor_keeps_exactly_the_bytes_received() {
+    let ends = std::sync::Arc::new(Ends::default());
+    let hooks = ends.clone();
+    let s = TestServer::start_with(move |c, _| c.hooks = hooks);
+    let body = random_bytes(3 << 20, 32);
+    let mut c = s.login("user");
+    c.cmd("TYPE I", 200);
+    let mut data = TcpStream::connect(c.pasv()).unwrap();
+    c.cmd("STOR part", 125);
+    data.write_all(&body[..2 << 20]).unwrap();
+    let path = s.root.join("part");
+    assert!(util::wait_until(std::time::Duration::from_secs(10), || {
+        std::fs::metadata(&path).is_ok_and(|m| m.len() == 2 << 20)
+    }));
+    c.send_raw(b"\xff\xf4\xff\xf2ABOR\r\n");
+    let first = c.read_reply();
+    assert!(first.code == 426 || first.code == 226, "{:?}", first.lines);
+    if first.code == 426 {
+        c.expect(226);
+    }
+    drop(data);
+    assert_eq!(ends.0.lock().unwrap().as_slice(), [(false, 2 << 20)]);
+    util::assert_same(&std::fs::read(&path).unwrap(), &body[..2 << 20]);
+    c.cmd("NOOP", 200);
+    c.stor("STOR part", &body);
+    util::assert_same(&std::fs::read(&path).unwrap(), &body);
+}

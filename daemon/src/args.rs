@@ -175,7 +175,7 @@ struct Flags {
     /// Directory listings and log time stamps in the local time zone [default: UTC]
     #[arg(long, env = "FTPDLIB_USE_LOCALTIME", value_parser = flag())]
     use_localtime: bool,
-    /// Send files with read and write instead of sendfile(2)
+    /// Move files with read and write instead of sendfile(2) (downloads) and splice(2) (uploads)
     #[arg(long, env = "FTPDLIB_DISABLE_SENDFILE", value_parser = flag())]
     disable_sendfile: bool,
     /// Encoding of file names on the control connection: utf8, the only one there is

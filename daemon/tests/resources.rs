@@ -5,7 +5,7 @@
 mod util;
 
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -106,6 +106,18 @@ fn out_of_descriptors_every_command_answers_and_the_server_recovers() {
     assert_eq!(r.lines, ["451 Too many open files."]);
     drop(data);
     c.cmd("NOOP", 200);
+
+    // STOR with room for its file and none for the pipe it would splice(2) through: the
+    // upload is read instead, whole.
+    let big = random_bytes(3 << 20, 12);
+    let mut data = TcpStream::connect(c.pasv()).unwrap();
+    starved(pid, 1, || {
+        c.cmd("STOR h", 125);
+        data.write_all(&big).unwrap();
+        drop(data);
+        c.expect(226);
+    });
+    assert_same(&std::fs::read(home.join("h")).unwrap(), &big);
 
     // The passive accept: room for the file, none for the data connection. The transfer
     // command waiting for it is told why at once, not after the accept timeout.

@@ -16,7 +16,10 @@
 //! The channel reports what happened as [`DataEvent`]s; the server hands them to the owning
 //! session. It does not read the clock: `now` comes in with every call.
 
+mod splice;
 mod transfer;
+#[cfg(test)]
+mod upload_tests;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -473,13 +476,15 @@ impl DataChannel {
 
     /// Does whatever the socket allows: accept, finish connecting, move bytes. Stops at
     /// `WouldBlock` or after `budget` bytes; returns `true` when it stopped on the budget
-    /// and should be driven again soon without waiting for an event.
+    /// and should be driven again soon without waiting for an event. An upload read through
+    /// a buffer reads into `upload_buf`, the reactor's (see [`Running::step`]).
     pub fn drive(
         &mut self,
         now: Instant,
         registry: &Registry,
         token: Token,
         budget: usize,
+        upload_buf: &mut Vec<u8>,
         events: &mut Vec<DataEvent>,
     ) -> bool {
         if let Sock::Listening(l) = &self.sock {
@@ -610,7 +615,7 @@ impl DataChannel {
             return false;
         };
         let before = running.bytes();
-        let step = running.step(stream, budget);
+        let step = running.step(stream, budget, upload_buf);
         let sending = running.way() == Way::Write;
         self.stats.moved(sending, running.bytes() - before);
         if self.handshaking && !stream.is_handshaking() {

@@ -1,9 +1,13 @@
 //! Moving the bytes of one transfer between a data socket and a file or buffer
 //! (pyftpdlib's producers and `DTPHandler.handle_read`).
 //!
-//! Binary downloads of files use sendfile(2), so the bytes never enter user space. ASCII
-//! transfers, listings and systems without sendfile use a buffer, converting line endings on
-//! the way: bare LF to CRLF when sending, CRLF to LF when receiving (RFC 959 section 3.1.1.1).
+//! Binary downloads of files use sendfile(2), and binary uploads into a local file splice(2)
+//! through a pipe (see the splice module), so the bytes never enter user space. ASCII
+//! transfers, listings, TLS, storage without a file descriptor and systems without these
+//! calls use a buffer, converting line endings on the way: bare LF to CRLF when sending,
+//! CRLF to LF when receiving (RFC 959 section 3.1.1.1). Uploads read through a buffer use
+//! the reactor's one buffer of [`MAX_READ`] (see [`Running::step`]), so a fast upload is
+//! read in large pieces and a thousand uploads cost no more buffer than one.
 //!
 //! Under TLS there is no sendfile: files go through the buffer in large writes, so rustls
 //! cuts them into full-size records. A send ends only once the TLS close_notify is on the
@@ -14,6 +18,7 @@
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 
+use super::splice::{self, Pipe};
 use crate::control::session::{Direction, Source, Transfer, TransferError};
 use crate::filesystem::FileWriter;
 use crate::listing::Listing;
@@ -29,6 +34,27 @@ const TLS_CHUNK: usize = 256 * 1024;
 /// client reads the reply. Past this the connection is closed at once (the peer then
 /// sees a reset, as it would have for any size before).
 const DISCARD_LIMIT: u64 = 256 << 20;
+
+/// Reads of a buffered upload, unless the configured buffer is larger.
+pub(crate) const MAX_READ: usize = 1 << 20;
+
+/// How an upload's bytes reach the file.
+#[derive(Debug)]
+enum Sink {
+    /// Not decided yet: the first step decides.
+    Undecided,
+    /// splice(2) through this pipe.
+    Splice(Pipe),
+    /// read(2) into `buf`, then a write to the file.
+    Buffered,
+}
+
+/// How a spliced step ended.
+enum Spliced {
+    Step(Step),
+    /// Go on through the buffer, with this much of the budget spent.
+    Buffered(usize),
+}
 
 /// What one [`Running::step`] achieved.
 #[derive(Debug)]
@@ -78,6 +104,8 @@ pub(crate) struct Running {
     write_error: Option<io::Error>,
     /// Bytes dropped since `write_error`.
     discarded: u64,
+    /// An upload's way to its file.
+    sink: Sink,
     /// Counts the transfer in `transfers_running` while it lives.
     _gauge: TransferGauge,
 }
@@ -138,7 +166,8 @@ impl Running {
             Direction::Send(Source::File { offset, .. }) => {
                 (Vec::with_capacity(out_buf.max(512)), *offset as i64)
             }
-            Direction::Receive(_) => (Vec::with_capacity(in_buf.max(512)), 0),
+            // Uploads read into the reactor's buffer (see `step`).
+            Direction::Receive(_) => (Vec::new(), 0),
         };
         let mut r = Running {
             transfer,
@@ -154,9 +183,12 @@ impl Running {
             chunk_error: None,
             write_error: None,
             discarded: 0,
+            sink: Sink::Undecided,
             _gauge: gauge,
         };
-        r.buf.reserve(out_buf.max(512));
+        if !matches!(r.transfer.direction, Direction::Receive(_)) {
+            r.buf.reserve(out_buf.max(512));
+        }
         r
     }
 
@@ -245,10 +277,13 @@ impl Running {
         }
     }
 
-    /// Moves bytes until the socket blocks, the budget is spent or the transfer ends.
-    pub fn step(&mut self, stream: &mut Stream, budget: usize) -> Step {
+    /// Moves bytes until the socket blocks, the budget is spent or the transfer ends. An
+    /// upload that is not spliced reads into `upload_buf`, shared by the uploads of one
+    /// reactor (nothing in it is kept from one step to the next), so a thousand uploads
+    /// take one buffer's memory and cache rather than a thousand.
+    pub fn step(&mut self, stream: &mut Stream, budget: usize, upload_buf: &mut Vec<u8>) -> Step {
         match &self.transfer.direction {
-            Direction::Receive(_) => self.receive(stream, budget),
+            Direction::Receive(_) => self.receive(stream, budget, upload_buf),
             Direction::Send(Source::File { .. })
                 if self.transfer.use_sendfile && stream.plain().is_some() =>
             {
@@ -398,35 +433,165 @@ impl Running {
         }
     }
 
-    fn receive(&mut self, stream: &mut Stream, budget: usize) -> Step {
+    /// Whether this upload is spliced (decided at its first step).
+    #[cfg(test)]
+    pub fn is_spliced(&self) -> bool {
+        matches!(self.sink, Sink::Splice(_))
+    }
+
+    fn receive(&mut self, stream: &mut Stream, budget: usize, buf: &mut Vec<u8>) -> Step {
+        if matches!(self.sink, Sink::Undecided) {
+            self.sink = self.choose_sink(stream);
+        }
+        let spent = match self.sink {
+            Sink::Splice(_) => match self.receive_spliced(stream, budget, buf) {
+                Spliced::Step(step) => return step,
+                Spliced::Buffered(spent) => {
+                    // The pipe is empty, or holds what a failed file will never take:
+                    // dropping it closes both ends.
+                    self.sink = Sink::Buffered;
+                    spent
+                }
+            },
+            _ => 0,
+        };
+        let buf = scratch(buf, self.in_buf);
+        self.receive_buffered(stream, budget.saturating_sub(spent), buf)
+    }
+
+    /// Splice when the upload is binary, in the clear, into a file with a descriptor that
+    /// takes direct writes, and a pipe can be had; else read through the buffer.
+    fn choose_sink(&self, stream: &mut Stream) -> Sink {
+        let Direction::Receive(file) = &self.transfer.direction else {
+            return Sink::Buffered;
+        };
+        // `use_sendfile`: binary, no TLS, and the server allows the kernel's copy.
+        if !self.transfer.use_sendfile || self.transfer.ascii || stream.plain().is_none() {
+            return Sink::Buffered;
+        }
+        let Some(fd) = file.raw_fd() else {
+            return Sink::Buffered;
+        };
+        match Pipe::for_file(fd) {
+            Ok(pipe) => Sink::Splice(pipe),
+            Err(e) => {
+                // Out of descriptors (EMFILE), an O_APPEND file (APPE), a small pipe: the
+                // buffered path works for all of them.
+                log::debug!(target: crate::logger::LOG, "upload read, not spliced: {e}");
+                Sink::Buffered
+            }
+        }
+    }
+
+    /// Socket to pipe to file, until the socket blocks, the budget is spent or the upload
+    /// ends. Every byte counted in `bytes` is in the file, or dropped after a failed write.
+    fn receive_spliced(
+        &mut self,
+        stream: &mut Stream,
+        budget: usize,
+        buf: &mut Vec<u8>,
+    ) -> Spliced {
+        let Running {
+            transfer,
+            bytes,
+            in_buf,
+            sink,
+            write_error,
+            discarded,
+            ..
+        } = self;
+        let (Sink::Splice(pipe), Direction::Receive(file), Some(sock)) =
+            (sink, &mut transfer.direction, stream.plain())
+        else {
+            return Spliced::Buffered(0);
+        };
+        let Some(fd) = file.raw_fd() else {
+            return Spliced::Buffered(0);
+        };
+        let sock = sock.as_raw_fd();
+        let mut spent = 0usize;
+        loop {
+            if spent >= budget {
+                if client_done(stream) {
+                    return Spliced::Step(end_of_upload(file, false, false));
+                }
+                return Spliced::Step(Step::Budget);
+            }
+            // No more than the budget, so a throttled upload stays within its bytes.
+            match pipe.fill(sock, budget - spent) {
+                Ok(0) => return Spliced::Step(end_of_upload(file, false, false)),
+                Ok(n) => {
+                    *bytes += n as u64;
+                    spent += n;
+                }
+                Err(e) if would_block(&e) => return Spliced::Step(Step::Blocked),
+                Err(e) if interrupted(&e) => continue,
+                Err(e) if splice::unsupported(&e) => {
+                    log::debug!(target: crate::logger::LOG, "splice from the data socket: {e}; the upload goes on read");
+                    return Spliced::Buffered(spent);
+                }
+                Err(e) => return Spliced::Step(Step::Done(Err(TransferError::Connection(e)))),
+            }
+            match pipe.drain_to(fd) {
+                Ok(()) => {}
+                Err(e) if splice::unsupported(&e) => {
+                    log::debug!(target: crate::logger::LOG, "splice into the file: {e}; the upload goes on read");
+                    // What the pipe holds goes into the file by write(2), in order.
+                    let buf = scratch(buf, *in_buf);
+                    while pipe.held() > 0 {
+                        let n = match pipe.read_out(buf) {
+                            Ok(n) => n,
+                            Err(e) if interrupted(&e) => continue,
+                            Err(e) => {
+                                return Spliced::Step(Step::Done(Err(TransferError::File(e))))
+                            }
+                        };
+                        match write_all(file, &buf[..n]) {
+                            Ok(()) => {}
+                            Err(TransferError::File(e)) if is_exhaustion(&e) => {
+                                *write_error = Some(e);
+                                *discarded += pipe.held() as u64;
+                                break;
+                            }
+                            Err(e) => return Spliced::Step(Step::Done(Err(e))),
+                        }
+                    }
+                    return Spliced::Buffered(spent);
+                }
+                // Out of room: what the pipe still holds is dropped with it, and the rest of
+                // the upload is read and dropped, as on the buffered path.
+                Err(e) if is_exhaustion(&e) => {
+                    *write_error = Some(e);
+                    *discarded += pipe.held() as u64;
+                    return Spliced::Buffered(spent);
+                }
+                Err(e) => return Spliced::Step(Step::Done(Err(TransferError::File(e)))),
+            }
+        }
+    }
+
+    fn receive_buffered(&mut self, stream: &mut Stream, budget: usize, buf: &mut [u8]) -> Step {
         let ascii = self.transfer.ascii;
         let Direction::Receive(file) = &mut self.transfer.direction else {
             return Step::Done(Ok(()));
         };
-        if self.buf.len() < self.in_buf {
-            self.buf.resize(self.in_buf, 0);
-        }
         let mut converted = Vec::new();
         let mut spent = 0usize;
         loop {
             if spent >= budget {
                 // When the client has finished sending, end now rather than after waiting
-                // for more allowance only to read the end of the stream. Plain TCP only:
-                // under TLS the end is a close_notify record, read in the normal way.
-                let mut probe = [0u8; 1];
-                if let Some(tcp) = stream.plain() {
-                    if matches!(tcp.peek(&mut probe), Ok(0)) {
-                        return match self.write_error.take() {
-                            Some(e) => Step::Done(Err(TransferError::File(e))),
-                            None => end_of_upload(file, ascii, self.last_cr),
-                        };
-                    }
+                // for more allowance only to read the end of the stream.
+                if client_done(stream) {
+                    return match self.write_error.take() {
+                        Some(e) => Step::Done(Err(TransferError::File(e))),
+                        None => end_of_upload(file, ascii, self.last_cr),
+                    };
                 }
                 return Step::Budget;
             }
             // Read no more than the budget, so a throttled upload stays within its bytes.
-            let room = (budget - spent).min(self.buf.len());
-            let n = match stream.read(&mut self.buf[..room]) {
+            let room = (budget - spent).min(buf.len());
+            let n = match stream.read(&mut buf[..room]) {
                 Ok(0) => {
                     // The client's close_notify or, where allowed, a FIN between TLS
                     // records (under TLS), or its FIN (plain): answer a close_notify
@@ -465,10 +630,10 @@ impl Running {
             }
             let result = if ascii {
                 converted.clear();
-                from_crlf(&self.buf[..n], &mut self.last_cr, &mut converted);
+                from_crlf(&buf[..n], &mut self.last_cr, &mut converted);
                 write_all(file, &converted)
             } else {
-                write_all(file, &self.buf[..n])
+                write_all(file, &buf[..n])
             };
             match result {
                 Ok(()) => {}
@@ -480,6 +645,25 @@ impl Running {
             }
         }
     }
+}
+
+/// The reactor's upload buffer, made at its first use: reads of the largest configured
+/// size.
+fn scratch(buf: &mut Vec<u8>, in_buf: usize) -> &mut [u8] {
+    let size = in_buf.max(MAX_READ);
+    if buf.len() < size {
+        *buf = vec![0; size];
+    }
+    buf
+}
+
+/// Whether the client has finished sending an upload (its FIN is next in the socket).
+/// Plain TCP only: under TLS the end is a close_notify record, read in the normal way.
+fn client_done(stream: &mut Stream) -> bool {
+    let mut probe = [0u8; 1];
+    stream
+        .plain()
+        .is_some_and(|tcp| matches!(tcp.peek(&mut probe), Ok(0)))
 }
 
 /// Whether a write failed for want of room (a full filesystem, a quota, a size limit)

@@ -154,7 +154,10 @@ pub trait FileReader: io::Read + Send + fmt::Debug {
 
 /// An open file being written (STOR, APPE, STOU). See [`FileReader`] for where writes run.
 pub trait FileWriter: io::Write + Send + fmt::Debug {
-    /// The file descriptor behind the writer, if any.
+    /// The descriptor of the plain file behind the writer, if bytes may go straight to it.
+    /// When it gives one, the server may write binary uploads into it with splice(2), at
+    /// the descriptor's current position (which moves on), between calls to `write`. A
+    /// writer that buffers, transforms or counts what it is given must return `None`.
     fn raw_fd(&self) -> Option<RawFd> {
         None
     }

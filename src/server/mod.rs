@@ -169,6 +169,10 @@ pub struct FtpServer {
     /// Buckets for transfers no user or server limit applies to: their own only, so their
     /// turns take no shared lock.
     unshared: BandwidthPool,
+    /// The buffer every upload read through a buffer (TLS, TYPE A, storage without a
+    /// descriptor) reads into on this reactor: one turn uses it at a time, and nothing in it
+    /// outlives the turn. Made at the first such upload.
+    upload_buf: Vec<u8>,
     flood_timer: Option<TimerId>,
     /// The counters, shared with every channel and with readers on other threads.
     stats: Arc<ServerStats>,
@@ -221,6 +225,7 @@ impl FtpServer {
         Ok(FtpServer {
             shared: Arc::new(Shared::new(bandwidth)),
             unshared: BandwidthPool::new(Limits::default(), Default::default(), now),
+            upload_buf: Vec::new(),
             flood_timer: None,
             stats: Arc::new(ServerStats::new()),
             config: Arc::new(config),

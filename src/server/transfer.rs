@@ -194,7 +194,7 @@ impl FtpServer {
         let Some(reg) = &self.registry else { return };
         let mut events = Vec::new();
         let before = dc.bytes().unwrap_or(0);
-        let again = dc.drive(now, reg, token, budget, &mut events);
+        let again = dc.drive(now, reg, token, budget, &mut self.upload_buf, &mut events);
         let after = dc.bytes().or_else(|| {
             events.iter().find_map(|e| match e {
                 DataEvent::Done(b, _) => Some(*b),
