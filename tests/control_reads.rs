@@ -135,3 +135,35 @@ fn a_write_of_many_commands_is_answered_whole() {
     }
     c.cmd("NOOP", 200);
 }
+
+/// A server on a listener the caller made (`FtpServer::from_listeners`) sets the control
+/// connection's options on each connection itself: urgent data still arrives in line, for
+/// the first connection too, made before the server runs.
+#[test]
+fn urgent_abor_reaches_a_server_on_the_callers_listener() {
+    util::init();
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let root = TempDir::new("control-reads-own");
+    let mut auth = ftpdlib::DummyAuthorizer::new();
+    auth.add_user("user", "pass", root.path(), "elr").unwrap();
+    let mut config = ftpdlib::Config::new(std::sync::Arc::new(auth));
+    config.auth_failed_timeout = Duration::ZERO;
+    let listener = mio::net::TcpListener::from_std(std_listener);
+    // Connected before the server exists: the connection is already in the backlog.
+    let early = std::net::TcpStream::connect(addr).unwrap();
+    let mut server = ftpdlib::FtpServer::from_listeners(vec![listener], config).unwrap();
+    let stop = server.stop_handle();
+    let thread = std::thread::spawn(move || server.serve_forever(None, None));
+    let mut c = Client::from_stream(early);
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    c.expect(220);
+    c.login("user", "pass");
+    send_urgent(&c.stream, b"ABOR\r\n");
+    assert_eq!(c.read_reply().lines, ["225 No transfer to abort."]);
+    stop.close_all();
+    thread.join().unwrap().unwrap();
+}

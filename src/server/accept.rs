@@ -74,19 +74,17 @@ pub(super) struct Inherited {
     /// The local address, when the listener is bound to one address (not a wildcard):
     /// known without a getsockname(2) per connection.
     local: Option<SocketAddr>,
-    /// TCP_NODELAY and SO_OOBINLINE are set on the listener, and the kernel copies them to
-    /// every socket it accepts (Linux copies the listener's socket flags and Nagle setting
-    /// into each new connection): no setsockopt(2) per connection.
+    /// TCP_NODELAY and SO_OOBINLINE were set on the listener before it listened (the
+    /// server bound it: [`bind_listener`](super::listen::bind_listener)), so the kernel
+    /// copied them into every socket it accepts: no setsockopt(2) per connection.
     options: bool,
 }
 
 impl Inherited {
-    /// Sets on `sock` what its connections can inherit; what they will.
-    fn from_listener(sock: &TcpListener) -> Inherited {
+    /// What the connections of `sock` inherit; `options` if the server set them on it
+    /// before it listened.
+    fn from_listener(sock: &TcpListener, options: bool) -> Inherited {
         let local = sock.local_addr().ok().filter(|a| !a.ip().is_unspecified());
-        let options = cfg!(any(target_os = "linux", target_os = "android"))
-            && enable_option(sock, libc::IPPROTO_TCP, libc::TCP_NODELAY).is_ok()
-            && enable_option(sock, libc::SOL_SOCKET, libc::SO_OOBINLINE).is_ok();
         Inherited { local, options }
     }
 }
@@ -103,9 +101,15 @@ pub(super) fn refusal_text(why: Refusal) -> &'static str {
 }
 
 impl FtpServer {
-    pub(super) fn insert_listener(&mut self, mut sock: TcpListener) -> io::Result<()> {
+    /// Adds a listener; `inherits` if its connections inherit the control connection's
+    /// socket options ([`Inherited`]).
+    pub(super) fn insert_listener(
+        &mut self,
+        mut sock: TcpListener,
+        inherits: bool,
+    ) -> io::Result<()> {
         let (key, token) = self.next_token()?;
-        let inherited = Inherited::from_listener(&sock);
+        let inherited = Inherited::from_listener(&sock, inherits);
         let entry = self.channels.vacant_entry();
         if let Some(reg) = &self.registry {
             reg.register(&mut sock, token, Interest::READABLE)?;
@@ -430,13 +434,16 @@ mod tests {
     }
 
     /// What `start_session` leaves out where the listener says its connections inherit it
-    /// must really be on them.
+    /// must really be on them, from the first connection on: the options are set before
+    /// the listener listens, and a client may connect at once.
     #[test]
     fn accepted_sockets_inherit_nodelay_and_oobinline_and_the_address() {
-        let sock = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let inherited = Inherited::from_listener(&sock);
-        assert_eq!(inherited.local, Some(sock.local_addr().unwrap()));
+        let sock =
+            super::super::listen::bind_listener("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        // Connected before anything else is done with the listener.
         let _client = std::net::TcpStream::connect(sock.local_addr().unwrap()).unwrap();
+        let inherited = Inherited::from_listener(&sock, super::super::listen::INHERITS);
+        assert_eq!(inherited.local, Some(sock.local_addr().unwrap()));
         let end = Instant::now() + std::time::Duration::from_secs(5);
         let (accepted, _) = loop {
             match sock.accept() {
@@ -453,6 +460,6 @@ mod tests {
             assert!(option(&accepted, libc::SOL_SOCKET, libc::SO_OOBINLINE));
         }
         let wild = TcpListener::bind("0.0.0.0:0".parse().unwrap()).unwrap();
-        assert_eq!(Inherited::from_listener(&wild).local, None);
+        assert_eq!(Inherited::from_listener(&wild, false).local, None);
     }
 }

@@ -40,22 +40,16 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
-
-use mio::net::TcpListener;
 
 use crate::config::Config;
 use crate::logger;
 use crate::stats::ServerStats;
 
-use super::accept::enable_option;
+use super::listen::bind_listener;
 use super::{FtpServer, StopHandle};
-
-/// Backlog of each listener, as mio's own `TcpListener::bind`.
-const BACKLOG: libc::c_int = 1024;
 
 /// N reactors on N threads serving the same addresses, with every limit shared: the
 /// multi-core counterpart of [`FtpServer`] (pyftpdlib has `ThreadedFTPServer` and
@@ -133,9 +127,9 @@ impl ServerGroup {
         for i in 0..reactors {
             let listeners = bound
                 .iter()
-                .map(|a| bind_shared(*a))
+                .map(|a| bind_listener(*a, true))
                 .collect::<io::Result<Vec<_>>>()?;
-            let server = FtpServer::from_listeners(listeners, config.clone())?;
+            let server = FtpServer::from_own_listeners(listeners, config.clone())?;
             if i == 0 {
                 bound = server.local_addrs().to_vec();
             }
@@ -340,96 +334,5 @@ impl GroupHandle {
     /// The reactors' own handles, in order.
     pub fn reactors(&self) -> &[StopHandle] {
         &self.stops
-    }
-}
-
-/// A non-blocking listener on `addr` with `SO_REUSEADDR` and `SO_REUSEPORT`, so that every
-/// reactor of a group can bind it.
-fn bind_shared(addr: SocketAddr) -> io::Result<TcpListener> {
-    let family = match addr {
-        SocketAddr::V4(_) => libc::AF_INET,
-        SocketAddr::V6(_) => libc::AF_INET6,
-    };
-    // SAFETY: socket takes integers only; the descriptor it returns is checked below.
-    let raw = unsafe {
-        libc::socket(
-            family,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a descriptor just opened and owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    enable_option(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
-    enable_option(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT)?;
-    let rc = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: the pointer and length describe `sin`, alive for the call.
-            unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&sin as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            }
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: the pointer and length describe `sin6`, alive for the call.
-            unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&sin6 as *const libc::sockaddr_in6).cast(),
-                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                )
-            }
-        }
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: listen takes integers only, on the socket owned above.
-    if unsafe { libc::listen(fd.as_raw_fd(), BACKLOG) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(TcpListener::from_std(std::net::TcpListener::from(fd)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shared_listeners_bind_one_port_twice() {
-        let a = bind_shared("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = a.local_addr().unwrap();
-        let b = bind_shared(addr).unwrap();
-        assert_eq!(b.local_addr().unwrap(), addr);
-        // A listener without SO_REUSEPORT cannot join them.
-        assert!(std::net::TcpListener::bind(addr).is_err());
-        let v6 = bind_shared("[::1]:0".parse().unwrap());
-        if let Ok(v6) = v6 {
-            let addr6 = v6.local_addr().unwrap();
-            assert_eq!(bind_shared(addr6).unwrap().local_addr().unwrap(), addr6);
-        }
     }
 }

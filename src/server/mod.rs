@@ -47,6 +47,7 @@
 mod accept;
 mod action;
 mod group;
+mod listen;
 mod shared;
 mod stop;
 mod transfer;
@@ -143,7 +144,9 @@ pub struct FtpServer {
     /// Most sessions from one IP address, 0 for no limit (default 0).
     pub max_cons_per_ip: usize,
     local_addrs: Vec<SocketAddr>,
-    unregistered: Vec<TcpListener>,
+    /// Listeners not yet registered, and whether their connections inherit the control
+    /// connection's socket options.
+    unregistered: Vec<(TcpListener, bool)>,
     channels: Slab<Entry>,
     timers: TimerHeap<TimerTarget>,
     /// Callbacks of [`call_later`](Self::call_later) and [`call_every`](Self::call_every).
@@ -199,7 +202,7 @@ impl FtpServer {
     pub fn bind(addr: impl ToSocketAddrs, config: Config) -> io::Result<FtpServer> {
         let mut listeners = Vec::new();
         for a in addr.to_socket_addrs()? {
-            listeners.push(TcpListener::bind(a)?);
+            listeners.push(listen::bind_listener(a, false)?);
         }
         if listeners.is_empty() {
             return Err(io::Error::new(
@@ -207,7 +210,7 @@ impl FtpServer {
                 "no address to listen on",
             ));
         }
-        FtpServer::from_listeners(listeners, config)
+        FtpServer::from_own_listeners(listeners, config)
     }
 
     /// Serves on listeners the caller bound (say with socket options of its own).
@@ -215,6 +218,20 @@ impl FtpServer {
     /// # Errors
     /// When the waker's socket pair cannot be made.
     pub fn from_listeners(listeners: Vec<TcpListener>, config: Config) -> io::Result<FtpServer> {
+        FtpServer::with_listeners(listeners, false, config)
+    }
+
+    /// [`from_listeners`](Self::from_listeners) on listeners made by
+    /// [`listen::bind_listener`], whose connections inherit their socket options.
+    fn from_own_listeners(listeners: Vec<TcpListener>, config: Config) -> io::Result<FtpServer> {
+        FtpServer::with_listeners(listeners, listen::INHERITS, config)
+    }
+
+    fn with_listeners(
+        listeners: Vec<TcpListener>,
+        inherits: bool,
+        config: Config,
+    ) -> io::Result<FtpServer> {
         let local_addrs = listeners
             .iter()
             .map(|l| l.local_addr())
@@ -232,7 +249,7 @@ impl FtpServer {
             max_cons: 512,
             max_cons_per_ip: 0,
             local_addrs,
-            unregistered: listeners,
+            unregistered: listeners.into_iter().map(|l| (l, inherits)).collect(),
             channels: Slab::new(),
             timers: TimerHeap::new(),
             calls: Calls::new(),
@@ -329,8 +346,8 @@ impl FtpServer {
         self.tokens = TokenRange::new(first);
         self.registry = Some(registry.try_clone()?);
         registry.register(&mut self.wake_rx, self.tokens.waker(), Interest::READABLE)?;
-        for sock in std::mem::take(&mut self.unregistered) {
-            self.insert_listener(sock)?;
+        for (sock, inherits) in std::mem::take(&mut self.unregistered) {
+            self.insert_listener(sock, inherits)?;
         }
         Ok(())
     }
