@@ -22,7 +22,7 @@ use ftps_client::{
     client_config, client_config_for, read_reply, tls_config, tls_over, with_tls, Ftps,
     NO_REUSE_522, VERSIONS,
 };
-use util::{assert_same, random_bytes, require, run, TempDir, TestServer};
+use util::{assert_same, random_bytes, require, run, text_and_crlf, TempDir, TestServer};
 
 // ---- protocol ---------------------------------------------------------------------------
 
@@ -147,7 +147,13 @@ fn prot_p_transfers_passive_and_active() {
     assert_same(&c.retr("RETR big.bin"), &body[1000..]);
     c.cmd("TYPE A", 200);
     assert_eq!(c.retr("RETR text.txt"), b"a\r\nb\r\n");
+    // A text of several file reads (each of half the TLS chunk, converted), and a binary
+    // file that ends inside the second.
+    let (long, long_crlf) = text_and_crlf(700_000, 62);
+    std::fs::write(s.root.join("long.txt"), &long).unwrap();
+    assert_same(&c.retr("RETR long.txt"), &long_crlf);
     c.cmd("TYPE I", 200);
+    assert_same(&c.retr("RETR long.txt"), &long);
 
     // Active: PORT and EPRT; the server connects, the client is still the TLS client.
     for extended in [false, true] {
