@@ -501,6 +501,45 @@ fn upload_ending(c: &mut Ftps, name: &str, body: &[u8], end: UploadEnd) -> Strin
 }
 
 #[test]
+fn uploads_from_a_client_with_nagle_on_end_without_a_delayed_ack() {
+    // A client that leaves Nagle's algorithm on and waits for the server's close_notify
+    // before closing (Python's ftplib) holds its own close_notify, a small record, until its
+    // data is acknowledged. The server acknowledges once it has drained the socket, not at
+    // the kernel's delayed-ACK timer (40 ms on Linux), which about every second upload
+    // waited for.
+    let s = with_tls(|_| {});
+    let body = random_bytes(1 << 20, 64);
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    let mut slow = 0;
+    for i in 0..8 {
+        let tcp = TcpStream::connect(c.pasv()).unwrap();
+        c.send(&format!("STOR nagle{i}.bin"));
+        let (code, text) = c.reply();
+        assert!(code == 125 || code == 150, "{text}");
+        let mut data = c.data(tcp);
+        data.write_all(&body).unwrap();
+        data.flush().unwrap();
+        let sent = std::time::Instant::now();
+        data.conn.send_close_notify();
+        data.flush().unwrap();
+        // Up to the server's close_notify, which answers ours.
+        let mut rest = Vec::new();
+        data.read_to_end(&mut rest).unwrap();
+        if sent.elapsed() > Duration::from_millis(30) {
+            slow += 1;
+        }
+        drop(data);
+        c.cmd_reply(226);
+        assert_same(
+            &std::fs::read(s.root.join(&format!("nagle{i}.bin"))).unwrap(),
+            &body,
+        );
+    }
+    assert!(slow <= 1, "{slow} of 8 uploads ended after a delayed ACK");
+}
+
+#[test]
 fn upload_ended_by_a_fin_between_records_is_226() {
     // Many OpenSSL- and Go-based clients close an upload without close_notify. A FIN
     // after whole records is taken for the end of the file, as pyftpdlib and proftpd do;
