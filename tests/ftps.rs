@@ -22,7 +22,7 @@ use ftps_client::{
     client_config, client_config_for, read_reply, tls_config, tls_over, with_tls, Ftps,
     NO_REUSE_522, VERSIONS,
 };
-use util::{assert_same, random_bytes, require, run, TempDir, TestServer};
+use util::{assert_same, random_bytes, require, run, text_and_crlf, TempDir, TestServer};
 
 // ---- protocol ---------------------------------------------------------------------------
 
@@ -147,7 +147,13 @@ fn prot_p_transfers_passive_and_active() {
     assert_same(&c.retr("RETR big.bin"), &body[1000..]);
     c.cmd("TYPE A", 200);
     assert_eq!(c.retr("RETR text.txt"), b"a\r\nb\r\n");
+    // A text of several file reads (each of half the TLS chunk, converted), and a binary
+    // file that ends inside the second.
+    let (long, long_crlf) = text_and_crlf(700_000, 62);
+    std::fs::write(s.root.join("long.txt"), &long).unwrap();
+    assert_same(&c.retr("RETR long.txt"), &long_crlf);
     c.cmd("TYPE I", 200);
+    assert_same(&c.retr("RETR long.txt"), &long);
 
     // Active: PORT and EPRT; the server connects, the client is still the TLS client.
     for extended in [false, true] {
@@ -492,6 +498,45 @@ fn upload_ending(c: &mut Ftps, name: &str, body: &[u8], end: UploadEnd) -> Strin
     }
     let (_, text) = c.reply();
     text
+}
+
+#[test]
+fn uploads_from_a_client_with_nagle_on_end_without_a_delayed_ack() {
+    // A client that leaves Nagle's algorithm on and waits for the server's close_notify
+    // before closing (Python's ftplib) holds its own close_notify, a small record, until its
+    // data is acknowledged. The server acknowledges once it has drained the socket, not at
+    // the kernel's delayed-ACK timer (40 ms on Linux), which about every second upload
+    // waited for.
+    let s = with_tls(|_| {});
+    let body = random_bytes(1 << 20, 64);
+    let mut c = Ftps::explicit(s.addr);
+    c.login_private("user");
+    let mut slow = 0;
+    for i in 0..8 {
+        let tcp = TcpStream::connect(c.pasv()).unwrap();
+        c.send(&format!("STOR nagle{i}.bin"));
+        let (code, text) = c.reply();
+        assert!(code == 125 || code == 150, "{text}");
+        let mut data = c.data(tcp);
+        data.write_all(&body).unwrap();
+        data.flush().unwrap();
+        let sent = std::time::Instant::now();
+        data.conn.send_close_notify();
+        data.flush().unwrap();
+        // Up to the server's close_notify, which answers ours.
+        let mut rest = Vec::new();
+        data.read_to_end(&mut rest).unwrap();
+        if sent.elapsed() > Duration::from_millis(30) {
+            slow += 1;
+        }
+        drop(data);
+        c.cmd_reply(226);
+        assert_same(
+            &std::fs::read(s.root.join(&format!("nagle{i}.bin"))).unwrap(),
+            &body,
+        );
+    }
+    assert!(slow <= 1, "{slow} of 8 uploads ended after a delayed ACK");
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod util;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 
-use util::{active_listener, random_bytes, Client, TestServer};
+use util::{active_listener, random_bytes, text_and_crlf, Client, TestServer};
 
 fn active_retr(c: &mut Client, line: &str, eprt: bool) -> Vec<u8> {
     let (l, spec) = active_listener();
@@ -122,6 +122,25 @@ fn ascii_type_converts_line_endings() {
     );
     c.cmd("TYPE I", 200);
     assert_eq!(c.retr("RETR unix.txt"), b"one\ntwo\r\nthree\n");
+}
+
+#[test]
+fn buffered_downloads_of_many_chunks_are_whole() {
+    // Without sendfile every download goes through the transfer's buffer, refilled from the
+    // file chunk after chunk: binary from any offset, and TYPE A converted across the cuts.
+    let s = TestServer::start_with(|c, _| c.use_sendfile = false);
+    let body = random_bytes((1 << 20) + 12_345, 21);
+    std::fs::write(s.root.join("bin"), &body).unwrap();
+    let (text, crlf) = text_and_crlf(300_000, 22);
+    std::fs::write(s.root.join("text"), &text).unwrap();
+    let mut c = s.login("user");
+    util::assert_same(&c.retr("RETR bin"), &body);
+    c.cmd("REST 70000", 350);
+    util::assert_same(&c.retr("RETR bin"), &body[70000..]);
+    c.cmd("TYPE A", 200);
+    util::assert_same(&c.retr("RETR text"), &crlf);
+    c.cmd("TYPE I", 200);
+    util::assert_same(&c.retr("RETR text"), &text);
 }
 
 #[test]

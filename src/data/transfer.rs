@@ -20,7 +20,7 @@ use std::os::fd::AsRawFd;
 
 use super::splice::{self, Pipe};
 use crate::control::session::{Direction, Source, Transfer, TransferError};
-use crate::filesystem::FileWriter;
+use crate::filesystem::{FileReader, FileWriter};
 use crate::listing::Listing;
 use crate::stats::TransferGauge;
 use crate::throttle::Way;
@@ -87,6 +87,8 @@ pub(crate) struct Running {
     transfer: Transfer,
     bytes: u64,
     buf: Vec<u8>,
+    /// ASCII downloads: the file's bytes before line-ending conversion into `buf`.
+    raw: Vec<u8>,
     pos: usize,
     /// Bytes ready to send in `buf[pos..len]`.
     len: usize,
@@ -173,6 +175,7 @@ impl Running {
             transfer,
             bytes: 0,
             buf,
+            raw: Vec::new(),
             pos: 0,
             len: 0,
             offset,
@@ -347,30 +350,33 @@ impl Running {
         }
     }
 
-    /// Refills `buf` from the file (with conversion); false at end of file.
+    /// Refills `buf` from the file (with conversion); false at end of file. Binary reads go
+    /// straight into `buf`, sized once: no buffer is allocated, zeroed or copied per read.
+    /// ASCII reads go through `raw`, also kept from one refill to the next.
     fn refill(&mut self) -> Result<bool, TransferError> {
         // The reader was opened at the restart offset: read on from where it is.
         let Direction::Send(Source::File { file, .. }) = &mut self.transfer.direction else {
             return Ok(false);
         };
         let cap = self.buf.capacity().max(512);
-        let mut raw = vec![0u8; if self.transfer.ascii { cap / 2 } else { cap }];
-        let n = loop {
-            match file.read(&mut raw) {
-                Ok(n) => break n,
-                Err(e) if interrupted(&e) => continue,
-                Err(e) => return Err(TransferError::File(e)),
+        if !self.transfer.ascii {
+            if self.buf.len() < cap {
+                self.buf.resize(cap, 0);
             }
-        };
+            let n = read_file(file, &mut self.buf[..cap])?;
+            self.pos = 0;
+            self.len = n;
+            return Ok(n > 0);
+        }
+        if self.raw.len() < cap / 2 {
+            self.raw.resize(cap / 2, 0);
+        }
+        let n = read_file(file, &mut self.raw[..cap / 2])?;
         if n == 0 {
             return Ok(false);
         }
         self.buf.clear();
-        if self.transfer.ascii {
-            to_crlf(&raw[..n], &mut self.last_cr, &mut self.buf);
-        } else {
-            self.buf.extend_from_slice(&raw[..n]);
-        }
+        to_crlf(&self.raw[..n], &mut self.last_cr, &mut self.buf);
         self.pos = 0;
         self.len = self.buf.len();
         Ok(true)
@@ -664,6 +670,17 @@ fn client_done(stream: &mut Stream) -> bool {
     stream
         .plain()
         .is_some_and(|tcp| matches!(tcp.peek(&mut probe), Ok(0)))
+}
+
+/// One read from a file being sent, retried when interrupted.
+fn read_file(file: &mut Box<dyn FileReader>, buf: &mut [u8]) -> Result<usize, TransferError> {
+    loop {
+        match file.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if interrupted(&e) => continue,
+            Err(e) => return Err(TransferError::File(e)),
+        }
+    }
 }
 
 /// Whether a write failed for want of room (a full filesystem, a quota, a size limit)

@@ -72,6 +72,35 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// A text of `len` bytes with bare LFs, CRLFs and lone CRs, and what TYPE A makes of it (bare
+/// LF to CRLF). Buffered downloads read files in chunks of a power of two of 4 KiB or more:
+/// at every multiple of 8 KiB a CRLF is cut in two, and at every other multiple of 4 KiB a
+/// bare LF opens the chunk.
+pub fn text_and_crlf(len: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let mut text: Vec<u8> = random_bytes(len, seed)
+        .into_iter()
+        .map(|b| match b % 16 {
+            0 => b'\n',
+            1 => b'\r',
+            _ => b'a' + b % 26,
+        })
+        .collect();
+    for at in (4096..len).step_by(4096) {
+        text[at - 1] = if at % 8192 == 0 { b'\r' } else { b'x' };
+        text[at] = b'\n';
+    }
+    let mut crlf = Vec::with_capacity(len * 2);
+    let mut prev = 0u8;
+    for &b in &text {
+        if b == b'\n' && prev != b'\r' {
+            crlf.push(b'\r');
+        }
+        crlf.push(b);
+        prev = b;
+    }
+    (text, crlf)
+}
+
 /// Asserts two byte strings are equal without printing megabytes when they are not.
 #[track_caller]
 pub fn assert_same(got: &[u8], want: &[u8]) {
