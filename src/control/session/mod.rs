@@ -104,6 +104,8 @@ struct Pending {
 enum Then {
     Pass {
         user: String,
+        /// When the PASS came: a failed login's pause counts from it.
+        at: Instant,
     },
     Cwd {
         vpath: PathBuf,
