@@ -467,6 +467,12 @@ impl Session {
             && self.waiting.is_none()
     }
 
+    /// Whether a request of the session's is out ([`Action::Request`]): a command waits
+    /// for its completion.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
     /// Whether the owner should hand over the next line if it is ABOR or QUIT
     /// ([`command::is_urgent`]): while a request is out, those two are still heard.
     pub fn accepts_urgent(&self) -> bool {
