@@ -167,3 +167,41 @@ fn urgent_abor_reaches_a_server_on_the_callers_listener() {
     stop.close_all();
     thread.join().unwrap().unwrap();
 }
+
+/// A login and more commands with the FIN behind them, the login's home not yet open (so
+/// its check goes to the worker pool): every command before the FIN is answered, as when
+/// the work is done at once, and then the session ends.
+#[test]
+fn commands_with_the_fin_behind_a_login_on_the_pool_are_all_answered() {
+    let s = TestServer::start_with(|c, _| c.auth_failed_timeout = Duration::ZERO);
+    for round in 0..2 {
+        let mut c = s.client();
+        c.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // A wrong password first, then the right one: both go out before any answer.
+        let bytes: &[u8] = if round == 0 {
+            b"USER user\r\nPASS pass\r\nPWD\r\nQUIT\r\n"
+        } else {
+            b"USER ro\r\nPASS nope\r\nUSER ro\r\nPASS pass\r\nPWD\r\n"
+        };
+        cork(&c.stream, true);
+        c.send_raw(bytes);
+        c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        cork(&c.stream, false);
+        let mut rest = Vec::new();
+        let got = c.stream.read_to_end(&mut rest);
+        assert!(got.is_ok(), "not closed: {got:?}");
+        let codes: Vec<&str> = std::str::from_utf8(&rest)
+            .unwrap()
+            .lines()
+            .map(|l| &l[..3])
+            .collect();
+        let want: &[&str] = if round == 0 {
+            &["331", "230", "257", "221"]
+        } else {
+            &["331", "530", "331", "230", "257"]
+        };
+        assert_eq!(codes, want, "{:?}", String::from_utf8_lossy(&rest));
+    }
+}

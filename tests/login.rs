@@ -229,9 +229,10 @@ impl Authorizer for Watched {
     }
 }
 
-/// A plain password is checked on the reactor thread once its home is open (the first
-/// login opens it on a worker); a crypt(3) hash always on a worker; an unknown name on the
-/// reactor, like a plain password, so the time of the answer does not tell them apart.
+/// A plain password is checked on the reactor thread (the first login then opens its
+/// home on a worker, without checking again); a crypt(3) hash always on a worker; an
+/// unknown name on the reactor, like a plain password, so the time of the answer does not
+/// tell them apart.
 /// Every login gets the right answer and the right home either way.
 #[test]
 fn cheap_password_checks_are_made_on_the_reactor_and_hashes_on_a_worker() {
@@ -267,7 +268,43 @@ fn cheap_password_checks_are_made_on_the_reactor_and_hashes_on_a_worker() {
             .map(|(_, w)| *w)
             .collect()
     };
-    assert_eq!(on_worker("plain"), [true, false, false], "{got:?}");
+    assert_eq!(on_worker("plain"), [false, false, false], "{got:?}");
     assert_eq!(on_worker("hashed"), [true, true], "{got:?}");
     assert_eq!(on_worker("nobody"), [false], "{got:?}");
+}
+
+/// A wrong password for a name that exists is refused on the reactor thread even when no
+/// login has opened that user's home in the last second, as it is for a name that does
+/// not exist: a trip through the worker pool for one and not the other would tell an
+/// attacker, by the time of the 530, which names exist. The right password still opens
+/// the home on a worker, checked once.
+#[test]
+fn a_wrong_password_is_refused_on_the_reactor_whatever_the_home() {
+    let checks: Checks = Arc::default();
+    let seen = Arc::clone(&checks);
+    let s = TestServer::start_with(move |c, _| {
+        let home = c.authorizer.home_dir("user").expect("the test user's home");
+        let mut auth = DummyAuthorizer::new();
+        auth.add_user("plain", "pass", &home, "elr").unwrap();
+        c.authorizer = Arc::new(Watched(auth, seen));
+    });
+    std::fs::write(s.root.join("f.txt"), b"home").unwrap();
+    let mut c = s.client();
+    // No login has opened the home yet.
+    c.cmd("USER plain", 331);
+    c.cmd("PASS wrong", 530);
+    c.cmd("USER nobody", 331);
+    c.cmd("PASS wrong", 530);
+    c.login("plain", "pass");
+    assert_eq!(c.retr("RETR f.txt"), b"home");
+    let got = checks.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        [
+            ("plain".to_string(), false),
+            ("nobody".to_string(), false),
+            ("plain".to_string(), false),
+        ],
+        "(user, checked on a worker) for each check"
+    );
 }

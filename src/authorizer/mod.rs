@@ -243,10 +243,12 @@ pub trait Authorizer: Send + Sync {
     /// thread: a comparison with a password held in memory, no hash, no I/O, no lock
     /// another thread may hold for long. Such a login skips the worker pool's round trip
     /// (two thread switches) when its home is already open
-    /// ([`Config::filesystem`](crate::Config::filesystem) left at its default).
+    /// ([`Config::filesystem`](crate::Config::filesystem) left at its default); a wrong
+    /// password is refused on the reactor thread whether the home is open or not, and a
+    /// right one then only has its home opened on a worker.
     ///
-    /// Default false. Answer true only where [`validate_authentication`]
-    /// (Self::validate_authentication) returns at once and
+    /// Default false. Answer true only where
+    /// [`validate_authentication`](Self::validate_authentication) returns at once and
     /// [`start_authentication`](Self::start_authentication) is not overridden to answer
     /// later. Answer the same for users that don't exist as for users with a plain
     /// password, or the time of a login tells an attacker which names exist.

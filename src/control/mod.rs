@@ -175,8 +175,12 @@ pub(crate) struct ControlChannel {
     /// When the session closed, for the lingering flush of its last replies.
     closed_at: Option<Instant>,
     peer: SocketAddr,
-    /// The peer closed its side or the socket failed.
+    /// The socket failed, or the session can't go on with it.
     eof: bool,
+    /// The peer sent its FIN: nothing more to read, but the lines it sent before and a
+    /// request still out get their replies before the session ends (see
+    /// [`drive`](Self::drive)).
+    peer_done: bool,
     /// The socket may have bytes to read: set by every event on it, cleared when a read
     /// finds none or, on a plain socket, comes back short (see [`fill`](Self::fill)). A
     /// turn that is not a socket event (a completion, actions applied, a timer) then costs
@@ -233,6 +237,7 @@ impl ControlChannel {
             closed_at: None,
             peer,
             eof: false,
+            peer_done: false,
             readable: true,
             read_on: false,
             input_full: false,
@@ -292,7 +297,7 @@ impl ControlChannel {
 
     /// Switches to TLS once the 234 is out; true when it did.
     fn start_tls_if_due(&mut self, now: Instant) -> bool {
-        if !self.tls_pending || !self.session.output().is_empty() || self.eof {
+        if !self.tls_pending || !self.session.output().is_empty() || self.eof || self.peer_done {
             return false;
         }
         self.tls_pending = false;
@@ -410,11 +415,12 @@ impl ControlChannel {
     /// [`fill`](Self::fill), reading through `chunk`.
     fn fill_through(&mut self, chunk: &mut [u8; READ_CHUNK]) {
         const SHORT_READ_DRAINS: bool = cfg!(any(target_os = "linux", target_os = "android"));
-        while self.readable && !self.eof && self.input.len() < MAX_BUFFERED_INPUT {
+        while self.readable && !self.eof && !self.peer_done && self.input.len() < MAX_BUFFERED_INPUT
+        {
             match self.stream.read(chunk) {
                 // During CCC the client's close_notify ends the TLS stream, not the session.
                 Ok(0) if self.ccc_pending || self.ccc_draining => break,
-                Ok(0) => self.eof = true,
+                Ok(0) => self.peer_done = true,
                 Ok(n) => {
                     self.input.extend(&chunk[..n]);
                     if SHORT_READ_DRAINS
@@ -438,7 +444,8 @@ impl ControlChannel {
                 }
             }
         }
-        self.input_full = self.readable && !self.eof && self.input.len() >= MAX_BUFFERED_INPUT;
+        self.input_full =
+            self.readable && !self.eof && !self.peer_done && self.input.len() >= MAX_BUFFERED_INPUT;
         self.note_handshake();
     }
 
@@ -549,6 +556,17 @@ impl ControlChannel {
                 self.closed_at = Some(now);
             }
             if self.eof || (self.session.is_closed() && self.drained()) {
+                return Drive::Close;
+            }
+            // After the peer's FIN the session ends once the commands sent before it are
+            // answered: a request out (a login on the worker pool) and the lines the
+            // session takes now. A client that sends its last commands and half-closes
+            // gets every reply, as it would if the work were done at once.
+            if self.peer_done
+                && !self.session.is_waiting()
+                && !(self.wants_line() && self.input.has_line())
+                && self.drained()
+            {
                 return Drive::Close;
             }
             // Output drained below the limit may let a waiting line through.

@@ -524,7 +524,22 @@ impl Running {
                 return Spliced::Step(Step::Budget);
             }
             // No more than the budget, so a throttled upload stays within its bytes.
-            match pipe.fill(sock, budget - spent) {
+            let filled = pipe.fill(sock, budget - spent);
+            // splice(2) moves nothing at TCP's urgent mark (a byte the client sent with
+            // MSG_OOB): it neither steps over the urgent byte nor goes past it, and says so
+            // as the end (once the FIN is in) or as an empty socket. Bytes still there then
+            // mean the mark: the rest of the upload is read, which steps over it. Asked
+            // only at the end and when a turn moved nothing, not on the busy path.
+            let nothing = match &filled {
+                Ok(0) => true,
+                Err(e) => would_block(e) && spent == 0,
+                Ok(_) => false,
+            };
+            if nothing && bytes_waiting(stream) {
+                log::debug!(target: crate::logger::LOG, "urgent data in an upload; the upload goes on read");
+                return Spliced::Buffered(spent);
+            }
+            match filled {
                 Ok(0) => return Spliced::Step(end_of_upload(file, false, false)),
                 Ok(n) => {
                     *bytes += n as u64;
@@ -681,6 +696,15 @@ fn read_file(file: &mut Box<dyn FileReader>, buf: &mut [u8]) -> Result<usize, Tr
             Err(e) => return Err(TransferError::File(e)),
         }
     }
+}
+
+/// Whether bytes wait in the socket (plain TCP only): with no FIN before them, a peek
+/// shows one.
+fn bytes_waiting(stream: &mut Stream) -> bool {
+    let mut probe = [0u8; 1];
+    stream
+        .plain()
+        .is_some_and(|tcp| matches!(tcp.peek(&mut probe), Ok(n) if n > 0))
 }
 
 /// Whether a write failed for want of room (a full filesystem, a quota, a size limit)

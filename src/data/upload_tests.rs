@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::net::{Shutdown, TcpListener};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,18 +40,10 @@ fn upload(
     budget: usize,
     cut: bool,
 ) -> Upload {
-    let fs = OsFilesystem::new(dir).expect("the test directory opens");
-    let file = fs
-        .open_write(Path::new(&format!("/{name}")), mode)
-        .expect("the file opens");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
-    let addr = listener.local_addr().expect("a bound address");
-    let client = std::thread::spawn(move || {
-        let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    upload_from(dir, name, mode, ascii, budget, move |mut c| {
         let _ = c.write_all(&data);
         if cut {
             // A reset: SO_LINGER 0, then close.
-            use std::os::fd::AsRawFd;
             let linger = libc::linger {
                 l_onoff: 1,
                 l_linger: 0,
@@ -68,6 +61,27 @@ fn upload(
         } else {
             let _ = c.shutdown(Shutdown::Write);
         }
+    })
+}
+
+/// An upload into `name` opened with `mode`, stepping with `budget`, of what `client`
+/// sends on its connection from a thread of its own.
+fn upload_from(
+    dir: &Path,
+    name: &str,
+    mode: WriteMode,
+    ascii: bool,
+    budget: usize,
+    client: impl FnOnce(std::net::TcpStream) + Send + 'static,
+) -> Upload {
+    let fs = OsFilesystem::new(dir).expect("the test directory opens");
+    let file = fs
+        .open_write(Path::new(&format!("/{name}")), mode)
+        .expect("the file opens");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
+    let addr = listener.local_addr().expect("a bound address");
+    let client = std::thread::spawn(move || {
+        client(std::net::TcpStream::connect(addr).expect("connect"));
     });
     let (sock, _) = listener.accept().expect("accept");
     sock.set_nonblocking(true).expect("non-blocking");
@@ -212,4 +226,41 @@ fn a_cut_upload_leaves_exactly_the_bytes_received() {
     if u.bytes < full.len() as u64 {
         assert!(u.result.is_err(), "a cut upload is not complete");
     }
+}
+
+/// A byte sent as TCP urgent data in the middle of an upload (MSG_OOB): splice(2) stops
+/// at the urgent mark and moves nothing more, where a read steps over the byte. The
+/// upload goes on past it, as it does when read, and is not cut short at the mark.
+#[test]
+fn an_urgent_byte_does_not_cut_a_spliced_upload_short() {
+    let dir = TempDir::new("upload-urgent");
+    let (before, after) = (body(300_000), body(200_000));
+    let sent = (before.clone(), after.clone());
+    let u = upload_from(
+        &dir,
+        "u",
+        WriteMode::Truncate,
+        false,
+        4 << 20,
+        move |mut c| {
+            let _ = c.write_all(&sent.0);
+            std::thread::sleep(Duration::from_millis(50));
+            // SAFETY: sends one byte from a static on the socket `c` owns.
+            let n = unsafe { libc::send(c.as_raw_fd(), b"U".as_ptr().cast(), 1, libc::MSG_OOB) };
+            assert_eq!(n, 1, "{}", std::io::Error::last_os_error());
+            let _ = c.write_all(&sent.1);
+            let _ = c.shutdown(Shutdown::Write);
+        },
+    );
+    assert!(u.result.is_ok(), "{:?}", u.result);
+    // The urgent byte goes out of band, as a read without SO_OOBINLINE takes it.
+    let mut want = before;
+    want.extend_from_slice(&after);
+    let got = std::fs::read(dir.join("u")).unwrap();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "the file holds every byte but the urgent one"
+    );
+    assert!(got == want, "the file differs");
 }

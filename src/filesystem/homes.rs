@@ -37,6 +37,13 @@ pub(crate) const FRESH: Duration = Duration::from_secs(1);
 /// than this logging in pays the first-login cost again, never more descriptors).
 const MAX_HOMES: usize = 4096;
 
+/// Homes no session holds kept at most, give or take the sessions that end between two
+/// new homes: each is a descriptor held for nothing but the next login's speed. Past
+/// this, a new home drops them. Without a bound, users logging in one after the other
+/// left a descriptor each behind: a few hundred distinct homes under a limit of 256
+/// descriptors, and no session could open a home or a socket any more.
+const MAX_IDLE: usize = 64;
+
 /// An open home and when its path was last seen to lead to it.
 #[derive(Debug)]
 struct Home {
@@ -76,6 +83,9 @@ impl Homes {
         // Replaced between the stat and the open: serve what was opened, keep nothing.
         if fs.id() == id {
             let mut open = self.lock();
+            if open.len() >= MAX_IDLE {
+                open.retain(|_, h| h.fs.in_use());
+            }
             if open.len() >= MAX_HOMES {
                 open.clear();
             }
@@ -166,5 +176,25 @@ mod tests {
         fs::remove_file(&home).unwrap();
         homes.expire();
         assert!(homes.open(&home).is_err());
+    }
+
+    /// Logins of many users one after the other leave at most [`MAX_IDLE`] homes open
+    /// that no session holds; a home a session holds stays shared.
+    #[test]
+    fn homes_no_session_holds_are_bounded() {
+        let d = TempDir::new("homes-idle");
+        let homes = Homes::default();
+        let held_path = d.join("held");
+        fs::create_dir(&held_path).unwrap();
+        let held = homes.open(&held_path).unwrap();
+        for i in 0..3 * MAX_IDLE {
+            let home = d.join(format!("u{i}"));
+            fs::create_dir(&home).unwrap();
+            // The session logs in and out: its storage is dropped at once.
+            drop(homes.open(&home).unwrap());
+        }
+        let kept = homes.lock().len();
+        assert!(kept <= MAX_IDLE + 1, "{kept} homes kept open");
+        assert!(homes.open(&held_path).unwrap().shares_root(&held));
     }
 }

@@ -294,6 +294,12 @@ impl OsFilesystem {
         self.jail.id
     }
 
+    /// Whether a copy other than this one holds the open home (a session's storage, when
+    /// this is the copy [`Homes`](super::Homes) keeps).
+    pub(crate) fn in_use(&self) -> bool {
+        Arc::strong_count(&self.jail) > 1
+    }
+
     /// Whether both hold the same open home (one descriptor).
     #[cfg(test)]
     pub(crate) fn shares_root(&self, other: &OsFilesystem) -> bool {

@@ -40,13 +40,15 @@ impl FtpServer {
     }
 
     /// Runs a session's request: at once where it is cheap, else on the pool.
-    pub(super) fn run_request(&mut self, key: usize, req: request::Request, now: Instant) {
+    pub(super) fn run_request(&mut self, key: usize, mut req: request::Request, now: Instant) {
         let id = req.id;
         if req.is_login() && self.refuse_banned_login(key, id, now) {
             return;
         }
         let c = if req.is_inline(now) {
             req.run()
+        } else if let Some(refused) = req.refuse_early() {
+            refused
         } else if let Some(pool) = self.pool() {
             let job = move |reply: Reply<Work>| {
                 req.start(Box::new(move |c| reply.send(Work::Session(c))));

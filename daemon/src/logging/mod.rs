@@ -185,7 +185,13 @@ pub(crate) fn reopen() -> Result<Option<String>, String> {
     };
     let mut sink = logger.lock();
     match &mut *sink {
-        Sink::Stderr | Sink::File { path: None, .. } => Ok(None),
+        Sink::Stderr => Ok(None),
+        // Standard error as a file can't be reopened, but SIGHUP still writes out what
+        // waits, as for a log file.
+        Sink::File { path: None, out } => {
+            let _ = out.flush();
+            Ok(None)
+        }
         Sink::File {
             path: Some(path),
             out,

@@ -193,7 +193,7 @@ impl Session {
 
     fn finish_request(&mut self, now: Instant, then: Then, c: Completion) {
         match (then, c) {
-            (Then::Pass { user }, Completion::Login(r)) => self.finish_pass(now, user, r),
+            (Then::Pass { user, at }, Completion::Login(r)) => self.finish_pass(now, at, user, r),
             (Then::Cwd { ftp, vpath }, Completion::Done(r)) => self.finish_cwd(ftp, vpath, r),
             (Then::Mkd { ftp, real }, Completion::Done(r)) => self.finish_mkd(ftp, real, r),
             (Then::Rmd { ftp, real }, Completion::Done(r)) => self.finish_rmd(ftp, real, r),
@@ -244,7 +244,7 @@ impl Session {
     ) {
         match spec.verb {
             Verb::User => self.cmd_user(now, arg),
-            Verb::Pass => self.cmd_pass(arg),
+            Verb::Pass => self.cmd_pass(now, arg),
             Verb::Quit => self.cmd_quit(now),
             Verb::Noop => self.reply(200, "I successfully did nothing'."),
             Verb::Syst => self.reply(215, "UNIX Type: L8"),

@@ -44,7 +44,7 @@ impl Session {
         self.fs = None;
     }
 
-    pub(super) fn cmd_pass(&mut self, password: &str) {
+    pub(super) fn cmd_pass(&mut self, now: Instant, password: &str) {
         let user = match &self.auth {
             Auth::LoggedIn(_) => return self.reply(503, "User already authenticated."),
             Auth::Anonymous => return self.reply(503, "Login with USER first."),
@@ -58,14 +58,15 @@ impl Session {
                 user: user.clone(),
                 password: password.to_string(),
             },
-            Then::Pass { user },
+            Then::Pass { user, at: now },
         );
     }
 
-    /// PASS, once the authorizer has answered.
+    /// PASS, once the authorizer has answered; `at` is when the PASS came.
     pub(super) fn finish_pass(
         &mut self,
         now: Instant,
+        at: Instant,
         user: String,
         fs: Result<Arc<dyn Filesystem>, crate::AuthError>,
     ) {
@@ -111,8 +112,12 @@ impl Session {
                         self.close();
                     }
                 } else {
+                    // The pause counts from the PASS: a check that takes time (a hash for
+                    // a name that exists, none for one that does not) ends inside it, and
+                    // the time of the 530 does not tell the names apart.
+                    let due = crate::ioloop::deadline(at, self.config.auth_failed_timeout);
                     self.delayed = Some(Delayed {
-                        at: crate::ioloop::deadline(now, self.config.auth_failed_timeout),
+                        at: due.max(now),
                         reply,
                         close,
                     });

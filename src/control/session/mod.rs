@@ -104,6 +104,8 @@ struct Pending {
 enum Then {
     Pass {
         user: String,
+        /// When the PASS came: a failed login's pause counts from it.
+        at: Instant,
     },
     Cwd {
         vpath: PathBuf,
@@ -463,6 +465,12 @@ impl Session {
             && !self.aborting
             && !self.tls_switching
             && self.waiting.is_none()
+    }
+
+    /// Whether a request of the session's is out ([`Action::Request`]): a command waits
+    /// for its completion.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
     }
 
     /// Whether the owner should hand over the next line if it is ABOR or QUIT

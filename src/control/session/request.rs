@@ -206,6 +206,9 @@ pub struct Request {
     homes: Option<Arc<Homes>>,
     /// The logged-in user whose identity the work runs under (system users).
     user: Option<String>,
+    /// A login whose password was found right by [`refuse_early`](Self::refuse_early):
+    /// what is left is opening the home.
+    checked: bool,
 }
 
 impl fmt::Debug for Request {
@@ -255,6 +258,7 @@ impl Request {
             factory,
             homes,
             user,
+            checked: false,
         }
     }
 
@@ -285,6 +289,29 @@ impl Request {
         }
     }
 
+    /// Checks now, on the caller's thread, the password of a login whose check is cheap
+    /// ([`Authorizer::is_inline`]) but that is not [`is_inline`](Self::is_inline) because
+    /// its home is not open: `Some` with the refusal of a wrong password. Refusals then
+    /// come as fast for a name that exists as for one that does not (whose check never
+    /// needs a home), so the time of a 530 does not tell which names exist. `None` for
+    /// any other request, and for a right password: [`start`](Self::start) then only
+    /// opens the home, without checking again.
+    pub fn refuse_early(&mut self) -> Option<Completion> {
+        let Op::Login { user, password } = &self.op else {
+            return None;
+        };
+        if self.checked || !self.authorizer.is_inline(user) {
+            return None;
+        }
+        match self.authorizer.validate_authentication(user, password) {
+            Ok(()) => {
+                self.checked = true;
+                None
+            }
+            Err(e) => Some(Completion::Login(Err(e))),
+        }
+    }
+
     /// Does the work and hands the completion to `answer`: before returning, except for a
     /// login whose authorizer answers later ([`Authorizer::start_authentication`]), where
     /// `answer` is called by the thread that answers. If the authorizer drops its reply
@@ -302,9 +329,13 @@ impl Request {
             authorizer,
             factory,
             user,
+            checked,
             ..
         } = self;
         if let Op::Login { user, password } = op {
+            if checked {
+                return answer(Completion::Login(open_home(&*authorizer, &factory, &user)));
+            }
             let auth = Arc::clone(&authorizer);
             let name = user.clone();
             let reply = AuthReply::new(move |r| {

@@ -214,6 +214,36 @@ fn failed_login_reply_is_delayed() {
     assert!(h.s.accepts_commands());
 }
 
+/// The pause counts from the PASS, not from the password check's answer: a check that
+/// takes time (a crypt(3) hash for a name that exists, none for one that does not) ends
+/// inside the pause, so the time of the 530 says nothing about which names exist.
+#[test]
+fn failed_login_delay_counts_from_the_pass() {
+    let mut h = Harness::new("delay-from-pass", |c| {
+        c.auth_failed_timeout = Duration::from_secs(3)
+    });
+    h.auto = false;
+    expect!(h, "USER user", "331");
+    assert_eq!(h.send("PASS nope"), "");
+    let r = h.requests.pop_front().expect("the login request");
+    let id = r.id;
+    let c = run_request(r);
+    // The check took a second.
+    h.s.handle_completion(h.now + Duration::from_secs(1), id, c);
+    assert_eq!(h.s.poll_timeout(), Some(h.now + Duration::from_secs(3)));
+    h.s.handle_timeout(h.now + Duration::from_secs(3));
+    assert_eq!(h.take(), "530 Authentication failed.\r\n");
+    // A check longer than the pause is answered as soon as it is done.
+    expect!(h, "USER user", "331");
+    assert_eq!(h.send("PASS nope"), "");
+    let r = h.requests.pop_front().expect("the login request");
+    let id = r.id;
+    let c = run_request(r);
+    h.s.handle_completion(h.now + Duration::from_secs(5), id, c);
+    h.s.handle_timeout(h.now + Duration::from_secs(5));
+    assert_eq!(h.take(), "530 Authentication failed.\r\n");
+}
+
 #[test]
 fn anonymous_takes_any_password() {
     let mut h = Harness::new("anon", |_| {});
