@@ -146,3 +146,29 @@ fn py_repr(s: &str) -> String {
     out.push(quote);
     out
 }
+
+impl Session {
+    /// What every log line of the session starts with, `127.0.0.1:50000-[user]` as
+    /// pyftpdlib writes it; formatted into the line itself, nothing allocated.
+    pub(super) fn prefix(&self) -> Prefix<'_> {
+        Prefix {
+            peer: &self.peer_text,
+            user: self.username().unwrap_or(""),
+        }
+    }
+}
+
+/// A session's log-line prefix: see [`Session::prefix`].
+pub(super) struct Prefix<'a> {
+    peer: &'a str,
+    user: &'a str,
+}
+
+impl std::fmt::Display for Prefix<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.peer)?;
+        f.write_str("-[")?;
+        f.write_str(self.user)?;
+        f.write_str("]")
+    }
+}
