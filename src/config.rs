@@ -328,7 +328,7 @@ pub struct DtpConfig {
     /// How long an active (PORT) connection may take to establish; default 30 s.
     pub connect_timeout: Duration,
     /// Receive buffer for uploads, in bytes; default 65536. Uploads read through a buffer
-    /// (TLS, TYPE A, storage without a descriptor) read up to 1 MiB at a time, or this
+    /// (TLS, TYPE A, storage without a descriptor) read up to 256 KiB at a time, or this
     /// size if larger, into one buffer that the uploads of a reactor share; uploads that
     /// splice(2) (see [`Config::use_sendfile`](crate::Config::use_sendfile)) use none.
     pub ac_in_buffer_size: usize,

@@ -36,7 +36,7 @@ const TLS_CHUNK: usize = 256 * 1024;
 const DISCARD_LIMIT: u64 = 256 << 20;
 
 /// Reads of a buffered upload, unless the configured buffer is larger.
-pub(crate) const MAX_READ: usize = 1 << 20;
+pub(crate) const MAX_READ: usize = 256 << 10;
 
 /// How an upload's bytes reach the file.
 #[derive(Debug)]
