@@ -87,6 +87,7 @@
 
 #[macro_use]
 mod setters;
+mod sockopt;
 
 pub mod authorizer;
 pub mod config;

@@ -34,29 +34,7 @@ fn resource_exhausted(e: &io::Error) -> bool {
     )
 }
 
-/// Sets an integer socket option (`level`, `name`) of `sock` to 1.
-pub(super) fn enable_option(
-    sock: &impl std::os::fd::AsRawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads `on` (a live local of the stated size) on an open socket.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            level,
-            name,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
+pub(super) use crate::sockopt::enable as enable_option;
 
 /// Keeps TCP urgent data in the normal stream. Clients such as ftplib send ABOR with
 /// MSG_OOB (RFC 959's Synch), which makes its last byte urgent; without this option the

@@ -220,18 +220,7 @@ fn would_block(e: &io::Error) -> bool {
 /// Sends at once the ACK the kernel holds back for data already read (TCP_QUICKACK, tcp(7));
 /// a failure only leaves the ACK to the delayed-ACK timer.
 fn quick_ack(sock: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt reads one c_int from a local, for a descriptor `sock` keeps open.
-    let _ = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+    let _ = crate::sockopt::enable(sock, libc::IPPROTO_TCP, libc::TCP_QUICKACK);
 }
 
 /// How a TLS stream is used.
