@@ -45,10 +45,10 @@ impl FtpServer {
         if req.is_login() && self.refuse_banned_login(key, id, now) {
             return;
         }
-        let c = if req.is_inline(now) {
-            req.run()
-        } else if let Some(refused) = req.refuse_early() {
+        let c = if let Some(refused) = req.refuse_early() {
             refused
+        } else if req.is_inline(now) {
+            req.run()
         } else if let Some(pool) = self.pool() {
             let job = move |reply: Reply<Work>| {
                 req.start(Box::new(move |c| reply.send(Work::Session(c))));

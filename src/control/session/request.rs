@@ -268,20 +268,20 @@ impl Request {
     }
 
     /// Whether the work is cheap enough to run on the reactor thread: storage calls on a
-    /// storage that says so ([`Filesystem::is_inline`]); a login whose password check the
-    /// authorizer says is cheap ([`Authorizer::is_inline`]: no hash, no network) and whose
-    /// home the default storage has open and checked less than a second ago, so that
-    /// opening it costs no system call (or a user that does not exist, whose check fails
-    /// before any home is opened). A listing never is: its cost grows with the directory,
-    /// whatever the storage.
+    /// storage that says so ([`Filesystem::is_inline`]); a login whose cheap password check
+    /// ([`Authorizer::is_inline`]: no hash, no network) [`refuse_early`](Self::refuse_early)
+    /// has passed and whose home the default storage has open and checked less than a
+    /// second ago, so that opening it costs no system call. A listing never is: its cost
+    /// grows with the directory, whatever the storage.
     pub fn is_inline(&self, now: Instant) -> bool {
         match &self.op {
+            // Its cheap check already passed (`refuse_early`): only the home is left.
             Op::Login { user, .. } => {
-                self.authorizer.is_inline(user)
+                self.checked
                     && self.homes.as_ref().is_some_and(|homes| {
                         self.authorizer
                             .home_dir(user)
-                            .is_none_or(|home| homes.fresh(&home, now).is_some())
+                            .is_some_and(|home| homes.fresh(&home, now).is_some())
                     })
             }
             Op::List { .. } => false,
@@ -290,12 +290,13 @@ impl Request {
     }
 
     /// Checks now, on the caller's thread, the password of a login whose check is cheap
-    /// ([`Authorizer::is_inline`]) but that is not [`is_inline`](Self::is_inline) because
-    /// its home is not open: `Some` with the refusal of a wrong password. Refusals then
-    /// come as fast for a name that exists as for one that does not (whose check never
-    /// needs a home), so the time of a 530 does not tell which names exist. `None` for
-    /// any other request, and for a right password: [`start`](Self::start) then only
-    /// opens the home, without checking again.
+    /// ([`Authorizer::is_inline`]), before anything else is decided: `Some` with the
+    /// refusal of a wrong password, whether or not the home is open, so a 530 comes as fast
+    /// for a name that exists as for one that does not (whose check never needs a home)
+    /// and the time of a refusal does not tell which names exist. `None` for any other
+    /// request, and for a right password: the login is then [`is_inline`](Self::is_inline)
+    /// if its home is open, and [`start`](Self::start) only opens the home, without
+    /// checking again.
     pub fn refuse_early(&mut self) -> Option<Completion> {
         let Op::Login { user, password } = &self.op else {
             return None;
