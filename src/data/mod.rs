@@ -40,7 +40,7 @@ use crate::tls::{self, DataTls, Stream};
 /// login of the control connection whose TLS session it resumed) looks again.
 const OWNER_RECHECK: Duration = Duration::from_millis(20);
 
-pub(crate) use transfer::Running;
+pub(crate) use transfer::{Piece, PieceDone, Running};
 
 /// What a data channel tells its session.
 #[derive(Debug)]
@@ -447,31 +447,24 @@ impl DataChannel {
         events.push(event);
     }
 
-    /// The listing being sent and a fresh id from `id`, when its next piece is to be made
-    /// (after a drive that stopped for it); hand it back with [`put_chunk`](Self::put_chunk).
-    pub fn take_listing(
-        &mut self,
-        id: impl FnOnce() -> u64,
-    ) -> Option<(u64, Box<crate::listing::Listing>)> {
-        self.transfer.as_mut()?.take_listing(id)
+    /// Work for the worker pool and a fresh id from `id`, when some is due (after a drive):
+    /// a listing's next piece, or a piece of a file the reactor thread does not touch (see
+    /// the transfer's piece module); hand it back with [`put_piece`](Self::put_piece).
+    pub fn take_piece(&mut self, id: impl FnOnce() -> u64) -> Option<(u64, transfer::Piece)> {
+        self.transfer.as_mut()?.take_piece(id)
     }
 
-    /// The id of the listing piece being made for this channel, if one is.
-    pub fn chunk_id(&self) -> Option<u64> {
-        self.transfer.as_ref().and_then(Running::chunk_id)
+    /// The id of the piece away on the pool for this channel, if one is.
+    pub fn piece_id(&self) -> Option<u64> {
+        self.transfer.as_ref().and_then(Running::piece_id)
     }
 
-    /// Listing piece `id` is back (see [`take_listing`](Self::take_listing)); false, and
-    /// dropped, when the channel no longer waits for it.
-    pub fn put_chunk(
-        &mut self,
-        id: u64,
-        listing: Box<crate::listing::Listing>,
-        piece: io::Result<Option<Vec<u8>>>,
-    ) -> bool {
+    /// Piece `id` is back (see [`take_piece`](Self::take_piece)); false, and dropped, when
+    /// the channel no longer waits for it.
+    pub fn put_piece(&mut self, id: u64, done: transfer::PieceDone) -> bool {
         self.transfer
             .as_mut()
-            .is_some_and(|r| r.put_chunk(id, listing, piece))
+            .is_some_and(|r| r.put_piece(id, done))
     }
 
     /// Does whatever the socket allows: accept, finish connecting, move bytes. Stops at
@@ -630,7 +623,7 @@ impl DataChannel {
         match step {
             transfer::Step::Blocked => false,
             transfer::Step::Budget => true,
-            // The owner sees it in `take_listing` and drives the channel again once the
+            // The owner sees it in `take_piece` and drives the channel again once the
             // piece is back.
             transfer::Step::NeedChunk => false,
             transfer::Step::Done(result) => {

@@ -18,6 +18,10 @@
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 
+mod piece;
+
+pub(crate) use piece::{Piece, PieceDone};
+
 use super::splice::{self, Pipe};
 use crate::control::session::{Direction, Source, Transfer, TransferError};
 use crate::filesystem::{FileReader, FileWriter};
@@ -25,6 +29,7 @@ use crate::listing::Listing;
 use crate::stats::TransferGauge;
 use crate::throttle::Way;
 use crate::tls::Stream;
+use piece::Offload;
 
 /// Smallest file read per refill under TLS: sixteen full TLS records.
 const TLS_CHUNK: usize = 256 * 1024;
@@ -63,8 +68,8 @@ pub(crate) enum Step {
     Blocked,
     /// The byte budget is spent; more can be done right away.
     Budget,
-    /// A listing's buffer is sent: take the listing ([`Running::take_listing`]), make its
-    /// next piece off the reactor and hand it back ([`Running::put_chunk`]).
+    /// A listing's buffer is sent: its next piece is due ([`Running::take_piece`]), made
+    /// off the reactor and handed back ([`Running::put_piece`]).
     NeedChunk,
     /// The transfer ended.
     Done(Result<(), TransferError>),
@@ -108,6 +113,8 @@ pub(crate) struct Running {
     discarded: u64,
     /// An upload's way to its file.
     sink: Sink,
+    /// A file whose contents go through the worker pool (see the piece module).
+    offload: Offload,
     /// Counts the transfer in `transfers_running` while it lives.
     _gauge: TransferGauge,
 }
@@ -187,7 +194,13 @@ impl Running {
             write_error: None,
             discarded: 0,
             sink: Sink::Undecided,
+            offload: Offload::default(),
             _gauge: gauge,
+        };
+        r.offload.on = match &r.transfer.direction {
+            Direction::Send(Source::File { file, .. }) => !file.is_inline(),
+            Direction::Receive(file) => !file.is_inline(),
+            Direction::Send(Source::Listing(_)) => false,
         };
         if !matches!(r.transfer.direction, Direction::Receive(_)) {
             r.buf.reserve(out_buf.max(512));
@@ -197,7 +210,7 @@ impl Running {
 
     /// Takes the listing out to make its next piece, once its buffer is sent (after
     /// [`Step::NeedChunk`]), under an id from `id` (called only then); `None` before that.
-    pub fn take_listing(&mut self, id: impl FnOnce() -> u64) -> Option<(u64, Box<Listing>)> {
+    fn take_listing(&mut self, id: impl FnOnce() -> u64) -> Option<(u64, Box<Listing>)> {
         let sent = self.pos == self.len && !self.source_done && self.chunk_error.is_none();
         if !sent || !matches!(self.listing, ListingAt::Here(_)) {
             return None;
@@ -213,7 +226,7 @@ impl Running {
     }
 
     /// The id of the listing piece being made, if one is.
-    pub fn chunk_id(&self) -> Option<u64> {
+    fn chunk_id(&self) -> Option<u64> {
         match self.listing {
             ListingAt::Away(id) => Some(id),
             _ => None,
@@ -222,7 +235,7 @@ impl Running {
 
     /// The listing is back with piece `id` (`None`: it is complete). Returns false, and
     /// drops them, when that is not the piece awaited.
-    pub fn put_chunk(
+    fn put_chunk(
         &mut self,
         id: u64,
         listing: Box<Listing>,
@@ -408,13 +421,19 @@ impl Running {
                     ListingAt::Away(_) => return Step::Blocked,
                     ListingAt::None => {}
                 }
-                match self.refill() {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        self.source_done = true;
-                        return Self::finish_send(stream);
+                if self.offload.on {
+                    if let Some(step) = self.load_ahead(stream) {
+                        return step;
                     }
-                    Err(e) => return Step::Done(Err(e)),
+                } else {
+                    match self.refill() {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            self.source_done = true;
+                            return Self::finish_send(stream);
+                        }
+                        Err(e) => return Step::Done(Err(e)),
+                    }
                 }
             }
             if spent >= budget {
@@ -446,6 +465,9 @@ impl Running {
     }
 
     fn receive(&mut self, stream: &mut Stream, budget: usize, buf: &mut Vec<u8>) -> Step {
+        if self.offload.on {
+            return self.receive_offloaded(stream, budget, buf);
+        }
         if matches!(self.sink, Sink::Undecided) {
             self.sink = self.choose_sink(stream);
         }

@@ -20,7 +20,8 @@
 //! A call may block (a slow disk, NFS, an object store over the network), so the server
 //! makes every call on its worker pool, never on the reactor thread, unless the storage says
 //! its calls are cheap ([`Filesystem::is_inline`], true only for [`MemoryFilesystem`]).
-//! Reads and writes of file *contents* are the exception: see [`FileReader`].
+//! Reads and writes of file *contents* run on the reactor thread (the page cache) unless
+//! the open file says otherwise ([`FileReader::is_inline`], [`FileWriter::is_inline`]).
 //!
 //! # Writing another back-end
 //!
@@ -139,8 +140,8 @@ pub trait DirStream: Send + fmt::Debug {
 ///
 /// Contents are read by the data channel on the reactor thread, in pieces of at most the
 /// buffer size: for the local disk that is the page cache (or sendfile(2) straight from it),
-/// as in every FTP server. A back-end whose reads are slow (the network) should read ahead
-/// on its own threads and answer from its buffer.
+/// as in every FTP server. A back-end whose reads wait on the network says so with
+/// [`is_inline`](Self::is_inline), and its reads run on the worker pool instead.
 pub trait FileReader: io::Read + Send + fmt::Debug {
     /// The file descriptor behind the reader, if it is a plain file, for sendfile(2). The
     /// descriptor's reads must start at the offset the reader was opened at.
@@ -150,6 +151,14 @@ pub trait FileReader: io::Read + Send + fmt::Debug {
 
     /// The file's size in bytes when it was opened.
     fn size(&self) -> u64;
+
+    /// Whether reads are cheap enough for the reactor thread: the page cache, memory.
+    /// Default true. A reader whose reads wait on the network (an object store) returns
+    /// false, and the server then reads it on its worker pool, a piece of up to 1 MiB at a
+    /// time, one piece ahead of what it sends.
+    fn is_inline(&self) -> bool {
+        true
+    }
 }
 
 /// An open file being written (STOR, APPE, STOU). See [`FileReader`] for where writes run.
@@ -170,6 +179,14 @@ pub trait FileWriter: io::Write + Send + fmt::Debug {
     /// The final write or commit failed.
     fn finish(&mut self) -> io::Result<()> {
         self.flush()
+    }
+
+    /// Whether writes and [`finish`](Self::finish) are cheap enough for the reactor thread.
+    /// Default true. A writer that waits on the network (a multipart upload) returns false,
+    /// and the server then hands it the upload in pieces of up to 1 MiB on its worker pool,
+    /// reading the next piece from the client meanwhile, and calls `finish` there too.
+    fn is_inline(&self) -> bool {
+        true
     }
 }
 

@@ -202,7 +202,7 @@ impl FtpServer {
             })
         });
         let owner = dc.owner;
-        let listing = dc.take_listing(crate::control::session::request::next_id);
+        let piece = dc.take_piece(crate::control::session::request::next_id);
         let moved = after.unwrap_or(before).saturating_sub(before);
         let mut paused = false;
         if let Some(way) = way {
@@ -244,8 +244,8 @@ impl FtpServer {
         if again && !paused {
             self.enqueue(key);
         }
-        if let Some((id, l)) = listing {
-            self.make_chunk(key, id, l);
+        if let Some((id, piece)) = piece {
+            self.make_piece(key, id, piece);
         }
         self.deliver(key, owner, events, now);
     }

@@ -2,12 +2,11 @@
 //! channels need go to the pool (or run at once where cheap), and what comes back is handed
 //! to the channel that still waits for it.
 
-use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::control::session::{request, Completion};
-use crate::listing::{Listing, CHUNK_ENTRIES};
+use crate::data::{Piece, PieceDone};
 use crate::logger;
 use crate::pool::{Done, Reply, WorkerPool};
 use crate::stats::Refusal;
@@ -18,8 +17,8 @@ use super::FtpServer;
 pub(super) enum Work {
     /// A session's request, done.
     Session(Completion),
-    /// A listing's next piece, and the listing.
-    Chunk(Box<Listing>, io::Result<Option<Vec<u8>>>),
+    /// A data channel's piece: a listing's next lines, a file's contents.
+    Piece(PieceDone),
 }
 
 impl FtpServer {
@@ -86,21 +85,16 @@ impl FtpServer {
         true
     }
 
-    /// Makes piece `id` of a data channel's listing on the pool, whatever the storage: the
-    /// first piece of a large directory reads ahead to sort it (the channel sends nothing
-    /// meanwhile).
-    pub(super) fn make_chunk(&mut self, key: usize, id: u64, mut listing: Box<Listing>) {
-        let job = Box::new(move || {
-            // As the user, like every storage call of the session (system users).
-            let piece = listing.next_chunk_as_user(CHUNK_ENTRIES);
-            Work::Chunk(listing, piece)
-        });
+    /// Runs piece `id` of a data channel's work on the pool, whatever the storage: a
+    /// listing's next lines (the first piece of a large directory reads ahead to sort it;
+    /// the channel sends nothing meanwhile), or a file's contents where the file is not
+    /// inline.
+    pub(super) fn make_piece(&mut self, key: usize, id: u64, piece: Piece) {
+        let job = Box::new(move || Work::Piece(piece.run()));
         match self.pool() {
             Some(pool) => pool.submit(key, id, job),
-            None => {
-                let e = io::Error::other("no worker pool");
-                self.chunk_back(key, id, Box::new(Listing::empty()), Err(e));
-            }
+            // The piece and what it holds are gone.
+            None => self.piece_back(key, id, PieceDone::Lost),
         }
     }
 
@@ -108,16 +102,15 @@ impl FtpServer {
     /// it; otherwise it is dropped here, releasing what it holds.
     pub(super) fn complete(&mut self, d: Done<Work>, now: Instant) {
         match d.result {
-            Some(Work::Chunk(listing, piece)) => self.chunk_back(d.key, d.id, listing, piece),
+            Some(Work::Piece(done)) => self.piece_back(d.key, d.id, done),
             Some(Work::Session(c)) => self.completion_back(d.key, d.id, c, now),
             None => {
                 // A job panicked: whoever waits for that id learns it failed.
                 if self
                     .data(d.key)
-                    .is_some_and(|dc| dc.chunk_id() == Some(d.id))
+                    .is_some_and(|dc| dc.piece_id() == Some(d.id))
                 {
-                    let e = io::Error::other("listing failed");
-                    self.chunk_back(d.key, d.id, Box::new(Listing::empty()), Err(e));
+                    self.piece_back(d.key, d.id, PieceDone::Lost);
                 } else {
                     self.completion_back(d.key, d.id, Completion::panicked(), now);
                 }
@@ -132,17 +125,8 @@ impl FtpServer {
         }
     }
 
-    fn chunk_back(
-        &mut self,
-        key: usize,
-        id: u64,
-        listing: Box<Listing>,
-        piece: io::Result<Option<Vec<u8>>>,
-    ) {
-        if self
-            .data_mut(key)
-            .is_some_and(|dc| dc.put_chunk(id, listing, piece))
-        {
+    fn piece_back(&mut self, key: usize, id: u64, done: PieceDone) {
+        if self.data_mut(key).is_some_and(|dc| dc.put_piece(id, done)) {
             self.enqueue(key);
         }
     }
