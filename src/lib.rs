@@ -116,6 +116,8 @@ pub use authorizer::{AuthError, Authorizer, AuthorizerError, DummyAuthorizer, Pe
 pub use config::{Config, DtpConfig, FloodConfig, MasqueradeRule};
 pub use control::session::Session;
 pub use filesystem::{Filesystem, MemoryFilesystem, MemoryStore, OsFilesystem};
+#[cfg(feature = "opendal")]
+pub use filesystem::{ObjectFilesystem, ObjectSettings, ObjectStore, S3Settings};
 pub use hooks::{HookList, Hooks, NoHooks, SessionInfo, TransferRecord};
 pub use ioloop::token::TOKEN_SPAN;
 pub use server::{cores, CallLater, FtpServer, GroupHandle, ServerGroup, StopHandle};

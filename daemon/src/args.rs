@@ -22,6 +22,7 @@ use ftpdlib::{MasqueradeRule, TlsRequired};
 
 use crate::config_file::{merge, raw_settings, Account, Anonymous, ConfigFile};
 use crate::seconds::seconds;
+use crate::storage::StorageArgs;
 
 const AFTER_HELP: &str = "\
 Every option can also be set by an environment variable, shown as [env: ...], and by
@@ -159,6 +160,8 @@ struct Flags {
     /// (for test suites); -d still names the home each user sees
     #[arg(long, env = "FTPDLIB_MEMORY", value_parser = flag())]
     memory: bool,
+    #[command(flatten)]
+    storage: StorageArgs,
     /// Reactors, each a thread serving its share of the sessions with every limit shared
     /// (the listening port is bound once per reactor with SO_REUSEPORT); 0 for one per
     /// core [default: 1]
@@ -507,6 +510,8 @@ pub(crate) struct Options {
     pub(crate) max_cmds_per_sec: u32,
     pub(crate) debug: bool,
     pub(crate) memory: bool,
+    /// `--storage` and the object store's flags.
+    pub(crate) storage: StorageArgs,
     pub(crate) io_threads: usize,
     /// `--workers`: reactors, 0 for one per core.
     pub(crate) workers: usize,
@@ -664,6 +669,7 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
         max_cmds_per_sec: f.max_cmds_per_sec,
         debug: f.debug,
         memory: f.memory,
+        storage: f.storage,
         io_threads: f.io_threads.unwrap_or(0),
         // pyftpdlib's pre-fork model is one reactor per core.
         workers: f

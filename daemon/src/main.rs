@@ -28,6 +28,7 @@ mod metrics;
 mod seconds;
 mod serve;
 mod settings;
+mod storage;
 mod users_file;
 
 use std::io::Write;
@@ -51,19 +52,28 @@ use settings::{perm, system_authorizer, tls_config, user_limits, virtual_authori
 fn run(o: Options, args: Vec<std::ffi::OsString>) -> Result<(), String> {
     let dir = match &o.directory {
         Some(d) => d.clone(),
+        // In an object store the homes are prefixes: the whole store by default.
+        None if storage::is_object(&o.storage) => std::path::PathBuf::from("/"),
         None => {
             std::env::current_dir().map_err(|e| format!("can't read the current directory: {e}"))?
         }
     };
-    if !dir.is_dir() {
-        return Err(format!("{}: no such directory", dir.display()));
-    }
-    // Absolute, so that the log says which directory a relative -d meant.
-    let dir =
-        std::path::absolute(&dir).map_err(|e| format!("can't resolve {}: {e}", dir.display()))?;
+    let dir = if storage::is_object(&o.storage) {
+        // A prefix: `alice` and `/alice` are the same one.
+        std::path::Path::new("/").join(&dir)
+    } else {
+        if !dir.is_dir() {
+            return Err(format!("{}: no such directory", dir.display()));
+        }
+        // Absolute, so that the log says which directory a relative -d meant.
+        std::path::absolute(&dir).map_err(|e| format!("can't resolve {}: {e}", dir.display()))?
+    };
     let mut who = Vec::new();
     let mut config = session_config(&o, &dir, &mut who)?;
     config.io_threads = o.io_threads;
+    if let Some(url) = storage::install(&o.storage, &mut config)? {
+        who.push(format!("object store {url}"));
+    }
     if o.memory {
         let store = ftpdlib::MemoryStore::new();
         config.filesystem = Arc::new(move |home: &Path| {

@@ -266,9 +266,10 @@ const RESTART_ONLY: [&str; 16] = [
 fn keep_restart_only(new: &mut Options, old: &Options) -> Vec<&'static str> {
     let changed = RESTART_ONLY
         .into_iter()
+        .chain(crate::storage::KEYS)
         .filter(|k| new.settings.get(*k) != old.settings.get(*k))
         .collect();
-    for k in RESTART_ONLY {
+    for k in RESTART_ONLY.into_iter().chain(crate::storage::KEYS) {
         match old.settings.get(k) {
             Some(v) => new.settings.insert(k.to_string(), v.clone()),
             None => new.settings.remove(k),
@@ -278,6 +279,7 @@ fn keep_restart_only(new: &mut Options, old: &Options) -> Vec<&'static str> {
     new.port = old.port;
     new.directory.clone_from(&old.directory);
     new.memory = old.memory;
+    new.storage.clone_from(&old.storage);
     new.io_threads = old.io_threads;
     new.workers = old.workers;
     new.xferlog.clone_from(&old.xferlog);
@@ -417,6 +419,7 @@ fn reloaded(
     if o.memory {
         config.filesystem = old.filesystem.clone();
     }
+    crate::storage::keep(&o.storage, old, &mut config);
     config.hooks = old.hooks.clone();
     config.io_threads = old.io_threads;
     let mut what = Vec::new();

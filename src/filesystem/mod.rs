@@ -38,6 +38,8 @@
 mod homes;
 mod local;
 mod memory;
+#[cfg(feature = "opendal")]
+mod object;
 
 use std::fmt;
 use std::io;
@@ -47,6 +49,8 @@ use std::path::{Path, PathBuf};
 pub(crate) use homes::Homes;
 pub use local::OsFilesystem;
 pub use memory::{MemoryFilesystem, MemoryStore};
+#[cfg(feature = "opendal")]
+pub use object::{ObjectFilesystem, ObjectSettings, ObjectStore, S3Settings};
 
 /// What kind of object a [`Stat`] describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

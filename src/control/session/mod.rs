@@ -299,6 +299,18 @@ static NEXT_SESSION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 /// | `EDQUOT` ([`io::ErrorKind::QuotaExceeded`]), `EFBIG` ([`io::ErrorKind::FileTooLarge`]) | 552 | Exceeded storage allocation |
 /// | `EMFILE`, `ENFILE`, `ENOMEM` | 451 | Local error in processing |
 ///
+/// A storage that is a service (an object store) says it can't be reached, or did not
+/// answer in time, with the network's kinds; the command can be tried again later, so the
+/// code is 451 too:
+///
+/// | error | code |
+/// |---|---|
+/// | [`io::ErrorKind::TimedOut`], `ConnectionRefused`, `ConnectionReset`, `ConnectionAborted`, `NotConnected` | 451 |
+///
+/// A command refused (`default` 550) for a name the storage can't hold is 553, "File name
+/// not allowed" (RFC 959, 4.2): `ENAMETOOLONG`, and `EILSEQ` (an object store's keys must
+/// be UTF-8).
+///
 /// Any other error keeps `default`: 550 for a command refused, 426 for a transfer cut
 /// short. The kinds count as well as the numbers, so a back-end that is not a local disk
 /// can report a full store with `io::Error::from(ErrorKind::StorageFull)`.
@@ -307,12 +319,22 @@ pub(crate) fn error_code(e: &io::Error, default: u16) -> u16 {
         Some(libc::ENOSPC) => return 452,
         Some(libc::EDQUOT) | Some(libc::EFBIG) => return 552,
         Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOMEM) => return 451,
+        Some(libc::ENAMETOOLONG) | Some(libc::EILSEQ) if default == 550 => return 553,
         _ => {}
     }
     match e.kind() {
         io::ErrorKind::StorageFull => 452,
         io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge => 552,
         io::ErrorKind::OutOfMemory => 451,
+        io::ErrorKind::TimedOut
+        | io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::NotConnected
+            if default == 550 || default == 426 =>
+        {
+            451
+        }
         _ => default,
     }
 }

@@ -819,4 +819,26 @@ fn exhaustion_errors_have_their_own_codes() {
     assert_eq!(error_reply(&os(libc::EACCES), 550).1, "Permission denied.");
 }
 
+#[test]
+fn unreachable_storage_is_451_and_names_it_cannot_hold_553() {
+    let os = io::Error::from_raw_os_error;
+    for kind in [
+        io::ErrorKind::TimedOut,
+        io::ErrorKind::ConnectionRefused,
+        io::ErrorKind::ConnectionReset,
+        io::ErrorKind::ConnectionAborted,
+        io::ErrorKind::NotConnected,
+    ] {
+        assert_eq!(error_code(&kind.into(), 550), 451, "{kind:?}");
+        assert_eq!(error_code(&kind.into(), 426), 451, "{kind:?}");
+        // Not for a data connection that could not be opened: that stays 425.
+        assert_eq!(error_code(&kind.into(), 425), 425, "{kind:?}");
+    }
+    assert_eq!(error_code(&os(libc::ENAMETOOLONG), 550), 553);
+    assert_eq!(error_code(&os(libc::EILSEQ), 550), 553);
+    // A transfer cut short keeps its code whatever the name.
+    assert_eq!(error_code(&os(libc::ENAMETOOLONG), 426), 426);
+    assert_eq!(error_code(&io::ErrorKind::Unsupported.into(), 550), 550);
+}
+
 mod durations;
