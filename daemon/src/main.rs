@@ -208,6 +208,10 @@ pub(crate) fn session_config(
 ) -> Result<Config, String> {
     let perm = perm(o);
     let authorizer: Arc<dyn ftpdlib::Authorizer> = if o.system_users {
+        if storage::is_object(&o.storage) {
+            // System users' homes are directories here, and their ids guard the disk.
+            return Err("--system-users serves the disk: it does not go with --storage".into());
+        }
         Arc::new(system_authorizer(o, dir, perm, who)?)
     } else {
         Arc::new(virtual_authorizer(o, dir, perm, who)?)

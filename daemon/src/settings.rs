@@ -105,6 +105,10 @@ pub(crate) fn virtual_authorizer(
     who: &mut Vec<String>,
 ) -> Result<DummyAuthorizer, String> {
     let mut auth = DummyAuthorizer::new();
+    if crate::storage::is_object(&o.storage) {
+        // Homes are prefixes in the object store, not directories here.
+        auth = auth.homes_elsewhere();
+    }
     if let (Some(u), Some(p)) = (&o.username, &o.password) {
         auth.add_user(u, p, dir, perm).map_err(|e| e.to_string())?;
         who.push(format!("user {u:?} ({perm})"));

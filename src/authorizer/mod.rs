@@ -378,6 +378,8 @@ struct User {
 #[derive(Debug, Clone, Default)]
 pub struct DummyAuthorizer {
     users: HashMap<String, User>,
+    /// Homes are places in a storage other than the disk: taken as given.
+    homes_elsewhere: bool,
 }
 
 impl DummyAuthorizer {
@@ -387,6 +389,31 @@ impl DummyAuthorizer {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Homes (and [`override_perm`](Self::override_perm) directories) name places in a
+    /// storage other than the local disk: a [`MemoryStore`](crate::MemoryStore) or an
+    /// object store, where `/alice` is a prefix. They are then taken as given, made
+    /// absolute and normalised without touching the disk (`alice` and `/x/../alice` are
+    /// `/alice`), instead of having to be directories here. Call it before adding users.
+    pub fn homes_elsewhere(mut self) -> Self {
+        self.homes_elsewhere = true;
+        self
+    }
+
+    /// A home or directory as the table keeps it: canonical on the disk, or normalised
+    /// (see [`homes_elsewhere`](Self::homes_elsewhere)).
+    fn place(&self, dir: &Path) -> Result<PathBuf, AuthorizerError> {
+        if self.homes_elsewhere {
+            use std::os::unix::ffi::{OsStrExt, OsStringExt};
+            let norm = crate::filesystem::ftpnorm(b"/", dir.as_os_str().as_bytes());
+            return Ok(PathBuf::from(std::ffi::OsString::from_vec(norm)));
+        }
+        if !dir.is_dir() {
+            return Err(AuthorizerError::NoHomeDir(dir.to_path_buf()));
+        }
+        dir.canonicalize()
+            .map_err(|_| AuthorizerError::NoHomeDir(dir.to_path_buf()))
     }
 
     /// Adds a user with the default login and quit messages.
@@ -484,12 +511,7 @@ impl DummyAuthorizer {
         if self.users.contains_key(username) {
             return Err(AuthorizerError::DuplicateUser(username.to_string()));
         }
-        if !home.is_dir() {
-            return Err(AuthorizerError::NoHomeDir(home.to_path_buf()));
-        }
-        let home = home
-            .canonicalize()
-            .map_err(|_| AuthorizerError::NoHomeDir(home.to_path_buf()))?;
+        let home = self.place(home)?;
         if username == Self::ANONYMOUS && perms.has_write() {
             log::warn!(target: crate::logger::LOG, "write permissions assigned to anonymous user");
         }
@@ -538,14 +560,11 @@ impl DummyAuthorizer {
         recursive: bool,
     ) -> Result<(), AuthorizerError> {
         let perms = Perms::parse(perm)?;
+        let dir = self.place(directory.as_ref())?;
         let user = self
             .users
             .get_mut(username)
             .ok_or_else(|| AuthorizerError::NoSuchUser(username.to_string()))?;
-        let dir = directory.as_ref();
-        let dir = dir
-            .canonicalize()
-            .map_err(|_| AuthorizerError::NoHomeDir(dir.to_path_buf()))?;
         if !dir.starts_with(&user.home) {
             return Err(AuthorizerError::OutsideHome(dir));
         }
@@ -713,6 +732,27 @@ mod tests {
         assert!(a.remove_user("u"));
         assert!(!a.has_user("u"));
         assert!(!a.remove_user("u"));
+    }
+
+    #[test]
+    fn homes_elsewhere_are_taken_as_given_and_normalised() {
+        let mut a = DummyAuthorizer::new().homes_elsewhere();
+        a.add_user("alice", "pw", Path::new("alice"), "elr")
+            .unwrap();
+        a.add_user("bob", "pw", Path::new("/x/../bob//files/"), "elr")
+            .unwrap();
+        assert_eq!(a.home_dir("alice"), Some(PathBuf::from("/alice")));
+        assert_eq!(a.home_dir("bob"), Some(PathBuf::from("/bob/files")));
+        a.override_perm("bob", "/bob/files/pub", "elradfmw", true)
+            .unwrap();
+        assert!(a.has_perm("bob", Perms::STORE, Path::new("/bob/files/pub/x")));
+        assert!(!a.has_perm("bob", Perms::STORE, Path::new("/bob/files/x")));
+        // On the disk, a home that is not a directory here is still refused.
+        let mut disk = DummyAuthorizer::new();
+        assert!(matches!(
+            disk.add_user("alice", "pw", Path::new("/no/such/home"), "elr"),
+            Err(AuthorizerError::NoHomeDir(_))
+        ));
     }
 
     #[test]
