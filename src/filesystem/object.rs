@@ -266,8 +266,10 @@ impl ObjectStore {
     pub fn filesystem(&self, home: &Path) -> ObjectFilesystem {
         let mut prefix = String::new();
         for part in VirtualPath::new(home).parts() {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
             prefix.push_str(&String::from_utf8_lossy(part));
-            prefix.push('/');
         }
         ObjectFilesystem {
             store: self.clone(),
@@ -316,7 +318,7 @@ fn not_found() -> io::Error {
 #[derive(Clone)]
 pub struct ObjectFilesystem {
     store: ObjectStore,
-    /// The home's prefix under the store's root: `""` or `alice/`.
+    /// The home's key under the store's root, without a final `/`: `""` or `alice`.
     prefix: String,
 }
 
@@ -373,7 +375,7 @@ fn dir_stat(mtime: i64, key: &str) -> Stat {
 }
 
 impl ObjectFilesystem {
-    /// The object key of a virtual path (no leading `/`; `""` for the home itself).
+    /// The object key of a virtual path (no leading `/`; the home's own key for the home).
     ///
     /// # Errors
     /// 553 material: a name that is not UTF-8 (`EILSEQ`) or a key over 1024 bytes
@@ -382,12 +384,30 @@ impl ObjectFilesystem {
         let rel = VirtualPath::new(path).relative();
         let rel =
             std::str::from_utf8(rel).map_err(|_| io::Error::from_raw_os_error(libc::EILSEQ))?;
-        let key = format!("{}{rel}", self.prefix);
+        let key = match (self.prefix.is_empty(), rel.is_empty()) {
+            (true, _) => rel.to_string(),
+            (false, true) => self.prefix.clone(),
+            (false, false) => format!("{}/{rel}", self.prefix),
+        };
         // A directory's marker adds a '/'.
         if key.len() + 1 > MAX_KEY {
             return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
         }
         Ok(key)
+    }
+
+    /// Whether `key` is the home itself, which always exists.
+    fn is_home(&self, key: &str) -> bool {
+        key == self.prefix
+    }
+
+    /// The prefix the entries of directory `key` have: `key/`, or `""` for the root.
+    fn dir_prefix(key: &str) -> String {
+        if key.is_empty() {
+            String::new()
+        } else {
+            format!("{key}/")
+        }
     }
 
     fn op(&self) -> &Operator {
@@ -397,7 +417,7 @@ impl ObjectFilesystem {
     /// Whether `key` is a directory: the home, a marker, or anything under the prefix.
     /// Returns its marker's time when it has one.
     fn dir_exists(&self, key: &str) -> io::Result<Option<i64>> {
-        if key.is_empty() {
+        if self.is_home(key) {
             return Ok(Some(0));
         }
         let op = self.op().clone();
@@ -416,7 +436,7 @@ impl ObjectFilesystem {
     }
 
     fn stat_key(&self, key: &str) -> io::Result<Stat> {
-        if key.is_empty() {
+        if self.is_home(key) {
             return Ok(dir_stat(0, key));
         }
         let op = self.op().clone();
@@ -436,12 +456,11 @@ impl ObjectFilesystem {
     /// The parent of `key` must be a directory (FTP's STOR, MKD and RNTO into a missing
     /// directory fail, as on a disk).
     fn check_parent(&self, key: &str) -> io::Result<()> {
-        let rel = &key[self.prefix.len()..];
-        let Some(i) = rel.rfind('/') else {
+        let Some(i) = key.rfind('/').filter(|&i| i > self.prefix.len()) else {
+            // In the home, which always exists.
             return Ok(());
         };
-        let parent = &key[..self.prefix.len() + i];
-        match self.stat_key(parent)? {
+        match self.stat_key(&key[..i])? {
             s if s.is_dir() => Ok(()),
             _ => Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
         }
@@ -462,13 +481,13 @@ impl Filesystem for ObjectFilesystem {
         if !self.stat_key(&key)?.is_dir() {
             return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
         }
-        let dir = if key.is_empty() {
+        let dir = Self::dir_prefix(&key);
+        let op = self.op().clone();
+        let d = if dir.is_empty() {
             "/".to_string()
         } else {
-            format!("{key}/")
+            dir.clone()
         };
-        let op = self.op().clone();
-        let d = dir.clone();
         let lister = self
             .store
             .block_on(async move { op.lister_with(&d).await })
@@ -476,7 +495,7 @@ impl Filesystem for ObjectFilesystem {
         Ok(Box::new(ObjectDir {
             store: self.store.clone(),
             lister: Box::pin(lister),
-            dir: dir.trim_start_matches('/').to_string(),
+            dir,
         }))
     }
 
@@ -562,7 +581,7 @@ impl Filesystem for ObjectFilesystem {
 
     fn rmdir(&self, path: &Path) -> io::Result<()> {
         let key = self.key(path)?;
-        if key.is_empty() {
+        if self.is_home(&key) {
             return Err(io::Error::from_raw_os_error(libc::EBUSY));
         }
         if !self.stat_key(&key)?.is_dir() {
@@ -646,7 +665,14 @@ impl Filesystem for ObjectFilesystem {
 
     fn real_path(&self, path: &Path) -> PathBuf {
         let rel = String::from_utf8_lossy(VirtualPath::new(path).relative()).into_owned();
-        PathBuf::from(format!("{}/{}{rel}", self.store.inner.name, self.prefix))
+        let mut p = self.store.inner.name.clone();
+        for part in [self.prefix.as_str(), rel.as_str()] {
+            if !part.is_empty() {
+                p.push('/');
+                p.push_str(part);
+            }
+        }
+        PathBuf::from(p)
     }
 }
 
