@@ -348,6 +348,31 @@ f.quit()
     );
 }
 
+/// A back-end with a descriptor behind its file that still says its contents wait (a slow
+/// network filesystem): the kernel's copies (sendfile, splice) would read and write it on
+/// the reactor thread, so the contents go through the pool like any other's.
+#[test]
+fn a_file_with_a_descriptor_that_is_not_inline_still_goes_through_the_pool() {
+    let probe = Probe::new(Duration::from_millis(1));
+    probe.forward_fd(true);
+    let s = server(&probe, |_| {});
+    let body = random_bytes(BIG, 12);
+    std::fs::write(s.root.join("f"), &body).unwrap();
+    let mut c = s.login("user");
+    c.cmd("TYPE I", 200);
+    assert_same(&c.retr("RETR f"), &body);
+    assert!(
+        probe.count(Op::Read) >= BIG / PIECE,
+        "the download was not read through the file: {} reads",
+        probe.count(Op::Read)
+    );
+    c.stor("STOR g", &body);
+    assert_same(&std::fs::read(s.root.join("g")).unwrap(), &body);
+    assert!(probe.count(Op::Write) >= BIG / PIECE);
+    c.cmd("QUIT", 221);
+    settled(&probe);
+}
+
 /// Reads and writes of 50 ms each, a download and an upload at once: another session's
 /// NOOPs are answered at once all along.
 #[test]

@@ -300,8 +300,10 @@ impl Running {
     pub fn step(&mut self, stream: &mut Stream, budget: usize, upload_buf: &mut Vec<u8>) -> Step {
         match &self.transfer.direction {
             Direction::Receive(_) => self.receive(stream, budget, upload_buf),
+            // Not a file that is not inline, even with a descriptor behind it (a network
+            // filesystem): sendfile would read it on the reactor thread.
             Direction::Send(Source::File { .. })
-                if self.transfer.use_sendfile && stream.plain().is_some() =>
+                if self.transfer.use_sendfile && stream.plain().is_some() && !self.offload.on =>
             {
                 self.sendfile(stream, budget)
             }
