@@ -8,7 +8,7 @@
 //! byte for byte, both types (line endings converted across piece boundaries), REST, APPE;
 //! no read, write or finish on the reactor thread; other sessions answered while slow
 //! transfers run; ABOR and a reset never finish an upload and leave nothing open; a failed
-//! read, write or finish is a failed reply and the session goes on.
+//! read, write or finish is a failed reply and the session goes on; bandwidth limits hold.
 
 mod util;
 
@@ -687,4 +687,81 @@ fn a_failing_finish_is_not_226() {
         probe.aborted.load(Ordering::SeqCst),
         probe.finish_calls.load(Ordering::SeqCst)
     );
+}
+
+/// A download of `len` bytes: (seconds from the 150 to the end of the data, reads that
+/// returned data).
+fn timed_retr(c: &mut Client, name: &str, len: usize) -> (f64, usize) {
+    let mut data = open(c, &format!("RETR {name}"));
+    let start = Instant::now();
+    let mut buf = vec![0u8; 256 << 10];
+    let (mut total, mut reads) = (0, 0);
+    loop {
+        let n = data.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+        reads += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    c.expect(226);
+    assert_eq!(total, len);
+    (secs, reads)
+}
+
+/// Bandwidth limits hold for offloaded files, both ways (within 20%: a rough bound, the
+/// exact ones are in tests/throttle.rs); a throttled download moves in the limit's quanta
+/// as a download of a local file does, not in a trickle of timer wake-ups (compared with
+/// a local file's in the same run).
+#[test]
+fn throttled_offloaded_transfers_keep_their_rate() {
+    const LIMIT: usize = 1 << 20;
+    const LEN: usize = 3 * LIMIT / 2;
+    let probe = Probe::new(Duration::from_millis(2));
+    let s = server(&probe, |c| {
+        c.dtp.write_limit = LIMIT as u64;
+        c.dtp.read_limit = LIMIT as u64;
+    });
+    let local = TestServer::start_with(|c, _| c.dtp.write_limit = LIMIT as u64);
+    let body = random_bytes(LEN, 22);
+    std::fs::write(s.root.join("f"), &body).unwrap();
+    std::fs::write(local.root.join("f"), &body).unwrap();
+
+    let mut c = s.login("user");
+    c.cmd("TYPE I", 200);
+    let (secs, reads) = timed_retr(&mut c, "f", LEN);
+    let rate = LEN as f64 / secs;
+    let mut l = local.login("user");
+    l.cmd("TYPE I", 200);
+    let (local_secs, local_reads) = timed_retr(&mut l, "f", LEN);
+    eprintln!(
+        "RETR at {LIMIT} B/s: offloaded {rate:.0} B/s in {reads} reads, local {:.0} B/s in \
+         {local_reads} reads",
+        LEN as f64 / local_secs
+    );
+    assert!(
+        (rate - LIMIT as f64).abs() < 0.2 * LIMIT as f64,
+        "offloaded RETR at {rate:.0} B/s"
+    );
+    assert!(
+        reads <= 4 * local_reads.max(10),
+        "offloaded RETR in {reads} reads, local in {local_reads}"
+    );
+
+    let mut data = open(&mut c, "STOR g");
+    let start = Instant::now();
+    data.write_all(&body).unwrap();
+    data.shutdown(Shutdown::Write).unwrap();
+    drop(data);
+    c.expect(226);
+    let rate = LEN as f64 / start.elapsed().as_secs_f64();
+    eprintln!("STOR at {LIMIT} B/s: offloaded {rate:.0} B/s");
+    assert!(
+        (rate - LIMIT as f64).abs() < 0.2 * LIMIT as f64,
+        "offloaded STOR at {rate:.0} B/s"
+    );
+    assert_same(&std::fs::read(s.root.join("g")).unwrap(), &body);
+    c.cmd("QUIT", 221);
+    settled(&probe);
 }
