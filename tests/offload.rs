@@ -765,3 +765,46 @@ fn throttled_offloaded_transfers_keep_their_rate() {
     c.cmd("QUIT", 221);
     settled(&probe);
 }
+
+/// The data connection's stall timeout is the client's silence, not the storage's: an
+/// upload whose commit takes longer than the timeout still completes (226), and so does a
+/// download whose pieces each take longer.
+#[test]
+fn slow_storage_is_not_a_stalled_client() {
+    let probe = Probe::new(Duration::from_millis(1));
+    let s = server(&probe, |c| c.dtp.timeout = Some(Duration::from_millis(300)));
+    let mut c = s.login("user");
+    c.cmd("TYPE I", 200);
+    probe.set_delays(
+        Duration::from_millis(500),
+        Duration::from_millis(1),
+        Duration::from_millis(500),
+    );
+    let body = random_bytes(10, 23);
+    c.stor("STOR x", &body);
+    assert_same(&std::fs::read(s.root.join("x")).unwrap(), &body);
+    assert_same(&c.retr("RETR x"), &body);
+    c.cmd("NOOP", 200);
+    settled(&probe);
+
+    // A client that does stall is still timed out: one that stops reading a download
+    // larger than the sockets hold, one that stops sending an upload.
+    probe.set_delays(Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let f = std::fs::File::create(s.root.join("sparse")).unwrap();
+    f.set_len(32 << 20).unwrap();
+    let data = open(&mut c, "RETR sparse");
+    let r = c.expect(421);
+    assert!(r.text().contains("timed out"), "{:?}", r.lines);
+    assert!(c.closed_by_server());
+    drop(data);
+    let mut c = s.login("user");
+    c.cmd("TYPE I", 200);
+    let mut data = open(&mut c, "STOR y");
+    data.write_all(&random_bytes(PIECE + 1000, 24)).unwrap();
+    let r = c.expect(421);
+    assert!(r.text().contains("timed out"), "{:?}", r.lines);
+    assert!(c.closed_by_server());
+    drop(data);
+    settled(&probe);
+    assert_eq!(probe.aborted.load(Ordering::SeqCst), 1);
+}

@@ -16,7 +16,8 @@
 //!
 //! A piece that fails ends the transfer with the file's error; a transfer that ends while
 //! a piece is away leaves the piece to come back to nobody, and what it holds (a writer
-//! whose upload is then aborted) is dropped.
+//! whose upload is then aborted) is dropped. Time a piece spends away is not counted as
+//! the client's stall (see `DataChannel::handle_timeout`).
 
 use std::io::{self, Read, Write};
 
