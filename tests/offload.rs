@@ -647,6 +647,59 @@ fn a_write_failing_mid_upload_is_426() {
     assert_eq!(probe.aborted.load(Ordering::SeqCst), 1);
 }
 
+/// Out of room in the second piece: as for a file on the local disk, the rest of the upload
+/// is read and dropped, the data connection closes cleanly, and the client reads 452
+/// (ftplib: error_temp, not a reset).
+#[test]
+fn no_space_mid_upload_is_452_after_a_clean_close() {
+    let probe = Probe::new(Duration::from_millis(1));
+    probe.fail_write_call(2);
+    probe.fail_errno(libc::ENOSPC);
+    let s = server(&probe, |_| {});
+    let body = random_bytes(BIG, 19);
+    let mut c = s.login("user");
+    c.cmd("TYPE I", 200);
+    let mut data = open(&mut c, "STOR x");
+    data.write_all(&body).expect("the upload is taken whole");
+    data.shutdown(Shutdown::Write).unwrap();
+    data.read_to_end(&mut Vec::new()).expect("a clean close");
+    let r = c.expect(452);
+    assert!(
+        r.text().starts_with("452 Insufficient storage space"),
+        "{:?}",
+        r.lines
+    );
+    c.cmd("NOOP", 200);
+    if require("python3") {
+        let script = r#"
+import ftplib, io, sys
+f = ftplib.FTP()
+f.connect("127.0.0.1", int(sys.argv[1]), timeout=30)
+f.login("user", "pass")
+try:
+    f.storbinary("STOR y", io.BytesIO(b"x" * 3500000))
+except ftplib.error_temp as e:
+    print(e)
+print(f.voidcmd("NOOP"))
+f.quit()
+"#;
+        let out = run(Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(s.addr.port().to_string()));
+        let out = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut lines = out.lines();
+        assert!(
+            lines.next().unwrap_or("").starts_with("452 Insufficient"),
+            "{out}"
+        );
+        assert!(lines.next().unwrap_or("").starts_with("200"), "{out}");
+    }
+    settled(&probe);
+    assert_eq!(probe.finish_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(probe.aborted.load(Ordering::SeqCst), 2);
+}
+
 /// The commit fails: the client gets the error, never 226, and the writer is dropped.
 #[test]
 fn a_failing_finish_is_not_226() {
