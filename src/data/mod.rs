@@ -432,6 +432,13 @@ impl DataChannel {
                 };
                 DataEvent::Done(t.bytes(), Err(TransferError::Tls(why)))
             }
+            // The transfer waits for its piece from the pool (a file's read or write, its
+            // commit, a listing's lines): the storage is slow, not the client. The stall
+            // timeout starts again when the piece is back (`put_piece`).
+            (Sock::Connected(_), Some(t)) if t.piece_id().is_some() => {
+                self.deadline = None;
+                return;
+            }
             (Sock::Connected(_), Some(t)) => {
                 DataEvent::Done(t.bytes(), Err(TransferError::Stalled))
             }
@@ -459,12 +466,22 @@ impl DataChannel {
         self.transfer.as_ref().and_then(Running::piece_id)
     }
 
-    /// Piece `id` is back (see [`take_piece`](Self::take_piece)); false, and dropped, when
-    /// the channel no longer waits for it.
-    pub fn put_piece(&mut self, id: u64, done: transfer::PieceDone) -> bool {
-        self.transfer
+    /// Piece `id` is back at `now` (see [`take_piece`](Self::take_piece)); false, and
+    /// dropped, when the channel no longer waits for it. A stall timeout that ran out while
+    /// the piece was away (see [`handle_timeout`](Self::handle_timeout)) starts again.
+    pub fn put_piece(&mut self, id: u64, done: transfer::PieceDone, now: Instant) -> bool {
+        let back = self
+            .transfer
             .as_mut()
-            .is_some_and(|r| r.put_piece(id, done))
+            .is_some_and(|r| r.put_piece(id, done));
+        if back
+            && self.deadline.is_none()
+            && !self.handshaking
+            && matches!(self.sock, Sock::Connected(_))
+        {
+            self.deadline = self.stall.map(|d| crate::ioloop::deadline(now, d));
+        }
+        back
     }
 
     /// Does whatever the socket allows: accept, finish connecting, move bytes. Stops at

@@ -267,13 +267,16 @@ impl Running {
 
     /// Bytes left to send, when cheap to know: a listing's buffer, or the rest of a file
     /// sent with sendfile (the file's size now, less the offset reached). `None` for
-    /// uploads and converted (TYPE A) downloads.
+    /// uploads, converted (TYPE A) downloads and files read on the pool (never sent with
+    /// sendfile, and away most of the time: the stand-in's size is no size).
     pub fn remaining(&self) -> Option<u64> {
         match &self.transfer.direction {
             Direction::Send(Source::Listing(_)) if self.source_done => {
                 Some((self.len - self.pos) as u64)
             }
-            Direction::Send(Source::File { file, .. }) if self.transfer.use_sendfile => {
+            Direction::Send(Source::File { file, .. })
+                if self.transfer.use_sendfile && !self.offload.on =>
+            {
                 Some(file.size().saturating_sub(self.offset as u64))
             }
             _ => None,
@@ -300,8 +303,10 @@ impl Running {
     pub fn step(&mut self, stream: &mut Stream, budget: usize, upload_buf: &mut Vec<u8>) -> Step {
         match &self.transfer.direction {
             Direction::Receive(_) => self.receive(stream, budget, upload_buf),
+            // Not a file that is not inline, even with a descriptor behind it (a network
+            // filesystem): sendfile would read it on the reactor thread.
             Direction::Send(Source::File { .. })
-                if self.transfer.use_sendfile && stream.plain().is_some() =>
+                if self.transfer.use_sendfile && stream.plain().is_some() && !self.offload.on =>
             {
                 self.sendfile(stream, budget)
             }

@@ -189,6 +189,11 @@ pub trait FileWriter: io::Write + Send + fmt::Debug {
     /// Default true. A writer that waits on the network (a multipart upload) returns false,
     /// and the server then hands it the upload in pieces of up to 1 MiB on its worker pool,
     /// reading the next piece from the client meanwhile, and calls `finish` there too.
+    ///
+    /// Dropping is not moved: a writer whose upload ends without `finish` (ABOR, a reset,
+    /// a failed write or commit) is dropped on the reactor thread. An abort that waits on
+    /// the network (aborting a multipart upload) belongs on a thread or runtime of the
+    /// back-end's own, started from `Drop`, not done in it.
     fn is_inline(&self) -> bool {
         true
     }

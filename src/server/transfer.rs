@@ -245,7 +245,7 @@ impl FtpServer {
             self.enqueue(key);
         }
         if let Some((id, piece)) = piece {
-            self.make_piece(key, id, piece);
+            self.make_piece(key, id, piece, now);
         }
         self.deliver(key, owner, events, now);
     }

@@ -89,12 +89,12 @@ impl FtpServer {
     /// listing's next lines (the first piece of a large directory reads ahead to sort it;
     /// the channel sends nothing meanwhile), or a file's contents where the file is not
     /// inline.
-    pub(super) fn make_piece(&mut self, key: usize, id: u64, piece: Piece) {
+    pub(super) fn make_piece(&mut self, key: usize, id: u64, piece: Piece, now: Instant) {
         let job = Box::new(move || Work::Piece(piece.run()));
         match self.pool() {
             Some(pool) => pool.submit(key, id, job),
             // The piece and what it holds are gone.
-            None => self.piece_back(key, id, PieceDone::Lost),
+            None => self.piece_back(key, id, PieceDone::Lost, now),
         }
     }
 
@@ -102,7 +102,7 @@ impl FtpServer {
     /// it; otherwise it is dropped here, releasing what it holds.
     pub(super) fn complete(&mut self, d: Done<Work>, now: Instant) {
         match d.result {
-            Some(Work::Piece(done)) => self.piece_back(d.key, d.id, done),
+            Some(Work::Piece(done)) => self.piece_back(d.key, d.id, done, now),
             Some(Work::Session(c)) => self.completion_back(d.key, d.id, c, now),
             None => {
                 // A job panicked: whoever waits for that id learns it failed.
@@ -110,7 +110,7 @@ impl FtpServer {
                     .data(d.key)
                     .is_some_and(|dc| dc.piece_id() == Some(d.id))
                 {
-                    self.piece_back(d.key, d.id, PieceDone::Lost);
+                    self.piece_back(d.key, d.id, PieceDone::Lost, now);
                 } else {
                     self.completion_back(d.key, d.id, Completion::panicked(), now);
                 }
@@ -125,8 +125,11 @@ impl FtpServer {
         }
     }
 
-    fn piece_back(&mut self, key: usize, id: u64, done: PieceDone) {
-        if self.data_mut(key).is_some_and(|dc| dc.put_piece(id, done)) {
+    fn piece_back(&mut self, key: usize, id: u64, done: PieceDone, now: Instant) {
+        if self
+            .data_mut(key)
+            .is_some_and(|dc| dc.put_piece(id, done, now))
+        {
             self.enqueue(key);
         }
     }

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod faulty;
 pub mod group;
+pub mod offloaded;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -14,13 +14,19 @@
 //! - the end of an upload is a last write that also completes the file
 //!   ([`FileWriter::finish`]), on the pool too.
 //!
-//! A piece that fails ends the transfer with the file's error; a transfer that ends while
-//! a piece is away leaves the piece to come back to nobody, and what it holds (a writer
-//! whose upload is then aborted) is dropped.
+//! A piece that fails ends the transfer with the file's error (a write that fails for want
+//! of room first reads the rest of the upload and drops it, as an upload into a local file
+//! does, so the client reads the 452/552); a transfer that ends while a piece is away
+//! leaves the piece to come back to nobody, and what it holds (a writer whose upload is
+//! then aborted) is dropped. Time a piece spends away is not counted as the client's
+//! stall (see `DataChannel::handle_timeout`).
 
 use std::io::{self, Read, Write};
 
-use super::{client_done, from_crlf, interrupted, scratch, to_crlf, would_block, Running, Step};
+use super::{
+    client_done, from_crlf, interrupted, is_exhaustion, scratch, to_crlf, would_block, Running,
+    Step,
+};
 use crate::control::session::{Direction, Source, TransferError};
 use crate::filesystem::{FileReader, FileWriter};
 use crate::listing::{Listing, CHUNK_ENTRIES};
@@ -185,7 +191,7 @@ impl Running {
     /// Whether an offloaded file has work to hand out now.
     fn file_piece_due(&self) -> bool {
         let o = &self.offload;
-        if !o.on || o.away.is_some() || self.chunk_error.is_some() {
+        if !o.on || o.away.is_some() || self.chunk_error.is_some() || self.write_error.is_some() {
             return false;
         }
         match &self.transfer.direction {
@@ -257,6 +263,13 @@ impl Running {
                 self.offload.spare = buf;
                 match result {
                     Ok(()) => self.offload.finished = self.offload.finishing,
+                    // Out of room: as for a file written here, the rest of the upload is
+                    // read and dropped, so the client finishes sending and reads the
+                    // 452/552 rather than a reset (see `receive_offloaded`).
+                    Err(e) if is_exhaustion(&e) => {
+                        self.offload.pending = Vec::new();
+                        self.write_error = Some(e);
+                    }
                     Err(e) => self.chunk_error = Some(e),
                 }
             }
@@ -302,6 +315,11 @@ impl Running {
         loop {
             if let Some(e) = self.chunk_error.take() {
                 return Step::Done(Err(TransferError::File(e)));
+            }
+            if self.write_error.is_some() {
+                // The file is out of room: read the rest and drop it, then end with the
+                // file's error, as an upload into a local file does.
+                return self.receive_buffered(stream, budget.saturating_sub(spent), buf);
             }
             if self.offload.finished {
                 return Step::Done(Ok(()));
