@@ -861,3 +861,42 @@ fn slow_storage_is_not_a_stalled_client() {
     settled(&probe);
     assert_eq!(probe.aborted.load(Ordering::SeqCst), 1);
 }
+
+/// ABOR after the client sent the whole upload, while its file is being completed (an
+/// object store's commit takes a while): the commit is not cut. The upload's own reply
+/// (226) comes, then the ABOR's 226, and the file is finished once. Before, the ABOR got
+/// 426 while the commit went on and completed the file anyway.
+#[test]
+fn abor_during_the_commit_waits_for_it() {
+    let probe = Probe::new(Duration::from_millis(1));
+    probe.set_delays(
+        Duration::from_millis(1),
+        Duration::from_millis(1),
+        Duration::from_millis(600),
+    );
+    let s = server(&probe, |_| {});
+    let mut c = s.login("user");
+    c.cmd("TYPE I", 200);
+    let body = random_bytes(PIECE + 7, 30);
+    let mut data = open(&mut c, "STOR committed");
+    data.write_all(&body).unwrap();
+    data.shutdown(Shutdown::Write).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        probe.finish_calls.load(Ordering::SeqCst) >= 1
+    }));
+    c.send("ABOR");
+    let done = c.expect(226);
+    assert!(
+        done.text().contains("Transfer complete"),
+        "{:?}",
+        done.lines
+    );
+    let abor = c.expect(226);
+    assert!(abor.text().contains("ABOR"), "{:?}", abor.lines);
+    let _ = data.read_to_end(&mut Vec::new());
+    c.cmd("NOOP", 200);
+    assert_eq!(std::fs::read(s.root.join("committed")).unwrap(), body);
+    settled(&probe);
+    assert_eq!(probe.finished.load(Ordering::SeqCst), 1);
+    assert_eq!(probe.aborted.load(Ordering::SeqCst), 0);
+}

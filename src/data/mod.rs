@@ -461,6 +461,12 @@ impl DataChannel {
         self.transfer.as_mut()?.take_piece(id)
     }
 
+    /// Whether the channel's upload is complete on the client's side and its file is being
+    /// completed (see [`Running::is_committing`]).
+    pub fn is_committing(&self) -> bool {
+        self.transfer.as_ref().is_some_and(Running::is_committing)
+    }
+
     /// The id of the piece away on the pool for this channel, if one is.
     pub fn piece_id(&self) -> Option<u64> {
         self.transfer.as_ref().and_then(Running::piece_id)

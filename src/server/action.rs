@@ -49,6 +49,17 @@ impl FtpServer {
         let config = Arc::clone(&self.config);
         match action {
             Action::CloseData => {
+                let committing = self
+                    .control_mut(key)
+                    .and_then(|c| c.data())
+                    .is_some_and(|d| self.data(d).is_some_and(|dc| dc.is_committing()));
+                if committing {
+                    // ABOR after the client sent the whole upload, while its file is being
+                    // completed (an object store's commit): cutting it now would report
+                    // an abort for a file that may well be complete. The transfer ends on
+                    // its own; its reply and then the ABOR's 226 follow.
+                    return;
+                }
                 let dkey = self.control_mut(key).and_then(|c| c.take_data());
                 let bytes = dkey.and_then(|d| self.data_bytes(d));
                 if let Some(d) = dkey {

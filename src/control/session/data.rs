@@ -188,6 +188,10 @@ impl Session {
             }
         }
         self.end_transfer(now, &p, bytes, ok);
+        if std::mem::take(&mut self.aborting) {
+            // An ABOR came while the upload was being completed, and waited for it.
+            self.reply(226, "ABOR command successful.");
+        }
         if stalled {
             // As pyftpdlib does: a stalled transfer ends the session.
             self.close();

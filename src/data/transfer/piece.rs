@@ -228,6 +228,14 @@ impl Running {
         Some((id, piece))
     }
 
+    /// Whether this is an upload whose client has sent everything, its file being
+    /// completed on the pool: an ABOR now waits for the outcome rather than cut it.
+    pub fn is_committing(&self) -> bool {
+        self.offload.on
+            && self.offload.received_all
+            && matches!(self.transfer.direction, Direction::Receive(_))
+    }
+
     /// The id of the piece away on the pool, if one is.
     pub fn piece_id(&self) -> Option<u64> {
         self.offload.away.or_else(|| self.chunk_id())
