@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod accounts;
+pub mod ceph;
 pub mod faulty;
 pub mod group;
 pub mod offloaded;
