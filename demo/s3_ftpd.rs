@@ -37,7 +37,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     authorizer.add_user("bob", "12345", Path::new("/bob"), "elradfmw")?;
     authorizer.add_anonymous(Path::new("/"), "elr")?;
 
-    let config = Config::new(Arc::new(authorizer)).with_filesystem(store.factory());
+    let mut config = Config::new(Arc::new(authorizer)).with_filesystem(store.factory());
+    // Objects' times can't be set: don't offer MFMT, or clients that set times after each
+    // upload (rclone) take the refusal for a failed upload.
+    config.disabled_commands.push("MFMT".into());
     let addr = std::env::var("FTPD_ADDR").unwrap_or_else(|_| "127.0.0.1:2121".to_string());
     let mut server = FtpServer::bind(addr.as_str(), config)?;
     println!("serving {url} on {addr}");

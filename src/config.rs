@@ -78,6 +78,13 @@ pub struct Config {
     /// port and the server's replies to its lines are taken for the web site's content.
     /// pyftpdlib has no such limit.
     pub max_unknown_commands_before_login: u32,
+    /// Commands turned off, by name (`"MFMT"`, `"SITE"`; an alias such as `XMKD` turns off
+    /// the command it names): they are answered as unknown ones, "500 Command ... not
+    /// understood.", and left out of FEAT and HELP, as pyftpdlib does for a command deleted
+    /// from `proto_cmds`. Default none. The daemon turns MFMT off for an object store,
+    /// whose times can't be set, so that clients that set times after each upload when
+    /// FEAT offers MFMT (rclone) do not take the refusal for a failed upload.
+    pub disabled_commands: Vec<String>,
     /// Allow PORT/EPRT to an address other than the client's (FXP); default false.
     pub permit_foreign_addresses: bool,
     /// Allow PORT/EPRT to ports below 1024; default false.
@@ -142,6 +149,7 @@ impl Config {
             max_login_attempts: 3,
             auth_failed_timeout: Duration::from_secs(3),
             max_unknown_commands_before_login: 3,
+            disabled_commands: Vec::new(),
             permit_foreign_addresses: false,
             permit_privileged_ports: false,
             masquerade_address: None,
@@ -181,6 +189,15 @@ impl Config {
         self
     }
 
+    /// Whether [`disabled_commands`](Self::disabled_commands) turns `verb` off.
+    pub(crate) fn is_disabled(&self, verb: crate::control::command::Verb) -> bool {
+        !self.disabled_commands.is_empty()
+            && self
+                .disabled_commands
+                .iter()
+                .any(|name| crate::control::command::lookup(name).is_some_and(|c| c.verb == verb))
+    }
+
     /// Sets [`hooks`](Self::hooks) and returns the settings.
     #[must_use]
     pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Config {
@@ -193,6 +210,7 @@ with_setters!(Config {
     with_max_login_attempts => max_login_attempts: u32,
     with_auth_failed_timeout => auth_failed_timeout: Duration,
     with_max_unknown_commands_before_login => max_unknown_commands_before_login: u32,
+    with_disabled_commands => disabled_commands: Vec<String>,
     with_permit_foreign_addresses => permit_foreign_addresses: bool,
     with_permit_privileged_ports => permit_privileged_ports: bool,
     with_masquerade_map => masquerade_map: Vec<MasqueradeRule>,

@@ -1,6 +1,8 @@
 //! The Ceph harness (tests/util/ceph.rs) that the object-storage tests stand on: a real
 //! cluster, S3 through its gateway with boto3, the gateway killed and started again, an OSD
-//! killed, and nothing left behind.
+//! killed, and nothing left behind. With the object-storage tests, under
+//! `cargo test --features opendal` (`.ci/run` runs it): the plain `cargo test` needs no Ceph.
+#![cfg(feature = "opendal")]
 
 mod util;
 

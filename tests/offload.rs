@@ -14,7 +14,6 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -471,23 +470,7 @@ fn a_reset_mid_upload_never_finishes_the_file() {
     assert!(wait_until(Duration::from_secs(10), || {
         probe.writes.load(Ordering::SeqCst) >= 1
     }));
-    // SO_LINGER of zero: close sends RST.
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid socket of `data` and a pointer to a local of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            data.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0);
-    drop(data);
+    reset_close(data);
     let r = c.expect(426);
     assert!(r.text().contains("reset"), "{:?}", r.lines);
     c.cmd("NOOP", 200);

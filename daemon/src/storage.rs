@@ -108,6 +108,7 @@ pub(crate) fn install(a: &StorageArgs, config: &mut Config) -> Result<Option<Str
         .check()
         .map_err(|e| format!("can't use the object store: {e}"))?;
     config.filesystem = store.factory();
+    disable_what_objects_refuse(config);
     Ok(Some(url.clone()))
 }
 
@@ -135,5 +136,14 @@ pub(crate) fn is_object(a: &StorageArgs) -> bool {
 pub(crate) fn keep(a: &StorageArgs, old: &Config, new: &mut Config) {
     if is_object(a) {
         new.filesystem = Arc::clone(&old.filesystem);
+        disable_what_objects_refuse(new);
+    }
+}
+
+/// MFMT is not offered: objects' times can't be set, and clients that see MFMT in FEAT
+/// (rclone) set the time after each upload and count the refusal as a failed upload.
+fn disable_what_objects_refuse(config: &mut Config) {
+    if !config.disabled_commands.iter().any(|c| c == "MFMT") {
+        config.disabled_commands.push("MFMT".into());
     }
 }

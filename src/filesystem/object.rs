@@ -25,7 +25,8 @@
 //! - REST+RETR is a ranged read; SIZE and MDTM come from the object's metadata; listings
 //!   are read a page (up to 1000 names) per request, as the client reads them.
 //! - SITE CHMOD and MFMT are `Unsupported` (550): objects have neither mode bits nor a
-//!   settable modification time.
+//!   settable modification time. A server on objects should also leave MFMT out of FEAT
+//!   ([`Config::disabled_commands`](crate::Config::disabled_commands)), as the daemon does.
 //! - Names the store cannot hold are refused with 553: names that are not UTF-8 (object
 //!   keys are), and keys over 1024 bytes.
 //! - The store unreachable or failing (a gateway down, a timeout): `TimedOut`, which the
@@ -278,7 +279,10 @@ impl ObjectStore {
     }
 
     /// A factory for [`Config::filesystem`](crate::Config::filesystem): each session's
-    /// storage is [`filesystem`](Self::filesystem) of its home.
+    /// storage is [`filesystem`](Self::filesystem) of its home. Turn MFMT off beside it
+    /// ([`Config::disabled_commands`](crate::Config::disabled_commands)): objects' times
+    /// can't be set, and clients that find MFMT in FEAT (rclone) set the time after each
+    /// upload and take the refusal for a failed upload.
     pub fn factory(&self) -> FilesystemFactory {
         let store = self.clone();
         Arc::new(move |home: &Path| Ok(Arc::new(store.filesystem(home)) as Arc<dyn Filesystem>))

@@ -524,3 +524,25 @@ pub fn connect_from(src: [u8; 4], dst: SocketAddr) -> TcpStream {
         std::os::fd::FromRawFd::from_raw_fd(fd)
     }
 }
+
+/// Closes `stream` with a reset (SO_LINGER of zero), as a client that crashes or gives up
+/// does.
+pub fn reset_close(stream: std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket of `stream` and a pointer to a local of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+    drop(stream);
+}

@@ -12,7 +12,7 @@ impl Session {
     pub(super) fn cmd_help(&mut self, arg: &str) {
         if !arg.is_empty() {
             let name = arg.trim().to_ascii_uppercase();
-            match command::lookup(&name) {
+            match command::lookup(&name).filter(|c| !self.config.is_disabled(c.verb)) {
                 Some(spec) => self.reply(214, spec.help),
                 None => self.reply(501, "Unrecognized command."),
             }
@@ -26,6 +26,7 @@ impl Session {
             .filter(|c| {
                 tls_on || !matches!(c.verb, Verb::Auth | Verb::Ccc | Verb::Pbsz | Verb::Prot)
             })
+            .filter(|c| !self.config.is_disabled(c.verb))
             .map(|c| c.name)
             .collect();
         let mut text = String::from("The following commands are recognized:\n");
@@ -54,20 +55,30 @@ impl Session {
     pub(super) fn cmd_feat(&mut self) {
         let mlst = self.mlst_feature();
         let mut feats = vec![
-            " EPRT",
-            " EPSV",
-            " MDTM",
-            " MFMT",
-            mlst.as_str(),
-            " REST STREAM",
-            " SIZE",
-            " TVFS",
-            " UTF8",
+            (" EPRT", Verb::Eprt),
+            (" EPSV", Verb::Epsv),
+            (" MDTM", Verb::Mdtm),
+            (" MFMT", Verb::Mfmt),
+            (mlst.as_str(), Verb::Mlst),
+            (" REST STREAM", Verb::Rest),
+            (" SIZE", Verb::Size),
+            (" TVFS", Verb::Cwd),
+            (" UTF8", Verb::Opts),
         ];
         if self.config.tls.is_some() {
-            feats.extend([" AUTH TLS", " PBSZ", " PROT"]);
-            feats.sort_unstable();
+            feats.extend([
+                (" AUTH TLS", Verb::Auth),
+                (" PBSZ", Verb::Pbsz),
+                (" PROT", Verb::Prot),
+            ]);
+            feats.sort_unstable_by_key(|(f, _)| *f);
         }
+        // A feature whose command is turned off is not offered.
+        let feats: Vec<&str> = feats
+            .into_iter()
+            .filter(|(_, v)| !self.config.is_disabled(*v))
+            .map(|(f, _)| f)
+            .collect();
         self.reply(
             211,
             format!("Features supported:\n{}\nEnd FEAT.", feats.join("\n")),

@@ -628,7 +628,8 @@ impl Session {
             };
             log::debug!(target: logger::LINE, "{} <- {shown}", self.prefix());
         }
-        let index = command::lookup_index(&req.name);
+        let index = command::lookup_index(&req.name)
+            .filter(|&i| !self.config.is_disabled(command::COMMANDS[i].verb));
         if let Some(stats) = &self.stats {
             stats.command(index);
         }

@@ -842,3 +842,23 @@ fn unreachable_storage_is_451_and_names_it_cannot_hold_553() {
 }
 
 mod durations;
+
+#[test]
+fn disabled_commands_are_unknown_and_not_offered() {
+    let mut h = Harness::new("disabled", |c| {
+        c.disabled_commands = vec!["MFMT".into(), "xmkd".into()];
+    });
+    h.login("user");
+    let r = expect!(h, "MFMT 20200101000000 x", "500");
+    assert!(r.contains("not understood"), "{r}");
+    // An alias turns off the command it names, under every name.
+    expect!(h, "MKD d", "500");
+    expect!(h, "XMKD d", "500");
+    let feat = expect!(h, "FEAT", "211");
+    assert!(!feat.contains("MFMT"), "{feat}");
+    assert!(feat.contains(" MDTM"), "{feat}");
+    let help = expect!(h, "HELP", "214");
+    assert!(!help.contains("MFMT") && !help.contains(" MKD "), "{help}");
+    expect!(h, "HELP MFMT", "501");
+    expect!(h, "MDTM nothing", "550");
+}
