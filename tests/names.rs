@@ -151,3 +151,30 @@ fn a_name_that_starts_with_a_dash_is_a_name() {
     c.cmd("DELE -dash/inside", 250);
     c.cmd("RMD -dash", 250);
 }
+
+/// A name the disk can't hold (a component over 255 bytes): the commands that make a name
+/// answer 553, "File name not allowed" (RFC 959 gives 553 to STOR, APPE, MKD and RNTO);
+/// the others answer 550, as for any name that isn't there.
+#[test]
+fn a_name_too_long_is_553_where_a_name_is_made_and_550_elsewhere() {
+    let s = TestServer::start();
+    let mut c = s.login("user");
+    let long = "n".repeat(300);
+    c.cmd(format!("MKD {long}"), 553);
+    for verb in ["STOR", "APPE"] {
+        let addr = c.pasv();
+        let _data = std::net::TcpStream::connect(addr).unwrap();
+        c.cmd(format!("{verb} {long}"), 553);
+    }
+    c.stor("STOR short", b"x");
+    c.cmd("RNFR short", 350);
+    c.cmd(format!("RNTO {long}"), 553);
+    for verb in ["DELE", "RMD", "SIZE", "MDTM", "CWD"] {
+        c.cmd(format!("{verb} {long}"), 550);
+    }
+    c.cmd(format!("RNFR {long}"), 550);
+    let addr = c.pasv();
+    let _data = std::net::TcpStream::connect(addr).unwrap();
+    c.cmd(format!("RETR {long}"), 550);
+    assert_eq!(c.retr("RETR short"), b"x");
+}

@@ -289,6 +289,9 @@ impl std::fmt::Debug for Session {
 /// The number of the next session, for the `session` log field.
 static NEXT_SESSION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// The `default` of [`error_code`] for a command that makes a name: see there.
+pub(crate) const NAMING: u16 = 553;
+
 /// The reply code for a storage error: the one place I/O errors become codes.
 ///
 /// Running out of a resource has a code of its own, whatever the command (RFC 959, 4.2):
@@ -307,9 +310,10 @@ static NEXT_SESSION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 /// |---|---|
 /// | [`io::ErrorKind::TimedOut`], `ConnectionRefused`, `ConnectionReset`, `ConnectionAborted`, `NotConnected` | 451 |
 ///
-/// A command refused (`default` 550) for a name the storage can't hold is 553, "File name
-/// not allowed" (RFC 959, 4.2): `ENAMETOOLONG`, and `EILSEQ` (an object store's keys must
-/// be UTF-8).
+/// A command that makes a name (STOR, APPE, MKD, RNTO) passes [`NAMING`] as `default`: a
+/// name the storage can't hold is then 553, "File name not allowed" (RFC 959, 4.2, which
+/// gives 553 to those commands alone): `ENAMETOOLONG`, and `EILSEQ` (an object store's keys
+/// must be UTF-8). Any other error of such a command is coded as for 550.
 ///
 /// Any other error keeps `default`: 550 for a command refused, 426 for a transfer cut
 /// short. The kinds count as well as the numbers, so a back-end that is not a local disk
@@ -319,9 +323,10 @@ pub(crate) fn error_code(e: &io::Error, default: u16) -> u16 {
         Some(libc::ENOSPC) => return 452,
         Some(libc::EDQUOT) | Some(libc::EFBIG) => return 552,
         Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOMEM) => return 451,
-        Some(libc::ENAMETOOLONG) | Some(libc::EILSEQ) if default == 550 => return 553,
+        Some(libc::ENAMETOOLONG) | Some(libc::EILSEQ) if default == NAMING => return 553,
         _ => {}
     }
+    let default = if default == NAMING { 550 } else { default };
     match e.kind() {
         io::ErrorKind::StorageFull => 452,
         io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge => 552,

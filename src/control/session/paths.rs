@@ -76,7 +76,7 @@ impl Session {
                 self.log_cmd("MKD", &ftp, 257);
                 self.hook(|h, i| h.on_dir_created(i, &real));
             }
-            Err(e) => self.refuse_io(550, &e),
+            Err(e) => self.refuse_io(super::NAMING, &e),
         }
     }
 
@@ -175,7 +175,7 @@ impl Session {
                 self.current = None;
                 self.hook(|h, i| h.on_file_renamed(i, &from_real, &real));
             }
-            Err(e) => self.refuse_io(550, &e),
+            Err(e) => self.refuse_io(super::NAMING, &e),
         }
     }
 

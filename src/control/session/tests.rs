@@ -834,8 +834,13 @@ fn unreachable_storage_is_451_and_names_it_cannot_hold_553() {
         // Not for a data connection that could not be opened: that stays 425.
         assert_eq!(error_code(&kind.into(), 425), 425, "{kind:?}");
     }
-    assert_eq!(error_code(&os(libc::ENAMETOOLONG), 550), 553);
-    assert_eq!(error_code(&os(libc::EILSEQ), 550), 553);
+    // Only commands that make a name (STOR, APPE, MKD, RNTO) answer 553 for it.
+    assert_eq!(error_code(&os(libc::ENAMETOOLONG), NAMING), 553);
+    assert_eq!(error_code(&os(libc::EILSEQ), NAMING), 553);
+    assert_eq!(error_code(&os(libc::ENOENT), NAMING), 550);
+    assert_eq!(error_code(&os(libc::ENOSPC), NAMING), 452);
+    assert_eq!(error_code(&io::ErrorKind::TimedOut.into(), NAMING), 451);
+    assert_eq!(error_code(&os(libc::ENAMETOOLONG), 550), 550);
     // A transfer cut short keeps its code whatever the name.
     assert_eq!(error_code(&os(libc::ENAMETOOLONG), 426), 426);
     assert_eq!(error_code(&io::ErrorKind::Unsupported.into(), 550), 550);

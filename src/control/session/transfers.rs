@@ -370,7 +370,7 @@ impl Session {
     pub(super) fn finish_stor(&mut self, pending: Pending, r: io::Result<Box<dyn FileWriter>>) {
         let file = match r {
             Ok(f) => f,
-            Err(e) => return self.refuse_io(550, &e),
+            Err(e) => return self.refuse_io(super::NAMING, &e),
         };
         self.start_transfer(pending, Direction::Receive(file), None);
     }
