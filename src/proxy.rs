@@ -73,6 +73,17 @@ pub struct ProxyProtocol {
     /// in the connection's first segment, so this only ends connections that are not from a
     /// proxy or are stalled.
     pub header_timeout: Duration,
+    /// The proxies relay the passive data connections too, each opened with a header; default
+    /// false, for data connections that go to the server directly. With it, a connection to
+    /// a passive port from a source in [`trusted`](Self::trusted) must begin with a header
+    /// (within [`header_timeout`](Self::header_timeout)) naming the session's client, or it
+    /// is closed as a stranger's and the port waits on for the client; connections from
+    /// other sources are checked against the client's address as without a proxy. So the
+    /// passive ports can sit behind the balancer (one range per server, each relayed to its
+    /// server alone) and the check that only the session's client takes its data
+    /// connection still holds: without headers, every relayed connection would come from
+    /// the proxy's address.
+    pub passive: bool,
 }
 
 impl ProxyProtocol {
@@ -88,6 +99,12 @@ impl ProxyProtocol {
         self
     }
 
+    /// Sets [`passive`](Self::passive).
+    pub fn with_passive(mut self, passive: bool) -> Self {
+        self.passive = passive;
+        self
+    }
+
     /// Whether a connection from `ip` may send a header (see [`trusted`](Self::trusted)).
     pub fn trusts(&self, ip: IpAddr) -> bool {
         self.trusted.is_empty() || self.trusted.iter().any(|n| n.contains(ip))
@@ -99,6 +116,7 @@ impl Default for ProxyProtocol {
         ProxyProtocol {
             trusted: Vec::new(),
             header_timeout: Duration::from_secs(5),
+            passive: false,
         }
     }
 }
