@@ -1,6 +1,7 @@
-//! The PROXY protocol on the control connection: a load balancer in front of the server
-//! (HAProxy, or any proxy that speaks it) opens each connection with a header that names the
-//! client it relays, and the server then treats that client as the peer.
+//! The PROXY protocol on the control connection (and, where the proxies relay them, on the
+//! passive data connections): a load balancer in front of the server (HAProxy, or any
+//! proxy that speaks it) opens each connection with a header that names the client it
+//! relays, and the server then treats that client as the peer.
 //!
 //! Before working on this file read HAProxy's "The PROXY protocol, versions 1 & 2"
 //! (<https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt>): sections 2.1 (the
@@ -39,7 +40,8 @@ use ppp::{v1, v2, HeaderResult, PartialResult};
 /// named there is the session's peer: its address is in the logs, the hooks and the
 /// transfer log, counts for `max_cons_per_ip`, the failed-login bans and the flood limits,
 /// and is the only address a passive data connection is accepted from and PORT/EPRT may
-/// point at (data connections go to the server directly, not through the proxy). A header
+/// point at (data connections go to the server directly, not through the proxy, unless
+/// [`passive`](Self::passive) says the proxies relay the passive ports too). A header
 /// with no client address (`PROXY UNKNOWN`, or a version 2 `LOCAL` command such as
 /// HAProxy's health checks) leaves the proxy's own address as the peer.
 ///
