@@ -144,7 +144,7 @@ for _ in range(200):
 else:
     sys.exit("no free passive range")
 EOF
-)
+) || fail "no free ports on both 127.0.0.1 and ::1"
 CTRL=("$C1" "$C2" "$C3")
 METRICS=("$M1" "$M2" "$M3")
 range_of() { local i=$1; echo "$((PASV_BASE + i * PASV_PORTS))-$((PASV_BASE + (i + 1) * PASV_PORTS - 1))"; }
