@@ -21,9 +21,9 @@
 #  6. prints a summary and exits 0, or non-zero at the first check that fails.
 # Everything it started is stopped on exit, whatever the exit. Every wait is bounded.
 #
-# Needs: haproxy, lftp, curl, python3 with boto3, and for its own cluster Ceph's
-# ceph-mon, ceph-mgr, ceph-osd and radosgw (see /work/shared/tools/start-ceph.sh, or
-# START_CEPH=path). Variables: S3_ENDPOINT, FTPDLIB_BIN, START_CEPH, BIG_MIB (200),
+# Needs: haproxy, lftp, curl, bc, python3 with boto3, and for its own cluster Ceph's
+# ceph-mon, ceph-mgr, ceph-osd and radosgw (tests/ceph/start-ceph.sh starts it; START_CEPH
+# names another). Variables: S3_ENDPOINT, FTPDLIB_BIN, START_CEPH, BIG_MIB (200),
 # TREE_MIB (50), KEEP=1 (keep the work directory and its logs).
 set -euo pipefail
 
@@ -41,6 +41,7 @@ T0=$(date +%s.%N)
 
 PIDS=()          # every process started here, stopped on exit
 CEPH_DIR=""      # our own cluster, stopped on exit
+START_CEPH=${START_CEPH:-}
 BUCKET=""        # made here, emptied and removed on exit
 FAILED=0
 
@@ -64,18 +65,12 @@ cleanup() {
         timeout 120 python3 "$S3PY" empty "$BUCKET" delete >/dev/null 2>&1 || true
     fi
     if [[ -n "$CEPH_DIR" ]]; then
-        # shellcheck disable=SC2046
-        kill $(cat "$CEPH_DIR"/*.pid 2>/dev/null) 2>/dev/null || true
-        for _ in $(seq 100); do
-            alive=0
-            for f in "$CEPH_DIR"/*.pid; do
-                [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null && alive=1
-            done
-            [[ $alive == 0 ]] && break
-            sleep 0.1
+        # Kills the cluster's daemons and waits for them (10 s at most); then whatever a
+        # failed start left behind, by its pid files.
+        timeout 30 "$START_CEPH" --stop "$CEPH_DIR" >/dev/null 2>&1 || true
+        for f in "$CEPH_DIR"/*.pid; do
+            [[ -f "$f" ]] && kill -9 "$(cat "$f")" 2>/dev/null || true
         done
-        # shellcheck disable=SC2046
-        kill -9 $(cat "$CEPH_DIR"/*.pid 2>/dev/null) 2>/dev/null || true
     fi
     if [[ "${KEEP:-}" == 1 || $rc != 0 ]]; then
         echo "logs and files kept in $WORK"
@@ -155,7 +150,7 @@ if [[ -n "${S3_ENDPOINT:-}" ]]; then
     : "${AWS_SECRET_ACCESS_KEY:?S3_ENDPOINT needs AWS_SECRET_ACCESS_KEY}"
     log "object store: $S3_ENDPOINT (given)"
 else
-    START_CEPH=${START_CEPH:-/work/shared/tools/start-ceph.sh}
+    START_CEPH=${START_CEPH:-$ROOT/tests/ceph/start-ceph.sh}
     [[ -x "$START_CEPH" ]] || fail "no S3_ENDPOINT and no $START_CEPH to start Ceph with"
     RGW=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     CEPH_DIR="$WORK/ceph"
@@ -258,7 +253,8 @@ done
 "$HAPROXY" -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
 PIDS+=($HAPROXY_PID)
-wait_for 10 "HAProxy on 127.0.0.1:$FRONT" bash -c "exec 3<>/dev/tcp/127.0.0.1/$FRONT"
+# Up once its stats socket answers (a probe of the front port would be a session on a node).
+wait_for 10 "HAProxy's stats socket" test -S "$WORK/haproxy.sock"
 haproxy_cmd() { python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
