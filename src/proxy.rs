@@ -1,6 +1,7 @@
-//! The PROXY protocol on the control connection: a load balancer in front of the server
-//! (HAProxy, or any proxy that speaks it) opens each connection with a header that names the
-//! client it relays, and the server then treats that client as the peer.
+//! The PROXY protocol on the control connection (and, where the proxies relay them, on the
+//! passive data connections): a load balancer in front of the server (HAProxy, or any
+//! proxy that speaks it) opens each connection with a header that names the client it
+//! relays, and the server then treats that client as the peer.
 //!
 //! Before working on this file read HAProxy's "The PROXY protocol, versions 1 & 2"
 //! (<https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt>): sections 2.1 (the
@@ -39,7 +40,8 @@ use ppp::{v1, v2, HeaderResult, PartialResult};
 /// named there is the session's peer: its address is in the logs, the hooks and the
 /// transfer log, counts for `max_cons_per_ip`, the failed-login bans and the flood limits,
 /// and is the only address a passive data connection is accepted from and PORT/EPRT may
-/// point at (data connections go to the server directly, not through the proxy). A header
+/// point at (data connections go to the server directly, not through the proxy, unless
+/// [`passive`](Self::passive) says the proxies relay the passive ports too). A header
 /// with no client address (`PROXY UNKNOWN`, or a version 2 `LOCAL` command such as
 /// HAProxy's health checks) leaves the proxy's own address as the peer.
 ///
@@ -73,6 +75,17 @@ pub struct ProxyProtocol {
     /// in the connection's first segment, so this only ends connections that are not from a
     /// proxy or are stalled.
     pub header_timeout: Duration,
+    /// The proxies relay the passive data connections too, each opened with a header; default
+    /// false, for data connections that go to the server directly. With it, a connection to
+    /// a passive port from a source in [`trusted`](Self::trusted) must begin with a header
+    /// (within [`header_timeout`](Self::header_timeout)) naming the session's client, or it
+    /// is closed as a stranger's and the port waits on for the client; connections from
+    /// other sources are checked against the client's address as without a proxy. So the
+    /// passive ports can sit behind the balancer (one range per server, each relayed to its
+    /// server alone) and the check that only the session's client takes its data
+    /// connection still holds: without headers, every relayed connection would come from
+    /// the proxy's address.
+    pub passive: bool,
 }
 
 impl ProxyProtocol {
@@ -88,6 +101,12 @@ impl ProxyProtocol {
         self
     }
 
+    /// Sets [`passive`](Self::passive).
+    pub fn with_passive(mut self, passive: bool) -> Self {
+        self.passive = passive;
+        self
+    }
+
     /// Whether a connection from `ip` may send a header (see [`trusted`](Self::trusted)).
     pub fn trusts(&self, ip: IpAddr) -> bool {
         self.trusted.is_empty() || self.trusted.iter().any(|n| n.contains(ip))
@@ -99,6 +118,7 @@ impl Default for ProxyProtocol {
         ProxyProtocol {
             trusted: Vec::new(),
             header_timeout: Duration::from_secs(5),
+            passive: false,
         }
     }
 }

@@ -334,3 +334,53 @@ fn data_connections_must_come_from_the_header_address() {
     );
     c.cmd("NOOP", 200);
 }
+
+/// `ProxyProtocol::passive`: the proxies relay the passive ports too, so a connection to a
+/// passive port from a proxy must open with a header naming the session's client. One
+/// without a header in time, with a LOCAL header or with another client's is closed with
+/// nothing sent and the port waits on; the client's own, with the start of its upload in
+/// the same segment, is the data connection from the byte after the header.
+#[test]
+fn passive_connections_from_a_proxy_open_with_the_clients_header() {
+    let (s, _) = start(|p, _, _| {
+        p.passive = true;
+        p.header_timeout = Duration::from_secs(1);
+    });
+    let mut c = proxied(&s, &v1("192.0.2.120", 1120));
+    c.login("user", "pass");
+    let addr = c.pasv();
+
+    // No header: cut off at the header timeout.
+    let (got, took) = read_to_close(&mut TcpStream::connect(addr).unwrap());
+    assert!(got.is_empty(), "{got:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    // A health check's LOCAL header names no client; another client's header is a
+    // stranger's.
+    for header in [
+        v2(None),
+        v1("192.0.2.121", 1121),
+        v2(Some(sock("192.0.2.122:1122"))),
+    ] {
+        let mut stranger = TcpStream::connect(addr).unwrap();
+        stranger.write_all(&header).unwrap();
+        assert_closed_silently(stranger);
+    }
+    // The session heard nothing of them: its next reply is NOOP's.
+    c.cmd("NOOP", 200);
+
+    c.send("STOR up.bin");
+    c.expect(150);
+    let mut data = TcpStream::connect(addr).unwrap();
+    let mut segment = v2(Some(sock("192.0.2.120:40001")));
+    segment.extend_from_slice(b"payload after the header");
+    data.write_all(&segment).unwrap();
+    drop(data);
+    c.expect(226);
+    assert_eq!(
+        std::fs::read(s.root.join("up.bin")).unwrap(),
+        b"payload after the header"
+    );
+}

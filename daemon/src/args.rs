@@ -341,6 +341,11 @@ struct Flags {
     #[arg(long, value_name = "SECS", value_parser = seconds,
           env = "FTPDLIB_PROXY_HEADER_TIMEOUT")]
     proxy_header_timeout: Option<Duration>,
+    /// With --proxy-protocol: the proxies relay the passive ports too (one range per server
+    /// behind the balancer), each data connection opened with a header naming the client;
+    /// one from a proxy that names another client is refused as a stranger's
+    #[arg(long, env = "FTPDLIB_PROXY_PASSIVE", value_parser = flag())]
+    proxy_passive: bool,
 
     // ---- Logs ----
     /// Append the log to FILE instead of standard error; SIGHUP reopens it (for
@@ -700,7 +705,12 @@ pub(crate) fn parse_args(args: Vec<OsString>) -> Result<Parsed, String> {
         accounts: file.accounts.unwrap_or_default(),
         anonymous_settings: file.anonymous.unwrap_or_default(),
         settings: raw_settings(&matches),
-        proxy_protocol: proxy_protocol(f.proxy_protocol, f.proxy_trusted, f.proxy_header_timeout)?,
+        proxy_protocol: proxy_protocol(
+            f.proxy_protocol,
+            f.proxy_trusted,
+            f.proxy_header_timeout,
+            f.proxy_passive,
+        )?,
         log_file: f.log_file,
         syslog: f.syslog.then_some(f.syslog_socket),
         log_format: f.log_format,
@@ -715,16 +725,20 @@ fn proxy_protocol(
     on: bool,
     trusted: Vec<ProxyNetwork>,
     header_timeout: Option<Duration>,
+    passive: bool,
 ) -> Result<Option<ProxyProtocol>, String> {
     if !on {
-        if !trusted.is_empty() || header_timeout.is_some() {
+        if !trusted.is_empty() || header_timeout.is_some() || passive {
             return Err(
-                "--proxy-trusted and --proxy-header-timeout need --proxy-protocol".to_string(),
+                "--proxy-trusted, --proxy-header-timeout and --proxy-passive need --proxy-protocol"
+                    .to_string(),
             );
         }
         return Ok(None);
     }
-    let mut p = ProxyProtocol::default().with_trusted(trusted);
+    let mut p = ProxyProtocol::default()
+        .with_trusted(trusted)
+        .with_passive(passive);
     if let Some(t) = header_timeout {
         if t.is_zero() {
             return Err("--proxy-header-timeout must be more than 0".to_string());

@@ -183,8 +183,13 @@ fn run(o: Options, args: Vec<std::ffi::OsString>) -> Result<(), String> {
         } else {
             log::info!(
                 target: ftpdlib::logger::LOG,
-                "PROXY protocol required, from {}",
-                from.join(",")
+                "PROXY protocol required, from {}{}",
+                from.join(","),
+                if p.passive {
+                    "; on the passive ports too (relayed by the proxies)"
+                } else {
+                    ""
+                }
             );
         }
     }

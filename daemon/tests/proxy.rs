@@ -205,6 +205,7 @@ fn proxy_flags_need_proxy_protocol() {
     for args in [
         &["--proxy-trusted", "10.0.0.0/8"][..],
         &["--proxy-header-timeout", "3"],
+        &["--proxy-passive"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_ftpdlib"))
             .args(["-p", "0"])
@@ -275,4 +276,151 @@ fn implicit_ftps_through_haproxy() {
             &body,
         );
     }
+}
+
+/// A range of `n` ports free on both 127.0.0.1 and ::1, for a passive range that ftpdlib
+/// binds on ::1 and HAProxy on 127.0.0.1, port for port.
+fn free_range_both(n: u16) -> (u16, u16) {
+    use std::net::TcpListener;
+    let free = |p: u16| {
+        TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("::1", p)).is_ok()
+    };
+    let base = 20_000 + (std::process::id() % 400) as u16 * 20;
+    for start in (base..base + 2000).step_by(usize::from(n)) {
+        if (start..start + n).all(free) {
+            return (start, start + n - 1);
+        }
+    }
+    panic!("no {n} ports free on both 127.0.0.1 and ::1");
+}
+
+/// `--proxy-passive`: the passive ports behind HAProxy too, as in docs/deploy.md's scale-out
+/// set-up. ftpdlib listens on [::1], HAProxy on 127.0.0.1 relays the control port and the
+/// passive range (port for port) with `send-proxy-v2`. The relayed data connections come
+/// from ::1 while the client is 127.0.0.1, so the transfers work only if ftpdlib takes the
+/// data connection's client from its header. A proxied connection whose header names
+/// another client is refused, and the port waits on for the real one.
+#[test]
+fn passive_ports_relayed_through_haproxy() {
+    let Some(bin) = find_haproxy() else { return };
+    if !require("curl") {
+        return;
+    }
+    let root = TempDir::new("proxy-pasv-root");
+    let local = TempDir::new("proxy-pasv-local");
+    let body = random_bytes(2 << 20, 73);
+    std::fs::write(root.join("down.bin"), &body).unwrap();
+    std::fs::write(local.join("up.bin"), &body).unwrap();
+    let (lo, hi) = free_range_both(4);
+    let mut cmd = util::ftpdlib();
+    cmd.args(["-i", "::1", "-p", "0", "-w", "-d"])
+        .arg(root.path())
+        .args(["-u", "user", "-P", "secret", "--proxy-protocol"])
+        .args(["--proxy-trusted", "::1", "--proxy-passive"])
+        .args(["--proxy-header-timeout", "2", "--nat-address", "127.0.0.1"])
+        .arg("-r")
+        .arg(format!("{lo}-{hi}"))
+        .env("RUST_LOG", "info");
+    let mut d = util::Watched::start(cmd);
+    let line = d
+        .log
+        .iter()
+        .find(|l| l.contains("starting FTP server on [::1]:"))
+        .unwrap_or_else(|| panic!("not on [::1]: {:?}", d.log))
+        .clone();
+    let rest = &line[line.find("[::1]:").unwrap() + 6..];
+    let port: u16 = rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()]
+        .parse()
+        .unwrap();
+
+    let front = free_port();
+    let cfg = local.join("haproxy-passive.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global
+    maxconn 64
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+listen ftp
+    bind 127.0.0.1:{front}
+    server ftpdlib [::1]:{port} send-proxy-v2
+listen pasv
+    bind 127.0.0.1:{lo}-{hi}
+    server ftpdlib [::1] send-proxy-v2
+"
+        ),
+    )
+    .unwrap();
+    let _h = Haproxy(
+        Command::new(&bin)
+            .arg("-f")
+            .arg(&cfg)
+            .arg("-db")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start haproxy"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", front)).is_ok()
+        }),
+        "haproxy did not listen on {front}"
+    );
+
+    // curl, EPSV and PASV (227 with --nat-address): every data connection through HAProxy.
+    let url = |name: &str| format!("ftp://user:secret@127.0.0.1:{front}/{name}");
+    for (i, epsv) in [[].as_slice(), &["--disable-epsv"]].iter().enumerate() {
+        let name = format!("up-{i}.bin");
+        run(util::curl()
+            .args(*epsv)
+            .arg("-T")
+            .arg(local.join("up.bin"))
+            .arg(url(&name)));
+        assert_same(&std::fs::read(root.join(&name)).unwrap(), &body);
+        assert_same(
+            &run(util::curl().args(*epsv).arg(url("down.bin"))).stdout,
+            &body,
+        );
+    }
+
+    // A stranger on the proxy's address, with a header naming another client, reaches the
+    // passive port first: closed without a byte; the client then gets its file.
+    let mut c = util::Client::connect(std::net::SocketAddr::from(([127, 0, 0, 1], front)));
+    c.login("user", "secret");
+    let addr = c.epsv();
+    let mut stranger = TcpStream::connect(("::1", addr.port())).unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stranger
+        .write_all(format!("PROXY TCP4 192.0.2.9 127.0.0.1 40000 {}\r\n", addr.port()).as_bytes())
+        .unwrap();
+    let mut got = Vec::new();
+    assert!(
+        matches!(stranger.read_to_end(&mut got), Ok(0) | Err(_)),
+        "the stranger got {} bytes",
+        got.len()
+    );
+    assert!(
+        d.wait_line(
+            "Rejected data connection from foreign address 192.0.2.9:40000",
+            Duration::from_secs(10)
+        ),
+        "{:?}",
+        d.log
+    );
+    let mut data = TcpStream::connect(addr).unwrap();
+    c.send("RETR down.bin");
+    let r = c.read_reply();
+    // 125 once the relayed connection is in, 150 while it is on its way.
+    assert!(r.code == 125 || r.code == 150, "{:?}", r.lines);
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    c.expect(226);
+    assert_same(&got, &body);
 }

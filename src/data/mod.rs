@@ -103,6 +103,15 @@ pub(crate) struct DataChannel {
     /// The attached transfer has waited for bandwidth once (counted in
     /// `transfers_throttled`).
     throttled: bool,
+    /// Passive, behind proxies that relay data connections
+    /// ([`ProxyProtocol::passive`](crate::proxy::ProxyProtocol::passive)): the proxies,
+    /// whose connections must open with a PROXY header naming the client.
+    #[cfg(feature = "proxy-protocol")]
+    proxy: Option<crate::proxy::ProxyProtocol>,
+    /// A proxy's connection to the passive port whose header is being read; registered
+    /// under the channel's token beside the listener. One at a time.
+    #[cfg(feature = "proxy-protocol")]
+    header: Option<crate::proxy::HeaderWait>,
 }
 
 /// Turns Nagle's algorithm off on a data connection, as on control connections. Bulk
@@ -184,6 +193,10 @@ impl DataChannel {
                 recheck: None,
                 stats,
                 throttled: false,
+                #[cfg(feature = "proxy-protocol")]
+                proxy: None,
+                #[cfg(feature = "proxy-protocol")]
+                header: None,
             },
             addr,
         ))
@@ -215,7 +228,19 @@ impl DataChannel {
             recheck: None,
             stats,
             throttled: false,
+            #[cfg(feature = "proxy-protocol")]
+            proxy: None,
+            #[cfg(feature = "proxy-protocol")]
+            header: None,
         })
+    }
+
+    /// Behind proxies that relay the passive data connections: connections to the listener
+    /// from `proxy`'s trusted sources must open with a header naming the client (see
+    /// [`ProxyProtocol::passive`](crate::proxy::ProxyProtocol::passive)).
+    #[cfg(feature = "proxy-protocol")]
+    pub fn set_proxy(&mut self, proxy: Option<crate::proxy::ProxyProtocol>) {
+        self.proxy = proxy.filter(|p| p.passive);
     }
 
     /// Registers the current socket under `token`.
@@ -232,6 +257,10 @@ impl DataChannel {
 
     /// Deregisters and drops the socket.
     pub fn deregister(&mut self, registry: &Registry) {
+        #[cfg(feature = "proxy-protocol")]
+        if let Some(mut h) = self.header.take() {
+            let _ = registry.deregister(h.stream_mut());
+        }
         // Errors here mean the socket was never registered; dropping it closes it anyway.
         let _ = match &mut self.sock {
             Sock::Listening(l) => registry.deregister(l),
@@ -395,6 +424,13 @@ impl DataChannel {
         match self.sock {
             Sock::Connected(_) if self.transfer.is_none() => None,
             Sock::Finished => None,
+            #[cfg(feature = "proxy-protocol")]
+            Sock::Listening(_) => tls::earliest(
+                self.deadline,
+                self.header
+                    .as_ref()
+                    .map(crate::proxy::HeaderWait::poll_timeout),
+            ),
             _ => tls::earliest(self.deadline, self.recheck),
         }
     }
@@ -416,6 +452,21 @@ impl DataChannel {
         registry: &Registry,
         events: &mut Vec<DataEvent>,
     ) {
+        #[cfg(feature = "proxy-protocol")]
+        if self
+            .header
+            .as_ref()
+            .is_some_and(|h| h.poll_timeout() <= now)
+        {
+            if let Some(mut h) = self.header.take() {
+                let _ = registry.deregister(h.stream_mut());
+                log::warn!(
+                    target: crate::logger::LOG,
+                    "{} passive connection closed: no complete PROXY header in time",
+                    h.peer()
+                );
+            }
+        }
         if self.deadline.is_none_or(|d| d > now) {
             return;
         }
@@ -490,6 +541,129 @@ impl DataChannel {
         back
     }
 
+    /// Accepts the session's client on the passive listener: a connection from its address,
+    /// or one from a proxy whose PROXY header names it (see `proxy`). Strangers are closed
+    /// and reported; `None` while the client has not come, or when the listener failed (then
+    /// reported too). `now` and `token` serve the proxies' headers.
+    #[cfg_attr(not(feature = "proxy-protocol"), allow(unused_variables))]
+    fn accept_client(
+        &mut self,
+        now: Instant,
+        registry: &Registry,
+        token: Token,
+        events: &mut Vec<DataEvent>,
+    ) -> Option<TcpStream> {
+        #[cfg(feature = "proxy-protocol")]
+        if let Some(stream) = self.header_step(registry, events) {
+            return Some(stream);
+        }
+        loop {
+            let Sock::Listening(l) = &self.sock else {
+                return None;
+            };
+            match l.accept() {
+                #[cfg(feature = "proxy-protocol")]
+                Ok((stream, peer)) if self.proxy.as_ref().is_some_and(|p| p.trusts(peer.ip())) => {
+                    if let Some(stream) =
+                        self.start_header(stream, peer, now, registry, token, events)
+                    {
+                        return Some(stream);
+                    }
+                }
+                Ok((stream, peer)) if peer.ip().to_canonical() != self.client_ip => {
+                    // Someone else raced the client to the port: refuse them and keep
+                    // listening for the real client.
+                    drop(stream);
+                    events.push(DataEvent::Failed(DataFailure::ForeignPeer(peer)));
+                }
+                Ok((stream, _)) => return Some(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || e.kind() == io::ErrorKind::ConnectionAborted => {}
+                // Linux takes the new descriptor before it looks for a connection, so
+                // EMFILE comes whether or not one waits: with none, wait for it.
+                Err(_) if !connection_waiting(l) => return None,
+                Err(e) => {
+                    // Out of descriptors or memory. The client's connection stays in the
+                    // backlog, and readiness is edge-triggered, so waiting would wait
+                    // for the accept timeout: give up now, and the session answers.
+                    crate::logger::logerror(&format!("passive accept failed: {e}"));
+                    self.deregister(registry);
+                    events.push(DataEvent::Failed(DataFailure::AcceptFailed(e)));
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// A proxy connected to the passive port: reads its header, beside the listener. A
+    /// second one while a header is awaited is closed (a proxy sends its header at once, in
+    /// its first segment).
+    #[cfg(feature = "proxy-protocol")]
+    fn start_header(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+        registry: &Registry,
+        token: Token,
+        events: &mut Vec<DataEvent>,
+    ) -> Option<TcpStream> {
+        let timeout = self.proxy.as_ref()?.header_timeout;
+        if self.header.is_some() {
+            log::warn!(
+                target: crate::logger::LOG,
+                "{peer} passive connection closed: another one's PROXY header is awaited"
+            );
+            return None;
+        }
+        if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {
+            crate::logger::logerror(&format!("passive connection from {peer}: {e}"));
+            return None;
+        }
+        self.header = Some(crate::proxy::HeaderWait::new(stream, peer, now, timeout));
+        self.header_step(registry, events)
+    }
+
+    /// Reads what has come of the awaited header; the connection once it names the
+    /// session's client. One that names another client, or none (a health check's LOCAL),
+    /// is a stranger's: closed and reported, and the listener waits on.
+    #[cfg(feature = "proxy-protocol")]
+    fn header_step(
+        &mut self,
+        registry: &Registry,
+        events: &mut Vec<DataEvent>,
+    ) -> Option<TcpStream> {
+        use crate::proxy::Step;
+        let step = self.header.as_mut()?.read();
+        if step == Step::Wait {
+            return None;
+        }
+        let mut h = self.header.take()?;
+        let _ = registry.deregister(h.stream_mut());
+        match step {
+            Step::Done(Some(client)) if client.ip().to_canonical() == self.client_ip => {
+                Some(h.into_stream())
+            }
+            Step::Done(client) => {
+                events.push(DataEvent::Failed(DataFailure::ForeignPeer(
+                    client.unwrap_or(h.peer()),
+                )));
+                None
+            }
+            Step::Fail(why) => {
+                log::warn!(
+                    target: crate::logger::LOG,
+                    "{} passive connection closed: {why}",
+                    h.peer()
+                );
+                None
+            }
+            Step::Wait => None,
+        }
+    }
+
     /// Does whatever the socket allows: accept, finish connecting, move bytes. Stops at
     /// `WouldBlock` or after `budget` bytes; returns `true` when it stopped on the budget
     /// and should be driven again soon without waiting for an event. An upload read through
@@ -503,39 +677,10 @@ impl DataChannel {
         upload_buf: &mut Vec<u8>,
         events: &mut Vec<DataEvent>,
     ) -> bool {
-        if let Sock::Listening(l) = &self.sock {
-            let accepted;
-            loop {
-                match l.accept() {
-                    Ok((stream, peer)) if peer.ip().to_canonical() != self.client_ip => {
-                        // Someone else raced the client to the port: refuse them and keep
-                        // listening for the real client.
-                        drop(stream);
-                        events.push(DataEvent::Failed(DataFailure::ForeignPeer(peer)));
-                    }
-                    Ok((stream, _)) => {
-                        accepted = Some(stream);
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                    Err(e)
-                        if e.kind() == io::ErrorKind::Interrupted
-                            || e.kind() == io::ErrorKind::ConnectionAborted => {}
-                    // Linux takes the new descriptor before it looks for a connection, so
-                    // EMFILE comes whether or not one waits: with none, wait for it.
-                    Err(_) if !connection_waiting(l) => return false,
-                    Err(e) => {
-                        // Out of descriptors or memory. The client's connection stays in the
-                        // backlog, and readiness is edge-triggered, so waiting would wait
-                        // for the accept timeout: give up now, and the session answers.
-                        crate::logger::logerror(&format!("passive accept failed: {e}"));
-                        self.deregister(registry);
-                        events.push(DataEvent::Failed(DataFailure::AcceptFailed(e)));
-                        return false;
-                    }
-                }
-            }
-            let Some(stream) = accepted else { return false };
+        if matches!(self.sock, Sock::Listening(_)) {
+            let Some(stream) = self.accept_client(now, registry, token, events) else {
+                return false;
+            };
             no_delay(&stream);
             // One connection per PASV: the listener closes once the client is in.
             self.deregister(registry);

@@ -97,6 +97,8 @@ impl FtpServer {
                 let early = self.early_data_tls(key, &config);
                 let result = result.and_then(|(mut dc, addr)| {
                     dc.set_early_tls(early);
+                    #[cfg(feature = "proxy-protocol")]
+                    dc.set_proxy(config.proxy_protocol.clone());
                     self.insert_data(key, dc, now).map(|_| addr)
                 });
                 if let Some(c) = self.control_mut(key) {
