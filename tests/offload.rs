@@ -50,6 +50,17 @@ fn settled(probe: &Probe) {
     assert!(probe.assert_off_reactor() > 0, "no file call was made");
 }
 
+/// [`settled`], and every upload finished once, none abandoned.
+#[track_caller]
+fn every_upload_finished(probe: &Probe) {
+    settled(probe);
+    assert_eq!(probe.aborted.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        probe.finished.load(Ordering::SeqCst),
+        probe.writers_opened.load(Ordering::SeqCst)
+    );
+}
+
 /// TYPE A on the way out, as RFC 959 wants it: every LF not already after a CR gets one.
 fn lf_to_crlf(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() * 2);
@@ -286,12 +297,7 @@ f.quit()
         assert_same(&stored, &local);
     }
     c.cmd("QUIT", 221);
-    settled(&probe);
-    assert_eq!(probe.aborted.load(Ordering::SeqCst), 0);
-    assert_eq!(
-        probe.finished.load(Ordering::SeqCst),
-        probe.writers_opened.load(Ordering::SeqCst)
-    );
+    every_upload_finished(&probe);
 }
 
 /// REST then RETR from inside the first piece and from past it; APPE onto a file; REST
@@ -339,12 +345,7 @@ f.quit()
         assert_same(&std::fs::read(s.root.join("p")).unwrap(), &body);
     }
     c.cmd("QUIT", 221);
-    settled(&probe);
-    assert_eq!(probe.aborted.load(Ordering::SeqCst), 0);
-    assert_eq!(
-        probe.finished.load(Ordering::SeqCst),
-        probe.writers_opened.load(Ordering::SeqCst)
-    );
+    every_upload_finished(&probe);
 }
 
 /// A back-end with a descriptor behind its file that still says its contents wait (a slow

@@ -51,6 +51,18 @@ fn ready() -> bool {
     ceph::require()
 }
 
+/// A session of user "u" on a server of a fresh bucket of the shared cluster (named after
+/// `hint`); `None` when Ceph is missing outside CI.
+fn session(hint: &str) -> Option<(&'static Ceph, String, Daemon, Client)> {
+    if !ready() {
+        return None;
+    }
+    let c = ceph::shared();
+    let bucket = c.bucket(hint);
+    let (d, port) = serve(c, &bucket, "", &[]);
+    Some((c, bucket, d, login(port)))
+}
+
 fn login(port: u16) -> Client {
     let mut c = Client::connect(([127, 0, 0, 1], port).into());
     c.login("u", "p");
@@ -211,13 +223,9 @@ fn obscure(p: &str) -> String {
 /// What each FTP command does to objects (docs/storage.md), seen from both sides.
 #[test]
 fn ftp_commands_over_objects() {
-    if !ready() {
+    let Some((c, bucket, _d, mut s)) = session("semantics") else {
         return;
-    }
-    let c = ceph::shared();
-    let bucket = c.bucket("semantics");
-    let (_d, port) = serve(c, &bucket, "", &[]);
-    let mut s = login(port);
+    };
     s.cmd("TYPE I", 200);
 
     // MKD writes a marker; an empty directory lists empty; RMD removes the marker.
@@ -383,13 +391,9 @@ fn list_names(s: &mut Client, line: &str) -> Vec<String> {
 /// multipart upload aborted.
 #[test]
 fn an_unfinished_upload_leaves_nothing() {
-    if !ready() {
+    let Some((c, bucket, _d, mut s)) = session("aborts") else {
         return;
-    }
-    let c = ceph::shared();
-    let bucket = c.bucket("aborts");
-    let (_d, port) = serve(c, &bucket, "", &[]);
-    let mut s = login(port);
+    };
     s.cmd("TYPE I", 200);
     for how in ["abor", "reset"] {
         let addr = s.pasv();
