@@ -884,3 +884,42 @@ fn abor_during_the_commit_waits_for_it() {
     assert_eq!(probe.finished.load(Ordering::SeqCst), 1);
     assert_eq!(probe.aborted.load(Ordering::SeqCst), 0);
 }
+
+/// File pieces have a pool of their own: with one worker per pool and every piece of a
+/// running download holding its worker, a new session still logs in and lists at once.
+/// On one shared pool the login waited behind the pieces (an object store under 50
+/// transfers: half a second to three seconds per login).
+#[test]
+fn logins_and_storage_calls_never_wait_behind_file_pieces() {
+    let probe = Probe::new(Duration::from_millis(1));
+    let s = server(&probe, |c| c.io_threads = 1);
+    std::fs::write(s.root.join("big"), random_bytes(6 * PIECE, 40)).unwrap();
+    let mut c = s.login("user");
+    c.cmd("TYPE I", 200);
+    // Each read now holds the piece pool's one worker for 400 ms.
+    probe.set_delays(
+        Duration::from_millis(400),
+        Duration::from_millis(1),
+        Duration::from_millis(1),
+    );
+    let data = open(&mut c, "RETR big");
+    assert!(wait_until(Duration::from_secs(10), || {
+        probe.reads.load(Ordering::SeqCst) >= 1
+    }));
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut other = s.login("user");
+        other.cmd("SIZE big", 213);
+        other.cmd("MKD d", 257);
+        other.cmd("RMD d", 250);
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "a login and three storage calls took {:?} behind the pieces",
+            t.elapsed()
+        );
+    }
+    c.send("ABOR");
+    drop(data);
+    let r = c.read_reply();
+    assert!(r.code == 426 || r.code == 226, "{:?}", r.lines);
+}

@@ -167,8 +167,9 @@ struct Flags {
     /// core [default: 1]
     #[arg(long, value_name = "N", env = "FTPDLIB_WORKERS")]
     workers: Option<usize>,
-    /// Worker threads for disk calls and password checks, per reactor [default: the
-    /// number of cores, at least 2]
+    /// Worker threads for disk calls and password checks, per reactor, and as many again
+    /// for the contents of object-store files [default: the number of cores, at least 2;
+    /// 16 with --storage]
     #[arg(long, value_name = "N", env = "FTPDLIB_IO_THREADS")]
     io_threads: Option<usize>,
     /// Append a line per file transfer to FILE, in the xferlog format of wu-ftpd, vsftpd

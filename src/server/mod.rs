@@ -166,6 +166,10 @@ pub struct FtpServer {
     ioloop: Option<IoLoop>,
     /// The worker pool, started on first use.
     pool: Option<WorkerPool<work::Work>>,
+    /// The pool that moves the contents of files that are not inline (an object store's),
+    /// started on first use: their pieces wait on the network, and on a pool of their
+    /// own they never hold up a login or a command's storage call.
+    piece_pool: Option<WorkerPool<work::Work>>,
     /// The connection counts, flood table and bandwidth buckets, shared with the other
     /// reactors of a [`ServerGroup`] (a lone server's own).
     shared: Arc<Shared>,
@@ -264,6 +268,7 @@ impl FtpServer {
             stop: StopHandle::new(waker),
             ioloop: None,
             pool: None,
+            piece_pool: None,
         })
     }
 

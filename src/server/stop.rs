@@ -161,7 +161,7 @@ impl FtpServer {
         self.timers.clear();
         self.calls.clear();
         // Work already done for channels now gone: drop it, releasing its files.
-        if let Some(p) = &self.pool {
+        for p in [&self.pool, &self.piece_pool].into_iter().flatten() {
             drop(p.drain());
         }
         // The flood table stays: it outlives a reactor of a group, whose others share it.
@@ -205,11 +205,11 @@ impl FtpServer {
         for f in self.stop.take_mail() {
             f(self);
         }
-        let done = self
-            .pool
-            .as_ref()
-            .map(crate::pool::WorkerPool::drain)
-            .unwrap_or_default();
+        let done: Vec<_> = [&self.pool, &self.piece_pool]
+            .into_iter()
+            .flatten()
+            .flat_map(crate::pool::WorkerPool::drain)
+            .collect();
         for d in done {
             self.complete(d, now);
         }

@@ -25,17 +25,32 @@ impl FtpServer {
     /// The pool, started on first use with `config.io_threads` workers.
     pub(super) fn pool(&mut self) -> Option<&WorkerPool<Work>> {
         if self.pool.is_none() {
-            let waker = self.stop.waker();
-            let size = match self.config.io_threads {
-                0 => crate::pool::default_size(),
-                n => n,
-            };
-            match WorkerPool::new(size, Arc::new(move || waker.wake())) {
-                Ok(p) => self.pool = Some(p),
-                Err(e) => logger::logerror(&format!("can't start the worker pool: {e}")),
-            }
+            self.pool = self.start_pool("worker pool");
         }
         self.pool.as_ref()
+    }
+
+    /// The pool of file pieces (see `piece_pool`), as large as the other.
+    fn piece_pool(&mut self) -> Option<&WorkerPool<Work>> {
+        if self.piece_pool.is_none() {
+            self.piece_pool = self.start_pool("pool for file pieces");
+        }
+        self.piece_pool.as_ref()
+    }
+
+    fn start_pool(&self, what: &str) -> Option<WorkerPool<Work>> {
+        let waker = self.stop.waker();
+        let size = match self.config.io_threads {
+            0 => crate::pool::default_size(),
+            n => n,
+        };
+        match WorkerPool::new(size, Arc::new(move || waker.wake())) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                logger::logerror(&format!("can't start the {what}: {e}"));
+                None
+            }
+        }
     }
 
     /// Runs a session's request: at once where it is cheap, else on the pool.
@@ -85,13 +100,15 @@ impl FtpServer {
         true
     }
 
-    /// Runs piece `id` of a data channel's work on the pool, whatever the storage: a
-    /// listing's next lines (the first piece of a large directory reads ahead to sort it;
-    /// the channel sends nothing meanwhile), or a file's contents where the file is not
-    /// inline.
+    /// Runs piece `id` of a data channel's work on a pool, whatever the storage: a
+    /// listing's next lines on the worker pool (the first piece of a large directory reads
+    /// ahead to sort it; the channel sends nothing meanwhile), or a file's contents where
+    /// the file is not inline on the pool of file pieces.
     pub(super) fn make_piece(&mut self, key: usize, id: u64, piece: Piece, now: Instant) {
+        let file = !matches!(piece, Piece::Listing(_));
         let job = Box::new(move || Work::Piece(piece.run()));
-        match self.pool() {
+        let pool = if file { self.piece_pool() } else { self.pool() };
+        match pool {
             Some(pool) => pool.submit(key, id, job),
             // The piece and what it holds are gone.
             None => self.piece_back(key, id, PieceDone::Lost, now),
