@@ -39,6 +39,9 @@
 #
 # Environment:
 #   ROUNDS (3), SIZE_MB (200), CONC (50), CONC_MB (20), PROBE_MS (50)
+#   WARMUP_ROUNDS (1; 0 for none) a first round of the main columns, not in the report
+#                 (its lines go beside it, FILE-warmup.jsonl): the cluster's first minutes
+#                 are slower whatever the column
 #   METHODS       the main columns (default "ftpdlib-s3 ftpdlib-disk rclone boto3")
 #   SWEEP         ftpdlib-s3 settings tried in the first SWEEP_ROUNDS (2) rounds, each
 #                 NAME=FLAGS with commas for spaces (default: io4, io8, io16 = --io-threads;
@@ -70,11 +73,12 @@ DEFAULT_SWEEP="io4=--io-threads,4 io8=--io-threads,8 io16=--io-threads,16 c1=--s
 DEFAULT_SWEEP+=" c4=--s3-concurrency,4 p5c1=--s3-part-size,5M,--s3-concurrency,1"
 DEFAULT_SWEEP+=" io16c4=--io-threads,16,--s3-concurrency,4 rt="
 if [ "$QUICK" = 1 ]; then
-    : "${ROUNDS:=1}" "${SIZE_MB:=20}" "${CONC:=10}" "${CONC_MB:=4}" "${SWEEP=}"
+    : "${ROUNDS:=1}" "${SIZE_MB:=20}" "${CONC:=10}" "${CONC_MB:=4}" "${SWEEP=}" "${WARMUP_ROUNDS:=0}"
 fi
 : "${ROUNDS:=3}" "${SIZE_MB:=200}" "${CONC:=50}" "${CONC_MB:=20}" "${PROBE_MS:=50}"
 : "${METHODS:=ftpdlib-s3 ftpdlib-disk rclone boto3}" "${SWEEP=$DEFAULT_SWEEP}"
-: "${SWEEP_ROUNDS:=2}" "${MEMSTORE_BYTES:=4294967296}"
+: "${SWEEP_ROUNDS:=2}" "${MEMSTORE_BYTES:=4294967296}" "${WARMUP_ROUNDS:=1}"
+case "$WARMUP_ROUNDS" in 0|1) ;; *) say "WARMUP_ROUNDS is 0 or 1"; exit 2 ;; esac
 for v in "$ROUNDS" "$SIZE_MB" "$CONC" "$CONC_MB" "$PROBE_MS" "$MEMSTORE_BYTES"; do
     case "$v" in ''|*[!0-9]*|0) say "ROUNDS, the sizes and counts must be positive integers"; exit 2 ;; esac
 done
@@ -118,16 +122,25 @@ for i in $(seq 0 $((CONC - 1))); do ln "$WORK/conc.bin" "$WORK/up/c$i.bin"; done
 CEPH_DIR="$WORK/ceph"
 RGW_PID=""
 ceph_pids() { cat "$CEPH_DIR"/*.pid 2>/dev/null || true; echo "$RGW_PID"; }
+# stop_ceph: TERM to each daemon, KILL after 20 s. The pids are read once: a daemon takes
+# its pid file away early in its shutdown, and its OSD still writes its store after that.
 stop_ceph() {
-    local p
-    for p in $(ceph_pids); do kill "$p" 2>/dev/null || true; done
-    for _ in $(seq 50); do
-        local alive=0
-        for p in $(ceph_pids); do kill -0 "$p" 2>/dev/null && alive=1; done
+    local p pids alive
+    pids="$(ceph_pids)"
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    for _ in $(seq 100); do
+        alive=0
+        for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
         [ "$alive" = 0 ] && break
         sleep 0.2
     done
-    for p in $(ceph_pids); do kill -KILL "$p" 2>/dev/null || true; done
+    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+    for _ in $(seq 50); do
+        alive=0
+        for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
 }
 on_exit() {
     local rc=$?
@@ -245,7 +258,8 @@ reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true; }
 now() { date +%s.%N; }
 CLK_TCK="$(getconf CLK_TCK)"
 
-emit() { echo "$1" >>"$RAW"; }
+EMIT_TO="$RAW"
+emit() { echo "$1" >>"$EMIT_TO"; }
 
 # --- single stream ---------------------------------------------------------------------
 # single METHOD ROUND: one upload and one download of big.bin; two JSON lines.
@@ -388,6 +402,17 @@ read -r -a MAIN <<<"$METHODS"
 SW=()
 for s in $SWEEP; do SW+=("s3:${s%%=*}"); done
 START_S=$(date +%s)
+if [ "$WARMUP_ROUNDS" -gt 0 ]; then
+    # The first transfers after Ceph's start run slower whatever the column (the cluster
+    # still settles): a round of the main columns first, its lines kept apart.
+    EMIT_TO="$WORK/warmup.jsonl"
+    for m in "${MAIN[@]}"; do
+        say "warm-up: $m"
+        single "$m" 0
+        conc "$m" 0
+    done
+    EMIT_TO="$RAW"
+fi
 for round in $(seq "$ROUNDS"); do
     cols=("${MAIN[@]}")
     [ "$round" -le "$SWEEP_ROUNDS" ] && cols+=("${SW[@]}")
@@ -404,6 +429,7 @@ for round in $(seq "$ROUNDS"); do
 done
 BENCH_S=$(( $(date +%s) - START_S ))
 cp "$RAW" "$OUT_JSONL"
+[ ! -s "$WORK/warmup.jsonl" ] || cp "$WORK/warmup.jsonl" "${OUT_JSONL%.jsonl}-warmup.jsonl"
 
 # --- report --------------------------------------------------------------------------------
 bench_machine
