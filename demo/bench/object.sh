@@ -119,7 +119,7 @@ mkdir -p "$WORK/up" "$WORK/dl" "$WORK/disk"
 for i in $(seq 0 $((CONC - 1))); do ln "$WORK/conc.bin" "$WORK/up/c$i.bin"; done
 
 # --- Ceph -------------------------------------------------------------------------------
-CEPH_DIR="$WORK/ceph"
+CEPH_DIR="$WORK/ceph1" # ceph2, ceph3 when a start fails
 RGW_PID=""
 ceph_pids() { cat "$CEPH_DIR"/*.pid 2>/dev/null || true; echo "$RGW_PID"; }
 # stop_ceph: TERM to each daemon, KILL after 20 s. The pids are read once: a daemon takes
@@ -161,22 +161,35 @@ else
     fi
     [ -x "$CEPH_START" ] || { say "no start-ceph.sh (set CEPH_START)"; exit 1; }
     command -v radosgw >/dev/null || { say "needs Ceph (apt-get install ceph-mon ceph-mgr ceph-osd radosgw ceph-common)"; exit 1; }
-    RGW_PORT="$(free_port)"
-    say "starting Ceph in $CEPH_DIR (gateway on $HOST:$RGW_PORT)"
-    REPLICAS=1 timeout 300 "$CEPH_START" "$CEPH_DIR" "$RGW_PORT" 1 \
-        >"$WORK/logs/ceph-start.out" 2>"$WORK/logs/ceph-start.err" || true
-    export CEPH_CONF="$CEPH_DIR/ceph.conf"
-    [ -f "$CEPH_CONF" ] || { say "start-ceph.sh made no ceph.conf"; exit 1; }
-    # The OSD's first boot can race its monitor client (a command sent with a zero fsid
-    # is refused, "wrong fsid", and the OSD exits): start it again, a few times at most.
-    for try in 1 2 3 4 5; do
-        osd_up && break
-        for _ in $(seq 20); do osd_up && break; sleep 0.5; done
-        osd_up && break
-        say "the OSD is not up (try $try), starting it again"
-        ceph-osd -i 0 -c "$CEPH_CONF" >>"$WORK/logs/ceph-start.err" 2>&1 || true
+    # start_ceph_once: start-ceph.sh into CEPH_DIR, then the OSD again while it is not up.
+    # Ceph 16's monitor client can send a first command before it knows the cluster's
+    # fsid; the monitor refuses it ("wrong fsid", EPERM), and start-ceph.sh's `ceph osd
+    # create` or the OSD's first boot fails with it. Fails when the OSD is not up.
+    start_ceph_once() {
+        RGW_PORT="$(free_port)"
+        say "starting Ceph in $CEPH_DIR (gateway on $HOST:$RGW_PORT)"
+        REPLICAS=1 timeout 300 "$CEPH_START" "$CEPH_DIR" "$RGW_PORT" 1 \
+            >>"$WORK/logs/ceph-start.out" 2>>"$WORK/logs/ceph-start.err" || true
+        export CEPH_CONF="$CEPH_DIR/ceph.conf"
+        [ -f "$CEPH_CONF" ] || return 1
+        local try
+        for try in 1 2 3 4 5; do
+            osd_up && return 0
+            for _ in $(seq 20); do osd_up && return 0; sleep 0.5; done
+            # No OSD made (the race hit `ceph osd create`): only a new cluster helps.
+            [ -f "$CEPH_DIR/osd/osd.0/fsid" ] || return 1
+            say "the OSD is not up (try $try), starting it again"
+            ceph-osd -i 0 -c "$CEPH_CONF" >>"$WORK/logs/ceph-start.err" 2>&1 || true
+        done
+        osd_up
+    }
+    for attempt in 1 2 3; do
+        CEPH_DIR="$WORK/ceph$attempt"
+        start_ceph_once && break
+        say "Ceph did not come up (attempt $attempt of 3)"
+        stop_ceph
+        [ "$attempt" -lt 3 ] || exit 1
     done
-    osd_up || { say "the OSD did not come up"; exit 1; }
     ceph tell osd.0 config set memstore_device_bytes "$MEMSTORE_BYTES" >/dev/null 2>&1 || true
     # The gateway on RGW_PORT must be ours: another cluster's may have taken the port.
     rgw_ours() {
@@ -221,7 +234,8 @@ clean() {
 # start_ftpd METHOD: a fresh ftpdlib for METHOD (ftpdlib-s3, ftpdlib-disk, s3:NAME) on
 # SRV_PORT, its pid in SRV_PID.
 start_ftpd() {
-    local m=$1 log="$WORK/logs/$1-$(date +%s%N).log" args=()
+    local m=$1 log args=()
+    log="$WORK/logs/$1-$(date +%s%N).log"
     SRV_PORT="$(free_port)"
     case "$m" in
         ftpdlib-disk) args=(-d "$WORK/disk") ;;
@@ -294,7 +308,7 @@ single() {
                 fi
             done
             stop_server
-            [ "$m" = ftpdlib-disk ] && rm -f "$WORK/disk/"* || clean "ftp/"
+            if [ "$m" = ftpdlib-disk ]; then rm -f "$WORK/disk/"*; else clean "ftp/"; fi
             ;;
         rclone)
             for op in stor retr; do
@@ -324,7 +338,7 @@ single() {
                 if [ "$op" = retr ] && [ "$(stat -c %s "$file" 2>/dev/null)" != "$((SIZE_MB << 20))" ]; then out=""; fi
                 rm -f "$WORK/dl/$name"
                 if [ -n "$out" ]; then
-                    secs="$(sed 's/.*"seconds": *\([0-9.e-]*\).*/\1/' <<<"$out")"
+                    secs="$("$PYTHON" -c 'import json, sys; print(json.loads(sys.argv[1])["seconds"])' "$out")"
                     emit "{$base,\"op\":\"$op\",\"seconds\":$secs,\"mib_s\":$(awk -v s="$secs" -v m="$SIZE_MB" 'BEGIN{print m/s}')}"
                 else
                     emit "{$base,\"op\":\"$op\",\"error\":\"boto3 failed\"}"
@@ -354,7 +368,7 @@ conc() {
                 emit "{$base,\"op\":\"$op\",${out:1}"
             done
             stop_server
-            [ "$m" = ftpdlib-disk ] && rm -f "$WORK/disk/"* || clean "ftp/"
+            if [ "$m" = ftpdlib-disk ]; then rm -f "$WORK/disk/"*; else clean "ftp/"; fi
             ;;
         boto3)
             # The probe goes to an idle ftpdlib-s3: what this load does to any process.

@@ -14,7 +14,8 @@ Modes:
              With --probe-port, a probe session in a process of its own (so the GIL and
              the transfer threads do not delay it) sends NOOP every --probe-ms (50) ms
              while the transfers run: p50, p99 and max of its round trips (--probe-rt:
-             the probe under SCHED_FIFO). Also the server's reactor threads' time on a
+             the probe under SCHED_FIFO); and once a second it logs a new session in
+             and out (connect, USER, PASS, QUIT): p50 and max of those. Also the server's reactor threads' time on a
              CPU and waiting on a run queue (/proc/PID/task/TID/schedstat).
   boto3-conc --endpoint URL --bucket B --prefix PFX --op up|down -n N --size BYTES
              [--src FILE] [--dst DIR] [--probe-port P ...]
@@ -130,14 +131,23 @@ def cmd_probe(a):
     (or max_s passes); prints the round trips' summary."""
     ftp = benchlib.login(HOST, a.port, a.user, a.password, timeout=SOCK_TIMEOUT)
     print("ready", flush=True)
-    rtts = []
+    rtts, logins = [], []
     end = time.monotonic() + a.max_s
     step = a.probe_ms / 1000.0
     nxt = time.monotonic()
+    next_login = nxt + a.login_every
     while time.monotonic() < end:
         t0 = time.perf_counter()
         ftp.voidcmd("NOOP")
         rtts.append((time.perf_counter() - t0) * 1000.0)
+        if a.login_every and time.monotonic() >= next_login:
+            # A new session: connect, USER, PASS (the password check may queue on the
+            # server's worker pool), QUIT.
+            t0 = time.perf_counter()
+            benchlib.quit_or_close(
+                benchlib.login(HOST, a.port, a.user, a.password, timeout=SOCK_TIMEOUT))
+            logins.append((time.perf_counter() - t0) * 1000.0)
+            next_login = time.monotonic() + a.login_every
         nxt += step
         wait = max(0.0, nxt - time.monotonic())
         r, _, _ = select.select([sys.stdin], [], [], wait)
@@ -145,8 +155,10 @@ def cmd_probe(a):
             break
     benchlib.quit_or_close(ftp)
     v = sorted(rtts)
+    g = sorted(logins)
     benchlib.emit({"n": len(v), "p50_ms": pct(v, 50), "p99_ms": pct(v, 99),
-                   "max_ms": v[-1] if v else None})
+                   "max_ms": v[-1] if v else None, "logins": len(g),
+                   "login_p50_ms": pct(g, 50), "login_max_ms": g[-1] if g else None})
 
 
 class Probe:
@@ -385,6 +397,8 @@ def main():
     ftp_args(q)
     q.add_argument("--probe-ms", type=float, default=50.0)
     q.add_argument("--max-s", type=float, default=900.0)
+    q.add_argument("--login-every", type=float, default=1.0,
+                   help="seconds between the probe's fresh logins (0: none)")
 
     q = sub.add_parser("ftp-conc")
     ftp_args(q)

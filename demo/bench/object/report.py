@@ -158,6 +158,28 @@ w("")
 w("NOOP on the boto3 row: the probe against an idle ftpdlib while boto3 loads the machine, "
   "the delay the load alone adds. Max: the highest of all rounds; p50, p99: medians.")
 w("")
+
+
+def logins(m, op):
+    rs = [r["noop"] for r in ROWS if r.get("method") == m and r.get("wl") == "conc"
+          and r.get("op") == op and isinstance(r.get("noop"), dict)
+          and r["noop"].get("login_max_ms") is not None]
+    if not rs:
+        return "–"
+    return (f"{med([x['login_p50_ms'] for x in rs]):.1f} / "
+            f"**{max(x['login_max_ms'] for x in rs):.0f}** ({sum(x['logins'] for x in rs)})")
+
+
+if any(isinstance(r.get("noop"), dict) and r["noop"].get("logins") for r in ROWS):
+    w("A new session every second from the probe (connect, USER, PASS, QUIT), ms, p50 / max "
+      "(count):")
+    w("")
+    w("| column | during the uploads | during the downloads |")
+    w("| --- | --- | --- |")
+    for m in main + sweep:
+        if logins(m, "stor") != "–" or logins(m, "retr") != "–":
+            w(f"| {name(m)} | {logins(m, 'stor')} | {logins(m, 'retr')} |")
+    w("")
 w("| ratio | STOR | RETR |")
 w("| --- | --- | --- |")
 for a, ref, label in (("ftpdlib-s3", "direct", "ftpdlib → S3 / best direct"),
@@ -236,7 +258,6 @@ if sweep:
             y = get("ftpdlib-s3", wl, op, "mib_s", rnd)
             if x and y:
                 rs.append(x[0] / y[0])
-        v = get(m, wl, op, "mib_s")
         v = [r["mib_s"] for r in ROWS if r.get("method") == m and r.get("wl") == wl
              and r.get("op") == op and ok(r) and r["round"] in srounds]
         return f"{fmt(med(v))} (×{med(rs):.2f})" if v and rs else fmt(med(v))
