@@ -48,7 +48,8 @@
 #                 c1, c4 = --s3-concurrency; p5c1 = --s3-part-size 5M --s3-concurrency 1;
 #                 io16c4; rt = the defaults with the reactor thread and the NOOP probe
 #                 under SCHED_FIFO, chrt -f 10: the NOOP delay that is not waiting for a
-#                 CPU); SWEEP="" skips it
+#                 CPU); SWEEP="" skips it. A name starting with rt gets SCHED_FIFO too; a
+#                 flag @NAME=VALUE goes into the server's environment instead
 #   FTPDLIB_BIN   server binary (default: cargo build --release -p ftpdlib-daemon
 #                 --features opendal)
 #   CEPH_START    start-ceph.sh (default: shared/tools/start-ceph.sh beside the repository,
@@ -234,7 +235,7 @@ clean() {
 # start_ftpd METHOD: a fresh ftpdlib for METHOD (ftpdlib-s3, ftpdlib-disk, s3:NAME) on
 # SRV_PORT, its pid in SRV_PID.
 start_ftpd() {
-    local m=$1 log args=()
+    local m=$1 log args=() senv=()
     log="$WORK/logs/$1-$(date +%s%N).log"
     SRV_PORT="$(free_port)"
     case "$m" in
@@ -243,15 +244,20 @@ start_ftpd() {
         s3:*)
             local flags
             flags="$(sweep_flags "${m#s3:}")"
+            local f
             read -r -a extra <<<"${flags//,/ }"
-            args=(--storage "s3://$BUCKET/ftp" --s3-endpoint "$S3_ENDPOINT" "${extra[@]}") ;;
+            args=(--storage "s3://$BUCKET/ftp" --s3-endpoint "$S3_ENDPOINT")
+            for f in "${extra[@]}"; do
+                # @NAME=VALUE: the server's environment (MALLOC_ARENA_MAX=2, ...).
+                if [ "${f:0:1}" = @ ]; then senv+=("${f:1}"); else args+=("$f"); fi
+            done ;;
         *) say "unknown method $m"; exit 2 ;;
     esac
-    setsid "$FTPDLIB_BIN" -i "$HOST" -p "$SRV_PORT" -w -u "$USER_NAME" -P "$USER_PASS" \
-        --max-cons 0 --max-cons-per-ip 0 "${args[@]}" >"$log" 2>&1 &
+    setsid env "${senv[@]}" "$FTPDLIB_BIN" -i "$HOST" -p "$SRV_PORT" -w -u "$USER_NAME" \
+        -P "$USER_PASS" --max-cons 0 --max-cons-per-ip 0 "${args[@]}" >"$log" 2>&1 &
     track_started "$m" "$SRV_PORT" "$log" 30
     PROBE_RT=()
-    if [ "$m" = s3:rt ]; then
+    if [[ "$m" == s3:rt* ]]; then
         # The diagnostic column: the reactor thread(s) and the probe under SCHED_FIFO, so
         # that neither waits for a CPU behind the gateway and the clients; the NOOP delay
         # left is the reactor's own.

@@ -90,6 +90,9 @@ NAMES = {
 def name(m):
     if m == "s3:rt":
         return "ftpdlib → S3 (defaults), reactor + probe SCHED_FIFO"
+    if m.startswith("s3:rt"):
+        return (f"ftpdlib → S3, `{SWEEP_FLAGS.get(m[3:], '').replace(',', ' ')}`, "
+                "reactor + probe SCHED_FIFO")
     if m.startswith("s3:"):
         return f"ftpdlib → S3, `{SWEEP_FLAGS.get(m[3:], '').replace(',', ' ')}`"
     return NAMES.get(m, m)
