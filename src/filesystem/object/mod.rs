@@ -157,6 +157,9 @@ struct Inner {
     settings: ObjectSettings,
     /// What logs and hooks call the store's root (`s3://bucket/prefix`).
     name: String,
+    /// Bytes the operator's root adds in front of every key (`site1/`: 6), which count
+    /// towards [`MAX_KEY`] too.
+    root_len: usize,
 }
 
 impl fmt::Debug for ObjectStore {
@@ -238,12 +241,14 @@ impl ObjectStore {
                     .with_min_delay(Duration::from_millis(100))
                     .with_max_delay(Duration::from_secs(1)),
             );
+        let root_len = op.info().root().trim_start_matches('/').len();
         Ok(ObjectStore {
             inner: Arc::new(Inner {
                 op,
                 runtime,
                 settings,
                 name,
+                root_len,
             }),
         })
     }
