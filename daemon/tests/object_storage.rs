@@ -291,7 +291,7 @@ fn ftp_commands_over_objects() {
 
 /// A transfer command refused before its data connection is used: PASV, connect, the
 /// command, `code`.
-fn refused_transfer(s: &mut Client, line: &str, code: u16) {
+fn refused_transfer(s: &mut Client, line: impl AsRef<[u8]>, code: u16) {
     let addr = s.pasv();
     let _data = TcpStream::connect(addr).unwrap();
     s.cmd(line, code);
@@ -364,6 +364,54 @@ fn listings_page_through_the_bucket() {
         list[0].ends_with(" z.txt") && list[0].contains(" 4 "),
         "{list:?}"
     );
+}
+
+/// Names the store would not keep as given are refused with 553 rather than stored under
+/// another name or answered as an outage: white space at either end (OpenDAL trims it, so
+/// `a ` would be the object `a`), a NUL, and a key over 1024 bytes once the store's root
+/// is counted. Keys another S3 client wrote with `//`, `.` or `..` parts list no `.` or
+/// `..` entries.
+#[test]
+fn names_the_store_would_change_are_refused_and_odd_keys_list_cleanly() {
+    if !ready() {
+        return;
+    }
+    let c = ceph::shared();
+    let bucket = c.bucket("oddnames");
+    for key in ["site/a//b", "site/./y", "site/../x", "site/ok"] {
+        c.put(&bucket, key, b"k");
+    }
+    let (_d, port) = serve(c, &bucket, "site", &[]);
+    let mut s = login(port);
+    s.cmd("TYPE I", 200);
+
+    let mut names = list_names(&mut s, "NLST");
+    names.sort();
+    assert_eq!(names, ["a", "ok"]);
+    let mlsd = list_names(&mut s, "MLSD");
+    assert_eq!(mlsd.len(), 2, "{mlsd:?}");
+
+    refused_transfer(&mut s, "STOR trail ", 553);
+    refused_transfer(&mut s, "STOR \tlead", 553);
+    refused_transfer(&mut s, b"STOR nul\0x", 553);
+    s.cmd("MKD dir ", 553);
+    // "site/" + name + a marker's "/" is 1024 bytes at most.
+    let longest = "n".repeat(1024 - 5 - 1);
+    s.stor(&format!("STOR {longest}"), b"fits");
+    refused_transfer(&mut s, &format!("STOR {longest}n"), 553);
+    s.cmd(format!("MKD {longest}n"), 553);
+    s.cmd("NOOP", 200);
+    let mut keys: Vec<String> = c.list(&bucket, "site/").into_iter().map(|k| k.0).collect();
+    keys.sort();
+    let mut want = [
+        "site/../x".to_string(),
+        "site/./y".to_string(),
+        "site/a//b".to_string(),
+        "site/ok".to_string(),
+        format!("site/{longest}"),
+    ];
+    want.sort();
+    assert_eq!(keys, want);
 }
 
 /// The lines of a listing command over PASV.

@@ -64,8 +64,11 @@ impl ObjectDir {
         for e in entries {
             let path = e.path().trim_start_matches('/');
             let name = path.strip_prefix(dir).unwrap_or(path).trim_end_matches('/');
-            if name.is_empty() {
-                // The directory's own marker.
+            if name.is_empty() || name == "." || name == ".." {
+                // The directory's own marker; or keys another S3 client wrote with an
+                // empty, `.` or `..` part (`a//b`, `a/./b`), which no FTP path reaches
+                // and which would read as this directory or its parent (a mirroring
+                // client would walk into them again).
                 continue;
             }
             let m = e.metadata();
