@@ -581,6 +581,20 @@ fn a_store_that_refuses_stops_the_start() {
         "2",
     ]);
     assert!(err.contains("can't use the object store"), "{err}");
+    // With credentials, so that the request is made: why it failed, not only that it did.
+    let err = start(&[
+        "--storage",
+        &url,
+        "--s3-endpoint",
+        &format!("http://127.0.0.1:{}", free_port()),
+        "--s3-access-key-id",
+        &c.access_key,
+        "--s3-secret-access-key",
+        &c.secret_key,
+        "--s3-timeout",
+        "2",
+    ]);
+    assert!(err.contains("Connection refused"), "{err}");
     let err = start(&["--storage", "http://bucket"]);
     assert!(err.contains("s3://"), "{err}");
 }

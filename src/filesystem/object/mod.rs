@@ -264,7 +264,7 @@ impl ObjectStore {
             let mut l = op.lister_with("/").limit(1).await?;
             l.next().await.transpose().map(|_| ())
         })
-        .map_err(|e| io::Error::other(format!("{}: {e}", self.inner.name)))
+        .map_err(|e| io::Error::other(format!("{}: {}", self.inner.name, with_causes(&e))))
     }
 
     /// The storage of one home: everything under the home's path as a prefix (`/` is the
@@ -301,6 +301,23 @@ impl ObjectStore {
     }
 }
 
+/// The error and the causes beneath it: opendal's text names only the first
+/// ("error sending request"), not why (a refused connection, TLS spoken to a plain HTTP
+/// port), which is what a wrong endpoint needs to say.
+fn with_causes(e: &opendal::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// An opendal error as an `io::Error` the session answers well (see the module docs).
 fn io_error(e: opendal::Error) -> io::Error {
     let kind = match e.kind() {
@@ -312,7 +329,7 @@ fn io_error(e: opendal::Error) -> io::Error {
         ErrorKind::Unsupported => io::ErrorKind::Unsupported,
         ErrorKind::RangeNotSatisfied => io::ErrorKind::InvalidInput,
         _ => {
-            log::warn!(target: crate::logger::LOG, "object store: {e}");
+            log::warn!(target: crate::logger::LOG, "object store: {}", with_causes(&e));
             return io::Error::new(io::ErrorKind::TimedOut, "Storage service unavailable");
         }
     };
