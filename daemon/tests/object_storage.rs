@@ -472,6 +472,54 @@ fn an_unfinished_upload_leaves_nothing() {
     assert!(c.list(&bucket, "").is_empty());
 }
 
+/// SIGTERM with an upload under way: the shutdown cuts it, and the process aborts its
+/// multipart upload before it exits, so no parts stay stored (without waiting, the exit
+/// ended the store's runtime before the abort was sent).
+#[test]
+fn a_shutdown_aborts_the_uploads_it_cuts() {
+    if !ready() {
+        return;
+    }
+    let c = ceph::shared();
+    let bucket = c.bucket("shutdown");
+    let (mut d, port) = serve(c, &bucket, "", &["--shutdown-grace", "1"]);
+    let mut s = login(port);
+    s.cmd("TYPE I", 200);
+    let addr = s.pasv();
+    let mut data = TcpStream::connect(addr).unwrap();
+    s.send("STOR cut.bin");
+    let r = s.read_reply();
+    assert!(r.code == 150 || r.code == 125, "{:?}", r.lines);
+    let chunk = random_bytes(1 << 20, 5);
+    for _ in 0..24 {
+        data.write_all(&chunk).unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(20), || !c
+        .uploads(&bucket)
+        .is_empty()));
+    // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
+    assert_eq!(
+        unsafe { libc::kill(d.0.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let end = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = d.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < end, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    // Read at once: the exit comes after the abort, not before.
+    assert!(
+        c.uploads(&bucket).is_empty(),
+        "multipart uploads left: {:?}",
+        c.uploads(&bucket)
+    );
+    assert!(c.list(&bucket, "").is_empty());
+}
+
 /// The gateway stops: each command that needs it gets 451 within the timeout and the
 /// session goes on (NOOP, PWD still answer); when it comes back, the same session works.
 #[test]

@@ -257,6 +257,9 @@ impl Filesystem for ObjectFilesystem {
         self.check_parent(&key)?;
         let s = self.store.inner.settings;
         let op = self.op().clone();
+        // Counted from before the upload is created, so that one being created is waited
+        // for too.
+        let open = self.store.open_upload();
         let writer = self
             .store
             .block_on(async move {
@@ -269,6 +272,7 @@ impl Filesystem for ObjectFilesystem {
         Ok(Box::new(ObjectWriter {
             store: self.store.clone(),
             writer: Some(writer),
+            open: Some(open),
         }))
     }
 

@@ -38,8 +38,9 @@ mod streams;
 use std::fmt;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use opendal::layers::{RetryLayer, TimeoutLayer};
@@ -160,6 +161,25 @@ struct Inner {
     /// Bytes the operator's root adds in front of every key (`site1/`: 6), which count
     /// towards [`MAX_KEY`] too.
     root_len: usize,
+    /// Uploads begun and neither completed nor aborted yet (see [`ObjectStore::settle`]).
+    uploads: Arc<AtomicUsize>,
+}
+
+/// One upload counted in [`Inner::uploads`] until dropped: when it completes, or when
+/// its abort has run (or been dropped with the runtime).
+pub(super) struct OpenUpload(Arc<AtomicUsize>);
+
+impl OpenUpload {
+    fn new(count: &Arc<AtomicUsize>) -> OpenUpload {
+        count.fetch_add(1, Ordering::SeqCst);
+        OpenUpload(Arc::clone(count))
+    }
+}
+
+impl Drop for OpenUpload {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl fmt::Debug for ObjectStore {
@@ -249,6 +269,7 @@ impl ObjectStore {
                 settings,
                 name,
                 root_len,
+                uploads: Arc::new(AtomicUsize::new(0)),
             }),
         })
     }
@@ -265,6 +286,29 @@ impl ObjectStore {
             l.next().await.transpose().map(|_| ())
         })
         .map_err(|e| io::Error::other(format!("{}: {}", self.inner.name, with_causes(&e))))
+    }
+
+    /// Waits, `limit` at most, until no upload is left open: uploads dropped unfinished
+    /// (ABOR, a lost connection, sessions cut at shutdown) are aborted on the store's
+    /// runtime, which a process that exits right after its server stops would end before
+    /// the AbortMultipartUpload is sent, leaving the parts stored. Call it once the server
+    /// has stopped. Returns whether every upload was completed or aborted.
+    pub fn settle(&self, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        loop {
+            if self.inner.uploads.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// An upload begins: counted until the guard is dropped.
+    pub(super) fn open_upload(&self) -> OpenUpload {
+        OpenUpload::new(&self.inner.uploads)
     }
 
     /// The storage of one home: everything under the home's path as a prefix (`/` is the

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use opendal::Buffer;
 
 use super::files::{dir_stat, file_stat, secs};
-use super::{io_error, ObjectStore};
+use super::{io_error, ObjectStore, OpenUpload};
 use crate::filesystem::{DirEntry, DirStream, FileReader, FileWriter, StatMode};
 
 /// A listing being read a page at a time.
@@ -140,6 +140,8 @@ pub(super) struct ObjectWriter {
     pub(super) store: ObjectStore,
     /// `None` once finished.
     pub(super) writer: Option<opendal::Writer>,
+    /// Counts the upload as open until it is completed or aborted.
+    pub(super) open: Option<OpenUpload>,
 }
 
 impl fmt::Debug for ObjectWriter {
@@ -179,6 +181,7 @@ impl FileWriter for ObjectWriter {
             }
             r
         });
+        self.open = None;
         result.map(|_| ()).map_err(io_error)
     }
 
@@ -192,10 +195,13 @@ impl Drop for ObjectWriter {
         // Unfinished: abort the upload so no part stays stored. Dropped anywhere (the
         // reactor thread too), so the abort runs on the store's runtime, not here.
         if let Some(mut w) = self.writer.take() {
+            // Open until the abort has run (ObjectStore::settle waits for it).
+            let open = self.open.take();
             self.store.inner.runtime.spawn(async move {
                 if let Err(e) = w.abort().await {
                     log::warn!(target: crate::logger::LOG, "object store: abort: {e}");
                 }
+                drop(open);
             });
         }
     }
