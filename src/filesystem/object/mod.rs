@@ -28,7 +28,8 @@
 //!   settable modification time. A server on objects should also leave MFMT out of FEAT
 //!   ([`Config::disabled_commands`](crate::Config::disabled_commands)), as the daemon does.
 //! - Names the store cannot hold are refused with 553: names that are not UTF-8 (object
-//!   keys are), and keys over 1024 bytes.
+//!   keys are), keys over 1024 bytes (the store's root included), and paths OpenDAL would
+//!   change (white space at either end, which it trims) or S3 refuses (a NUL).
 //! - The store unreachable or failing (a gateway down, a timeout): `TimedOut`, which the
 //!   session answers with 451 and goes on.
 
