@@ -281,7 +281,7 @@ fn ftp_commands_over_objects() {
 
     // Names the store can't hold: 553. A key is at most 1024 bytes and UTF-8.
     let long = "n".repeat(1100);
-    refused_transfer(&mut s, &format!("STOR {long}"), 553);
+    refused_transfer(&mut s, format!("STOR {long}"), 553);
     s.cmd(format!("MKD {long}"), 553);
     s.send_raw(b"MKD bad\xff\xfename\r\n");
     s.expect(553);
@@ -397,8 +397,8 @@ fn names_the_store_would_change_are_refused_and_odd_keys_list_cleanly() {
     s.cmd("MKD dir ", 553);
     // "site/" + name + a marker's "/" is 1024 bytes at most.
     let longest = "n".repeat(1024 - 5 - 1);
-    s.stor(&format!("STOR {longest}"), b"fits");
-    refused_transfer(&mut s, &format!("STOR {longest}n"), 553);
+    s.stor(format!("STOR {longest}"), b"fits");
+    refused_transfer(&mut s, format!("STOR {longest}n"), 553);
     s.cmd(format!("MKD {longest}n"), 553);
     s.cmd("NOOP", 200);
     let mut keys: Vec<String> = c.list(&bucket, "site/").into_iter().map(|k| k.0).collect();
