@@ -751,6 +751,11 @@ fn proxy_protocol(
 
 /// The rules that span several flags.
 fn check(o: &Options, tls: bool) -> Result<(), String> {
+    if o.memory && crate::storage::is_object(&o.storage) {
+        // Both replace the disk; the memory would win, silently, under a start-up line
+        // that names the object store.
+        return Err("--memory and --storage can't be combined".to_string());
+    }
     if o.username.is_some() != o.password.is_some() {
         return Err("--username and --password go together".to_string());
     }

@@ -71,8 +71,9 @@ fn run(o: Options, args: Vec<std::ffi::OsString>) -> Result<(), String> {
     let mut who = Vec::new();
     let mut config = session_config(&o, &dir, &mut who)?;
     config.io_threads = o.io_threads;
-    if let Some(url) = storage::install(&o.storage, &mut config)? {
-        who.push(format!("object store {url}"));
+    let store = storage::install(&o.storage, &mut config)?;
+    if let Some(s) = &store {
+        who.push(format!("object store {}", s.url));
     }
     if o.memory {
         let store = ftpdlib::MemoryStore::new();
@@ -200,7 +201,11 @@ fn run(o: Options, args: Vec<std::ffi::OsString>) -> Result<(), String> {
             .map_or_else(|| "any".to_string(), |(a, b)| format!("{a}->{b}"))
     );
     let health = o.metrics.is_some().then_some(health);
-    serve(server, signals, o, &dir, args, health)
+    let served = serve(server, signals, o, &dir, args, health);
+    if let Some(s) = store {
+        (s.settle)();
+    }
+    served
 }
 
 /// The session settings of the options: the authorizer, the TLS certificate, the limits

@@ -77,15 +77,24 @@ pub(crate) const KEYS: [&str; 9] = [
     "s3-virtual-host-style",
 ];
 
+/// An object store put behind the sessions.
+pub(crate) struct Installed {
+    /// What the start-up line says it serves.
+    pub(crate) url: String,
+    /// Run once the server has stopped: waits (bounded) for the aborts of the uploads the
+    /// shutdown cut, which the exit would otherwise end before they reach the store.
+    pub(crate) settle: Box<dyn FnOnce()>,
+}
+
 /// Puts the object store behind `config` when `--storage` asks for one, after checking
 /// that it answers (a wrong bucket, endpoint or key stops the start with the service's
-/// message). Returns what the start-up line says it serves.
+/// message).
 ///
 /// # Errors
 /// A URL that is not `s3://`, a build without the `opendal` feature, a store that does not
 /// answer or refuses the credentials.
 #[cfg(feature = "opendal")]
-pub(crate) fn install(a: &StorageArgs, config: &mut Config) -> Result<Option<String>, String> {
+pub(crate) fn install(a: &StorageArgs, config: &mut Config) -> Result<Option<Installed>, String> {
     use ftpdlib::{ObjectSettings, ObjectStore, S3Settings};
 
     let Some(url) = &a.storage else {
@@ -119,7 +128,20 @@ pub(crate) fn install(a: &StorageArgs, config: &mut Config) -> Result<Option<Str
         // storage").
         config.io_threads = IO_THREADS;
     }
-    Ok(Some(url.clone()))
+    let limit = settings.timeout;
+    let settle = Box::new(move || {
+        if !store.settle(limit) {
+            log::warn!(
+                target: ftpdlib::logger::LOG,
+                "object store: uploads still being aborted at exit; their parts stay \
+                 stored until the bucket's lifecycle rule removes them"
+            );
+        }
+    });
+    Ok(Some(Installed {
+        url: url.clone(),
+        settle,
+    }))
 }
 
 /// Without the `opendal` feature: `--storage` is refused with the reason.
@@ -127,7 +149,7 @@ pub(crate) fn install(a: &StorageArgs, config: &mut Config) -> Result<Option<Str
 /// # Errors
 /// Whenever `--storage` is given.
 #[cfg(not(feature = "opendal"))]
-pub(crate) fn install(a: &StorageArgs, _: &mut Config) -> Result<Option<String>, String> {
+pub(crate) fn install(a: &StorageArgs, _: &mut Config) -> Result<Option<Installed>, String> {
     match &a.storage {
         None => Ok(None),
         Some(url) => Err(format!(

@@ -289,7 +289,7 @@ fn ftp_commands_over_objects() {
 
     // Names the store can't hold: 553. A key is at most 1024 bytes and UTF-8.
     let long = "n".repeat(1100);
-    refused_transfer(&mut s, &format!("STOR {long}"), 553);
+    refused_transfer(&mut s, format!("STOR {long}"), 553);
     s.cmd(format!("MKD {long}"), 553);
     s.send_raw(b"MKD bad\xff\xfename\r\n");
     s.expect(553);
@@ -299,7 +299,7 @@ fn ftp_commands_over_objects() {
 
 /// A transfer command refused before its data connection is used: PASV, connect, the
 /// command, `code`.
-fn refused_transfer(s: &mut Client, line: &str, code: u16) {
+fn refused_transfer(s: &mut Client, line: impl AsRef<[u8]>, code: u16) {
     let addr = s.pasv();
     let _data = TcpStream::connect(addr).unwrap();
     s.cmd(line, code);
@@ -374,6 +374,54 @@ fn listings_page_through_the_bucket() {
     );
 }
 
+/// Names the store would not keep as given are refused with 553 rather than stored under
+/// another name or answered as an outage: white space at either end (OpenDAL trims it, so
+/// `a ` would be the object `a`), a NUL, and a key over 1024 bytes once the store's root
+/// is counted. Keys another S3 client wrote with `//`, `.` or `..` parts list no `.` or
+/// `..` entries.
+#[test]
+fn names_the_store_would_change_are_refused_and_odd_keys_list_cleanly() {
+    if !ready() {
+        return;
+    }
+    let c = ceph::shared();
+    let bucket = c.bucket("oddnames");
+    for key in ["site/a//b", "site/./y", "site/../x", "site/ok"] {
+        c.put(&bucket, key, b"k");
+    }
+    let (_d, port) = serve(c, &bucket, "site", &[]);
+    let mut s = login(port);
+    s.cmd("TYPE I", 200);
+
+    let mut names = list_names(&mut s, "NLST");
+    names.sort();
+    assert_eq!(names, ["a", "ok"]);
+    let mlsd = list_names(&mut s, "MLSD");
+    assert_eq!(mlsd.len(), 2, "{mlsd:?}");
+
+    refused_transfer(&mut s, "STOR trail ", 553);
+    refused_transfer(&mut s, "STOR \tlead", 553);
+    refused_transfer(&mut s, b"STOR nul\0x", 553);
+    s.cmd("MKD dir ", 553);
+    // "site/" + name + a marker's "/" is 1024 bytes at most.
+    let longest = "n".repeat(1024 - 5 - 1);
+    s.stor(format!("STOR {longest}"), b"fits");
+    refused_transfer(&mut s, format!("STOR {longest}n"), 553);
+    s.cmd(format!("MKD {longest}n"), 553);
+    s.cmd("NOOP", 200);
+    let mut keys: Vec<String> = c.list(&bucket, "site/").into_iter().map(|k| k.0).collect();
+    keys.sort();
+    let mut want = [
+        "site/../x".to_string(),
+        "site/./y".to_string(),
+        "site/a//b".to_string(),
+        "site/ok".to_string(),
+        format!("site/{longest}"),
+    ];
+    want.sort();
+    assert_eq!(keys, want);
+}
+
 /// The lines of a listing command over PASV.
 fn list_names(s: &mut Client, line: &str) -> Vec<String> {
     let addr = s.pasv();
@@ -425,6 +473,54 @@ fn an_unfinished_upload_leaves_nothing() {
         );
         assert!(c.get(&bucket, &format!("{how}.bin")).is_none(), "{how}");
     }
+    assert!(c.list(&bucket, "").is_empty());
+}
+
+/// SIGTERM with an upload under way: the shutdown cuts it, and the process aborts its
+/// multipart upload before it exits, so no parts stay stored (without waiting, the exit
+/// ended the store's runtime before the abort was sent).
+#[test]
+fn a_shutdown_aborts_the_uploads_it_cuts() {
+    if !ready() {
+        return;
+    }
+    let c = ceph::shared();
+    let bucket = c.bucket("shutdown");
+    let (mut d, port) = serve(c, &bucket, "", &["--shutdown-grace", "1"]);
+    let mut s = login(port);
+    s.cmd("TYPE I", 200);
+    let addr = s.pasv();
+    let mut data = TcpStream::connect(addr).unwrap();
+    s.send("STOR cut.bin");
+    let r = s.read_reply();
+    assert!(r.code == 150 || r.code == 125, "{:?}", r.lines);
+    let chunk = random_bytes(1 << 20, 5);
+    for _ in 0..24 {
+        data.write_all(&chunk).unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(20), || !c
+        .uploads(&bucket)
+        .is_empty()));
+    // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
+    assert_eq!(
+        unsafe { libc::kill(d.0.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let end = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = d.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < end, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    // Read at once: the exit comes after the abort, not before.
+    assert!(
+        c.uploads(&bucket).is_empty(),
+        "multipart uploads left: {:?}",
+        c.uploads(&bucket)
+    );
     assert!(c.list(&bucket, "").is_empty());
 }
 
@@ -537,6 +633,20 @@ fn a_store_that_refuses_stops_the_start() {
         "2",
     ]);
     assert!(err.contains("can't use the object store"), "{err}");
+    // With credentials, so that the request is made: why it failed, not only that it did.
+    let err = start(&[
+        "--storage",
+        &url,
+        "--s3-endpoint",
+        &format!("http://127.0.0.1:{}", free_port()),
+        "--s3-access-key-id",
+        &c.access_key,
+        "--s3-secret-access-key",
+        &c.secret_key,
+        "--s3-timeout",
+        "2",
+    ]);
+    assert!(err.contains("Connection refused"), "{err}");
     let err = start(&["--storage", "http://bucket"]);
     assert!(err.contains("s3://"), "{err}");
 }

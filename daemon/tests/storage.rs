@@ -62,3 +62,20 @@ print("ok")
     let out = run(Command::new("python3").arg("-c").arg(&script));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
+
+/// `--memory` and `--storage` both replace the disk: refused together, whichever way they
+/// come, before any store is reached (the memory used to win, silently, under a start-up
+/// line naming the object store, and the files were lost at exit).
+#[test]
+fn memory_and_an_object_store_are_refused_together() {
+    let err = fails(&["--memory", "--storage", "s3://bucket/prefix", "-p", "0"]);
+    assert!(err.contains("--memory and --storage"), "{err}");
+    let err = ftpdlib()
+        .args(["--memory", "-p", "0"])
+        .env("FTPDLIB_STORAGE", "s3://bucket/prefix")
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    let err = String::from_utf8_lossy(&err.stderr);
+    assert!(err.contains("--memory and --storage"), "{err}");
+}

@@ -79,8 +79,8 @@ impl ObjectFilesystem {
     /// The object key of a virtual path (no leading `/`; the home's own key for the home).
     ///
     /// # Errors
-    /// 553 material: a name that is not UTF-8 (`EILSEQ`) or a key over 1024 bytes
-    /// (`ENAMETOOLONG`).
+    /// 553 material: a name that is not UTF-8 or that the store would not keep as given
+    /// (`EILSEQ`), or a key over 1024 bytes with the store's root (`ENAMETOOLONG`).
     fn key(&self, path: &Path) -> io::Result<String> {
         let rel = VirtualPath::new(path).relative();
         let rel =
@@ -90,8 +90,14 @@ impl ObjectFilesystem {
             (false, true) => self.prefix.clone(),
             (false, false) => format!("{}/{rel}", self.prefix),
         };
-        // A directory's marker adds a '/'.
-        if key.len() + 1 > MAX_KEY {
+        // OpenDAL trims white space off both ends of every path, so `a ` would be stored,
+        // read and deleted as the object `a`, another name's; and S3 services refuse a NUL
+        // in a key (Ceph's gateway with a 400 that reads like an outage, 451).
+        if key.trim() != key || key.contains('\0') {
+            return Err(io::Error::from_raw_os_error(libc::EILSEQ));
+        }
+        // The store's root is part of the key S3 sees; a directory's marker adds a '/'.
+        if self.store.inner.root_len + key.len() + 1 > MAX_KEY {
             return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
         }
         Ok(key)
@@ -251,6 +257,9 @@ impl Filesystem for ObjectFilesystem {
         self.check_parent(&key)?;
         let s = self.store.inner.settings;
         let op = self.op().clone();
+        // Counted from before the upload is created, so that one being created is waited
+        // for too.
+        let open = self.store.open_upload();
         let writer = self
             .store
             .block_on(async move {
@@ -263,6 +272,7 @@ impl Filesystem for ObjectFilesystem {
         Ok(Box::new(ObjectWriter {
             store: self.store.clone(),
             writer: Some(writer),
+            open: Some(open),
         }))
     }
 
@@ -374,5 +384,69 @@ impl Filesystem for ObjectFilesystem {
             }
         }
         PathBuf::from(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filesystem::object::{ObjectSettings, S3Settings};
+
+    /// A store under `s3://b/site1`; nothing is sent to its endpoint by `key`.
+    fn store() -> ObjectStore {
+        let s3 = S3Settings {
+            endpoint: Some("http://127.0.0.1:9".into()),
+            ..S3Settings::from_url("s3://b/site1").unwrap()
+        };
+        ObjectStore::s3(&s3, ObjectSettings::default()).unwrap()
+    }
+
+    fn errno(r: io::Result<String>) -> Option<i32> {
+        r.err().and_then(|e| e.raw_os_error())
+    }
+
+    #[test]
+    fn keys_are_the_prefix_and_the_path() {
+        let alice = store().filesystem(Path::new("/alice"));
+        assert_eq!(alice.key(Path::new("/")).unwrap(), "alice");
+        assert_eq!(
+            alice.key(Path::new("/a b/c.txt")).unwrap(),
+            "alice/a b/c.txt"
+        );
+        assert_eq!(alice.key(Path::new("/ lead")).unwrap(), "alice/ lead");
+        let root = store().filesystem(Path::new("/"));
+        assert_eq!(root.key(Path::new("/")).unwrap(), "");
+        assert_eq!(root.key(Path::new("/x")).unwrap(), "x");
+    }
+
+    #[test]
+    fn names_the_store_would_change_are_refused() {
+        let alice = store().filesystem(Path::new("/alice"));
+        let root = store().filesystem(Path::new("/"));
+        for (fs, name) in [
+            (&alice, "/trail "),
+            (&alice, "/tab\t"),
+            (&alice, "/nbsp\u{a0}"),
+            (&alice, "/dir/vt\u{b}"),
+            (&alice, "/ "),
+            (&root, "/ lead"),
+            (&alice, "/nul\0x"),
+        ] {
+            assert_eq!(
+                errno(fs.key(Path::new(name))),
+                Some(libc::EILSEQ),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_longest_key_counts_the_store_root() {
+        // "site1/" + "alice/" + name + a marker's "/" <= 1024.
+        let alice = store().filesystem(Path::new("/alice"));
+        let longest = format!("/{}", "n".repeat(MAX_KEY - 6 - 6 - 1));
+        assert!(alice.key(Path::new(&longest)).is_ok());
+        let over = format!("{longest}n");
+        assert_eq!(errno(alice.key(Path::new(&over))), Some(libc::ENAMETOOLONG));
     }
 }

@@ -28,7 +28,8 @@
 //!   settable modification time. A server on objects should also leave MFMT out of FEAT
 //!   ([`Config::disabled_commands`](crate::Config::disabled_commands)), as the daemon does.
 //! - Names the store cannot hold are refused with 553: names that are not UTF-8 (object
-//!   keys are), and keys over 1024 bytes.
+//!   keys are), keys over 1024 bytes (the store's root included), and paths OpenDAL would
+//!   change (white space at either end, which it trims) or S3 refuses (a NUL).
 //! - The store unreachable or failing (a gateway down, a timeout): `TimedOut`, which the
 //!   session answers with 451 and goes on.
 
@@ -38,8 +39,9 @@ mod streams;
 use std::fmt;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use opendal::layers::{RetryLayer, TimeoutLayer};
@@ -157,6 +159,28 @@ struct Inner {
     settings: ObjectSettings,
     /// What logs and hooks call the store's root (`s3://bucket/prefix`).
     name: String,
+    /// Bytes the operator's root adds in front of every key (`site1/`: 6), which count
+    /// towards [`MAX_KEY`] too.
+    root_len: usize,
+    /// Uploads begun and neither completed nor aborted yet (see [`ObjectStore::settle`]).
+    uploads: Arc<AtomicUsize>,
+}
+
+/// One upload counted in [`Inner::uploads`] until dropped: when it completes, or when
+/// its abort has run (or been dropped with the runtime).
+pub(super) struct OpenUpload(Arc<AtomicUsize>);
+
+impl OpenUpload {
+    fn new(count: &Arc<AtomicUsize>) -> OpenUpload {
+        count.fetch_add(1, Ordering::SeqCst);
+        OpenUpload(Arc::clone(count))
+    }
+}
+
+impl Drop for OpenUpload {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl fmt::Debug for ObjectStore {
@@ -238,12 +262,15 @@ impl ObjectStore {
                     .with_min_delay(Duration::from_millis(100))
                     .with_max_delay(Duration::from_secs(1)),
             );
+        let root_len = op.info().root().trim_start_matches('/').len();
         Ok(ObjectStore {
             inner: Arc::new(Inner {
                 op,
                 runtime,
                 settings,
                 name,
+                root_len,
+                uploads: Arc::new(AtomicUsize::new(0)),
             }),
         })
     }
@@ -259,7 +286,30 @@ impl ObjectStore {
             let mut l = op.lister_with("/").limit(1).await?;
             l.next().await.transpose().map(|_| ())
         })
-        .map_err(|e| io::Error::other(format!("{}: {e}", self.inner.name)))
+        .map_err(|e| io::Error::other(format!("{}: {}", self.inner.name, with_causes(&e))))
+    }
+
+    /// Waits, `limit` at most, until no upload is left open: uploads dropped unfinished
+    /// (ABOR, a lost connection, sessions cut at shutdown) are aborted on the store's
+    /// runtime, which a process that exits right after its server stops would end before
+    /// the AbortMultipartUpload is sent, leaving the parts stored. Call it once the server
+    /// has stopped. Returns whether every upload was completed or aborted.
+    pub fn settle(&self, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        loop {
+            if self.inner.uploads.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// An upload begins: counted until the guard is dropped.
+    pub(super) fn open_upload(&self) -> OpenUpload {
+        OpenUpload::new(&self.inner.uploads)
     }
 
     /// The storage of one home: everything under the home's path as a prefix (`/` is the
@@ -296,6 +346,23 @@ impl ObjectStore {
     }
 }
 
+/// The error and the causes beneath it: opendal's text names only the first
+/// ("error sending request"), not why (a refused connection, TLS spoken to a plain HTTP
+/// port), which is what a wrong endpoint needs to say.
+fn with_causes(e: &opendal::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// An opendal error as an `io::Error` the session answers well (see the module docs).
 fn io_error(e: opendal::Error) -> io::Error {
     let kind = match e.kind() {
@@ -307,7 +374,7 @@ fn io_error(e: opendal::Error) -> io::Error {
         ErrorKind::Unsupported => io::ErrorKind::Unsupported,
         ErrorKind::RangeNotSatisfied => io::ErrorKind::InvalidInput,
         _ => {
-            log::warn!(target: crate::logger::LOG, "object store: {e}");
+            log::warn!(target: crate::logger::LOG, "object store: {}", with_causes(&e));
             return io::Error::new(io::ErrorKind::TimedOut, "Storage service unavailable");
         }
     };

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use opendal::Buffer;
 
 use super::files::{dir_stat, file_stat, secs};
-use super::{io_error, ObjectStore};
+use super::{io_error, ObjectStore, OpenUpload};
 use crate::filesystem::{DirEntry, DirStream, FileReader, FileWriter, StatMode};
 
 /// A listing being read a page at a time.
@@ -64,8 +64,11 @@ impl ObjectDir {
         for e in entries {
             let path = e.path().trim_start_matches('/');
             let name = path.strip_prefix(dir).unwrap_or(path).trim_end_matches('/');
-            if name.is_empty() {
-                // The directory's own marker.
+            if name.is_empty() || name == "." || name == ".." {
+                // The directory's own marker; or keys another S3 client wrote with an
+                // empty, `.` or `..` part (`a//b`, `a/./b`), which no FTP path reaches
+                // and which would read as this directory or its parent (a mirroring
+                // client would walk into them again).
                 continue;
             }
             let m = e.metadata();
@@ -137,6 +140,8 @@ pub(super) struct ObjectWriter {
     pub(super) store: ObjectStore,
     /// `None` once finished.
     pub(super) writer: Option<opendal::Writer>,
+    /// Counts the upload as open until it is completed or aborted.
+    pub(super) open: Option<OpenUpload>,
 }
 
 impl fmt::Debug for ObjectWriter {
@@ -176,6 +181,7 @@ impl FileWriter for ObjectWriter {
             }
             r
         });
+        self.open = None;
         result.map(|_| ()).map_err(io_error)
     }
 
@@ -189,10 +195,13 @@ impl Drop for ObjectWriter {
         // Unfinished: abort the upload so no part stays stored. Dropped anywhere (the
         // reactor thread too), so the abort runs on the store's runtime, not here.
         if let Some(mut w) = self.writer.take() {
+            // Open until the abort has run (ObjectStore::settle waits for it).
+            let open = self.open.take();
             self.store.inner.runtime.spawn(async move {
                 if let Err(e) = w.abort().await {
                     log::warn!(target: crate::logger::LOG, "object store: abort: {e}");
                 }
+                drop(open);
             });
         }
     }
