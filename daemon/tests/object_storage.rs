@@ -263,6 +263,12 @@ fn ftp_commands_over_objects() {
     s.cmd("REST 10", 350);
     refused_transfer(&mut s, "STOR d/f.bin", 550);
     assert_same(&c.get(&bucket, "d/f.bin").unwrap(), &body);
+    // REST 0 then STOR is a whole upload, over what was there.
+    s.stor("STOR d/zero.bin", b"first");
+    s.cmd("REST 0", 350);
+    s.stor("STOR d/zero.bin", b"from the start");
+    assert_eq!(c.get(&bucket, "d/zero.bin").unwrap(), b"from the start");
+    s.cmd("DELE d/zero.bin", 250);
 
     // SITE CHMOD: objects have no mode bits. MFMT: their times can't be set, and the
     // command is not even offered (FEAT), so that clients don't try it after uploads.

@@ -237,7 +237,8 @@ impl Filesystem for ObjectFilesystem {
     fn open_write(&self, path: &Path, mode: WriteMode) -> io::Result<Box<dyn FileWriter>> {
         let key = self.key(path)?;
         match mode {
-            WriteMode::Truncate | WriteMode::CreateNew => {}
+            // REST 0 then STOR is a whole upload.
+            WriteMode::Truncate | WriteMode::CreateNew | WriteMode::At(0) => {}
             WriteMode::Append | WriteMode::At(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
