@@ -428,6 +428,24 @@ fn names_the_store_would_change_are_refused_and_odd_keys_list_cleanly() {
     assert_eq!(keys, want);
 }
 
+/// Starts a STOR of `name` and sends it 24 MiB, more than two parts, so that a multipart
+/// upload is under way in `bucket`; returns the data connection, still open.
+fn upload_under_way(c: &Ceph, bucket: &str, s: &mut Client, name: &str) -> TcpStream {
+    let addr = s.pasv();
+    let mut data = TcpStream::connect(addr).unwrap();
+    s.send(format!("STOR {name}"));
+    let r = s.read_reply();
+    assert!(r.code == 150 || r.code == 125, "{:?}", r.lines);
+    let chunk = random_bytes(1 << 20, 3);
+    for _ in 0..24 {
+        data.write_all(&chunk).unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(20), || !c
+        .uploads(bucket)
+        .is_empty()));
+    data
+}
+
 /// The lines of a listing command over PASV.
 fn list_names(s: &mut Client, line: &str) -> Vec<String> {
     let addr = s.pasv();
@@ -450,19 +468,7 @@ fn an_unfinished_upload_leaves_nothing() {
     };
     s.cmd("TYPE I", 200);
     for how in ["abor", "reset"] {
-        let addr = s.pasv();
-        let mut data = TcpStream::connect(addr).unwrap();
-        s.send(format!("STOR {how}.bin"));
-        let r = s.read_reply();
-        assert!(r.code == 150 || r.code == 125, "{:?}", r.lines);
-        // More than two parts, so a multipart upload is under way.
-        let chunk = random_bytes(1 << 20, 3);
-        for _ in 0..24 {
-            data.write_all(&chunk).unwrap();
-        }
-        assert!(wait_until(Duration::from_secs(20), || !c
-            .uploads(&bucket)
-            .is_empty()));
+        let data = upload_under_way(c, &bucket, &mut s, &format!("{how}.bin"));
         if how == "abor" {
             s.send("ABOR");
             s.expect(426);
@@ -495,18 +501,7 @@ fn a_shutdown_aborts_the_uploads_it_cuts() {
     let (mut d, port) = serve(c, &bucket, "", &["--shutdown-grace", "1"]);
     let mut s = login(port);
     s.cmd("TYPE I", 200);
-    let addr = s.pasv();
-    let mut data = TcpStream::connect(addr).unwrap();
-    s.send("STOR cut.bin");
-    let r = s.read_reply();
-    assert!(r.code == 150 || r.code == 125, "{:?}", r.lines);
-    let chunk = random_bytes(1 << 20, 5);
-    for _ in 0..24 {
-        data.write_all(&chunk).unwrap();
-    }
-    assert!(wait_until(Duration::from_secs(20), || !c
-        .uploads(&bucket)
-        .is_empty()));
+    let _data = upload_under_way(c, &bucket, &mut s, "cut.bin");
     // SAFETY: kill(2) on the pid of our own child, which has not been waited for.
     assert_eq!(
         unsafe { libc::kill(d.0.id() as libc::pid_t, libc::SIGTERM) },
