@@ -191,11 +191,9 @@ impl Config {
 
     /// Whether [`disabled_commands`](Self::disabled_commands) turns `verb` off.
     pub(crate) fn is_disabled(&self, verb: crate::control::command::Verb) -> bool {
-        !self.disabled_commands.is_empty()
-            && self
-                .disabled_commands
-                .iter()
-                .any(|name| crate::control::command::lookup(name).is_some_and(|c| c.verb == verb))
+        self.disabled_commands
+            .iter()
+            .any(|name| crate::control::command::lookup(name).is_some_and(|c| c.verb == verb))
     }
 
     /// Sets [`hooks`](Self::hooks) and returns the settings.

@@ -142,6 +142,16 @@ impl ObjectFilesystem {
             .map_err(io_error)
     }
 
+    /// [`stat_key`](Self::stat_key), with `None` for a key that is neither a file nor a
+    /// directory: for the calls that make one.
+    fn find(&self, key: &str) -> io::Result<Option<Stat>> {
+        match self.stat_key(key) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn stat_key(&self, key: &str) -> io::Result<Stat> {
         if self.is_home(key) {
             return Ok(dir_stat(0, key));
@@ -246,14 +256,12 @@ impl Filesystem for ObjectFilesystem {
                 ))
             }
         }
-        match self.stat_key(&key) {
-            Ok(s) if s.is_dir() => return Err(io::Error::from_raw_os_error(libc::EISDIR)),
-            Ok(_) if mode == WriteMode::CreateNew => {
+        match self.find(&key)? {
+            Some(s) if s.is_dir() => return Err(io::Error::from_raw_os_error(libc::EISDIR)),
+            Some(_) if mode == WriteMode::CreateNew => {
                 return Err(io::Error::from_raw_os_error(libc::EEXIST))
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            _ => {}
         }
         self.check_parent(&key)?;
         let s = self.store.inner.settings;
@@ -279,10 +287,8 @@ impl Filesystem for ObjectFilesystem {
 
     fn mkdir(&self, path: &Path) -> io::Result<()> {
         let key = self.key(path)?;
-        match self.stat_key(&key) {
-            Ok(_) => return Err(io::Error::from_raw_os_error(libc::EEXIST)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        if self.find(&key)?.is_some() {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
         }
         self.check_parent(&key)?;
         let op = self.op().clone();
@@ -342,11 +348,8 @@ impl Filesystem for ObjectFilesystem {
                 "Directories can't be renamed in an object store",
             ));
         }
-        match self.stat_key(&to) {
-            Ok(s) if s.is_dir() => return Err(io::Error::from_raw_os_error(libc::EISDIR)),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        if self.find(&to)?.is_some_and(|s| s.is_dir()) {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
         }
         self.check_parent(&to)?;
         if from == to {
