@@ -54,13 +54,20 @@ fn ready() -> bool {
 /// A session of user "u" on a server of a fresh bucket of the shared cluster (named after
 /// `hint`); `None` when Ceph is missing outside CI.
 fn session(hint: &str) -> Option<(&'static Ceph, String, Daemon, Client)> {
+    let (c, bucket) = fresh_bucket(hint)?;
+    let (d, port) = serve(c, &bucket, "", &[]);
+    Some((c, bucket, d, login(port)))
+}
+
+/// The shared cluster and a fresh bucket of it (named after `hint`); `None` when Ceph is
+/// missing outside CI.
+fn fresh_bucket(hint: &str) -> Option<(&'static Ceph, String)> {
     if !ready() {
         return None;
     }
     let c = ceph::shared();
     let bucket = c.bucket(hint);
-    let (d, port) = serve(c, &bucket, "", &[]);
-    Some((c, bucket, d, login(port)))
+    Some((c, bucket))
 }
 
 fn login(port: u16) -> Client {
@@ -316,11 +323,9 @@ fn refused_transfer(s: &mut Client, line: impl AsRef<[u8]>, code: u16) {
 /// LIST and MLSD agrees with the bucket's.
 #[test]
 fn listings_page_through_the_bucket() {
-    if !ready() {
+    let Some((c, bucket)) = fresh_bucket("listing") else {
         return;
-    }
-    let c = ceph::shared();
-    let bucket = c.bucket("listing");
+    };
     // Written straight into the bucket, as another S3 client would: no markers.
     c.boto3(
         "import concurrent.futures as cf\n\
@@ -387,11 +392,9 @@ fn listings_page_through_the_bucket() {
 /// `..` entries.
 #[test]
 fn names_the_store_would_change_are_refused_and_odd_keys_list_cleanly() {
-    if !ready() {
+    let Some((c, bucket)) = fresh_bucket("oddnames") else {
         return;
-    }
-    let c = ceph::shared();
-    let bucket = c.bucket("oddnames");
+    };
     for key in ["site/a//b", "site/./y", "site/../x", "site/ok"] {
         c.put(&bucket, key, b"k");
     }
@@ -493,11 +496,9 @@ fn an_unfinished_upload_leaves_nothing() {
 /// ended the store's runtime before the abort was sent).
 #[test]
 fn a_shutdown_aborts_the_uploads_it_cuts() {
-    if !ready() {
+    let Some((c, bucket)) = fresh_bucket("shutdown") else {
         return;
-    }
-    let c = ceph::shared();
-    let bucket = c.bucket("shutdown");
+    };
     let (mut d, port) = serve(c, &bucket, "", &["--shutdown-grace", "1"]);
     let mut s = login(port);
     s.cmd("TYPE I", 200);
@@ -584,11 +585,9 @@ fn the_gateway_down_is_451_per_command_and_sessions_recover() {
 /// start, and says why.
 #[test]
 fn a_store_that_refuses_stops_the_start() {
-    if !ready() {
+    let Some((c, bucket)) = fresh_bucket("creds") else {
         return;
-    }
-    let c = ceph::shared();
-    let bucket = c.bucket("creds");
+    };
     let start = |args: &[&str]| -> String {
         let out = ftpdlib()
             .args(["-i", "127.0.0.1", "-p", "0"])
